@@ -1,0 +1,1 @@
+"""Networks assembled from ``course.layers``: ``fc_net.FullyConnectedNet`` and, later, ``cnn``."""

@@ -1,0 +1,81 @@
+"""The table of student tasks.
+
+A task ID (``"1.3"``: notebook 1, task 3) ties together four things, and this table is
+where they meet:
+
+* the ``# BEGIN SOLUTION 1.3`` marker around the solution code (the release tool
+  refuses IDs that are not listed here);
+* the ``NotImplementedError`` message of the stub that replaces it in the student
+  release;
+* the ``@pytest.mark.task("1.3")`` marker on the tests that check it
+  (``pytest --task 1.3`` runs just those);
+* the notebook heading that introduces it, which ends in ``[task 1.3]``.
+
+``make check`` prints a scoreboard with one row per task listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Task:
+    """One student task: what to write, where, and which notebook teaches it."""
+
+    id: str
+    title: str
+    notebook: str
+    path: str
+    function: str
+
+
+NOTEBOOKS = (
+    "FullyConnectedNets",
+    "BatchNormalization",
+    "Dropout",
+    "ConvolutionalNetworks",
+)
+
+TASKS: tuple[Task, ...] = (
+    Task("1.1", "Affine layer, forward pass", "FullyConnectedNets",
+         "course/layers.py", "affine_forward"),
+    Task("1.2", "Affine layer, backward pass", "FullyConnectedNets",
+         "course/layers.py", "affine_backward"),
+    Task("1.3", "ReLU, forward pass", "FullyConnectedNets",
+         "course/layers.py", "relu_forward"),
+    Task("1.4", "ReLU, backward pass", "FullyConnectedNets",
+         "course/layers.py", "relu_backward"),
+    Task("1.5", "Softmax loss and gradient", "FullyConnectedNets",
+         "course/layers.py", "softmax_loss"),
+    Task("1.6", "Multiclass SVM loss and gradient", "FullyConnectedNets",
+         "course/layers.py", "svm_loss"),
+    Task("1.7", "FullyConnectedNet: parameter initialisation", "FullyConnectedNets",
+         "course/classifiers/fc_net.py", "FullyConnectedNet.__init__"),
+    Task("1.8", "FullyConnectedNet: loss and gradients", "FullyConnectedNets",
+         "course/classifiers/fc_net.py", "FullyConnectedNet.loss"),
+    Task("1.9", "SGD with momentum", "FullyConnectedNets",
+         "course/optim.py", "sgd_momentum"),
+    Task("1.10", "RMSProp", "FullyConnectedNets",
+         "course/optim.py", "rmsprop"),
+    Task("1.11", "Adam", "FullyConnectedNets",
+         "course/optim.py", "adam"),
+    Task("1.12", "AdaGrad", "FullyConnectedNets",
+         "course/optim.py", "adagrad"),
+)
+
+TASKS_BY_ID: dict[str, Task] = {task.id: task for task in TASKS}
+
+
+def task_sort_key(task_id: str) -> tuple[int, ...]:
+    """Order IDs numerically, so that ``1.10`` comes after ``1.9``."""
+    return tuple(int(part) for part in task_id.split("."))
+
+
+def get_task(task_id: str) -> Task:
+    """Return the task with this ID, or raise ``KeyError`` listing the known IDs."""
+    try:
+        return TASKS_BY_ID[task_id]
+    except KeyError:
+        known = ", ".join(TASKS_BY_ID)
+        raise KeyError(f"unknown task ID {task_id!r}; known IDs: {known}") from None

@@ -1,0 +1,36 @@
+"""Command-line entry point: ``python -m kit <command> [options]``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, one-line description); each module exposes main(argv) -> int.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "release": ("kit.release", "build the student release (a folder, optionally a git branch)"),
+    "site": ("kit.site", "execute the notebooks and write the static site to build/site"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m kit <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {about}" for name, (_, about) in COMMANDS.items()]
+    lines.append("\n'python -m kit <command> --help' describes a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"kit: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
