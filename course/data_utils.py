@@ -1,0 +1,500 @@
+"""Datasets for the notebooks: CIFAR-10 once downloaded, scikit-learn's digits otherwise.
+
+Every loader returns images in NCHW layout (``(N, C, H, W)``) and integer labels, and the
+``get_*_data`` functions return the same dict::
+
+    X_train (num_training, C, H, W)   y_train (num_training,)   int64
+    X_val   (num_validation, C, H, W) y_val   (num_validation,) int64
+    X_test  (num_test, C, H, W)       y_test  (num_test,)       int64
+    mean_image (C, H, W)   the training mean that was subtracted (zeros if none was)
+    class_names (num_classes,)  numpy array of str; class_names[y] names label y
+
+so a loop such as ``for k, v in data.items(): print(k, v.shape)`` works on all of them.
+
+* CIFAR-10: 32x32 colour images (C = 3) in ten classes; ``get_datasets.sh`` (``make data``)
+  downloads it into ``datasets/cifar-10-batches-py``.
+* digits: the 1797 8x8 grayscale images (C = 1) of handwritten digits that ship inside
+  scikit-learn, so the notebooks run with no download at all. Pixels are rescaled from
+  0..16 to 0..255 so both datasets are in the same units.
+
+``get_data()`` picks between them (argument, else env ``COURSE_DATASET``, else automatic)
+and prints one line saying which it uses and why.
+
+A CIFAR-10 folder that exists but is incomplete or damaged raises :class:`DatasetError`
+(a ``ValueError``), naming the file at fault and saying to run ``get_datasets.sh`` again;
+``get_data`` never falls back to the digits silently in that case.
+
+Where the data lives: ``$COURSE_DATA_DIR`` if set, else ``datasets/`` at the top of the
+repository (the folder that holds the ``course`` package).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+CIFAR10_META_FILE = "batches.meta"
+CIFAR10_FILES = (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE, CIFAR10_META_FILE)
+# One CIFAR-10 image: 3 channels of 32x32.
+_CIFAR_SHAPE = (3, 32, 32)
+_CIFAR_ROW = 3 * 32 * 32
+_CIFAR_CLASSES = 10
+
+DATASETS = ("auto", "cifar10", "digits")
+DIGITS_COUNT = 1797  # images in sklearn.datasets.load_digits()
+
+_REDOWNLOAD = "run get_datasets.sh (make data) again to download a fresh copy"
+
+
+class DatasetError(ValueError):
+    """A dataset on disk is missing a file or a file is damaged (truncated, wrong shape).
+
+    The message names the file and says how to get a fresh copy. It subclasses
+    ``ValueError`` so code that catches bad-input errors also catches this one.
+    """
+
+
+def datasets_dir() -> Path:
+    """The folder that holds downloaded datasets.
+
+    ``$COURSE_DATA_DIR`` if that environment variable is set and not empty, otherwise
+    ``datasets/`` at the repository root (the parent of the ``course`` package folder).
+    """
+    env = os.environ.get("COURSE_DATA_DIR", "")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "datasets"
+
+
+def _default_cifar_root() -> Path:
+    return datasets_dir() / CIFAR10_FOLDER
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+
+
+def _unpickle(filename: Path) -> dict:
+    """Load one pickled CIFAR-10 dict, turning every failure into a DatasetError naming the file."""
+    try:
+        with open(filename, "rb") as f:
+            # The archive was pickled by Python 2: encoding="bytes" keeps its str keys as
+            # bytes and lets its numpy arrays load. pickle runs code from the file, which is
+            # why get_datasets.sh verifies the archive's MD5 before extracting it.
+            obj = pickle.load(f, encoding="bytes")
+    except FileNotFoundError:
+        raise DatasetError(f"CIFAR-10 file {filename} is missing; {_REDOWNLOAD}") from None
+    except IsADirectoryError:
+        raise DatasetError(
+            f"CIFAR-10 file {filename} is a folder, not a file; {_REDOWNLOAD}"
+        ) from None
+    except Exception as exc:  # truncated or garbled pickles raise many different types
+        raise DatasetError(
+            f"CIFAR-10 file {filename} is corrupt (cannot unpickle it: "
+            f"{type(exc).__name__}: {exc}); {_REDOWNLOAD}"
+        ) from exc
+    if not isinstance(obj, dict):
+        raise DatasetError(
+            f"CIFAR-10 file {filename} is corrupt: expected a pickled dict, "
+            f"got {type(obj).__name__}; {_REDOWNLOAD}"
+        )
+    return obj
+
+
+# CS231n names (load_CIFAR_batch, load_CIFAR10, get_CIFAR10_data) are kept for compatibility.
+def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:  # noqa: N802
+    """Load one CIFAR-10 batch file (``data_batch_1`` .. ``data_batch_5`` or ``test_batch``).
+
+    The file is a pickled dict whose ``b"data"`` is an ``(N, 3072)`` uint8 array, each row
+    one image stored as its red plane, then green, then blue, each plane 32x32 row-major;
+    ``b"labels"`` holds N class indices in 0..9.
+
+    Args:
+        filename: path of the batch file.
+
+    Returns:
+        X: ``(N, 3, 32, 32)`` uint8, NCHW, C-contiguous; ``X[i, 0]`` is the red plane.
+        y: ``(N,)`` int64 labels in ``[0, 10)``.
+
+    Raises:
+        DatasetError: the file is missing, cannot be unpickled, or holds arrays of the
+            wrong shape, dtype or range.
+    """
+    filename = Path(filename)
+    batch = _unpickle(filename)
+
+    def corrupt(what: str) -> DatasetError:
+        return DatasetError(f"CIFAR-10 file {filename} is corrupt: {what}; {_REDOWNLOAD}")
+
+    if b"data" not in batch or b"labels" not in batch:
+        raise corrupt(f"expected keys b'data' and b'labels', found {sorted(batch)}")
+    data = batch[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        kind = f"array of {data.dtype}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise corrupt(f"b'data' should be a uint8 array, got {kind}")
+    if data.ndim != 2 or data.shape[1] != _CIFAR_ROW:
+        raise corrupt(f"b'data' should have shape (N, {_CIFAR_ROW}), got {data.shape}")
+    try:
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise corrupt(f"b'labels' is not a list of integers ({exc})") from None
+    if labels.shape != (data.shape[0],):
+        raise corrupt(
+            f"b'labels' should have shape ({data.shape[0]},) to match b'data', got {labels.shape}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() >= _CIFAR_CLASSES):
+        raise corrupt(
+            f"labels should lie in [0, {_CIFAR_CLASSES}), got {labels.min()}..{labels.max()}"
+        )
+    # The plane-by-plane row layout is already channel-major, so a reshape gives NCHW
+    # with no transpose and no copy (the unpickled array is C-contiguous).
+    X = np.ascontiguousarray(data.reshape(data.shape[0], *_CIFAR_SHAPE))
+    return X, labels
+
+
+def load_cifar10_class_names(root: str | os.PathLike) -> np.ndarray:
+    """Read the class names from ``<root>/batches.meta``.
+
+    Returns:
+        ``(10,)`` numpy array of str (``"airplane"``, ``"automobile"``, ...); entry k names label k.
+
+    Raises:
+        DatasetError: the file is missing or damaged.
+    """
+    filename = Path(root) / CIFAR10_META_FILE
+    meta = _unpickle(filename)
+    names = meta.get(b"label_names")
+    if not isinstance(names, (list, tuple)) or len(names) != _CIFAR_CLASSES:
+        raise DatasetError(
+            f"CIFAR-10 file {filename} is corrupt: b'label_names' should be a list of "
+            f"{_CIFAR_CLASSES} names, got {names!r:.80}; {_REDOWNLOAD}"
+        )
+    return np.array([n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names])
+
+
+def _check_cifar_folder(root: Path) -> None:
+    """Fail early, naming every missing file, before spending time unpickling the others."""
+    if not root.is_dir():
+        raise DatasetError(
+            f"no CIFAR-10 folder at {root}; run get_datasets.sh (make data) to download it"
+        )
+    missing = [name for name in CIFAR10_FILES if not (root / name).is_file()]
+    if missing:
+        raise DatasetError(
+            f"CIFAR-10 folder {root} is incomplete: missing {', '.join(missing)}; {_REDOWNLOAD}"
+        )
+
+
+def load_CIFAR10(  # noqa: N802
+    root: str | os.PathLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Load all of CIFAR-10 from the folder ``cifar-10-batches-py``.
+
+    Args:
+        root: the ``cifar-10-batches-py`` folder.
+
+    Returns:
+        Xtr: ``(50000, 3, 32, 32)`` uint8, the five training batches in order.
+        Ytr: ``(50000,)`` int64.
+        Xte: ``(10000, 3, 32, 32)`` uint8, ``test_batch``.
+        Yte: ``(10000,)`` int64.
+        (The row counts are those of the real dataset; they are whatever the files hold.)
+
+    Raises:
+        DatasetError: a file is missing or damaged.
+    """
+    root = Path(root)
+    _check_cifar_folder(root)
+    parts = [load_CIFAR_batch(root / name) for name in CIFAR10_TRAIN_FILES]
+    Xtr = np.concatenate([X for X, _ in parts])
+    Ytr = np.concatenate([y for _, y in parts])
+    del parts
+    Xte, Yte = load_CIFAR_batch(root / CIFAR10_TEST_FILE)
+    return Xtr, Ytr, Xte, Yte
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def _check_float_dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be a numpy floating dtype, got {dtype!r}") from None
+    if not np.issubdtype(dt, np.floating):
+        raise ValueError(f"dtype must be a floating dtype (e.g. np.float32), got {dt}")
+    return dt
+
+
+def _finish(
+    X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+    X_test: np.ndarray, y_test: np.ndarray, mean_image: np.ndarray, class_names: np.ndarray,
+) -> dict[str, np.ndarray]:
+    return {
+        "X_train": X_train, "y_train": y_train,
+        "X_val": X_val, "y_val": y_val,
+        "X_test": X_test, "y_test": y_test,
+        "mean_image": mean_image, "class_names": class_names,
+    }
+
+
+def _batch_rows(root: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    # One batch at a time, so at most one uint8 batch is alive beside the float arrays.
+    for name in CIFAR10_TRAIN_FILES:
+        yield load_CIFAR_batch(root / name)
+
+
+def get_CIFAR10_data(  # noqa: N802
+    num_training: int = 49000,
+    num_validation: int = 1000,
+    num_test: int = 1000,
+    subtract_mean: bool = True,
+    dtype: Any = np.float32,
+    root: str | os.PathLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Load CIFAR-10 and split it for training, as the CS231n notebooks do.
+
+    Training rows ``[0, num_training)`` of the 50000 (the five batches in order) are the
+    training split, rows ``[num_training, num_training + num_validation)`` the validation
+    split, and the first ``num_test`` rows of ``test_batch`` the test split. If
+    ``subtract_mean``, the per-pixel mean of the training split is subtracted from all three.
+
+    Memory: the float arrays are allocated once at their final size and filled one batch
+    at a time, and the mean is accumulated in exact integer sums, so no float64 copy of the
+    data and no full uint8 copy of the training set exists. Loading everything as float32
+    peaks near 0.8 GB (see tests/test_data_utils.py::test_full_size_load_peak_memory).
+
+    Args:
+        num_training: rows in the training split (>= 1).
+        num_validation: rows in the validation split (>= 0).
+        num_test: rows in the test split (>= 0, <= rows of ``test_batch``).
+        subtract_mean: subtract the training split's mean image from every split.
+        dtype: floating dtype of the image arrays (float32 by default to halve memory).
+        root: the ``cifar-10-batches-py`` folder; default ``<datasets dir>/cifar-10-batches-py``.
+
+    Returns:
+        A dict with ``X_train`` ``(num_training, 3, 32, 32)``, ``X_val``
+        ``(num_validation, 3, 32, 32)`` and ``X_test`` ``(num_test, 3, 32, 32)`` of
+        ``dtype``, C-contiguous; ``y_train``, ``y_val``, ``y_test`` int64 labels in 0..9;
+        ``mean_image`` ``(3, 32, 32)`` of ``dtype`` (zeros if ``subtract_mean`` is false);
+        ``class_names`` ``(10,)`` array of str from ``batches.meta``.
+
+    Raises:
+        DatasetError: the folder is missing, incomplete or damaged.
+        ValueError: the requested splits need more rows than the files hold.
+    """
+    num_training = _check_count("num_training", num_training, 1)
+    num_validation = _check_count("num_validation", num_validation, 0)
+    num_test = _check_count("num_test", num_test, 0)
+    dt = _check_float_dtype(dtype)
+    root = _default_cifar_root() if root is None else Path(root)
+    _check_cifar_folder(root)
+    class_names = load_cifar10_class_names(root)
+
+    wanted = num_training + num_validation
+    X_train = np.empty((num_training, *_CIFAR_SHAPE), dtype=dt)
+    X_val = np.empty((num_validation, *_CIFAR_SHAPE), dtype=dt)
+    y_train = np.empty(num_training, dtype=np.int64)
+    y_val = np.empty(num_validation, dtype=np.int64)
+    # Sums of uint8 pixels over <= 50000 rows fit easily in int64 and are exact, so the
+    # mean does not depend on the order of additions or on the chosen dtype.
+    pixel_sums = np.zeros(_CIFAR_SHAPE, dtype=np.int64)
+
+    start = 0  # global index of the current batch's first row
+    for X, y in _batch_rows(root):
+        stop = start + X.shape[0]
+        # Rows of this batch that fall into each split, as [lo, hi) in global indices.
+        for dest_X, dest_y, lo, hi in (
+            (X_train, y_train, 0, num_training),
+            (X_val, y_val, num_training, wanted),
+        ):
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                # Assignment converts uint8 -> dt in numpy's small buffers: no full-size temporary.
+                dest_X[a - lo:b - lo] = X[a - start:b - start]
+                dest_y[a - lo:b - lo] = y[a - start:b - start]
+                if dest_X is X_train:
+                    pixel_sums += X[a - start:b - start].sum(axis=0, dtype=np.int64)
+        start = stop
+        del X, y
+    if start < wanted:
+        raise ValueError(
+            f"num_training + num_validation = {num_training} + {num_validation} = {wanted} "
+            f"rows requested, but the training batches in {root} hold only {start}"
+        )
+
+    Xte, yte = load_CIFAR_batch(root / CIFAR10_TEST_FILE)
+    if num_test > Xte.shape[0]:
+        raise ValueError(
+            f"num_test = {num_test} rows requested, but {root / CIFAR10_TEST_FILE} "
+            f"holds only {Xte.shape[0]}"
+        )
+    X_test = Xte[:num_test].astype(dt)  # astype copies, so the full uint8 test set can go
+    y_test = yte[:num_test].copy()
+    del Xte, yte
+
+    if subtract_mean:
+        mean_image = (pixel_sums / num_training).astype(dt)
+        # In place: a new (X - mean) array would double the peak for a moment.
+        for split in (X_train, X_val, X_test):
+            split -= mean_image
+    else:
+        mean_image = np.zeros(_CIFAR_SHAPE, dtype=dt)
+    return _finish(X_train, y_train, X_val, y_val, X_test, y_test, mean_image, class_names)
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+def get_digits_data(
+    num_training: int = 1200,
+    num_validation: int = 297,
+    num_test: int = 300,
+    subtract_mean: bool = True,
+    dtype: Any = np.float32,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Load scikit-learn's bundled handwritten digits, shaped and split like CIFAR-10.
+
+    The 1797 8x8 grayscale images (pixel values 0..16) are rescaled by 255/16 to 0..255,
+    the units of CIFAR-10, shaped ``(1797, 1, 8, 8)`` (NCHW with one channel), shuffled
+    with ``np.random.default_rng(seed).permutation`` and split in that shuffled order:
+    the first ``num_training`` rows, the next ``num_validation``, the next ``num_test``.
+    If ``subtract_mean``, the per-pixel mean of the training split is subtracted from all
+    three. Nothing is downloaded: the images ship inside scikit-learn.
+
+    Args:
+        num_training: rows in the training split (>= 1).
+        num_validation: rows in the validation split (>= 0).
+        num_test: rows in the test split (>= 0); the three must sum to at most 1797.
+        subtract_mean: subtract the training split's mean image from every split.
+        dtype: floating dtype of the image arrays.
+        seed: seed of the shuffle; the same seed gives the same split.
+
+    Returns:
+        A dict with ``X_train`` ``(num_training, 1, 8, 8)``, ``X_val``
+        ``(num_validation, 1, 8, 8)``, ``X_test`` ``(num_test, 1, 8, 8)`` of ``dtype``,
+        C-contiguous; ``y_train``, ``y_val``, ``y_test`` int64 in 0..9; ``mean_image``
+        ``(1, 8, 8)`` of ``dtype`` (zeros if ``subtract_mean`` is false); ``class_names``
+        ``(10,)`` array of str ``"0"`` .. ``"9"``.
+
+    Raises:
+        ValueError: the three sizes add up to more than 1797.
+    """
+    num_training = _check_count("num_training", num_training, 1)
+    num_validation = _check_count("num_validation", num_validation, 0)
+    num_test = _check_count("num_test", num_test, 0)
+    total = num_training + num_validation + num_test
+    if total > DIGITS_COUNT:
+        raise ValueError(
+            f"num_training + num_validation + num_test = {num_training} + {num_validation} + "
+            f"{num_test} = {total}, but the digits dataset has only {DIGITS_COUNT} images"
+        )
+    dt = _check_float_dtype(dtype)
+
+    # Imported here: scikit-learn takes a second to import and CIFAR-10 users never need it.
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = np.asarray(digits.images, dtype=np.float64)  # (1797, 8, 8), values 0..16
+    labels = np.asarray(digits.target, dtype=np.int64)
+    if images.shape != (DIGITS_COUNT, 8, 8):  # guards the constant above against a new sklearn
+        raise RuntimeError(
+            f"sklearn's load_digits() returned images of shape {images.shape}, "
+            "expected (1797, 8, 8)"
+        )
+    X = (images * (255.0 / 16.0))[:, None, :, :]  # (1797, 1, 8, 8)
+
+    order = np.random.default_rng(seed).permutation(DIGITS_COUNT)
+    idx_train = order[:num_training]
+    idx_val = order[num_training:num_training + num_validation]
+    idx_test = order[num_training + num_validation:total]
+
+    # The data is tiny, so the arithmetic runs in float64 and is rounded to dtype once.
+    mean64 = X[idx_train].mean(axis=0) if subtract_mean else np.zeros((1, 8, 8))
+
+    def split(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.ascontiguousarray((X[idx] - mean64).astype(dt)), labels[idx].copy()
+
+    X_train, y_train = split(idx_train)
+    X_val, y_val = split(idx_val)
+    X_test, y_test = split(idx_test)
+    class_names = np.array([str(d) for d in range(10)])
+    return _finish(X_train, y_train, X_val, y_val, X_test, y_test, mean64.astype(dt), class_names)
+
+
+# ----------------------------------------------------------------------------- choice
+
+
+def _where() -> str:
+    # The notice must read the same on every machine (nbval compares it), so it names the
+    # setting, never the absolute folder.
+    return "$COURSE_DATA_DIR" if os.environ.get("COURSE_DATA_DIR") else "datasets/"
+
+
+def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+    """Load the notebooks' dataset: CIFAR-10 if it is there, else the embedded digits.
+
+    The choice: ``dataset`` if given, else the environment variable ``COURSE_DATASET``,
+    else ``"auto"``. ``"cifar10"`` and ``"digits"`` force a dataset; ``"auto"`` uses
+    CIFAR-10 when the folder ``<datasets dir>/cifar-10-batches-py`` exists (see
+    :func:`datasets_dir`) and the digits otherwise. Prints exactly one line saying which
+    dataset is used and why, the same on every machine (no paths, no timings).
+
+    Args:
+        dataset: ``"auto"``, ``"cifar10"``, ``"digits"`` or None (case-insensitive).
+        **kwargs: passed to :func:`get_CIFAR10_data` or :func:`get_digits_data`
+            (``num_training``, ``num_validation``, ``num_test``, ``subtract_mean``, ``dtype``, ...).
+
+    Returns:
+        The dict described in :func:`get_CIFAR10_data` / :func:`get_digits_data`.
+
+    Raises:
+        ValueError: unknown dataset name.
+        DatasetError: CIFAR-10 was chosen (explicitly, or by ``"auto"`` because its folder
+            exists) but is missing, incomplete or damaged. ``"auto"`` does not fall back to
+            the digits then: a broken download should be fixed, not hidden.
+    """
+    if dataset is not None:
+        source = f"dataset={dataset!r}"
+        name = str(dataset)
+    elif os.environ.get("COURSE_DATASET", "").strip():
+        name = os.environ["COURSE_DATASET"]
+        source = f"COURSE_DATASET={name.strip()}"
+    else:
+        name, source = "auto", ""
+    key = name.strip().lower()
+    if key not in DATASETS:
+        where = "dataset" if dataset is not None else "COURSE_DATASET"
+        raise ValueError(f"{where} must be one of {', '.join(map(repr, DATASETS))}; got {name!r}")
+
+    if key == "auto":
+        cifar_root = _default_cifar_root()
+        if cifar_root.exists():
+            key = "cifar10"
+            reason = f": found in {_where()}"
+        else:
+            key = "digits"
+            reason = f": no CIFAR-10 in {_where()} (run 'make data' to download it)"
+        if source:  # auto chosen explicitly: say so too
+            reason = f" ({source}){reason}"
+    else:
+        reason = f" ({source})"
+
+    if key == "cifar10":
+        print(f"Using the CIFAR-10 dataset{reason}.")
+        return get_CIFAR10_data(**kwargs)
+    print(f"Using the embedded digits dataset{reason}.")
+    return get_digits_data(**kwargs)
