@@ -1,0 +1,291 @@
+"""Numeric gradients, the relative error, and the check lines notebooks print.
+
+Two groups of helpers live here.
+
+* Numeric gradients by centred differences, ``(f(x + h) - f(x - h)) / (2 h)``, one entry
+  of ``x`` at a time. They change ``x`` **in place** and put every entry back exactly, so
+  ``f`` may ignore its argument and read ``x`` through a closure (a model's parameter
+  array, for example): ``eval_numerical_gradient(lambda _: model.loss(X, y)[0], W)``.
+* Check helpers that print one verdict line per check. Notebook outputs are compared as
+  exact strings, so a passing check prints only its name and the bound it met; the
+  measured value appears only when the check fails::
+
+      check passed: affine_forward output, relative error below 1e-07
+      check FAILED: affine_forward output, relative error 3.41e-02 (must be below 1e-07)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "check_close",
+    "check_gradient",
+    "check_true",
+    "eval_numerical_gradient",
+    "eval_numerical_gradient_array",
+    "grad_check_sparse",
+    "rel_error",
+    "report_check",
+]
+
+# The denominator floor of rel_error: two values that are both (almost) zero count as equal
+# instead of dividing zero by zero.
+_REL_ERROR_FLOOR = 1e-8
+
+
+def _require_float_array(func: str, name: str, x: object) -> np.ndarray:
+    """Return ``x`` if it is a floating-point ndarray; a numeric gradient perturbs it in place,
+    which is impossible for a Python scalar and silently wrong for an integer array."""
+    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
+        got = f"ndarray of dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(
+            f"{func}: {name} must be a floating-point numpy array (it is perturbed in place); "
+            f"got {got}"
+        )
+    return x
+
+
+def _centred_difference(
+    f: Callable[[np.ndarray], object], x: np.ndarray, ix: tuple[int, ...], h: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Evaluate ``f`` with ``x[ix]`` moved up by ``h`` and then down by ``h``.
+
+    Returns copies of both outputs (``f`` may return a buffer it reuses) and restores
+    ``x[ix]`` to the exact value it had, whatever rounding ``x[ix] +/- h`` suffered.
+    """
+    saved = x[ix].copy()
+    try:
+        x[ix] = saved + h
+        f_plus = np.array(f(x), dtype=np.float64, copy=True)
+        x[ix] = saved - h
+        f_minus = np.array(f(x), dtype=np.float64, copy=True)
+    finally:
+        x[ix] = saved
+    return f_plus, f_minus
+
+
+def eval_numerical_gradient(
+    f: Callable[[np.ndarray], float], x: np.ndarray, verbose: bool = True, h: float = 1e-5
+) -> np.ndarray:
+    """Numeric gradient of a scalar function by centred differences.
+
+    Inputs:
+    - f: function taking an array shaped like ``x`` and returning a scalar.
+    - x: float array of any shape; it is perturbed in place and restored exactly.
+    - verbose: print one line per entry (its index and its numeric gradient).
+    - h: step of the centred difference.
+
+    Returns:
+    - grad: float64 array shaped like ``x``, ``grad[i] ~ d f / d x[i]``.
+    """
+    x = _require_float_array("eval_numerical_gradient", "x", x)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for ix in np.ndindex(*x.shape):
+        f_plus, f_minus = _centred_difference(f, x, ix, h)
+        if f_plus.shape != ():
+            raise ValueError(
+                "eval_numerical_gradient: f must return a scalar; "
+                f"got an output of shape {f_plus.shape} (use eval_numerical_gradient_array)"
+            )
+        grad[ix] = (f_plus - f_minus) / (2 * h)
+        if verbose:
+            print(f"numeric gradient at index {ix}: {grad[ix]:.6e}")
+    return grad
+
+
+def eval_numerical_gradient_array(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, df: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
+    """Numeric gradient of an array-valued function, back-propagated from ``df``.
+
+    This is what a layer's backward pass should return for the input ``x`` when the
+    gradient arriving from above is ``df``: ``grad[i] = sum_j df[j] * d f(x)[j] / d x[i]``.
+
+    Inputs:
+    - f: function taking an array shaped like ``x`` and returning an array ``out``.
+    - x: float array of any shape; it is perturbed in place and restored exactly.
+    - df: upstream gradient, same shape as ``out``.
+    - h: step of the centred difference.
+
+    Returns:
+    - grad: float64 array shaped like ``x``.
+    """
+    x = _require_float_array("eval_numerical_gradient_array", "x", x)
+    df = np.asarray(df, dtype=np.float64)
+    grad = np.zeros(x.shape, dtype=np.float64)
+    for ix in np.ndindex(*x.shape):
+        f_plus, f_minus = _centred_difference(f, x, ix, h)
+        if f_plus.shape != df.shape:
+            raise ValueError(
+                "eval_numerical_gradient_array: df must have the shape of f's output "
+                f"{f_plus.shape}; got df.shape = {df.shape}"
+            )
+        grad[ix] = np.sum((f_plus - f_minus) * df) / (2 * h)
+    return grad
+
+
+def grad_check_sparse(
+    f: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    analytic_grad: np.ndarray,
+    num_checks: int = 10,
+    h: float = 1e-5,
+    seed: int | None = None,
+    verbose: bool = True,
+) -> np.ndarray:
+    """Compare an analytic gradient with numeric ones at a few random entries of ``x``.
+
+    Useful when ``x`` is too large for a full numeric gradient. Entries are drawn with
+    replacement from ``np.random.default_rng(seed)``, so a fixed seed gives the same
+    entries (and, when ``verbose``, the same printed lines) on every run.
+
+    Inputs:
+    - f: function taking an array shaped like ``x`` and returning a scalar.
+    - x: float array of any shape; perturbed in place and restored exactly.
+    - analytic_grad: array shaped like ``x``, the gradient to check.
+    - num_checks: how many entries to check.
+    - h: step of the centred difference.
+    - seed: seed of the generator that picks the entries (None: fresh entropy).
+    - verbose: print one line per check with both gradients and their relative error.
+
+    Returns:
+    - errors: float64 array of shape (num_checks,), the relative error at each entry,
+      ``|numeric - analytic| / max(1e-8, |numeric| + |analytic|)``.
+    """
+    x = _require_float_array("grad_check_sparse", "x", x)
+    analytic_grad = np.asarray(analytic_grad)
+    if analytic_grad.shape != x.shape:
+        raise ValueError(
+            f"grad_check_sparse: analytic_grad must have x's shape {x.shape}; "
+            f"got analytic_grad.shape = {analytic_grad.shape}"
+        )
+    if x.size == 0:
+        raise ValueError(
+            f"grad_check_sparse: x must have at least one entry; got x.shape = {x.shape}"
+        )
+    rng = np.random.default_rng(seed)
+    flat_picks = rng.integers(0, x.size, size=num_checks)
+    errors = np.zeros(num_checks, dtype=np.float64)
+    for k, flat in enumerate(flat_picks):
+        ix = np.unravel_index(flat, x.shape)
+        f_plus, f_minus = _centred_difference(f, x, ix, h)
+        numeric = float((f_plus - f_minus) / (2 * h))
+        analytic = float(analytic_grad[ix])
+        errors[k] = abs(numeric - analytic) / max(_REL_ERROR_FLOOR, abs(numeric) + abs(analytic))
+        if verbose:
+            index = tuple(int(i) for i in ix)
+            print(f"index {index}: numeric {numeric:.6e}, analytic {analytic:.6e}, "
+                  f"relative error {errors[k]:.2e}")
+    return errors
+
+
+def rel_error(x: np.ndarray | float, y: np.ndarray | float) -> float:
+    """Largest elementwise relative error between two arrays of the same shape.
+
+    ``max_i |x_i - y_i| / max(1e-8, |x_i| + |y_i|)``; 0 means identical, values near 1
+    mean unrelated. The 1e-8 floor makes two near-zero entries count as equal.
+
+    Inputs:
+    - x, y: arrays (or scalars) of the same shape.
+
+    Returns:
+    - the error as a Python float (0.0 for empty arrays).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"rel_error: x and y must have the same shape; got x.shape = {x.shape}, "
+            f"y.shape = {y.shape}"
+        )
+    if x.size == 0:
+        return 0.0
+    scale = np.maximum(_REL_ERROR_FLOOR, np.abs(x) + np.abs(y))
+    return float(np.max(np.abs(x - y) / scale))
+
+
+def report_check(
+    name: str, value: float, threshold: float, measure: str = "relative error"
+) -> bool:
+    """Print the verdict line of one measured check and return whether it passed.
+
+    The check passes when ``value < threshold`` (a NaN never passes). Output, one line::
+
+        check passed: <name>, <measure> below <threshold:.0e>
+        check FAILED: <name>, <measure> <value:.2e> (must be below <threshold:.0e>)
+    """
+    passed = bool(value < threshold)
+    if passed:
+        print(f"check passed: {name}, {measure} below {threshold:.0e}")
+    else:
+        print(f"check FAILED: {name}, {measure} {value:.2e} (must be below {threshold:.0e})")
+    return passed
+
+
+def check_true(name: str, ok: bool, detail: str) -> bool:
+    """Print the verdict line of a yes/no check and return ``ok`` as a bool.
+
+    Output, one line: ``check passed: <name>`` or ``check FAILED: <name>: <detail>``
+    (``detail`` says what went wrong, so it is printed only on failure).
+    """
+    if ok:
+        print(f"check passed: {name}")
+    else:
+        print(f"check FAILED: {name}: {detail}")
+    return bool(ok)
+
+
+def check_close(
+    name: str, actual: np.ndarray | float, expected: np.ndarray | float, threshold: float = 1e-7
+) -> bool:
+    """Check that ``actual`` matches ``expected`` to within ``threshold`` in ``rel_error``.
+
+    Inputs:
+    - name: what is being checked, e.g. ``"affine_forward output"``.
+    - actual, expected: arrays (or scalars); a shape mismatch fails the check with a line
+      naming both shapes instead of raising.
+    - threshold: the relative error must be below this.
+
+    Returns:
+    - whether the check passed (the verdict line is printed either way).
+    """
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        detail = f"shape {actual.shape} does not match the expected shape {expected.shape}"
+        return check_true(name, False, detail)
+    return report_check(name, rel_error(actual, expected), threshold)
+
+
+def check_gradient(
+    name: str,
+    f: Callable[[np.ndarray], object],
+    x: np.ndarray,
+    analytic: np.ndarray,
+    dout: np.ndarray | None = None,
+    threshold: float = 1e-7,
+    h: float = 1e-5,
+) -> bool:
+    """Check an analytic gradient against the numeric gradient of ``f`` at ``x``.
+
+    Inputs:
+    - name: what is being checked, e.g. ``"affine_backward dx"``.
+    - f: function of an array shaped like ``x``; returns a scalar when ``dout`` is None,
+      otherwise an array shaped like ``dout``.
+    - x: float array; perturbed in place and restored exactly.
+    - analytic: the gradient to check, shaped like ``x``.
+    - dout: upstream gradient for an array-valued ``f`` (None for a scalar ``f``).
+    - threshold: the relative error must be below this.
+    - h: step of the centred difference.
+
+    Returns:
+    - whether the check passed (one verdict line is printed, as by ``check_close``).
+    """
+    if dout is None:
+        numeric = eval_numerical_gradient(f, x, verbose=False, h=h)
+    else:
+        numeric = eval_numerical_gradient_array(f, x, dout, h=h)
+    return check_close(name, analytic, numeric, threshold)

@@ -1,0 +1,232 @@
+"""Layers composed from ``course.layers``: common sequences given as one forward/backward pair.
+
+* ``affine_relu_forward`` / ``affine_relu_backward``: affine then ReLU.
+* ``hidden_block_forward`` / ``hidden_block_backward``: the hidden block of
+  ``FullyConnectedNet``, affine - [normalisation] - ReLU - [dropout], where the bracketed
+  layers are optional.
+
+Extension point: normalisation and dropout layers are looked up by name in two registries,
+so that adding a layer means registering it, not editing the block:
+
+* ``NORM_LAYERS["batchnorm"] = (batchnorm_forward, batchnorm_backward)``, with
+  ``forward(x, gamma, beta, norm_param) -> (out, cache)`` and
+  ``backward(dout, cache) -> (dx, dgamma, dbeta)`` (the CS231n signatures of batchnorm and
+  layernorm; ``norm_param`` is the layer's ``bn_param``/``ln_param`` dict).
+* ``DROPOUT_LAYERS["dropout"] = (dropout_forward, dropout_backward)``, with
+  ``forward(x, dropout_param) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
+
+``register_norm_layer`` and ``register_dropout_layer`` do the same with a check of the name.
+The issues that write those layers add their entries at the end of this module, so importing
+``course.layer_utils`` is enough to make them available. Asking for a name that is not
+registered raises ValueError listing the registered ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from course.layers import affine_backward, affine_forward, relu_backward, relu_forward
+
+__all__ = [
+    "DROPOUT_LAYERS",
+    "NORM_LAYERS",
+    "HiddenBlockCache",
+    "affine_relu_backward",
+    "affine_relu_forward",
+    "hidden_block_backward",
+    "hidden_block_forward",
+    "register_dropout_layer",
+    "register_norm_layer",
+]
+
+NormForward = Callable[[np.ndarray, np.ndarray, np.ndarray, dict], tuple[np.ndarray, Any]]
+NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]
+DropoutForward = Callable[[np.ndarray, dict], tuple[np.ndarray, Any]]
+DropoutBackward = Callable[[np.ndarray, Any], np.ndarray]
+
+# Normalisation layers by name: name -> (forward, backward). Filled by the issue that
+# writes batchnorm and layernorm ("batchnorm", "layernorm").
+NORM_LAYERS: dict[str, tuple[NormForward, NormBackward]] = {}
+
+# Dropout layers by name: name -> (forward, backward). Filled by the dropout issue
+# ("dropout", the one FullyConnectedNet uses).
+DROPOUT_LAYERS: dict[str, tuple[DropoutForward, DropoutBackward]] = {}
+
+
+def register_norm_layer(name: str, forward: NormForward, backward: NormBackward) -> None:
+    """Make a normalisation layer available to ``hidden_block_forward`` under ``name``.
+
+    ``forward(x, gamma, beta, norm_param) -> (out, cache)`` with x, out of shape (N, M) and
+    gamma, beta of shape (M,); ``backward(dout, cache) -> (dx, dgamma, dbeta)``.
+    Registering a name again replaces its entry.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_norm_layer: name must be a non-empty string; got {name!r}")
+    NORM_LAYERS[name] = (forward, backward)
+
+
+def register_dropout_layer(name: str, forward: DropoutForward, backward: DropoutBackward) -> None:
+    """Make a dropout layer available to ``hidden_block_forward`` under ``name``.
+
+    ``forward(x, dropout_param) -> (out, cache)`` with out shaped like x;
+    ``backward(dout, cache) -> dx``. Registering a name again replaces its entry.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"register_dropout_layer: name must be a non-empty string; got {name!r}"
+        )
+    DROPOUT_LAYERS[name] = (forward, backward)
+
+
+def _lookup(registry: dict[str, tuple[Any, Any]], kind: str, name: str) -> tuple[Any, Any]:
+    """Return ``registry[name]`` or raise ValueError naming the registered layers."""
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        available = ", ".join(repr(k) for k in sorted(registry)) or "none yet"
+        raise ValueError(
+            f"hidden_block_forward: {kind} {name!r} is not registered; available: {available}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------
+# affine - relu
+# ---------------------------------------------------------------------------------------
+
+
+def affine_relu_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Affine layer followed by a ReLU.
+
+    Inputs:
+    - x: input, shape (N, d1, ..., dk).
+    - w: weights, shape (D, M) with D = d1 * ... * dk.
+    - b: biases, shape (M,).
+
+    Returns a tuple of:
+    - out: ``max(x_flat @ w + b, 0)``, shape (N, M).
+    - cache: ``(affine_cache, relu_cache)`` for ``affine_relu_backward``.
+    """
+    a, affine_cache = affine_forward(x, w, b)
+    out, relu_cache = relu_forward(a)
+    return out, (affine_cache, relu_cache)
+
+
+def affine_relu_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``affine_relu_forward``.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, M).
+    - cache: from ``affine_relu_forward``.
+
+    Returns a tuple of:
+    - dx: shape (N, d1, ..., dk); dw: shape (D, M); db: shape (M,).
+    """
+    affine_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return affine_backward(da, affine_cache)
+
+
+# ---------------------------------------------------------------------------------------
+# The hidden block of FullyConnectedNet: affine - [norm] - relu - [dropout]
+# ---------------------------------------------------------------------------------------
+
+
+class HiddenBlockCache(NamedTuple):
+    """What ``hidden_block_backward`` needs. A backward function of None means the layer
+    was skipped in the forward pass."""
+
+    affine: Any
+    norm_backward: NormBackward | None
+    norm: Any
+    relu: Any
+    dropout_backward: DropoutBackward | None
+    dropout: Any
+
+
+def hidden_block_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray,
+    normalization: str | None = None,
+    gamma: np.ndarray | None = None,
+    beta: np.ndarray | None = None,
+    norm_param: dict | None = None,
+    dropout_param: dict | None = None,
+    dropout: str = "dropout",
+) -> tuple[np.ndarray, HiddenBlockCache]:
+    """One hidden block: affine - [normalisation] - ReLU - [dropout].
+
+    Inputs:
+    - x: input, shape (N, d1, ..., dk).
+    - w: weights, shape (D, M) with D = d1 * ... * dk; b: biases, shape (M,).
+    - normalization: None (no normalisation) or the name of a layer in ``NORM_LAYERS``
+      (e.g. "batchnorm", "layernorm").
+    - gamma, beta: scale and shift of the normalisation, shape (M,); needed only with
+      ``normalization``.
+    - norm_param: the normalisation layer's parameter dict (mode, running statistics; it
+      is mutated in place); needed only with ``normalization``.
+    - dropout_param: None (no dropout) or the dropout layer's parameter dict
+      (``{"mode": "train" | "test", "p": keep_probability, "seed": ...}``).
+    - dropout: the name in ``DROPOUT_LAYERS`` of the dropout layer to use.
+
+    Returns a tuple of:
+    - out: output, shape (N, M).
+    - cache: a ``HiddenBlockCache`` for ``hidden_block_backward``.
+
+    Raises ValueError when ``normalization`` or (with a ``dropout_param``) ``dropout``
+    names a layer that is not registered, or when ``normalization`` is set without
+    gamma, beta and norm_param.
+    """
+    # Look both layers up first, so a bad name fails before any work is done.
+    norm_forward = norm_backward = None
+    if normalization is not None:
+        norm_forward, norm_backward = _lookup(NORM_LAYERS, "normalization", normalization)
+        missing = [name for name, value in
+                   (("gamma", gamma), ("beta", beta), ("norm_param", norm_param))
+                   if value is None]
+        if missing:
+            raise ValueError(f"hidden_block_forward: normalization {normalization!r} needs "
+                             f"{', '.join(missing)}; got None")
+    drop_forward = drop_backward = None
+    if dropout_param is not None:
+        drop_forward, drop_backward = _lookup(DROPOUT_LAYERS, "dropout", dropout)
+
+    out, affine_cache = affine_forward(x, w, b)
+    norm_cache = None
+    if norm_forward is not None:
+        out, norm_cache = norm_forward(out, gamma, beta, norm_param)
+    out, relu_cache = relu_forward(out)
+    dropout_cache = None
+    if drop_forward is not None:
+        out, dropout_cache = drop_forward(out, dropout_param)
+    cache = HiddenBlockCache(affine_cache, norm_backward, norm_cache,
+                             relu_cache, drop_backward, dropout_cache)
+    return out, cache
+
+
+def hidden_block_backward(
+    dout: np.ndarray, cache: HiddenBlockCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward pass of ``hidden_block_forward``.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, M).
+    - cache: from ``hidden_block_forward``.
+
+    Returns a tuple of:
+    - dx: shape (N, d1, ..., dk); dw: shape (D, M); db: shape (M,).
+    - dgamma, dbeta: shape (M,), or None when the block had no normalisation.
+    """
+    dgamma = dbeta = None
+    if cache.dropout_backward is not None:
+        dout = cache.dropout_backward(dout, cache.dropout)
+    dout = relu_backward(dout, cache.relu)
+    if cache.norm_backward is not None:
+        dout, dgamma, dbeta = cache.norm_backward(dout, cache.norm)
+    dx, dw, db = affine_backward(dout, cache.affine)
+    return dx, dw, db, dgamma, dbeta
