@@ -18,11 +18,15 @@ from course.tasks import TASKS, task_sort_key
 
 # Property tests: enough examples to find shape bugs, few enough for a 2-core CI.
 settings.register_profile(
-    "default", max_examples=30, deadline=None,
+    "default",
+    max_examples=30,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough", max_examples=300, deadline=None,
+    "thorough",
+    max_examples=300,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
@@ -34,11 +38,16 @@ os.environ.setdefault("COURSE_DATASET", "digits")
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("course tasks")
     group.addoption(
-        "--task", action="append", default=[], metavar="ID",
+        "--task",
+        action="append",
+        default=[],
+        metavar="ID",
         help="run only the tests of this student task (e.g. 1.2); may be repeated",
     )
     group.addoption(
-        "--scoreboard", action="store_true", default=False,
+        "--scoreboard",
+        action="store_true",
+        default=False,
         help="print a per-task scoreboard at the end of the run",
     )
 
@@ -119,9 +128,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         passed = sum(o == "passed" for o in outcomes)
         status = _task_status(outcomes)
         colour = {"PASS": {"green": True}, "FAIL": {"red": True}, "TODO": {"yellow": True}}
-        line = (f"{task.id:<6} | {status:<8} | {passed:>3}/{len(outcomes):<3} | "
-                f"{task.title} ({task.function})")
+        line = (
+            f"{task.id:<6} | {status:<8} | {passed:>3}/{len(outcomes):<3} | "
+            f"{task.title} ({task.function})"
+        )
         tw.write_line(line, **colour.get(status, {}))
     done = sum(_task_status(by_task.get(t.id, [])) == "PASS" for t in rows)
-    tw.write_line(f"{done} of {len(rows)} tasks pass. "
-                  "TODO = still a stub; run one task with: make check TASK=<id>")
+    tw.write_line(
+        f"{done} of {len(rows)} tasks pass. "
+        "TODO = still a stub; run one task with: make check TASK=<id>"
+    )

@@ -1,0 +1,79 @@
+# Neural-network assignment kit. `make help` lists the targets.
+#
+# Every target that runs Python first makes sure .venv exists and holds what
+# requirements.txt and pyproject.toml ask for. A stamp named after the hash of
+# those two files records a finished install, so a second run skips it and an
+# edit to either file triggers a reinstall.
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+HASH   := $(shell $(PYTHON) -c 'import hashlib; print(hashlib.sha256(open("requirements.txt","rb").read() + open("pyproject.toml","rb").read()).hexdigest()[:16])' 2>/dev/null)
+STAMP  := $(VENV)/.installed-$(HASH)
+
+# The tests, and the reference outputs stored in the notebooks, use the embedded
+# digits dataset whatever is in datasets/.
+TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
+NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint unit nbval check run lab data student notebooks clean
+
+help: ## list the targets
+	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
+	@echo "needs Python creates .venv and installs requirements.txt."
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "error: the kit needs Python 3.10 to 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
+	@if [ -d $(VENV) ] && ! $(VPY) -c '' 2>/dev/null; then \
+	  echo "$(VENV) is broken (moved, or its Python is gone): recreating it"; rm -rf $(VENV); fi
+	@[ -x $(VPY) ] || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing requirements into $(VENV) (first run only: a few minutes)"
+	@$(VPY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)
+
+test: $(STAMP) lint ## lint, unit tests, and nbval over the notebooks (digits pinned)
+	$(TEST_ENV) $(VPY) -m pytest tests notebooks $(NBVAL)
+
+lint: $(STAMP) ## ruff over the package, tools, tests and notebooks
+	$(VENV)/bin/ruff check .
+
+unit: $(STAMP) ## unit, property and release tests only
+	$(TEST_ENV) $(VPY) -m pytest tests
+
+nbval: $(STAMP) ## check the notebooks' stored outputs with nbval
+	$(TEST_ENV) $(VPY) -m pytest notebooks $(NBVAL)
+
+check: $(STAMP) ## students: per-task scoreboard (one task: make check TASK=1.3)
+	@$(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard \
+	  --tb=line $(if $(TASK),--task $(TASK))
+
+run: $(STAMP) ## execute every notebook and write the site to build/site/index.html
+	@[ -d kit ] || { echo "make run needs the instructor tools (kit/); in the student release use 'make lab'."; exit 1; }
+	$(VPY) -m kit site --out build/site
+
+lab: $(STAMP) ## open JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab notebooks
+
+data: ## download CIFAR-10 into datasets/ (about 170 MB; checked with MD5)
+	./get_datasets.sh
+
+student: $(STAMP) ## instructors: build the student release in build/student and on branch 'student'
+	@[ -d kit ] || { echo "make student runs in the solution tree (it needs kit/)."; exit 1; }
+	$(VPY) -m kit release --out build/student --branch student
+
+notebooks: $(STAMP) ## instructors: re-execute the notebooks in place to refresh reference outputs
+	@[ -d kit ] || { echo "make notebooks runs in the solution tree (it needs kit/)."; exit 1; }
+	$(TEST_ENV) $(VPY) -m kit site --in-place
+
+clean: ## remove build output and caches (keeps .venv and datasets)
+	rm -rf build .pytest_cache .hypothesis .ruff_cache
+	find . -name __pycache__ -type d -not -path './.venv/*' -prune -exec rm -rf {} +

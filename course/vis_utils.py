@@ -1,0 +1,147 @@
+"""Pictures for the notebooks: image grids, training curves and activation histograms.
+
+Every function that draws returns the matplotlib ``Figure`` it made; a notebook cell
+ends with ``plt.show()`` so the figure appears once. Nothing here prints text, so cells
+that only draw have stable outputs for nbval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+
+def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
+    """Tile a batch of images into one image, each rescaled to ``[0, ubound]`` on its own.
+
+    Inputs:
+    - Xs: images of shape (N, H, W, C) (channels last, as ``imshow`` wants them; for NCHW
+      arrays such as conv weights pass ``W.transpose(0, 2, 3, 1)``).
+    - ubound: the value the brightest pixel of each image is mapped to.
+    - padding: blank pixels between neighbouring images.
+
+    Returns an array of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C) where
+    G = ceil(sqrt(N)), images placed row by row; unused cells stay 0.
+    """
+    if Xs.ndim != 4:
+        raise ValueError(
+            f"visualize_grid: Xs must have shape (N, H, W, C); got Xs.shape = {Xs.shape}"
+        )
+    N, H, W, C = Xs.shape
+    side = int(np.ceil(np.sqrt(N)))
+    grid = np.zeros((side * H + (side - 1) * padding, side * W + (side - 1) * padding, C))
+    for i, image in enumerate(Xs):
+        row, col = divmod(i, side)
+        top, left = row * (H + padding), col * (W + padding)
+        low, high = image.min(), image.max()
+        # A constant image has no range to stretch; leave it at 0 rather than divide by 0.
+        scaled = (image - low) / (high - low) * ubound if high > low else np.zeros_like(image)
+        grid[top : top + H, left : left + W] = scaled
+    return grid
+
+
+def to_displayable(X: np.ndarray, mean_image: np.ndarray | None = None) -> np.ndarray:
+    """Turn NCHW images (possibly mean-subtracted) back into NHWC pixels in [0, 1] for imshow.
+
+    - X: (N, C, H, W); mean_image: (C, H, W) that was subtracted, or None.
+    Returns (N, H, W, C) floats; each batch is scaled by the largest pixel value it holds
+    (255 for CIFAR-10 and the digits).
+    """
+    images = X.astype(np.float64) + (0.0 if mean_image is None else mean_image)
+    images = images.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+    top = max(float(images.max()), 1e-12)
+    return np.clip(images / top, 0.0, 1.0)
+
+
+def show_class_examples(
+    X: np.ndarray,
+    y: np.ndarray,
+    class_names: Sequence[str],
+    mean_image: np.ndarray | None = None,
+    per_class: int = 6,
+    seed: int = 0,
+) -> Figure:
+    """A grid with one column per class and ``per_class`` random examples in each.
+
+    - X: (N, C, H, W) images, y: (N,) labels in [0, len(class_names)).
+    - mean_image: the (C, H, W) mean that was subtracted from X, added back for display.
+    - seed: which examples are drawn (the figure is the same on every run).
+    """
+    rng = np.random.default_rng(seed)
+    images = to_displayable(X, mean_image)
+    grey = images.shape[-1] == 1
+    num_classes = len(class_names)
+    fig, axes = plt.subplots(
+        per_class, num_classes, figsize=(1.1 * num_classes, 1.1 * per_class), squeeze=False
+    )
+    for c, name in enumerate(class_names):
+        members = np.flatnonzero(y == c)
+        picks = rng.choice(members, size=min(per_class, members.size), replace=False)
+        for row in range(per_class):
+            ax = axes[row, c]
+            ax.axis("off")
+            if row < picks.size:
+                image = images[picks[row]]
+                ax.imshow(
+                    image[..., 0] if grey else image,
+                    cmap="gray" if grey else None,
+                    interpolation="nearest",
+                )
+        axes[0, c].set_title(str(name), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figure:
+    """Loss per iteration and train/validation accuracy per epoch, one colour per run.
+
+    - histories: name -> an object with ``loss_history``, ``train_acc_history`` and
+      ``val_acc_history`` lists (a ``Solver`` after ``train()``).
+    - smooth: window of a moving average over the loss, to see the trend through noise.
+    """
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (name, run) in enumerate(histories.items()):
+        colour = f"C{i}"
+        loss = np.asarray(run.loss_history, dtype=float)
+        if smooth > 1 and loss.size >= smooth:
+            loss = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
+        ax_loss.plot(loss, color=colour, label=name, linewidth=1)
+        epochs = np.arange(len(run.val_acc_history))
+        ax_acc.plot(epochs, run.train_acc_history, color=colour, linestyle="--", marker=".")
+        ax_acc.plot(epochs, run.val_acc_history, color=colour, marker="o", label=name)
+    ax_loss.set(title="Training loss", xlabel="iteration", ylabel="loss")
+    ax_acc.set(
+        title="Accuracy (dashed: train, solid: validation)", xlabel="epoch", ylabel="accuracy"
+    )
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if len(histories) > 1 or ax is ax_loss:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_histograms(
+    activations: Sequence[np.ndarray], title: str, bins: int = 40
+) -> Figure:
+    """One histogram per layer of the values its units output, side by side.
+
+    - activations: one array per hidden layer (any shape; all values are pooled).
+    The x range is shared so layers can be compared by eye.
+    """
+    values = [np.ravel(a) for a in activations]
+    high = max(float(np.abs(v).max()) for v in values) or 1.0
+    fig, axes = plt.subplots(
+        1, len(values), figsize=(2.2 * len(values), 2.4), sharex=True, squeeze=False
+    )
+    for i, (ax, v) in enumerate(zip(axes[0], values, strict=True), start=1):
+        ax.hist(v, bins=bins, range=(-high if v.min() < 0 else 0.0, high), color="C0")
+        ax.set_title(f"layer {i}", fontsize=9)
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
