@@ -11,6 +11,10 @@ where they meet:
   (``pytest --task 1.3`` runs just those);
 * the notebook heading that introduces it, which ends in ``[task 1.3]``.
 
+Most tasks are functions in ``course/`` checked by pytest. A few (``checked_by =
+"notebook"``) are choices made in a notebook cell, such as hyperparameters that must reach
+a target; the notebook's check cell right after them is their test.
+
 ``make check`` prints a scoreboard with one row per task listed here.
 """
 
@@ -28,6 +32,7 @@ class Task:
     notebook: str
     path: str
     function: str
+    checked_by: str = "pytest"  # or "notebook": the check cell after the stub is its test
 
 
 NOTEBOOKS = (
@@ -82,6 +87,22 @@ TASKS: tuple[Task, ...] = (
     Task("1.10", "RMSProp", "FullyConnectedNets", "course/optim.py", "rmsprop"),
     Task("1.11", "Adam", "FullyConnectedNets", "course/optim.py", "adam"),
     Task("1.12", "AdaGrad", "FullyConnectedNets", "course/optim.py", "adagrad"),
+    Task(
+        "1.13",
+        "Overfit 50 examples with a 3-layer and a 5-layer net",
+        "FullyConnectedNets",
+        "notebooks/FullyConnectedNets.ipynb",
+        "overfitting cell",
+        checked_by="notebook",
+    ),
+    Task(
+        "1.14",
+        "Train your best fully connected net",
+        "FullyConnectedNets",
+        "notebooks/FullyConnectedNets.ipynb",
+        "best-model cell",
+        checked_by="notebook",
+    ),
 )
 
 TASKS_BY_ID: dict[str, Task] = {task.id: task for task in TASKS}

@@ -65,7 +65,7 @@ def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
 def execute_notebook(
     path: Path, timeout: int, position: str
 ) -> tuple[nbformat.NotebookNode, NotebookResult]:
-    """Run ``path`` top to bottom in a fresh kernel (cwd = its folder), showing per-cell progress."""
+    """Run ``path`` top to bottom in a fresh kernel (cwd = its folder), with per-cell progress."""
     nb = nbformat.read(path, as_version=4)
     code_cells = sum(cell.cell_type == "code" for cell in nb.cells)
     bar = tqdm(
