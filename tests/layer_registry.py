@@ -1,0 +1,229 @@
+"""The one table of layers that the generic layer tests run over.
+
+Each ``LayerCase`` says how to call a layer, how to draw valid random inputs for it, which
+inputs its backward pass differentiates, an independent reference for its forward pass, and
+which student tasks it belongs to. ``tests/test_layers.py`` turns every entry into property
+tests (backward against numeric gradients, forward against the reference), marked with the
+entry's task IDs. Adding a layer to the kit means adding an entry here.
+
+Inputs are drawn as shapes and a seed by hypothesis and filled by a numpy generator: the
+values are varied, hypothesis still shrinks failures to small shapes, and drawing is fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume
+from hypothesis import strategies as st
+from scipy.special import logsumexp
+
+from course.layer_utils import (
+    affine_relu_backward,
+    affine_relu_forward,
+    hidden_block_backward,
+    hidden_block_forward,
+)
+from course.layers import (
+    affine_backward,
+    affine_forward,
+    relu_backward,
+    relu_forward,
+    softmax_loss,
+    svm_loss,
+)
+
+# Inputs of piecewise-linear layers stay this far from a kink, far more than the step
+# h = 1e-5 of the numeric gradients, so the numeric gradient never straddles one.
+KINK_MARGIN = 1e-3
+
+
+@dataclass(frozen=True)
+class LayerCase:
+    """One layer (kind "layer") or loss (kind "loss") under test.
+
+    - forward: called as ``forward(**inputs)``; a layer returns ``(out, cache)``, a loss
+      ``(loss, dx)``.
+    - backward: ``backward(dout, cache)`` returning the gradients of ``differentiable`` in
+      that order (a single array counts as a 1-tuple); None for a loss.
+    - inputs: hypothesis strategy of ``{argument name: float64 array or labels}``.
+    - differentiable: names of the inputs the gradients are taken with respect to.
+    - reference: independent implementation of the forward output (the loss value for a
+      loss), written with loops or scipy, never with the code under test.
+    - forward_task, backward_task: task IDs of ``course.tasks`` (None for given code).
+    """
+
+    name: str
+    kind: str
+    forward: Callable[..., tuple[Any, Any]]
+    backward: Callable[[np.ndarray, Any], Any] | None
+    inputs: st.SearchStrategy[dict[str, np.ndarray]]
+    differentiable: tuple[str, ...]
+    reference: Callable[..., Any]
+    forward_task: str | None = None
+    backward_task: str | None = None
+
+
+def task_marks(*task_ids: str | None) -> list[pytest.MarkDecorator]:
+    """pytest marks for the given task IDs, skipping None and duplicates."""
+    unique = dict.fromkeys(t for t in task_ids if t is not None)
+    return [pytest.mark.task(t) for t in unique]
+
+
+def assert_gradient_close(analytic: Any, numeric: np.ndarray, what: str) -> None:
+    """Assert an analytic gradient equals a numeric one up to the numeric method's error.
+
+    Centred differences with h = 1e-5 in float64 are accurate to about 1e-9 relative to
+    the size of the values involved, so the tolerance is 1e-6 relative plus 1e-7 of the
+    gradient's largest entry: far below what any real mistake produces.
+    """
+    analytic = np.asarray(analytic)
+    assert analytic.shape == numeric.shape, (
+        f"{what}: gradient has shape {analytic.shape}, expected {numeric.shape}")
+    scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7 * scale, err_msg=what)
+
+
+# ---------------------------------------------------------------------------------------
+# Independent references: explicit loops, so they share no code or trick with the layers.
+# ---------------------------------------------------------------------------------------
+
+
+def reference_affine(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    N, M = x.shape[0], w.shape[1]
+    out = np.zeros((N, M))
+    for n in range(N):
+        row = list(x[n].flat)  # C-order flattening of example n
+        for m in range(M):
+            out[n, m] = b[m] + sum(row[d] * w[d, m] for d in range(len(row)))
+    return out
+
+
+def reference_relu(x: np.ndarray) -> np.ndarray:
+    return np.array([v if v > 0 else 0.0 for v in x.flat]).reshape(x.shape)
+
+
+def reference_affine_relu(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return reference_relu(reference_affine(x, w, b))
+
+
+def reference_softmax_loss(x: np.ndarray, y: np.ndarray) -> float:
+    # -log p_y = logsumexp(row) - row[y]; scipy's logsumexp is stable on its own.
+    return float(np.mean([logsumexp(x[n]) - x[n, y[n]] for n in range(x.shape[0])]))
+
+
+def reference_svm_loss(x: np.ndarray, y: np.ndarray) -> float:
+    N, C = x.shape
+    total = 0.0
+    for n in range(N):
+        for j in range(C):
+            if j != y[n]:
+                total += max(0.0, x[n, j] - x[n, y[n]] + 1.0)
+    return total / N
+
+
+# ---------------------------------------------------------------------------------------
+# Input strategies
+# ---------------------------------------------------------------------------------------
+
+_seeds = st.integers(0, 2**32 - 1)
+_scales = st.sampled_from([0.1, 1.0, 5.0])
+
+
+@st.composite
+def affine_inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """x of shape (N, d1, ..., dk) with k in 1..3, w (D, M), b (M,)."""
+    N = draw(st.integers(1, 4))
+    example_shape = tuple(draw(st.lists(st.integers(1, 3), min_size=1, max_size=3)))
+    M = draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(_seeds))
+    x = draw(_scales) * rng.standard_normal((N, *example_shape))
+    D = int(np.prod(example_shape))
+    return {"x": x, "w": rng.standard_normal((D, M)), "b": rng.standard_normal(M)}
+
+
+@st.composite
+def relu_inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """x of any shape (1 to 4 dims), every entry at least KINK_MARGIN away from 0."""
+    shape = tuple(draw(st.lists(st.integers(1, 4), min_size=1, max_size=4)))
+    rng = np.random.default_rng(draw(_seeds))
+    magnitude = rng.uniform(KINK_MARGIN, 3.0, size=shape)
+    return {"x": rng.choice([-1.0, 1.0], size=shape) * magnitude}
+
+
+@st.composite
+def affine_relu_inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """Affine inputs whose pre-activations all stay KINK_MARGIN away from 0."""
+    inputs = draw(affine_inputs())
+    x, w, b = inputs["x"], inputs["w"], inputs["b"]
+    pre_activation = reference_affine(x, w, b)
+    assume(np.min(np.abs(pre_activation)) > KINK_MARGIN)
+    return inputs
+
+
+@st.composite
+def score_inputs(draw: st.DrawFn, kink_free: bool = False) -> dict[str, np.ndarray]:
+    """Scores x of shape (N, C) and integer labels y of shape (N,) in [0, C).
+
+    With ``kink_free``, no SVM margin ``x[n, j] - x[n, y[n]] + 1`` (j != y[n]) is within
+    KINK_MARGIN of 0, where the hinge loss has no derivative.
+    """
+    N = draw(st.integers(1, 5))
+    C = draw(st.integers(2, 6))
+    rng = np.random.default_rng(draw(_seeds))
+    x = draw(_scales) * rng.standard_normal((N, C))
+    y = rng.integers(0, C, size=N)
+    if kink_free:
+        margins = x - x[np.arange(N), y][:, None] + 1
+        margins[np.arange(N), y] = 1.0  # the correct class has no hinge
+        assume(np.min(np.abs(margins)) > KINK_MARGIN)
+    return {"x": x, "y": y}
+
+
+def _hidden_block_plain_forward(x, w, b):
+    return hidden_block_forward(x, w, b)
+
+
+def _hidden_block_plain_backward(dout, cache):
+    dx, dw, db, dgamma, dbeta = hidden_block_backward(dout, cache)
+    assert dgamma is None and dbeta is None, "no normalisation: dgamma and dbeta must be None"
+    return dx, dw, db
+
+
+LAYERS: tuple[LayerCase, ...] = (
+    LayerCase("affine", "layer", affine_forward, affine_backward, affine_inputs(),
+              ("x", "w", "b"), reference_affine, forward_task="1.1", backward_task="1.2"),
+    LayerCase("relu", "layer", relu_forward, relu_backward, relu_inputs(),
+              ("x",), reference_relu, forward_task="1.3", backward_task="1.4"),
+    LayerCase("softmax_loss", "loss", softmax_loss, None, score_inputs(),
+              ("x",), reference_softmax_loss, forward_task="1.5", backward_task="1.5"),
+    LayerCase("svm_loss", "loss", svm_loss, None, score_inputs(kink_free=True),
+              ("x",), reference_svm_loss, forward_task="1.6", backward_task="1.6"),
+    # Given code composed from the layers above: no task of its own.
+    LayerCase("affine_relu", "layer", affine_relu_forward, affine_relu_backward,
+              affine_relu_inputs(), ("x", "w", "b"), reference_affine_relu),
+    LayerCase("hidden_block (plain)", "layer", _hidden_block_plain_forward,
+              _hidden_block_plain_backward, affine_relu_inputs(), ("x", "w", "b"),
+              reference_affine_relu),
+)
+
+
+def cases(kind: str, marks_from: str) -> list[Any]:
+    """``pytest.param`` per registry entry of this kind, marked with its forward or
+    backward task (``marks_from`` is "forward" or "backward")."""
+    params = []
+    for case in LAYERS:
+        if case.kind != kind:
+            continue
+        task = case.forward_task if marks_from == "forward" else case.backward_task
+        params.append(pytest.param(case, id=case.name, marks=task_marks(task)))
+    return params
+
+
+def all_cases(marks_from: str) -> list[Any]:
+    """``pytest.param`` per registry entry of every kind (see ``cases``)."""
+    return cases("layer", marks_from) + cases("loss", marks_from)

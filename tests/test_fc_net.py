@@ -1,0 +1,344 @@
+"""Tests of course.classifiers.fc_net.FullyConnectedNet: parameters and their initialisation
+(task 1.7), loss, gradients and modes (task 1.8), and bad inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from layer_registry import assert_gradient_close
+from scipy.special import logsumexp
+
+from course import layer_utils
+from course.classifiers.fc_net import FullyConnectedNet
+from course.gradient_check import eval_numerical_gradient
+
+HIDDEN = {1: [7], 2: [6, 5], 3: [6, 5, 4], 4: [5, 6, 4, 5]}
+D_IN, C = 6, 4
+
+
+def small_net(depth: int, **kwargs) -> FullyConnectedNet:
+    """A float64 network small enough for a full numeric gradient check."""
+    kwargs = {"input_dim": D_IN, "num_classes": C, "dtype": np.float64, "seed": depth,
+              "weight_scale": "he", **kwargs}
+    return FullyConnectedNet(HIDDEN[depth], **kwargs)
+
+
+def small_data(seed: int = 0, N: int = 5):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((N, D_IN)), rng.integers(0, C, size=N)
+
+
+def randomise_biases(model: FullyConnectedNet, seed: int) -> None:
+    """Give the biases (zero at initialisation) random values, in place.
+
+    With zero biases, an example whose hidden units are all off sends exactly 0 into the
+    next ReLU, right on its kink, where numeric and analytic gradients legitimately
+    disagree; random biases move such values off the kink.
+    """
+    rng = np.random.default_rng(seed)
+    for name, value in model.params.items():
+        if name.startswith("b"):
+            value[...] = rng.normal(0.0, 0.5, size=value.shape)
+
+
+def reference_scores(model: FullyConnectedNet, X: np.ndarray) -> np.ndarray:
+    """The forward pass of a plain network (no normalisation, no dropout), in plain numpy."""
+    h = X.reshape(X.shape[0], -1)
+    for i in range(1, model.num_layers):
+        h = np.maximum(h @ model.params[f"W{i}"] + model.params[f"b{i}"], 0)
+    L = model.num_layers
+    return h @ model.params[f"W{L}"] + model.params[f"b{L}"]
+
+
+# ---------------------------------------------------------------------------------------
+# Stand-in normalisation and dropout layers (the real ones come with later notebooks), so
+# the network's gamma/beta and mode plumbing can be tested now.
+# ---------------------------------------------------------------------------------------
+
+
+def scale_shift_forward(x, gamma, beta, norm_param):
+    norm_param.setdefault("modes", []).append(norm_param["mode"])
+    return gamma * x + beta, (x, gamma)
+
+
+def scale_shift_backward(dout, cache):
+    x, gamma = cache
+    return dout * gamma, np.sum(dout * x, axis=0), np.sum(dout, axis=0)
+
+
+def halve_forward(x, dropout_param):
+    dropout_param.setdefault("modes", []).append(dropout_param["mode"])
+    return 0.5 * x, None
+
+
+def halve_backward(dout, cache):
+    return 0.5 * dout
+
+
+@pytest.fixture
+def stand_in_layers(monkeypatch):
+    monkeypatch.setattr(layer_utils, "NORM_LAYERS", {})
+    monkeypatch.setattr(layer_utils, "DROPOUT_LAYERS", {})
+    layer_utils.register_norm_layer("batchnorm", scale_shift_forward, scale_shift_backward)
+    layer_utils.register_dropout_layer("dropout", halve_forward, halve_backward)
+
+
+# ---------------------------------------------------------------------------------------
+# Task 1.7: parameters
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.task("1.7")
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("normalization", [None, "batchnorm", "layernorm"])
+def test_parameter_names_shapes_and_dtypes(depth: int, normalization) -> None:
+    hidden = HIDDEN[depth]
+    model = FullyConnectedNet(hidden, input_dim=D_IN, num_classes=C,
+                              normalization=normalization, seed=0)
+    dims = [D_IN, *hidden, C]
+    expected = {}
+    for i in range(1, depth + 2):
+        expected[f"W{i}"] = (dims[i - 1], dims[i])
+        expected[f"b{i}"] = (dims[i],)
+        if normalization is not None and i <= depth:
+            expected[f"gamma{i}"] = (dims[i],)
+            expected[f"beta{i}"] = (dims[i],)
+    assert {k: v.shape for k, v in model.params.items()} == expected
+    assert all(v.dtype == np.float32 for v in model.params.values())
+    assert model.num_layers == depth + 1
+
+
+@pytest.mark.task("1.7")
+def test_biases_zero_gammas_one_betas_zero() -> None:
+    model = FullyConnectedNet([5, 4], input_dim=D_IN, num_classes=C,
+                              normalization="layernorm", seed=0)
+    for name, value in model.params.items():
+        if name[0] in "b":  # b1.. and beta1..
+            np.testing.assert_array_equal(value, 0.0, err_msg=name)
+        elif name.startswith("gamma"):
+            np.testing.assert_array_equal(value, 1.0, err_msg=name)
+
+
+@pytest.mark.task("1.7")
+def test_dtype_float64_is_respected() -> None:
+    model = FullyConnectedNet([5], input_dim=D_IN, num_classes=C, dtype=np.float64, seed=0)
+    assert all(v.dtype == np.float64 for v in model.params.values())
+
+
+@pytest.mark.task("1.7")
+@pytest.mark.parametrize(
+    ("weight_scale", "std_of_fan_in"),
+    [("he", lambda n: np.sqrt(2.0 / n)), ("xavier", lambda n: np.sqrt(1.0 / n)),
+     (0.05, lambda n: 0.05)],
+    ids=["he", "xavier", "float"],
+)
+def test_initial_weight_std_matches_the_scheme(weight_scale, std_of_fan_in) -> None:
+    # W1 has 120,000 entries, W2 3,000: the sample std is within ~0.2% and ~1.3% (one
+    # standard error) of the target; the bounds allow 5% and 10%, and a wrong scheme is
+    # off by at least sqrt(2) (he vs xavier) or by far more (fan-in vs a fixed number).
+    model = FullyConnectedNet([300], input_dim=400, num_classes=10,
+                              weight_scale=weight_scale, seed=123)
+    for name, fan_in, tolerance in (("W1", 400, 0.05), ("W2", 300, 0.10)):
+        W = model.params[name].astype(np.float64)
+        target = std_of_fan_in(fan_in)
+        assert abs(W.std() / target - 1) < tolerance, name
+        assert abs(W.mean()) < 5 * target / np.sqrt(W.size), name
+
+
+@pytest.mark.task("1.7")
+def test_seed_makes_initialisation_repeatable() -> None:
+    a = FullyConnectedNet([8, 7], input_dim=D_IN, num_classes=C, seed=5)
+    b = FullyConnectedNet([8, 7], input_dim=D_IN, num_classes=C, seed=5)
+    c = FullyConnectedNet([8, 7], input_dim=D_IN, num_classes=C, seed=6)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    assert not np.array_equal(a.params["W1"], c.params["W1"])
+
+
+def test_dropout_and_bn_params_follow_cs231n_layout() -> None:
+    plain = FullyConnectedNet([5, 4], input_dim=D_IN, num_classes=C, seed=1)
+    assert (plain.use_dropout, plain.dropout_param, plain.bn_params) == (False, {}, [])
+    assert plain.normalization is None and plain.reg == 0.0 and plain.dtype == np.float32
+    model = FullyConnectedNet([5, 4], input_dim=D_IN, num_classes=C, seed=7,
+                              dropout_keep_ratio=0.8, normalization="batchnorm", reg=0.3)
+    assert model.use_dropout is True
+    assert model.dropout_param == {"mode": "train", "p": 0.8, "seed": 7}
+    assert model.bn_params == [{"mode": "train"}, {"mode": "train"}]
+    assert model.bn_params[0] is not model.bn_params[1]
+    unseeded = FullyConnectedNet([5], input_dim=D_IN, num_classes=C, dropout_keep_ratio=0.5)
+    assert "seed" not in unseeded.dropout_param
+
+
+# ---------------------------------------------------------------------------------------
+# Task 1.8: loss and gradients
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.task("1.8")
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+def test_test_mode_returns_scores_of_the_plain_network(depth: int) -> None:
+    model = small_net(depth)
+    randomise_biases(model, depth)
+    X = np.random.default_rng(1).standard_normal((3, 2, 3))  # any shape with 6 per example
+    scores = model.loss(X)
+    assert scores.shape == (3, C)
+    np.testing.assert_allclose(scores, reference_scores(model, X), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.task("1.8")
+def test_float32_model_computes_in_float32() -> None:
+    model = FullyConnectedNet([5], input_dim=D_IN, num_classes=C, seed=0)
+    X, y = small_data()
+    assert model.loss(X).dtype == np.float32
+    _, grads = model.loss(X, y)
+    assert all(g.dtype == np.float32 for g in grads.values())
+
+
+@pytest.mark.task("1.8")
+def test_loss_is_softmax_of_the_scores() -> None:
+    model = small_net(2)
+    randomise_biases(model, 0)
+    X, y = small_data(1)
+    loss, _ = model.loss(X, y)
+    scores = reference_scores(model, X)
+    expected = np.mean(logsumexp(scores, axis=1) - scores[np.arange(len(y)), y])
+    assert loss == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.task("1.8")
+@pytest.mark.parametrize("depth", [1, 2, 3, 4])
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_every_gradient_matches_numeric(depth: int, reg: float) -> None:
+    model = small_net(depth, reg=reg)
+    randomise_biases(model, 10 + depth)
+    X, y = small_data(depth)
+    _, grads = model.loss(X, y)
+    assert set(grads) == set(model.params)
+    for name, param in model.params.items():
+        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, verbose=False)
+        assert_gradient_close(grads[name], numeric, f"depth {depth}, reg {reg}: d{name}")
+
+
+@pytest.mark.task("1.8")
+def test_l2_term_is_half_reg_times_sum_of_squared_weights() -> None:
+    model = small_net(3)
+    randomise_biases(model, 3)
+    X, y = small_data(2)
+    reg = 0.37
+    model.reg = 0.0
+    loss0, grads0 = model.loss(X, y)
+    model.reg = reg
+    loss1, grads1 = model.loss(X, y)
+    # Squared Frobenius norms of the weights only; biases do not count.
+    weight_norms = sum(np.linalg.norm(model.params[f"W{i}"]) ** 2 for i in range(1, 5))
+    assert loss1 - loss0 == pytest.approx(0.5 * reg * weight_norms, rel=1e-10)
+    for name in model.params:
+        difference = grads1[name] - grads0[name]
+        expected = reg * model.params[name] if name.startswith("W") else 0.0
+        np.testing.assert_allclose(difference, expected, atol=1e-12, err_msg=name)
+
+
+@pytest.mark.task("1.8")
+def test_loss_reads_params_at_call_time() -> None:
+    model = small_net(2)
+    X, y = small_data(4)
+    before, _ = model.loss(X, y)
+    W1 = model.params["W1"]
+    W1 *= 3.0  # in place, as a numeric gradient check does
+    changed, _ = model.loss(X, y)
+    W1 /= 3.0
+    restored, _ = model.loss(X, y)
+    assert changed != pytest.approx(before)
+    assert restored == pytest.approx(before, rel=1e-12)
+    model.params["W1"] = np.zeros_like(W1)  # replacing the array counts too
+    assert model.loss(X, y)[0] != pytest.approx(before)
+
+
+@pytest.mark.task("1.8")
+def test_normalization_gamma_beta_gradients_match_numeric(stand_in_layers) -> None:
+    model = small_net(2, normalization="batchnorm", reg=0.2)
+    randomise_biases(model, 6)
+    rng = np.random.default_rng(8)
+    for i in (1, 2):  # move gamma and beta off their initial 1 and 0
+        model.params[f"gamma{i}"][...] = rng.uniform(0.5, 1.5, size=HIDDEN[2][i - 1])
+        model.params[f"beta{i}"][...] = rng.normal(0, 0.5, size=HIDDEN[2][i - 1])
+    X, y = small_data(5)
+    _, grads = model.loss(X, y)
+    assert set(grads) == set(model.params)
+    for name, param in model.params.items():
+        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], param, verbose=False)
+        assert_gradient_close(grads[name], numeric, f"normalisation: d{name}")
+
+
+@pytest.mark.task("1.8")
+def test_modes_are_set_for_dropout_and_normalization(stand_in_layers) -> None:
+    model = small_net(2, normalization="batchnorm", dropout_keep_ratio=0.5)
+    X, y = small_data(6)
+    model.loss(X, y)
+    model.loss(X)
+    assert model.dropout_param["modes"] == ["train", "train", "test", "test"]  # 2 blocks
+    assert [p["modes"] for p in model.bn_params] == [["train", "test"], ["train", "test"]]
+    # The stand-in dropout halves each block's output: the scores show it was applied.
+    plain = small_net(2)
+    assert not np.allclose(model.loss(X), plain.loss(X))
+
+
+def test_unregistered_normalization_fails_in_loss(monkeypatch) -> None:
+    monkeypatch.setattr(layer_utils, "NORM_LAYERS", {})
+    model = small_net(1, normalization="layernorm")
+    X, _ = small_data()
+    with pytest.raises(ValueError, match="normalization 'layernorm' is not registered"):
+        model.loss(X)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad inputs (given validation code: no task marker)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"hidden_dims": []}, r"hidden_dims must be a non-empty sequence of positive ints"),
+        ({"hidden_dims": [5, 0]}, r"hidden_dims must be .*got \[5, 0\]"),
+        ({"hidden_dims": [5, 2.5]}, r"hidden_dims must be .*got \[5, 2\.5\]"),
+        ({"hidden_dims": [True]}, r"hidden_dims must be .*got \[True\]"),
+        ({"hidden_dims": 10}, r"hidden_dims must be .*got 10"),
+        ({"hidden_dims": "10"}, r"hidden_dims must be .*got '10'"),
+        ({"weight_scale": -1.0}, r"weight_scale must be a positive number or one of "
+                                 r"\('he', 'xavier'\); got -1\.0"),
+        ({"weight_scale": "kaiming"}, r"weight_scale must be .*\('he', 'xavier'\); got 'kaiming'"),
+        ({"weight_scale": 0}, r"weight_scale must be .*got 0"),
+        ({"normalization": "groupnorm"}, r"normalization must be one of \(None, 'batchnorm', "
+                                         r"'layernorm'\); got 'groupnorm'"),
+        ({"dropout_keep_ratio": 0}, r"dropout_keep_ratio must be a number in \(0, 1\]"),
+        ({"dropout_keep_ratio": 1.5}, r"dropout_keep_ratio must be .*got 1\.5"),
+        ({"reg": -0.1}, r"reg must be a number >= 0; got -0\.1"),
+        ({"input_dim": 0}, r"input_dim must be a positive int; got 0"),
+        ({"num_classes": 2.0}, r"num_classes must be a positive int; got 2\.0"),
+        ({"dtype": np.int32}, r"dtype must be a floating-point dtype .*got int32"),
+    ],
+    ids=lambda v: ",".join(f"{k}={getattr(a, '__name__', a)}" for k, a in v.items())
+    if isinstance(v, dict) else "message",
+)
+def test_constructor_rejects_bad_arguments(kwargs: dict, message: str) -> None:
+    arguments = {"hidden_dims": [5], "input_dim": D_IN, "num_classes": C, **kwargs}
+    with pytest.raises(ValueError, match=f"FullyConnectedNet: {message}"):
+        FullyConnectedNet(**arguments)
+
+
+def test_loss_rejects_X_of_the_wrong_size() -> None:
+    model = small_net(1)
+    with pytest.raises(ValueError, match=r"FullyConnectedNet\.loss: X must have shape "
+                                         r"\(N, d1, \.\.\., dk\) with d1 \* \.\.\. \* dk = "
+                                         r"input_dim = 6; got X\.shape = \(3, 5\)"):
+        model.loss(np.zeros((3, 5)))
+    with pytest.raises(ValueError, match=r"got X\.shape = \(6,\)"):
+        model.loss(np.zeros(6))
+
+
+def test_loss_rejects_y_of_the_wrong_shape() -> None:
+    model = small_net(1)
+    with pytest.raises(ValueError, match=r"FullyConnectedNet\.loss: y must have shape \(N,\) "
+                                         r"= \(3,\).*got y\.shape = \(2,\)"):
+        model.loss(np.zeros((3, D_IN)), np.array([0, 1]))
