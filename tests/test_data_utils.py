@@ -373,6 +373,17 @@ def test_broken_cifar_is_an_error_not_a_fallback(
         get_data(how, num_training=2, num_validation=1, num_test=1)
 
 
+@pytest.mark.usefixtures("no_dataset_env")
+def test_auto_with_an_empty_cifar_folder_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty folder is what an interrupted manual copy leaves: report it, do not hide it.
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    with pytest.raises(DatasetError, match=r"missing data_batch_1, .*, batches\.meta;"):
+        get_data(num_training=2, num_validation=1, num_test=1)
+
+
 def test_explicit_cifar_without_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     with pytest.raises(DatasetError, match=r"no CIFAR-10 folder at .*make data"):
