@@ -121,7 +121,8 @@ tmp=$(mktemp -d "$datasets_dir/.cifar-10-download.XXXXXX" 2>/dev/null) \
     || die "cannot create a temporary folder in $datasets_dir"
 # A datasets folder this run created is removed again if the run fails (rmdir: only if empty).
 trap 'rm -rf "$tmp"; [[ -z "$created_dir" ]] || rmdir "$created_dir" 2>/dev/null || true' EXIT
-# A signal would otherwise end bash without running the EXIT trap.
+# End on Ctrl-C or kill through `exit`, so the EXIT trap cleans up whatever this bash
+# does on fatal signals by itself, and the status says which signal it was.
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
