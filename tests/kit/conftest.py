@@ -1,4 +1,4 @@
-"""Shared fixtures of the release-tool tests.
+"""Fixtures of the release-tool tests.
 
 The fixture trees under ``fixtures/`` hold their own tests and notebooks: never collect
 them here. Tests always work on a copy of a fixture tree in ``tmp_path``.
@@ -6,83 +6,26 @@ them here. Tests always work on a copy of a fixture tree in ``tmp_path``.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
-import shutil
-import subprocess
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
 import pytest
 
-from kit import release as kit_release
+# The test modules import kit_helpers by name; this works in every pytest import mode.
+sys.path.insert(0, str(Path(__file__).parent))
+
+from kit_helpers import copy_fixture, make_git_repo
 
 collect_ignore_glob = ["fixtures/*"]
-
-FIXTURE_TREE = Path(__file__).parent / "fixtures" / "solution"
-
-
-@dataclass
-class Run:
-    """Exit code and output of one ``python -m kit release`` run (in process)."""
-
-    code: int
-    out: str
-    err: str
-
-
-def run_release(*argv: str | Path) -> Run:
-    """Run ``kit.release.main`` with these arguments, capturing what it prints."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = kit_release.main([str(arg) for arg in argv])
-    return Run(code, stdout.getvalue(), stderr.getvalue())
-
-
-def snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
-    """Every file under ``root`` (``.git`` excluded): content and permission bits."""
-    if not root.exists():
-        return {}
-    return {
-        path.relative_to(root).as_posix(): (path.read_bytes(), path.stat().st_mode & 0o777)
-        for path in sorted(root.rglob("*"))
-        if path.is_file() and ".git" not in path.relative_to(root).parts
-    }
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` (ignoring any GIT_DIR/GIT_INDEX_FILE around us); return stdout."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
-    result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                            check=True)
-    return result.stdout
 
 
 @pytest.fixture
 def src(tmp_path: Path) -> Path:
     """A private copy of the fixture solution tree (not a git repository)."""
-    target = tmp_path / "solution"
-    shutil.copytree(FIXTURE_TREE, target, symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    return target
+    return copy_fixture(tmp_path / "solution")
 
 
 @pytest.fixture
 def git_src(src: Path) -> Path:
     """The fixture copy as a git repository on ``main`` with one commit, clean."""
-    git(src, "init", "-q", "-b", "main")
-    git(src, "config", "user.name", "Release Test")
-    git(src, "config", "user.email", "release-test@example.invalid")
-    git(src, "config", "commit.gpgsign", "false")
-    git(src, "add", "-A")
-    git(src, "commit", "-q", "-m", "fixture solution tree")
-    return src
-
-
-@pytest.fixture
-def release() -> Callable[..., Run]:
-    """``release(*argv)``: run the release command in process."""
-    return run_release
+    return make_git_repo(src)
