@@ -108,8 +108,7 @@ def _unpickle(filename: Path) -> dict:
     return obj
 
 
-# CS231n names (load_CIFAR_batch, load_CIFAR10, get_CIFAR10_data) are kept for compatibility.
-def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:  # noqa: N802
+def load_CIFAR_batch(filename: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Load one CIFAR-10 batch file (``data_batch_1`` .. ``data_batch_5`` or ``test_batch``).
 
     The file is a pickled dict whose ``b"data"`` is an ``(N, 3072)`` uint8 array, each row
@@ -192,7 +191,7 @@ def _check_cifar_folder(root: Path) -> None:
         )
 
 
-def load_CIFAR10(  # noqa: N802
+def load_CIFAR10(
     root: str | os.PathLike,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load all of CIFAR-10 from the folder ``cifar-10-batches-py``.
@@ -256,7 +255,7 @@ def _batch_rows(root: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         yield load_CIFAR_batch(root / name)
 
 
-def get_CIFAR10_data(  # noqa: N802
+def get_CIFAR10_data(
     num_training: int = 49000,
     num_validation: int = 1000,
     num_test: int = 1000,
