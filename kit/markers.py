@@ -17,8 +17,9 @@ Rules this module enforces (each violation is a ``MarkerError`` naming file and 
   word ``BEGIN`` or ``END``; only ``# BEGIN SOLUTION <id>[: hint]`` and ``# END SOLUTION``
   are valid, so ``# BEGIN SOLUTIONS``, ``# END FOO`` and ``# BEGIN something`` are unknown
   markers (``# Begin with ...`` or ``# end of loop`` are ordinary comments);
-* ``BEGIN SOLUTION`` / ``END SOLUTION`` after code on the same line is an error (markers
-  must be alone on their line, otherwise the solution would silently survive);
+* a ``# BEGIN SOLUTION`` / ``# END SOLUTION`` comment after code on the same line is an
+  error (markers must be alone on their line, otherwise the solution would silently
+  survive); the tokenizer tells comments from strings, so docs may mention the markers;
 * regions do not nest; every BEGIN is closed; every END has a BEGIN;
 * the task ID must be in the task table passed by the caller.
 
@@ -31,7 +32,9 @@ a text without a final newline), so the text outside regions is untouched.
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -140,10 +143,14 @@ def parse(
     Raises ``MarkerError`` on the first malformed, unknown, nested or unbalanced marker.
     """
     lines = split_lines(text)
+    inline = _inline_marker_comments(text)
     segments: list[Segment] = []
     plain: list[str] = []
     opened: tuple[int, re.Match[str]] | None = None  # (index of BEGIN line, its match)
     for index, line in enumerate(lines):
+        if index + 1 in inline:
+            raise MarkerError(path, index + 1, "a solution marker must be alone on its line "
+                              f"(found {inline[index + 1]!r} after code)", cell)
         kind, match = _classify(line, path, index + 1, cell)
         if kind == "begin":
             if opened is not None:
@@ -216,9 +223,6 @@ def _classify(
     """Return ("begin", match), ("end", None) or (None, None); raise on a bad marker."""
     content = _LINE_END.sub("", line)
     if not _MARKERISH.match(content):
-        if _INLINE_MARKER.search(content):
-            raise MarkerError(path, lineno, "a solution marker must be alone on its line "
-                              f"(found {content.strip()!r})", cell)
         return None, None
     if match := _BEGIN.match(content):
         return "begin", match
@@ -231,6 +235,19 @@ def _classify(
         reason = (f"unknown marker {content.strip()!r}: the only markers are "
                   "'# BEGIN SOLUTION <task-id>[: hint]' and '# END SOLUTION'")
     raise MarkerError(path, lineno, reason, cell)
+
+
+def _inline_marker_comments(text: str) -> dict[int, str]:
+    """Line -> comment, for marker comments that follow code on their line."""
+    found: dict[int, str] = {}
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if (token.type == tokenize.COMMENT and _INLINE_MARKER.match(token.string)
+                    and token.line[:token.start[1]].strip()):
+                found[token.start[0]] = token.string
+    except (tokenize.TokenError, SyntaxError):
+        pass  # not Python enough to tokenize: the line-based checks still apply
+    return found
 
 
 def _check_task_id(

@@ -155,7 +155,12 @@ def test_function_found_in_notebook_cell_with_magics_and_in_broken_code() -> Non
 
 
 def test_ordinary_comments_that_look_a_little_like_markers_are_kept() -> None:
-    source = "# Begin with x\n# end of loop\n# BEGINNING\n#ENDPOINT\nx = 'END SOLUTION'\n"
+    source = (
+        "# Begin with x\n# end of loop\n# BEGINNING\n#ENDPOINT\nx = 'END SOLUTION'\n"
+        '"""Docs may name the markers:\n'
+        '* the ``# BEGIN SOLUTION 1.3`` marker, and ``# END SOLUTION``."""\n'
+        "s = '# BEGIN SOLUTION 1.1'  # a string, then a plain comment\n"
+    )
     segments = parse(source, "p.py", TASKS)
     assert regions(segments) == []
     assert render_student(segments) == source
