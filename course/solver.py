@@ -270,7 +270,8 @@ class Solver:
         the loss of every iteration; ``train_acc_history``, ``val_acc_history``:
         accuracies before training (index 0) and after each epoch; ``best_val_acc`` and
         ``best_params``: the best validation accuracy so far and a copy of the
-        parameters that reached it; ``rng``: the random generator.
+        parameters that first reached it (ties keep the earlier); ``rng``: the random
+        generator.
 
     Raises:
         ValueError: unknown keyword arguments or update rule, a missing data key, or a
@@ -422,7 +423,10 @@ class Solver:
         return float(np.mean(np.concatenate(predictions) == y))
 
     def _measure(self) -> tuple[float, float]:
-        """Record train/val accuracy; keep a copy of the parameters if val improves."""
+        """Record train/val accuracy; keep a copy of the parameters if val improves.
+
+        Copies, because an update rule may change the arrays in place.
+        """
         train_acc = self.check_accuracy(
             self.X_train, self.y_train, num_samples=self.num_train_samples
         )

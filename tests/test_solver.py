@@ -5,8 +5,9 @@ The models are module-level classes so that checkpoints can pickle them:
 * ``SoftmaxRegression``: a real linear softmax classifier, for end-to-end runs;
 * ``ConstantSlope``: loss ``sum(w)``, gradient ones, so every SGD step moves ``w`` by
   exactly ``-learning_rate`` and the loss history can be written down by hand;
-* ``Peak``: validation accuracy 1 only when its parameter ``k`` equals 2, trained with
-  an update rule that adds 1 per step, so the best epoch is known in advance.
+* ``Peak``: accuracy 1 only when its parameter ``k`` is in a chosen set (by default
+  ``{2}``), trained with an update rule that adds 1 per step, so ``k`` equals the
+  epoch and the best epoch is known in advance.
 """
 
 from __future__ import annotations
@@ -82,24 +83,30 @@ class ConstantSlope:
 
 
 class Peak:
-    """Predicts class 1 exactly when ``(k - 2)^2 < 0.5``, i.e. for integer k == 2."""
+    """Predicts class 1 exactly when its parameter ``k`` is in ``good``, else class 0."""
 
-    def __init__(self):
+    def __init__(self, good=(2.0,)):
         self.params = {"k": np.array(0.0)}
+        self.good = good
 
     def loss(self, X, y=None):
-        k = float(self.params["k"])
+        hit = float(self.params["k"]) in self.good
         scores = np.zeros((len(X), 2))
-        scores[:, 0] = -0.5
-        scores[:, 1] = -((k - 2) ** 2)
+        scores[:, 1] = 1.0 if hit else -1.0
         if y is None:
             return scores
-        return (k - 2) ** 2, {"k": np.array(0.0)}
+        return 0.0 if hit else 1.0, {"k": np.array(0.0)}
 
 
 def add_one(w, dw, config=None):
     """A fake update rule: every step adds 1, whatever the gradient."""
     return w + 1, config if config is not None else {}
+
+
+def add_one_in_place(w, dw, config=None):
+    """The same, but changing ``w`` in place (as CS231n's own ``sgd`` does)."""
+    w += 1
+    return w, config if config is not None else {}
 
 
 def blobs(n_train: int = 60, n_val: int = 30, seed: int = 1) -> dict[str, np.ndarray]:
@@ -265,20 +272,43 @@ def test_training_learns_the_blobs():
     assert np.mean(s.loss_history[-6:]) < np.mean(s.loss_history[:6])
 
 
-def test_best_parameters_are_restored():
+@pytest.mark.parametrize("rule", [add_one, add_one_in_place])
+def test_best_parameters_are_restored(rule):
     # One step per epoch and each step adds 1 to k, so k = epoch; val accuracy is 1 only
     # at k == 2 (epoch 2) and 0 before and after.
-    model = Peak()
+    model = Peak(good=(2.0,))
     s = Solver(model, dummy_data(label=1), **quiet(
-        update_rule=add_one, batch_size=4, num_epochs=4))
+        update_rule=rule, batch_size=4, num_epochs=4))
     s.train()
     assert s.val_acc_history == [0.0, 0.0, 1.0, 0.0, 0.0]
     assert s.best_val_acc == 1.0
     assert float(model.params["k"]) == 2.0  # not 4.0, where training ended
+    # a copy, even when the rule updates in place and when the model changes later
     assert float(s.best_params["k"]) == 2.0
-    # a copy: changing the model does not change the remembered best
     model.params["k"] += 10
     assert float(s.best_params["k"]) == 2.0
+
+
+def test_ties_keep_the_earlier_best():
+    # Accuracy 1 at k = 1 and k = 2 (epochs 1 and 2): the first to reach it is kept.
+    model = Peak(good=(1.0, 2.0))
+    s = Solver(model, dummy_data(label=1), **quiet(
+        update_rule=add_one, batch_size=4, num_epochs=3))
+    s.train()
+    assert s.val_acc_history == [0.0, 1.0, 1.0, 0.0]
+    assert float(model.params["k"]) == 1.0
+
+
+def test_resume_keeps_the_best_from_before_the_checkpoint(tmp_path):
+    # The best epoch (2) is before the checkpoint (3): resuming must remember it.
+    s = Solver(Peak(), dummy_data(label=1), **quiet(
+        update_rule=add_one, batch_size=4, num_epochs=3, checkpoint_name=tmp_path / "run"))
+    s.train()
+    resumed = Solver.from_checkpoint(tmp_path / "run_epoch_3.pkl", dummy_data(label=1),
+                                     num_epochs=5)
+    resumed.train()
+    assert resumed.val_acc_history == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert float(resumed.model.params["k"]) == 2.0
 
 
 def test_non_finite_loss_names_iteration_and_learning_rate():
@@ -362,11 +392,14 @@ def test_check_accuracy_all_examples_in_batches():
     assert s.model.batches == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
 
 
-def test_check_accuracy_subsamples_without_replacement():
-    s = _accuracy_solver()
-    acc = s.check_accuracy(ROWS, LABELS, num_samples=4)
+@pytest.mark.parametrize("seed", range(5))
+def test_check_accuracy_subsamples_without_replacement(seed):
+    s = _accuracy_solver(seed)
+    acc = s.check_accuracy(ROWS, LABELS, num_samples=9)
     (seen,) = s.model.batches
-    assert len(seen) == len(set(seen)) == 4
+    # 9 distinct rows of 10 (drawing with replacement repeats one with
+    # probability 1 - 10!/10^9, above 99.9%)
+    assert len(seen) == len(set(seen)) == 9
     assert acc == pytest.approx(np.mean([PRED[r] == LABELS[r] for r in seen]))
 
 
@@ -474,6 +507,8 @@ def test_resume_after_interruption_equals_straight_run(tmp_path):
     assert resumed.train_acc_history == straight.train_acc_history
     assert resumed.val_acc_history == straight.val_acc_history
     assert resumed.best_val_acc == straight.best_val_acc
+    for name in ("W", "b"):
+        np.testing.assert_array_equal(resumed.best_params[name], straight.best_params[name])
     for name in ("W", "b"):
         np.testing.assert_array_equal(resumed.model.params[name], straight.model.params[name])
         np.testing.assert_array_equal(resumed.optim_configs[name]["m"],
