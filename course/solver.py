@@ -34,7 +34,7 @@ import copy
 import importlib.util
 import os
 import pickle
-import tempfile
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -206,9 +206,13 @@ def _write_atomically(path: str, payload: Any) -> None:
     its previous content.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(
-        dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
+    tmp_path = os.path.join(
+        folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     )
+    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask decide, so the
+    # checkpoint gets the permissions an ordinary open() would give (mkstemp: 0o600).
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             pickle.dump(payload, f, protocol=pickle.HIGHEST_PROTOCOL)
