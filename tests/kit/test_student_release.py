@@ -1,0 +1,321 @@
+"""Release the real solution tree and use the student tree the way a student would.
+
+For the real tree (the repository holding these tests) and, to check the checks, for the
+fixture tree in ``fixtures/solution``:
+
+* every task of the source's task table has exactly one stub, in the task's file, whose
+  message names the task (and, for a function, the function);
+* no solution-only line reaches the student tree, and putting the regions back gives the
+  solution files byte for byte;
+* the student ``course`` package imports (stubs raise only when called);
+* every test marked ``task(X)`` fails with ``NotImplementedError`` naming task X, run by
+  pytest inside the student tree with that tree's ``course`` first on the path;
+* the first notebook, run with nbclient, stops at the stub of the first task it
+  introduces (its first ``[task X]`` heading), with that stub's message.
+
+Slow: it runs pytest and a Jupyter kernel in subprocesses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from kit_helpers import copy_fixture, run_release
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+from kit import markers
+from kit import release as kit_release
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+# tree name -> (source tree, or None for a fresh copy of the fixture; first notebook)
+TREES: dict[str, tuple[Path | None, str]] = {
+    "fixture": (None, "Demo"),
+    "real": (REPO, "FullyConnectedNets"),
+}
+
+# A stub as CONTRIBUTING.md section 1 shows it: the TODO line, then the raise line.
+TODO_LINE = re.compile(r"^(?P<indent>[ \t]*)# TODO \[task (?P<id>[0-9.]+)\] (?P<func>[^:]+): .+$")
+RAISE_LINE = re.compile(
+    r'^(?P<indent>[ \t]*)raise NotImplementedError\("(?P<message>task (?P<id>[0-9.]+) '
+    r'\((?P<func>[^)]+)\): not written yet; see the TODO in (?P<path>[^"]+))"\)$'
+)
+TASK_HEADING = re.compile(r"^#+ .*\[task (?P<id>[0-9.]+)\]\s*$", re.MULTILINE)
+
+# Loaded into the student's pytest with -p: copies each test's task markers into the
+# JUnit XML as properties, so the report says which task every test checks.
+TASK_PROPERTY_PLUGIN = '''
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for mark in item.iter_markers("task"):
+            if mark.args:
+                item.user_properties.append(("task", str(mark.args[0])))
+'''
+
+
+@dataclass(frozen=True)
+class Stub:
+    """One stub found in the student tree."""
+
+    path: str
+    where: str
+    task_id: str
+    func: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Released:
+    """A solution tree, its task table, and the student tree released from it."""
+
+    name: str
+    source: Path
+    student: Path
+    tasks: dict[str, Any]
+    notebook: str
+
+
+@pytest.fixture(scope="module", params=list(TREES))
+def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+             ) -> Released:
+    source, notebook = TREES[request.param]
+    if source is None:
+        source = copy_fixture(tmp_path_factory.mktemp("source") / "solution")
+    student = tmp_path_factory.mktemp(request.param) / "student"
+    result = run_release("--source", source, "--out", student)
+    assert result.code == 0, f"release of {source} failed:\n{result.err}"
+    tasks = dict(kit_release.load_task_table(source))
+    return Released(request.param, source, student, tasks, notebook)
+
+
+def student_env(student: Path, *extra_paths: Path) -> dict[str, str]:
+    """The environment of a student's process: their tree first on the path, digits data."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (student, *extra_paths))
+    env["COURSE_DATASET"] = "digits"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
+
+
+# -- finding stubs (independently of kit.markers) ----------------------------------------
+
+
+def code_texts(path: Path, rel: str) -> list[tuple[str, str]]:
+    """(place, text) of a .py file, or of each code cell of a notebook."""
+    if rel.endswith(".ipynb"):
+        cells = nbformat.read(path, as_version=4).cells
+        return [(f"{rel}: cell {n}", c.source) for n, c in enumerate(cells, start=1)
+                if c.cell_type == "code"]
+    return [(rel, path.read_text(encoding="utf-8"))]
+
+
+def stubs_in(student: Path, rel: str) -> list[Stub]:
+    """Every stub (TODO line directly followed by its raise line) in one student file."""
+    found = []
+    for place, text in code_texts(student / rel, rel):
+        lines = text.split("\n")
+        for number, line in enumerate(lines[1:], start=2):
+            raised, todo = RAISE_LINE.match(line), TODO_LINE.match(lines[number - 2])
+            if raised is None:
+                continue
+            assert todo is not None, f"{place}, line {number}: a raise without its TODO line"
+            assert (todo["indent"], todo["id"], todo["func"]) == (
+                raised["indent"], raised["id"], raised["func"]), f"{place}, line {number}"
+            found.append(Stub(raised["path"], f"{place}, line {number}", raised["id"],
+                              raised["func"], raised["message"]))
+    return found
+
+
+def all_stubs(student: Path) -> list[Stub]:
+    stubs = []
+    for path in sorted(student.rglob("*")):
+        rel = path.relative_to(student).as_posix()
+        if path.is_file() and rel.endswith((".py", ".ipynb")):
+            stubs += stubs_in(student, rel)
+    return stubs
+
+
+# -- the checks --------------------------------------------------------------------------
+
+
+def test_every_task_has_exactly_one_stub_in_its_file(released: Released) -> None:
+    problems = []
+    for task in released.tasks.values():
+        path = released.student / task.path
+        stubs = [s for s in stubs_in(released.student, task.path) if s.task_id == task.id] \
+            if path.is_file() else []
+        if len(stubs) != 1:
+            problems.append(f"task {task.id}: {len(stubs)} stubs in {task.path} "
+                            f"({', '.join(s.where for s in stubs) or 'none'})")
+            continue
+        (stub,) = stubs
+        if stub.path != task.path:
+            problems.append(f"task {task.id}: its stub points to {stub.path}, not {task.path}")
+        if task.path.endswith(".py") and stub.func != task.function:
+            problems.append(f"task {task.id}: its stub names {stub.func}, "
+                            f"the table says {task.function}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_stub_belongs_to_a_task_of_the_table(released: Released) -> None:
+    stubs = all_stubs(released.student)
+    assert stubs, "no stubs at all in the student tree"
+    assert [s.where for s in stubs if s.task_id not in released.tasks] == []
+
+
+def test_no_solution_text_in_the_student_tree(released: Released) -> None:
+    kit_release.check_no_leaks(released.source, released.student)
+
+
+def test_putting_the_regions_back_gives_the_solution_files(released: Released) -> None:
+    restored = 0
+    for rel in kit_release.released_files(released.source):
+        if rel.endswith((".py", ".ipynb")):
+            for place, cell, solution, student in paired_texts(released, rel):
+                found = markers.regions(markers.parse(solution, rel, released.tasks, cell=cell))
+                assert markers.restore(student, found) == solution, place
+                restored += len(found)
+    assert restored == len(all_stubs(released.student))
+
+
+def paired_texts(released: Released, rel: str) -> list[tuple[str, int | None, str, str]]:
+    """(place, cell number or None, solution text, student text) of a file or its cells."""
+    if not rel.endswith(".ipynb"):
+        return [(rel, None, (released.source / rel).read_text(encoding="utf-8"),
+                 (released.student / rel).read_text(encoding="utf-8"))]
+    student = {c.get("id"): c.source
+               for c in nbformat.read(released.student / rel, as_version=4).cells}
+    pairs = []
+    for number, cell in enumerate(nbformat.read(released.source / rel, as_version=4).cells,
+                                  start=1):
+        # Instructor cells are not in the student notebook: nothing to restore there.
+        if cell.cell_type == "code" and cell.get("id") in student:
+            pairs.append((f"{rel}: cell {number}", number, cell.source, student[cell.get("id")]))
+    return pairs
+
+
+def test_student_package_imports(released: Released) -> None:
+    modules = sorted(
+        ".".join(p.relative_to(released.student).with_suffix("").parts).removesuffix(".__init__")
+        for p in (released.student / "course").rglob("*.py")
+    )
+    code = f"import {', '.join(modules)}\nimport course\nprint(course.__file__)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=released.student,
+                            env=student_env(released.student), capture_output=True, text=True,
+                            check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).is_relative_to(released.student)
+
+
+@pytest.fixture(scope="module")
+def task_test_report(released: Released, tmp_path_factory: pytest.TempPathFactory
+                     ) -> list[tuple[str, list[str], str | None]]:
+    """(test id, its task IDs, failure text or None) for every task test of the student tree."""
+    work = tmp_path_factory.mktemp(f"{released.name}-pytest")
+    (work / "kit_task_property.py").write_text(TASK_PROPERTY_PLUGIN)
+    report = work / "report.xml"
+    where = subprocess.run(
+        [sys.executable, "-c", "import course; print(course.__file__)"], cwd=released.student,
+        env=student_env(released.student, work), capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()).is_relative_to(released.student), where.stdout
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-m", "task", "-p", "no:cacheprovider",
+         "-p", "kit_task_property", f"--junitxml={report}"],
+        cwd=released.student, env=student_env(released.student, work), capture_output=True,
+        text=True, check=False, timeout=1200)
+    # 1: some tests failed (expected); 0 would mean every task test passes on stubs.
+    assert result.returncode == 1, f"pytest exit {result.returncode}:\n{result.stdout[-4000:]}"
+    cases = []
+    for case in ET.parse(report).getroot().iter("testcase"):
+        task_ids = [p.get("value", "") for p in case.iter("property") if p.get("name") == "task"]
+        problems = [c for c in case if c.tag in {"failure", "error"}]
+        text = "\n".join((c.get("message") or "") + "\n" + (c.text or "") for c in problems)
+        cases.append((f"{case.get('classname')}::{case.get('name')}", task_ids,
+                      text if problems else None))
+    return cases
+
+
+def test_no_task_test_passes_or_fails_otherwise_on_the_stubs(task_test_report: list) -> None:
+    assert task_test_report, "no test marked task(...) ran"
+    problems = []
+    for test_id, task_ids, failure in task_test_report:
+        if not task_ids:
+            problems.append(f"{test_id}: not a task test (a collection error?): {failure}")
+        elif failure is None:
+            problems.append(f"{test_id} (task {', '.join(task_ids)}): passes on the stubs")
+        elif "NotImplementedError" not in failure or not re.search(r"task [0-9.]+ \(", failure):
+            problems.append(f"{test_id}: fails without a stub message: {first_line(failure)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_task_test_fails_with_its_own_stub(task_test_report: list) -> None:
+    # Stricter than the test above: a backward test that builds its cache with the forward
+    # pass fails with the forward's stub, and the scoreboard then blames the wrong task.
+    problems = []
+    for test_id, task_ids, failure in task_test_report:
+        if failure is not None and not any(f"task {t} (" in failure for t in task_ids):
+            problems.append(f"{test_id} (task {', '.join(task_ids)}): {first_line(failure)}")
+    assert not problems, (f"{len(problems)} task tests fail with another task's stub:\n"
+                          + "\n".join(problems))
+
+
+def test_every_stub_is_reached_by_its_own_tests(task_test_report: list) -> None:
+    tested = {t for _, task_ids, _ in task_test_report for t in task_ids}
+    reached = {t for _, task_ids, failure in task_test_report for t in task_ids
+               if failure is not None and f"task {t} (" in failure}
+    assert sorted(tested - reached) == []
+
+
+def first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "(no message)"
+
+
+def test_every_pytest_task_has_task_tests(released: Released, task_test_report: list) -> None:
+    tested = {t for _, task_ids, _ in task_test_report for t in task_ids}
+    untested = [task.id for task in released.tasks.values()
+                if getattr(task, "checked_by", "pytest") == "pytest" and task.id not in tested]
+    # The fixture tree's notebook tasks (2.x) have no pytest tests by design.
+    if released.name == "fixture":
+        untested = [t for t in untested if not t.startswith("2.")]
+    assert untested == []
+
+
+def first_task_of(nb: Any) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and (match := TASK_HEADING.search(cell.source)):
+            return match["id"]
+    raise AssertionError("the notebook has no heading ending in [task X]")
+
+
+def test_first_notebook_stops_at_the_stub_of_its_first_task(released: Released) -> None:
+    rel = f"notebooks/{released.notebook}.ipynb"
+    path = released.student / rel
+    assert path.is_file(), f"{rel} is not in the student tree"
+    nb = nbformat.read(path, as_version=4)
+    task_id = first_task_of(nb)
+    task = released.tasks[task_id]
+    (stub,) = [s for s in stubs_in(released.student, task.path) if s.task_id == task_id]
+    # A first cell that proves the kernel imports the student's course package.
+    nb.cells.insert(0, nbformat.v4.new_code_cell(
+        "import course, pathlib\n"
+        f"assert pathlib.Path(course.__file__).is_relative_to({str(released.student)!r}), "
+        "course.__file__"))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    with pytest.raises(CellExecutionError) as caught:
+        client.execute(env=student_env(released.student))
+    assert "NotImplementedError" in str(caught.value)
+    assert stub.message in str(caught.value)
