@@ -23,8 +23,9 @@ Rules this module enforces (each violation is a ``MarkerError`` naming file and 
 * regions do not nest; every BEGIN is closed; every END has a BEGIN;
 * the task ID must be in the task table passed by the caller.
 
-Detection is line based, as documented: a marker-looking line inside a string literal is
-treated as a marker too. Line endings are preserved byte for byte: the TODO line takes the
+Detection is line based, with the tokenizer's help where the text tokenizes: a
+marker-looking line inside a multi-line string (a docstring showing an example) is text,
+not a marker. Line endings are preserved byte for byte: the TODO line takes the
 BEGIN line's ending and the ``raise`` line takes the END line's ending (none at the end of
 a text without a final newline), so the text outside regions is untouched.
 """
@@ -143,7 +144,7 @@ def parse(
     Raises ``MarkerError`` on the first malformed, unknown, nested or unbalanced marker.
     """
     lines = split_lines(text)
-    inline = _inline_marker_comments(text)
+    inline, in_strings = _token_facts(text)
     segments: list[Segment] = []
     plain: list[str] = []
     opened: tuple[int, re.Match[str]] | None = None  # (index of BEGIN line, its match)
@@ -151,7 +152,10 @@ def parse(
         if index + 1 in inline:
             raise MarkerError(path, index + 1, "a solution marker must be alone on its line "
                               f"(found {inline[index + 1]!r} after code)", cell)
-        kind, match = _classify(line, path, index + 1, cell)
+        if index + 1 in in_strings:
+            kind, match = None, None  # a docstring may show a marker as an example
+        else:
+            kind, match = _classify(line, path, index + 1, cell)
         if kind == "begin":
             if opened is not None:
                 raise MarkerError(path, index + 1, "BEGIN SOLUTION inside the region opened "
@@ -237,17 +241,25 @@ def _classify(
     raise MarkerError(path, lineno, reason, cell)
 
 
-def _inline_marker_comments(text: str) -> dict[int, str]:
-    """Line -> comment, for marker comments that follow code on their line."""
-    found: dict[int, str] = {}
+def _token_facts(text: str) -> tuple[dict[int, str], set[int]]:
+    """Marker comments that follow code (line -> comment), and lines inside strings.
+
+    A line inside a multi-line string (after its first line) holds no comment, whatever it
+    looks like. Text the tokenizer rejects gets neither fact: line-based rules apply.
+    """
+    inline: dict[int, str] = {}
+    in_strings: set[int] = set()
+    string_types = {tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
     try:
         for token in tokenize.generate_tokens(io.StringIO(text).readline):
-            if (token.type == tokenize.COMMENT and _INLINE_MARKER.match(token.string)
+            if token.type in string_types:
+                in_strings.update(range(token.start[0] + 1, token.end[0] + 1))
+            elif (token.type == tokenize.COMMENT and _INLINE_MARKER.match(token.string)
                     and token.line[:token.start[1]].strip()):
-                found[token.start[0]] = token.string
+                inline[token.start[0]] = token.string
     except (tokenize.TokenError, SyntaxError):
-        pass  # not Python enough to tokenize: the line-based checks still apply
-    return found
+        return {}, set()
+    return inline, in_strings
 
 
 def _check_task_id(

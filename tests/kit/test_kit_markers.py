@@ -166,6 +166,22 @@ def test_ordinary_comments_that_look_a_little_like_markers_are_kept() -> None:
     assert render_student(segments) == source
 
 
+def test_a_marker_shown_in_a_docstring_is_text() -> None:
+    source = (
+        "def f():\n"
+        '    """Mark the solution like this:\n'
+        "\n"
+        "    # BEGIN SOLUTION 1.1\n"
+        "    # END FOO\n"
+        '    """\n'
+        "    # BEGIN SOLUTION 1.3\n"
+        "    return 1\n"
+        "    # END SOLUTION\n"
+    )
+    found = regions(parse(source, "p.py", TASKS))
+    assert [(r.task_id, r.line) for r in found] == [("1.3", 7)]
+
+
 @pytest.mark.parametrize(
     ("text", "line", "reason"),
     [
