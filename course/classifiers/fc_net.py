@@ -107,7 +107,8 @@ class FullyConnectedNet:
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"FullyConnectedNet: {name} must be a positive int; "
                                  f"got {value!r}")
-        if normalization not in NORMALIZATIONS:
+        if not (normalization is None or
+                (isinstance(normalization, str) and normalization in NORMALIZATIONS)):
             raise ValueError(f"FullyConnectedNet: normalization must be one of "
                              f"{NORMALIZATIONS}; got {normalization!r}")
         if not _is_positive_number(dropout_keep_ratio) or dropout_keep_ratio > 1:
@@ -115,7 +116,8 @@ class FullyConnectedNet:
                              f"(0, 1] (1 = no dropout); got {dropout_keep_ratio!r}")
         if not (isinstance(reg, Real) and not isinstance(reg, bool) and reg >= 0):
             raise ValueError(f"FullyConnectedNet: reg must be a number >= 0; got {reg!r}")
-        if not (_is_positive_number(weight_scale) or weight_scale in WEIGHT_SCALE_NAMES):
+        if not (_is_positive_number(weight_scale) or
+                (isinstance(weight_scale, str) and weight_scale in WEIGHT_SCALE_NAMES)):
             raise ValueError("FullyConnectedNet: weight_scale must be a positive number or "
                              f"one of {WEIGHT_SCALE_NAMES}; got {weight_scale!r}")
         if np.dtype(dtype).kind != "f":
