@@ -37,7 +37,6 @@ of the same source are identical; it is not committed to the ``--branch``.
 from __future__ import annotations
 
 import argparse
-import copy
 import importlib.util
 import json
 import os
@@ -108,6 +107,7 @@ class Output:
     notebook: Any = None  # an nbformat node, written with nbformat.write
     mode_from: Path | None = None
     stubs: int = 0
+    task_ids: set[str] = field(default_factory=set)  # tasks with a region in this file
     notes: list[str] = field(default_factory=list)
 
 
@@ -231,15 +231,16 @@ def _relative_inside(path: Path, root: Path) -> str | None:
 # -- per-file processing -----------------------------------------------------------------
 
 
-def process_python(source: Path, rel: str, task_ids: Mapping[str, Any]) -> Output:
+def process_python(source: Path, rel: str, tasks: Mapping[str, Any]) -> Output:
     """A ``.py`` file: regions to stubs, or a byte copy when it has no regions."""
     raw = (source / rel).read_bytes()
-    segments = markers.parse(_decode(raw, rel), rel, task_ids)
+    segments = markers.parse(_decode(raw, rel), rel, tasks)
     found = markers.regions(segments)
     if not found:
         return Output(rel, source=source / rel)
     text = markers.render_student(segments)
-    return Output(rel, data=text.encode("utf-8"), mode_from=source / rel, stubs=len(found))
+    return Output(rel, data=text.encode("utf-8"), mode_from=source / rel, stubs=len(found),
+                  task_ids={region.task_id for region in found})
 
 
 def _decode(raw: bytes, rel: str) -> str:
@@ -257,10 +258,11 @@ def read_notebook(source: Path, rel: str) -> Any:
         raise markers.MarkerError(rel, None, f"not a readable notebook ({error})") from None
 
 
-def process_notebook(source: Path, rel: str, task_ids: Mapping[str, Any]) -> Output:
+def process_notebook(source: Path, rel: str, tasks: Mapping[str, Any]) -> Output:
     """A notebook: check tags, drop/replace cells, stub regions, clear outputs."""
-    nb = copy.deepcopy(read_notebook(source, rel))
+    nb = read_notebook(source, rel)
     cells, stubs, dropped, answers = [], 0, 0, 0
+    task_ids: set[str] = set()
     for number, cell in enumerate(nb.cells, start=1):
         tags = check_tags(cell, rel, number)
         if "instructor" in tags:
@@ -271,7 +273,9 @@ def process_notebook(source: Path, rel: str, task_ids: Mapping[str, Any]) -> Out
             cell.source = ANSWER_PROMPT
             cell.pop("attachments", None)
         if cell.cell_type == "code":
-            stubs += _stub_cell(cell, rel, number, task_ids)
+            found = _stub_cell(cell, rel, number, tasks)
+            stubs += len(found)
+            task_ids.update(region.task_id for region in found)
             cell.outputs, cell.execution_count = [], None
         _clean_cell_metadata(cell.metadata)
         cells.append(cell)
@@ -280,7 +284,8 @@ def process_notebook(source: Path, rel: str, task_ids: Mapping[str, Any]) -> Out
     notes = ["outputs cleared"]
     notes += [f"{answers} answer cell(s) replaced"] if answers else []
     notes += [f"{dropped} instructor cell(s) dropped"] if dropped else []
-    return Output(rel, notebook=nb, mode_from=source / rel, stubs=stubs, notes=notes)
+    return Output(rel, notebook=nb, mode_from=source / rel, stubs=stubs, task_ids=task_ids,
+                  notes=notes)
 
 
 def check_tags(cell: Any, rel: str, number: int) -> list[str]:
@@ -298,12 +303,13 @@ def check_tags(cell: Any, rel: str, number: int) -> list[str]:
     return tags
 
 
-def _stub_cell(cell: Any, rel: str, number: int, task_ids: Mapping[str, Any]) -> int:
-    segments = markers.parse(cell.source, rel, task_ids, cell=number)
+def _stub_cell(cell: Any, rel: str, number: int,
+               tasks: Mapping[str, Any]) -> list[markers.Region]:
+    segments = markers.parse(cell.source, rel, tasks, cell=number)
     found = markers.regions(segments)
     if found:
         cell.source = markers.render_student(segments)
-    return len(found)
+    return found
 
 
 def _clean_cell_metadata(metadata: dict[str, Any]) -> None:
@@ -349,12 +355,12 @@ def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
 def build_release(source: Path, skip: Path | None = None) -> Release:
     """Check and render every file in memory; raise ``ReleaseError`` listing all problems."""
     tasks_module = load_tasks_module(source)
-    task_ids = tasks_module.TASKS_BY_ID
+    tasks = tasks_module.TASKS_BY_ID
     files = released_files(source, skip)
     outputs, errors = [], []
     for rel in files:
         try:
-            outputs.append(process_file(source, rel, task_ids))
+            outputs.append(process_file(source, rel, tasks))
         except markers.MarkerError as error:
             errors.append(str(error))
     if errors:
@@ -362,25 +368,30 @@ def build_release(source: Path, skip: Path | None = None) -> Release:
     outputs.append(student_readme(tasks_module, files))
     commit, dirty = source_state(source)
     release = Release(sorted(outputs, key=lambda o: o.rel), commit, dirty)
-    release.warnings = _missing_task_warnings(release, task_ids)
+    release.warnings = _missing_task_warnings(release, tasks)
     return release
 
 
-def process_file(source: Path, rel: str, task_ids: Mapping[str, Any]) -> Output:
+def process_file(source: Path, rel: str, tasks: Mapping[str, Any]) -> Output:
     """The student version of one source file."""
     path = source / rel
     if rel.endswith(".py") and not path.is_symlink():
-        return process_python(source, rel, task_ids)
+        return process_python(source, rel, tasks)
     if rel.endswith(".ipynb") and not path.is_symlink():
-        return process_notebook(source, rel, task_ids)
+        return process_notebook(source, rel, tasks)
     return Output(rel, source=path)
 
 
-def _missing_task_warnings(release: Release, task_ids: Mapping[str, Any]) -> list[str]:
-    stubbed = {o.rel for o in release.outputs if o.stubs}
-    missing = [tid for tid, task in task_ids.items()
-               if getattr(task, "path", None) not in stubbed]
-    return [f"task {tid}: no solution region in {task_ids[tid].path}" for tid in missing]
+def _missing_task_warnings(release: Release, tasks: Mapping[str, Any]) -> list[str]:
+    """Tasks of the table without a region in their file (the release still goes ahead)."""
+    warnings = []
+    for task_id, task in tasks.items():
+        path = getattr(task, "path", None)
+        found_in = [o.rel for o in release.outputs if task_id in o.task_ids]
+        if path is not None and path not in found_in:
+            elsewhere = f" (found in {', '.join(found_in)})" if found_in else ""
+            warnings.append(f"task {task_id}: no solution region in {path}{elsewhere}")
+    return warnings
 
 
 def source_state(source: Path) -> tuple[str | None, bool | None]:
@@ -547,18 +558,18 @@ def solution_only_lines(source: Path) -> set[str]:
     cells included; a line like ``return out`` that also occurs outside a region is not
     solution-only. Raises ``ReleaseError`` if the source has marker errors.
     """
-    task_ids = load_task_table(source)
+    tasks = load_task_table(source)
     hidden: set[str] = set()
     visible: set[str] = set()
     for rel in released_files(source):
         try:
-            _collect_lines(source, rel, task_ids, hidden, visible)
+            _collect_lines(source, rel, tasks, hidden, visible)
         except markers.MarkerError as error:
             raise ReleaseError(str(error)) from None
     return hidden - visible
 
 
-def _collect_lines(source: Path, rel: str, task_ids: Mapping[str, Any],
+def _collect_lines(source: Path, rel: str, tasks: Mapping[str, Any],
                    hidden: set[str], visible: set[str]) -> None:
     if rel.endswith(".ipynb"):
         for number, cell in enumerate(read_notebook(source, rel).cells, start=1):
@@ -566,7 +577,7 @@ def _collect_lines(source: Path, rel: str, task_ids: Mapping[str, Any],
             if "instructor" in tags or "answer" in tags:
                 hidden.update(_stripped(cell.source))
             elif cell.cell_type == "code":
-                _split_regions(markers.parse(cell.source, rel, task_ids, cell=number),
+                _split_regions(markers.parse(cell.source, rel, tasks, cell=number),
                                hidden, visible)
             else:
                 visible.update(_stripped(cell.source))
@@ -576,7 +587,7 @@ def _collect_lines(source: Path, rel: str, task_ids: Mapping[str, Any],
     except (UnicodeDecodeError, OSError):
         return  # binary files hold no solution text
     if rel.endswith(".py"):
-        _split_regions(markers.parse(text, rel, task_ids), hidden, visible)
+        _split_regions(markers.parse(text, rel, tasks), hidden, visible)
     else:
         visible.update(_stripped(text))
 

@@ -387,3 +387,17 @@ def test_command_line_entry_point_dispatches_to_release(src: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert (out / ".release.json").is_file()
     assert "course/layers.py: 3 stub(s)" in result.stdout
+
+
+def test_summary_notes_a_task_without_its_region(src: Path, tmp_path: Path) -> None:
+    layers = src / "course" / "layers.py"
+    text = layers.read_text()
+    moved = text[text.index("    # BEGIN SOLUTION 1.3"):text.index("    return changed")]
+    layers.write_text(text.replace(moved, "            row[row < low] = low\n"))
+    utils = src / "course" / "utils.py"
+    utils.write_text(utils.read_text() + "\n\ndef g() -> None:\n    # BEGIN SOLUTION 1.3\n"
+                     "    pass\n    # END SOLUTION\n")
+    result = released(src, tmp_path / "student")
+    assert "note: task 1.3: no solution region in course/layers.py (found in course/utils.py)" \
+        in result.out
+    assert result.out.count("note:") == 1
