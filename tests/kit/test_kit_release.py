@@ -392,8 +392,9 @@ def test_command_line_entry_point_dispatches_to_release(src: Path, tmp_path: Pat
 def test_summary_notes_a_task_without_its_region(src: Path, tmp_path: Path) -> None:
     layers = src / "course" / "layers.py"
     text = layers.read_text()
-    moved = text[text.index("    # BEGIN SOLUTION 1.3"):text.index("    return changed")]
-    layers.write_text(text.replace(moved, "            row[row < low] = low\n"))
+    region = text[text.index("            # BEGIN SOLUTION 1.3\n"):text.index("    return changed")]
+    assert region.endswith("# END SOLUTION\n")
+    layers.write_text(text.replace(region, "            row[row < low] = low\n"))
     utils = src / "course" / "utils.py"
     utils.write_text(utils.read_text() + "\n\ndef g() -> None:\n    # BEGIN SOLUTION 1.3\n"
                      "    pass\n    # END SOLUTION\n")
