@@ -422,7 +422,8 @@ def check_out_dir(out: Path, source: Path) -> None:
     if not out.exists() and not out.is_symlink():
         return
     if not out.is_dir() or out.is_symlink():
-        raise ReleaseError(f"--out {out}: exists and is not a folder; refusing to replace it")
+        raise ReleaseError(f"--out {out}: exists and is not a plain folder (a file or a "
+                           "link); refusing to replace it")
     if any(out.iterdir()) and not is_release_dir(out):
         raise ReleaseError(
             f"--out {out}: exists, is not empty and was not written by '{STAMP_TOOL}' "
