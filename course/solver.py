@@ -467,7 +467,7 @@ class Solver:
         ) as bar:
             postfix: dict[str, str] = {}
             if self.epoch == 0 and not self.val_acc_history:
-                self._end_of_measurement(bar, postfix)
+                self._measure_and_report(bar, postfix)
             for iteration in range(start, num_iterations):
                 loss = self._step(iteration, num_iterations)
                 if self.verbose:
@@ -486,7 +486,7 @@ class Solver:
         self.epoch += 1
         for config in self.optim_configs.values():
             self._decay_learning_rate(config)
-        self._end_of_measurement(bar, postfix)
+        self._measure_and_report(bar, postfix)
         if self.checkpoint_name is not None:
             self._save_checkpoint()
         if self.verbose and self.epoch < self.num_epochs:
@@ -502,7 +502,7 @@ class Solver:
                 f"the update rule left only {sorted(config)}"
             )
 
-    def _end_of_measurement(self, bar: Any, postfix: dict[str, str]) -> None:
+    def _measure_and_report(self, bar: Any, postfix: dict[str, str]) -> None:
         train_acc, val_acc = self._measure()
         if self.verbose:
             postfix["train_acc"] = f"{train_acc:.3f}"
