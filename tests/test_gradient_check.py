@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from course.gradient_check import (
+    CheckResult,
     check_close,
     check_gradient,
+    check_model_gradients,
     check_true,
     eval_numerical_gradient,
     eval_numerical_gradient_array,
@@ -221,20 +223,20 @@ def test_rel_error_rejects_mismatched_shapes() -> None:
 
 
 def test_report_check_pass_line(capsys) -> None:
-    assert report_check("affine_forward output", 3.2e-10, 1e-7) is True
+    assert report_check("affine_forward output", 3.2e-10, 1e-7).passed is True
     assert capsys.readouterr().out == (
         "check passed: affine_forward output, relative error below 1e-07\n")
 
 
 def test_report_check_fail_line(capsys) -> None:
-    assert report_check("affine_forward output", 3.41e-2, 1e-7) is False
+    assert report_check("affine_forward output", 3.41e-2, 1e-7).passed is False
     assert capsys.readouterr().out == (
         "check FAILED: affine_forward output, relative error 3.41e-02 (must be below 1e-07)\n")
 
 
 def test_report_check_with_another_measure(capsys) -> None:
-    assert report_check("loss", 0.25, 0.1, measure="absolute difference") is False
-    assert report_check("loss", 0.05, 0.1, measure="absolute difference") is True
+    assert report_check("loss", 0.25, 0.1, measure="absolute difference").passed is False
+    assert report_check("loss", 0.05, 0.1, measure="absolute difference").passed is True
     assert capsys.readouterr().out.splitlines() == [
         "check FAILED: loss, absolute difference 2.50e-01 (must be below 1e-01)",
         "check passed: loss, absolute difference below 1e-01",
@@ -243,14 +245,14 @@ def test_report_check_with_another_measure(capsys) -> None:
 
 @pytest.mark.parametrize(("value", "shown"), [(1e-7, "1.00e-07"), (float("nan"), "nan")])
 def test_report_check_fails_at_the_threshold_and_on_nan(capsys, value: float, shown: str) -> None:
-    assert report_check("x", value, 1e-7) is False
+    assert report_check("x", value, 1e-7).passed is False
     assert capsys.readouterr().out == (
         f"check FAILED: x, relative error {shown} (must be below 1e-07)\n")
 
 
 def test_check_true_lines(capsys) -> None:
-    assert check_true("scores shape", True, "never shown") is True
-    assert check_true("scores shape", False, "got (3, 2), expected (2, 3)") is False
+    assert check_true("scores shape", True, "never shown").passed is True
+    assert check_true("scores shape", False, "got (3, 2), expected (2, 3)").passed is False
     assert capsys.readouterr().out.splitlines() == [
         "check passed: scores shape",
         "check FAILED: scores shape: got (3, 2), expected (2, 3)",
@@ -258,10 +260,10 @@ def test_check_true_lines(capsys) -> None:
 
 
 def test_check_close_pass_and_fail(capsys) -> None:
-    assert check_close("out", np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-12])) is True
+    assert check_close("out", np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-12])).passed is True
     # rel_error = 1 / (3 + 4) at the second entry.
-    assert check_close("out", np.array([1.0, 3.0]), np.array([1.0, 4.0])) is False
-    assert check_close("loss", 2.0, 2.0, threshold=1e-3) is True
+    assert check_close("out", np.array([1.0, 3.0]), np.array([1.0, 4.0])).passed is False
+    assert check_close("loss", 2.0, 2.0, threshold=1e-3).passed is True
     assert capsys.readouterr().out.splitlines() == [
         "check passed: out, relative error below 1e-07",
         "check FAILED: out, relative error 1.43e-01 (must be below 1e-07)",
@@ -270,7 +272,7 @@ def test_check_close_pass_and_fail(capsys) -> None:
 
 
 def test_check_close_shape_mismatch_names_both_shapes(capsys) -> None:
-    assert check_close("out", np.zeros((2, 3)), np.zeros((3, 2))) is False
+    assert check_close("out", np.zeros((2, 3)), np.zeros((3, 2))).passed is False
     assert capsys.readouterr().out == (
         "check FAILED: out: shape (2, 3) does not match the expected shape (3, 2)\n")
 
@@ -278,9 +280,9 @@ def test_check_close_shape_mismatch_names_both_shapes(capsys) -> None:
 def test_check_gradient_scalar_function(capsys) -> None:
     x = np.array([1.0, -2.0, 3.0])
     f = lambda v: float(np.sum(v**2))  # noqa: E731
-    assert check_gradient("dx", f, x, 2 * x) is True
+    assert check_gradient("dx", f, x, 2 * x).passed is True
     # 1.5 times the true gradient: relative error |3x - 2x| / |5x| = 0.2 at every entry.
-    assert check_gradient("dx", f, x, 3 * x) is False
+    assert check_gradient("dx", f, x, 3 * x).passed is False
     assert capsys.readouterr().out.splitlines() == [
         "check passed: dx, relative error below 1e-07",
         "check FAILED: dx, relative error 2.00e-01 (must be below 1e-07)",
@@ -291,8 +293,8 @@ def test_check_gradient_array_function_with_dout(capsys) -> None:
     x = np.array([[1.0, 2.0], [3.0, 4.0]])
     dout = np.array([[1.0, -1.0], [0.5, 2.0]])
     # f(x) = 3 x, so the gradient is 3 dout.
-    assert check_gradient("dx", lambda v: 3 * v, x, 3 * dout, dout=dout) is True
-    assert check_gradient("dx", lambda v: 3 * v, x, 3 * dout.T, dout=dout) is False
+    assert check_gradient("dx", lambda v: 3 * v, x, 3 * dout, dout=dout).passed is True
+    assert check_gradient("dx", lambda v: 3 * v, x, 3 * dout.T, dout=dout).passed is False
     # The transpose flips the sign of entry (0, 1) (-3 against 1.5): relative error 1.
     assert capsys.readouterr().out.splitlines() == [
         "check passed: dx, relative error below 1e-07",
@@ -303,5 +305,51 @@ def test_check_gradient_array_function_with_dout(capsys) -> None:
 def test_check_gradient_with_a_looser_threshold(capsys) -> None:
     x = np.array([1.0, 2.0])
     assert check_gradient("dx", lambda v: float(np.sum(v**2)), x, 2 * x * (1 + 1e-4),
-                          threshold=1e-3) is True
+                          threshold=1e-3).passed is True
     assert capsys.readouterr().out == "check passed: dx, relative error below 1e-03\n"
+
+
+class _Quadratic:
+    """loss = sum(a * X) + 0.5 * sum(b**2): d/da = sum of X's rows, d/db = b, by hand."""
+
+    def __init__(self, wrong_b: bool = False, drop_b: bool = False):
+        rng = np.random.default_rng(0)
+        self.params = {"a": rng.normal(size=3), "b": rng.normal(size=2)}
+        self.wrong_b, self.drop_b = wrong_b, drop_b
+
+    def loss(self, X, y):
+        a, b = self.params["a"], self.params["b"]  # read at call time
+        loss = float(np.sum(X @ a) + 0.5 * np.sum(b**2))
+        grads = {"a": X.sum(axis=0), "b": 2 * b if self.wrong_b else b.copy()}
+        if self.drop_b:
+            del grads["b"]
+        return loss, grads
+
+
+def test_check_model_gradients_one_line_per_parameter(capsys):
+    X = np.arange(6.0).reshape(2, 3)
+    result = check_model_gradients("toy", _Quadratic(), X, None)
+    assert result.passed is True and result.name == "toy"
+    assert capsys.readouterr().out.splitlines() == [
+        "check passed: toy: gradient of a, relative error below 1e-07",
+        "check passed: toy: gradient of b, relative error below 1e-07",
+    ]
+
+
+def test_check_model_gradients_flags_a_wrong_or_missing_gradient(capsys):
+    X = np.arange(6.0).reshape(2, 3)
+    assert check_model_gradients("toy", _Quadratic(wrong_b=True), X, None).passed is False
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("check passed: toy: gradient of a")
+    # analytic 2b vs numeric b: relative error |2b - b| / (|2b| + |b|) = 1/3
+    assert lines[1] == (
+        "check FAILED: toy: gradient of b, relative error 3.33e-01 (must be below 1e-07)")
+    assert check_model_gradients("toy", _Quadratic(drop_b=True), X, None).passed is False
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "check FAILED: toy: gradient of b: loss() returned no gradient for it")
+
+
+def test_check_result_is_truthy_only_when_passed_and_shows_nothing_in_notebooks():
+    assert bool(CheckResult("x", True)) and not bool(CheckResult("x", False))
+    # IPython calls _ipython_display_ instead of printing the repr; it must return None.
+    assert CheckResult("x", True)._ipython_display_() is None
