@@ -40,8 +40,14 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)
 
-test: $(STAMP) lint ## lint, unit tests, and nbval over the notebooks (digits pinned)
-	$(TEST_ENV) $(VPY) -m pytest tests notebooks $(NBVAL)
+# Lint and tests both run, and either failing fails the target: in the student release
+# the stubs leave names undefined, and the test results matter more than those warnings.
+test: $(STAMP) ## lint, unit tests, and nbval over the notebooks (digits pinned)
+	@status=0; \
+	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== pytest (unit, property, release, nbval)"; \
+	$(TEST_ENV) $(VPY) -m pytest tests notebooks $(NBVAL) || status=1; \
+	exit $$status
 
 lint: $(STAMP) ## ruff over the package, tools, tests and notebooks
 	$(VENV)/bin/ruff check .

@@ -241,6 +241,37 @@ def _fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+def accuracy(model: Model, X: np.ndarray, y: np.ndarray, batch_size: int = 100) -> float:
+    """Fraction of the examples in ``X`` whose highest score under ``model`` is their label.
+
+    Args:
+        model: anything with ``loss(X)`` returning class scores of shape ``(N, C)``.
+        X: inputs, shape ``(N, ...)``.
+        y: labels, shape ``(N,)``, integers in ``[0, C)``.
+        batch_size: examples per call to ``model.loss`` (bounds memory on large sets).
+
+    Returns:
+        The accuracy, a float in ``[0, 1]``.
+    """
+    if np.ndim(y) != 1 or len(X) != len(y) or len(y) == 0:
+        raise ValueError(
+            f"X and y must hold the same positive number of examples, y of shape "
+            f"(N,); got shapes {np.shape(X)} and {np.shape(y)}"
+        )
+    _check_positive_int("batch_size", batch_size)
+    predictions = []
+    for start in range(0, len(y), batch_size):
+        X_batch = X[start:start + batch_size]
+        scores = np.asarray(model.loss(X_batch))
+        if scores.ndim != 2 or scores.shape[0] != len(X_batch):
+            raise ValueError(
+                f"model.loss(X) must return scores of shape (N, C) = "
+                f"({len(X_batch)}, C); got shape {scores.shape}"
+            )
+        predictions.append(np.argmax(scores, axis=1))
+    return float(np.mean(np.concatenate(predictions) == y))
+
+
 class Solver:
     """Train a model on ``data`` with minibatch gradient steps.
 
@@ -400,31 +431,12 @@ class Solver:
         Returns:
             The accuracy, a float in ``[0, 1]``.
         """
-        if np.ndim(y) != 1 or len(X) != len(y) or len(y) == 0:
-            raise ValueError(
-                f"X and y must hold the same positive number of examples, y of shape "
-                f"(N,); got shapes {np.shape(X)} and {np.shape(y)}"
-            )
         _check_positive_int("num_samples", num_samples, allow_none=True)
-        _check_positive_int("batch_size", batch_size)
-
-        N = len(y)
-        if num_samples is not None and num_samples < N:
-            subset = self.rng.choice(N, size=num_samples, replace=False)
+        if num_samples is not None and num_samples < len(y):
+            # Draw with the solver's generator so a seeded run measures the same subset.
+            subset = self.rng.choice(len(y), size=num_samples, replace=False)
             X, y = X[subset], y[subset]
-            N = num_samples
-
-        predictions = []
-        for start in range(0, N, batch_size):
-            X_batch = X[start:start + batch_size]
-            scores = np.asarray(self.model.loss(X_batch))
-            if scores.ndim != 2 or scores.shape[0] != len(X_batch):
-                raise ValueError(
-                    f"model.loss(X) must return scores of shape (N, C) = "
-                    f"({len(X_batch)}, C); got shape {scores.shape}"
-                )
-            predictions.append(np.argmax(scores, axis=1))
-        return float(np.mean(np.concatenate(predictions) == y))
+        return accuracy(self.model, X, y, batch_size)
 
     def _measure(self) -> tuple[float, float]:
         """Record train/val accuracy; keep a copy of the parameters if val improves.

@@ -33,6 +33,9 @@ class Task:
     path: str
     function: str
     checked_by: str = "pytest"  # or "notebook": the check cell after the stub is its test
+    # Tasks whose code this task's tests call (a backward test runs the forward pass
+    # first), so until those are written its tests fail with *their* stubs.
+    requires: tuple[str, ...] = ()
 
 
 NOTEBOOKS = (
@@ -56,9 +59,17 @@ TASKS: tuple[Task, ...] = (
         "FullyConnectedNets",
         "course/layers.py",
         "affine_backward",
+        requires=("1.1",),
     ),
     Task("1.3", "ReLU, forward pass", "FullyConnectedNets", "course/layers.py", "relu_forward"),
-    Task("1.4", "ReLU, backward pass", "FullyConnectedNets", "course/layers.py", "relu_backward"),
+    Task(
+        "1.4",
+        "ReLU, backward pass",
+        "FullyConnectedNets",
+        "course/layers.py",
+        "relu_backward",
+        requires=("1.3",),
+    ),
     Task(
         "1.5", "Softmax loss and gradient", "FullyConnectedNets", "course/layers.py", "softmax_loss"
     ),
@@ -82,6 +93,7 @@ TASKS: tuple[Task, ...] = (
         "FullyConnectedNets",
         "course/classifiers/fc_net.py",
         "FullyConnectedNet.loss",
+        requires=("1.1", "1.2", "1.3", "1.4", "1.5", "1.7"),
     ),
     Task("1.9", "SGD with momentum", "FullyConnectedNets", "course/optim.py", "sgd_momentum"),
     Task("1.10", "RMSProp", "FullyConnectedNets", "course/optim.py", "rmsprop"),
@@ -120,3 +132,15 @@ def get_task(task_id: str) -> Task:
     except KeyError:
         known = ", ".join(TASKS_BY_ID)
         raise KeyError(f"unknown task ID {task_id!r}; known IDs: {known}") from None
+
+
+def prerequisites(task_id: str) -> set[str]:
+    """Every task ``task_id`` needs written first, directly or through another task."""
+    found: set[str] = set()
+    pending = list(get_task(task_id).requires)
+    while pending:
+        current = pending.pop()
+        if current not in found:
+            found.add(current)
+            pending.extend(get_task(current).requires)
+    return found

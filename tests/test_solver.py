@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from course import solver as solver_module
-from course.solver import NonFiniteLossError, Solver
+from course.solver import NonFiniteLossError, Solver, accuracy
 
 
 class SoftmaxRegression:
@@ -602,3 +602,34 @@ def test_checkpoint_model_is_a_snapshot(tmp_path):
     # one step of -0.1 in epoch 1
     np.testing.assert_allclose(first["model"].params["w"], [-0.1])
     assert first["loss_history"] == [0.0]
+
+
+# ---------------------------------------------------------------------------------------
+# accuracy (module-level; check_accuracy uses it)
+
+
+class _ArgmaxIsFirstFeature:
+    """Scores (N, 3): class int(x[:, 0]) scores 1, the others 0."""
+
+    def __init__(self):
+        self.params = {}
+        self.batches = []
+
+    def loss(self, X, y=None):
+        self.batches.append(len(X))
+        scores = np.zeros((len(X), 3))
+        scores[np.arange(len(X)), X[:, 0].astype(int)] = 1.0
+        return scores
+
+
+def test_accuracy_counts_matches_over_batches():
+    X = np.array([[0], [1], [2], [2], [1]], dtype=float)
+    y = np.array([0, 1, 0, 2, 2])  # predictions 0, 1, 2, 2, 1: three right out of five
+    model = _ArgmaxIsFirstFeature()
+    assert accuracy(model, X, y, batch_size=2) == 3 / 5
+    assert model.batches == [2, 2, 1]
+
+
+def test_accuracy_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match=r"got shapes \(5, 1\) and \(4,\)"):
+        accuracy(_ArgmaxIsFirstFeature(), np.zeros((5, 1)), np.zeros(4, dtype=int))
