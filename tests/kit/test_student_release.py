@@ -220,24 +220,26 @@ def test_student_package_imports(released: Released) -> None:
     assert Path(result.stdout.strip()).is_relative_to(released.student)
 
 
-@pytest.fixture(scope="module")
-def task_test_report(released: Released, tmp_path_factory: pytest.TempPathFactory
-                     ) -> list[tuple[str, list[str], str | None]]:
-    """(test id, its task IDs, failure text or None) for every task test of the student tree."""
-    work = tmp_path_factory.mktemp(f"{released.name}-pytest")
+def run_task_tests(tree: Path, work: Path, *args: str
+                   ) -> tuple[int, list[tuple[str, list[str], str | None]]]:
+    """Run the task tests of a student ``tree``: (pytest's exit code, one row per test).
+
+    A row is (test id, its task IDs, failure text or None), read from JUnit XML rather
+    than the console, whose lines pytest cuts to the terminal's width.
+    """
+    work.mkdir(parents=True, exist_ok=True)
     (work / "kit_task_property.py").write_text(TASK_PROPERTY_PLUGIN)
     report = work / "report.xml"
     where = subprocess.run(
-        [sys.executable, "-c", "import course; print(course.__file__)"], cwd=released.student,
-        env=student_env(released.student, work), capture_output=True, text=True, check=True)
-    assert Path(where.stdout.strip()).is_relative_to(released.student), where.stdout
+        [sys.executable, "-c", "import course; print(course.__file__)"], cwd=tree,
+        env=student_env(tree, work), capture_output=True, text=True, check=True)
+    assert Path(where.stdout.strip()).is_relative_to(tree), where.stdout
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-m", "task", "-p", "no:cacheprovider",
-         "-p", "kit_task_property", f"--junitxml={report}"],
-        cwd=released.student, env=student_env(released.student, work), capture_output=True,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "kit_task_property", f"--junitxml={report}", *args],
+        cwd=tree, env=student_env(tree, work), capture_output=True,
         text=True, check=False, timeout=1200)
-    # 1: some tests failed (expected); 0 would mean every task test passes on stubs.
-    assert result.returncode == 1, f"pytest exit {result.returncode}:\n{result.stdout[-4000:]}"
+    assert report.exists(), f"pytest exit {result.returncode}:\n{result.stdout[-4000:]}"
     cases = []
     for case in ET.parse(report).getroot().iter("testcase"):
         task_ids = [p.get("value", "") for p in case.iter("property") if p.get("name") == "task"]
@@ -245,6 +247,17 @@ def task_test_report(released: Released, tmp_path_factory: pytest.TempPathFactor
         text = "\n".join((c.get("message") or "") + "\n" + (c.text or "") for c in problems)
         cases.append((f"{case.get('classname')}::{case.get('name')}", task_ids,
                       text if problems else None))
+    return result.returncode, cases
+
+
+@pytest.fixture(scope="module")
+def task_test_report(released: Released, tmp_path_factory: pytest.TempPathFactory
+                     ) -> list[tuple[str, list[str], str | None]]:
+    """(test id, its task IDs, failure text or None) for every task test of the student tree."""
+    work = tmp_path_factory.mktemp(f"{released.name}-pytest")
+    code, cases = run_task_tests(released.student, work, "-m", "task")
+    # 1: some tests failed (expected); 0 would mean every task test passes on stubs.
+    assert code == 1, f"pytest exit {code}"
     return cases
 
 
@@ -315,17 +328,14 @@ def test_every_stub_is_reached_by_its_own_tests(
         shutil.copytree(released.student, copy)
         for rel in {released.tasks[t].path for t in solved}:
             (copy / rel).write_text(partially_solved(released, rel, solved), encoding="utf-8")
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=line",
-             "--task", task_id], cwd=copy, env=student_env(copy), capture_output=True,
-            text=True, check=False, timeout=600)
-        summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-        stub_failures = result.stdout.count(f"NotImplementedError: task {task_id} (")
-        if result.returncode != 1 or " passed" in summary or stub_failures == 0:
-            problems.append(f"task {task_id} with {sorted(solved)} solved: {summary}")
-        elif f"{stub_failures} failed" not in summary:
-            problems.append(f"task {task_id}: only {stub_failures} failures name its stub "
-                            f"({summary})")
+        code, cases = run_task_tests(copy, tmp_path / f"work-{task_id}", "--task", task_id)
+        own = [test for test, _, failure in cases
+               if failure is not None and f"task {task_id} (" in failure]
+        if code != 1 or not cases or len(own) != len(cases):
+            others = [f"{test}: {first_line(failure or 'passed')}" for test, _, failure in cases
+                      if test not in own]
+            problems.append(f"task {task_id} with {sorted(solved)} solved: {len(own)} of "
+                            f"{len(cases)} tests stop at its stub; " + "; ".join(others))
     assert not problems, "\n".join(problems)
 
 
