@@ -59,8 +59,8 @@ nbval: $(STAMP) ## check the notebooks' stored outputs with nbval
 	$(TEST_ENV) $(VPY) -m pytest notebooks $(NBVAL)
 
 check: $(STAMP) ## students: per-task scoreboard (one task: make check TASK=1.3)
-	@$(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard \
-	  --tb=line $(if $(TASK),--task $(TASK))
+	@$(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard -p no:cacheprovider \
+	  $(if $(TASK),--task $(TASK) --tb=short,--tb=no -rN)
 
 run: $(STAMP) ## execute every notebook and write the site to build/site/index.html
 	@[ -d kit ] || { echo "make run needs the instructor tools (kit/); in the student release use 'make lab'."; exit 1; }

@@ -144,6 +144,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             f"{task.id:<6} | {status:<8} | {passed:>3}/{len(outcomes):<3} | "
             f"{task.title} ({task.function})"
         )
+        # Its tests call these tasks' code first, so they cannot reach it before then.
+        waiting = [r for r in task.requires if _task_status(by_task.get(r, [])) != "PASS"]
+        if status == "TODO" and waiting:
+            line += f"; needs {', '.join(waiting)} first"
         tw.write_line(line, **colour.get(status, {}))
     tested = [t for t in rows if t.checked_by == "pytest"]
     done = sum(_task_status(by_task.get(t.id, [])) == "PASS" for t in tested)
