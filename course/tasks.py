@@ -20,6 +20,7 @@ a target; the notebook's check cell right after them is their test.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -134,13 +135,18 @@ def get_task(task_id: str) -> Task:
         raise KeyError(f"unknown task ID {task_id!r}; known IDs: {known}") from None
 
 
-def prerequisites(task_id: str) -> set[str]:
-    """Every task ``task_id`` needs written first, directly or through another task."""
+def prerequisites(task_id: str, tasks: Mapping[str, Task] | None = None) -> set[str]:
+    """Every task ``task_id`` needs written first, directly or through another task.
+
+    ``tasks`` maps IDs to tasks (default: this table); the release tests pass the table of
+    the tree they release.
+    """
+    table = TASKS_BY_ID if tasks is None else tasks
     found: set[str] = set()
-    pending = list(get_task(task_id).requires)
+    pending = list(table[task_id].requires)
     while pending:
         current = pending.pop()
         if current not in found:
             found.add(current)
-            pending.extend(get_task(current).requires)
+            pending.extend(table[current].requires)
     return found

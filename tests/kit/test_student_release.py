@@ -34,6 +34,7 @@ from kit_helpers import copy_fixture, run_release
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from course.tasks import prerequisites
 from kit import markers
 from kit import release as kit_release
 
@@ -274,18 +275,6 @@ def test_no_task_test_passes_or_fails_otherwise_on_the_stubs(task_test_report: l
     assert not problems, "\n".join(problems)
 
 
-def prerequisites_of(released: Released, task_id: str) -> set[str]:
-    """The tasks ``task_id`` needs written first (its table's ``requires``, transitively)."""
-    found: set[str] = set()
-    pending = list(getattr(released.tasks[task_id], "requires", ()))
-    while pending:
-        current = pending.pop()
-        if current not in found:
-            found.add(current)
-            pending.extend(getattr(released.tasks[current], "requires", ()))
-    return found
-
-
 def test_every_task_test_fails_with_its_own_or_a_prerequisites_stub(
     released: Released, task_test_report: list
 ) -> None:
@@ -294,7 +283,7 @@ def test_every_task_test_fails_with_its_own_or_a_prerequisites_stub(
     # (``requires``). Any other task's stub means a test is blamed on the wrong task.
     problems = []
     for test_id, task_ids, failure in task_test_report:
-        allowed = set(task_ids).union(*(prerequisites_of(released, t) for t in task_ids))
+        allowed = set(task_ids).union(*(prerequisites(t, released.tasks) for t in task_ids))
         if failure is not None and not any(f"task {t} (" in failure for t in allowed):
             problems.append(f"{test_id} (task {', '.join(task_ids)}): {first_line(failure)}")
     assert not problems, (f"{len(problems)} task tests fail with an unrelated task's stub:\n"
@@ -319,9 +308,9 @@ def test_every_stub_is_reached_by_its_own_tests(
     # prerequisites are written: check that on a copy with their solutions put back.
     waiting = sorted(tested - reached)
     problems = [f"task {t}: no test reaches its stub and it has no prerequisites"
-                for t in waiting if not prerequisites_of(released, t)]
+                for t in waiting if not prerequisites(t, released.tasks)]
     for task_id in waiting:
-        solved = prerequisites_of(released, task_id)
+        solved = prerequisites(task_id, released.tasks)
         if not solved:
             continue
         copy = tmp_path / f"solved-{task_id}"
@@ -347,10 +336,7 @@ def first_line(text: str) -> str:
 def test_every_pytest_task_has_task_tests(released: Released, task_test_report: list) -> None:
     tested = {t for _, task_ids, _ in task_test_report for t in task_ids}
     untested = [task.id for task in released.tasks.values()
-                if getattr(task, "checked_by", "pytest") == "pytest" and task.id not in tested]
-    # The fixture tree's notebook tasks (2.x) have no pytest tests by design.
-    if released.name == "fixture":
-        untested = [t for t in untested if not t.startswith("2.")]
+                if task.checked_by == "pytest" and task.id not in tested]
     assert untested == []
 
 

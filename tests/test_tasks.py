@@ -1,0 +1,38 @@
+"""The task table is consistent, and prerequisites are followed transitively."""
+
+import pytest
+
+from course.tasks import NOTEBOOKS, TASKS, Task, get_task, prerequisites, task_sort_key
+
+
+def test_ids_are_unique_and_in_order():
+    ids = [task.id for task in TASKS]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids, key=task_sort_key)  # "1.10" after "1.9", not after "1.1"
+
+
+def test_every_task_names_a_known_notebook_and_checker():
+    for task in TASKS:
+        assert task.notebook in NOTEBOOKS, task.id
+        assert task.checked_by in {"pytest", "notebook"}, task.id
+
+
+def test_prerequisites_exist_and_come_earlier():
+    for task in TASKS:
+        for required in task.requires:
+            assert task_sort_key(get_task(required).id) < task_sort_key(task.id), task.id
+
+
+def test_prerequisites_are_followed_through_other_tasks():
+    table = {
+        "1": Task("1", "a", "Demo", "x.py", "f"),
+        "2": Task("2", "b", "Demo", "x.py", "g", requires=("1",)),
+        "3": Task("3", "c", "Demo", "x.py", "h", requires=("2",)),
+    }
+    assert prerequisites("3", table) == {"1", "2"}  # 1 only through 2
+    assert prerequisites("1", table) == set()
+
+
+def test_unknown_id_lists_the_known_ones():
+    with pytest.raises(KeyError, match=r"unknown task ID '9.9'; known IDs: 1.1, 1.2"):
+        get_task("9.9")
