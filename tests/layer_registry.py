@@ -53,7 +53,9 @@ class LayerCase:
     - inputs: hypothesis strategy of ``{argument name: float64 array or labels}``.
     - differentiable: names of the inputs the gradients are taken with respect to.
     - reference: independent implementation of the forward output (the loss value for a
-      loss), written with loops or scipy, never with the code under test.
+      loss), written with loops or scipy, never with the code under test; None for layers
+      whose cross-check lives in the instructor-only tests (tests/kit/), so that no
+      second implementation of a task ships to students.
     - forward_task, backward_task: task IDs of ``course.tasks`` (None for given code).
     """
 
@@ -63,7 +65,7 @@ class LayerCase:
     backward: Callable[[np.ndarray, Any], Any] | None
     inputs: st.SearchStrategy[dict[str, np.ndarray]]
     differentiable: tuple[str, ...]
-    reference: Callable[..., Any]
+    reference: Callable[..., Any] | None = None
     forward_task: str | None = None
     backward_task: str | None = None
 
@@ -212,18 +214,20 @@ LAYERS: tuple[LayerCase, ...] = (
 )
 
 
-def cases(kind: str, marks_from: str) -> list[Any]:
+def cases(kind: str, marks_from: str, with_reference: bool = False) -> list[Any]:
     """``pytest.param`` per registry entry of this kind, marked with its forward or
-    backward task (``marks_from`` is "forward" or "backward")."""
+    backward task (``marks_from`` is "forward" or "backward"); with ``with_reference``,
+    only the entries that carry a reference forward."""
     params = []
     for case in LAYERS:
-        if case.kind != kind:
+        if case.kind != kind or (with_reference and case.reference is None):
             continue
         task = case.forward_task if marks_from == "forward" else case.backward_task
         params.append(pytest.param(case, id=case.name, marks=task_marks(task)))
     return params
 
 
-def all_cases(marks_from: str) -> list[Any]:
+def all_cases(marks_from: str, with_reference: bool = False) -> list[Any]:
     """``pytest.param`` per registry entry of every kind (see ``cases``)."""
-    return cases("layer", marks_from) + cases("loss", marks_from)
+    return (cases("layer", marks_from, with_reference)
+            + cases("loss", marks_from, with_reference))

@@ -26,7 +26,7 @@ from course.layers import (
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", all_cases("forward"))
+@pytest.mark.parametrize("case", all_cases("forward", with_reference=True))
 @given(data=st.data())
 def test_forward_matches_independent_reference(case: LayerCase, data: st.DataObject) -> None:
     inputs = data.draw(case.inputs, label="inputs")
