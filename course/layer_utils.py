@@ -16,7 +16,7 @@ so that adding a layer means registering it, not editing the block:
   ``forward(x, dropout_param) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
 
 ``register_norm_layer`` and ``register_dropout_layer`` do the same with a check of the name.
-The issues that write those layers add their entries at the end of this module, so importing
+Batchnorm, layernorm and dropout are registered at the end of this module, so importing
 ``course.layer_utils`` is enough to make them available. Asking for a name that is not
 registered raises ValueError listing the registered ones.
 """
@@ -28,7 +28,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from course.layers import affine_backward, affine_forward, relu_backward, relu_forward
+from course.layers import (
+    affine_backward,
+    affine_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    relu_backward,
+    relu_forward,
+)
 
 __all__ = [
     "DROPOUT_LAYERS",
@@ -47,12 +58,12 @@ NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndar
 DropoutForward = Callable[[np.ndarray, dict], tuple[np.ndarray, Any]]
 DropoutBackward = Callable[[np.ndarray, Any], np.ndarray]
 
-# Normalisation layers by name: name -> (forward, backward). Filled by the issue that
-# writes batchnorm and layernorm ("batchnorm", "layernorm").
+# Normalisation layers by name: name -> (forward, backward). "batchnorm" and "layernorm"
+# are registered at the end of this module.
 NORM_LAYERS: dict[str, tuple[NormForward, NormBackward]] = {}
 
-# Dropout layers by name: name -> (forward, backward). Filled by the dropout issue
-# ("dropout", the one FullyConnectedNet uses).
+# Dropout layers by name: name -> (forward, backward). "dropout" (the one
+# FullyConnectedNet uses) is registered at the end of this module.
 DROPOUT_LAYERS: dict[str, tuple[DropoutForward, DropoutBackward]] = {}
 
 
@@ -230,3 +241,13 @@ def hidden_block_backward(
         dout, dgamma, dbeta = cache.norm_backward(dout, cache.norm)
     dx, dw, db = affine_backward(dout, cache.affine)
     return dx, dw, db, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# Registered layers (notebooks 2 and 3): FullyConnectedNet(normalization="batchnorm" |
+# "layernorm", dropout_keep_ratio=...) finds them here by name.
+# ---------------------------------------------------------------------------------------
+
+register_norm_layer("batchnorm", batchnorm_forward, batchnorm_backward)
+register_norm_layer("layernorm", layernorm_forward, layernorm_backward)
+register_dropout_layer("dropout", dropout_forward, dropout_backward)

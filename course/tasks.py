@@ -116,6 +116,53 @@ TASKS: tuple[Task, ...] = (
         "best-model cell",
         checked_by="notebook",
     ),
+    Task(
+        "2.1",
+        "Batch normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_forward",
+    ),
+    Task(
+        "2.2",
+        "Batch normalisation, backward pass through the graph",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward",
+        requires=("2.1",),
+    ),
+    Task(
+        "2.3",
+        "Batch normalisation, backward pass in closed form",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward_alt",
+        requires=("2.1",),
+    ),
+    Task(
+        "2.4",
+        "Layer normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_forward",
+    ),
+    Task(
+        "2.5",
+        "Layer normalisation, backward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_backward",
+        requires=("2.4",),
+    ),
+    Task("3.1", "Dropout, forward pass", "Dropout", "course/layers.py", "dropout_forward"),
+    Task(
+        "3.2",
+        "Dropout, backward pass",
+        "Dropout",
+        "course/layers.py",
+        "dropout_backward",
+        requires=("3.1",),
+    ),
 )
 
 TASKS_BY_ID: dict[str, Task] = {task.id: task for task in TASKS}
