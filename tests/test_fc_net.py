@@ -401,7 +401,7 @@ def test_gradients_with_real_normalization_and_dropout(kwargs: dict, depth: int)
 
 
 @pytest.mark.task("1.8")
-@pytest.mark.task("2.1")
+@pytest.mark.task("2.2")
 def test_batchnorm_net_keeps_running_stats_and_uses_them_in_test_mode() -> None:
     model = small_net(2, normalization="batchnorm")
     X, y = small_data(14, N=8)
@@ -420,7 +420,7 @@ def test_batchnorm_net_keeps_running_stats_and_uses_them_in_test_mode() -> None:
 
 
 @pytest.mark.task("1.8")
-@pytest.mark.task("3.1")
+@pytest.mark.task("3.2")
 def test_dropout_net_is_deterministic_in_test_mode_and_seeded_in_train_mode() -> None:
     X, y = small_data(15, N=8)
     model = small_net(2, dropout_keep_ratio=0.5)
