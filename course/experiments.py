@@ -82,6 +82,10 @@ def plot_sweep(
             ax.plot(x, values, marker="o", color=f"C{i}", label=name)
         if logx:
             ax.set_xscale("log")
+        if all(float(v).is_integer() for v in x):
+            # Integer sweeps (batch sizes, widths): label exactly the values tried.
+            ax.set_xticks(list(x), [f"{v:g}" for v in x])
+            ax.minorticks_off()
         ax.set(xlabel=xlabel, title=metric)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

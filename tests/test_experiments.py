@@ -46,5 +46,7 @@ def test_plot_sweep_draws_one_panel_per_metric_and_checks_lengths() -> None:
     fig = plot_sweep([1e-2, 1e-1], series, "scale")
     assert [ax.get_title() for ax in fig.axes] == ["acc", "loss"]
     assert len(fig.axes[0].lines) == 2 and fig.axes[0].get_xscale() == "log"
+    integer_sweep = plot_sweep([2, 8, 32], {"x": {"acc": [0.1, 0.2, 0.3]}}, "batch size")
+    assert [t.get_text() for t in integer_sweep.axes[0].get_xticklabels()] == ["2", "8", "32"]
     with pytest.raises(ValueError, match=r"series 'x', metric 'acc' has 1 values; expected 2"):
         plot_sweep([1, 2], {"x": {"acc": [0.1]}}, "scale")
