@@ -230,3 +230,85 @@ def hidden_block_backward(
         dout, dgamma, dbeta = cache.norm_backward(dout, cache.norm)
     dx, dw, db = affine_backward(dout, cache.affine)
     return dx, dw, db, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# Convolutional sandwiches (notebook 4), built on the fast layers. Like CS231n's module,
+# ``from course.layer_utils import *`` also brings every layer and fast layer.
+# ---------------------------------------------------------------------------------------
+
+import course.fast_layers as _fast_layers  # noqa: E402 - kept with the section that uses it
+import course.layers as _layers  # noqa: E402
+from course.fast_layers import (  # noqa: E402
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+
+__all__ += [
+    "conv_relu_backward",
+    "conv_relu_forward",
+    "conv_relu_pool_backward",
+    "conv_relu_pool_forward",
+]
+
+
+def conv_relu_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution followed by a ReLU.
+
+    Inputs:
+    - x: (N, C, H, W); w: (F, C, HH, WW); b: (F,); conv_param: {"stride", "pad"}.
+
+    Returns a tuple of:
+    - out: (N, F, H_out, W_out); cache: ``(conv_cache, relu_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    out, relu_cache = relu_forward(a)
+    return out, (conv_cache, relu_cache)
+
+
+def conv_relu_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_relu_forward``: returns ``dx, dw, db``."""
+    conv_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_relu_pool_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict, pool_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution, ReLU, then max pooling.
+
+    Inputs:
+    - x, w, b, conv_param: as for ``conv_relu_forward``.
+    - pool_param: {"pool_height", "pool_width", "stride"}.
+
+    Returns a tuple of:
+    - out: the pooled output; cache: ``(conv_cache, relu_cache, pool_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    s, relu_cache = relu_forward(a)
+    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    return out, (conv_cache, relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_relu_pool_forward``: returns ``dx, dw, db``."""
+    conv_cache, relu_cache, pool_cache = cache
+    ds = max_pool_backward_fast(dout, pool_cache)
+    da = relu_backward(ds, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+# CS231n's layer_utils star-imports layers and fast_layers, so its star import gives them.
+from course.fast_layers import *  # noqa: E402, F403
+from course.layers import *  # noqa: E402, F403
+
+__all__ += [name for name in (*_layers.__all__, *_fast_layers.__all__) if name not in __all__]
