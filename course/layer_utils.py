@@ -16,7 +16,7 @@ so that adding a layer means registering it, not editing the block:
   ``forward(x, dropout_param) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
 
 ``register_norm_layer`` and ``register_dropout_layer`` do the same with a check of the name.
-The issues that write those layers add their entries at the end of this module, so importing
+Batchnorm, layernorm and dropout are registered at the end of this module, so importing
 ``course.layer_utils`` is enough to make them available. Asking for a name that is not
 registered raises ValueError listing the registered ones.
 """
@@ -28,7 +28,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from course.layers import affine_backward, affine_forward, relu_backward, relu_forward
+from course.layers import (
+    affine_backward,
+    affine_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    relu_backward,
+    relu_forward,
+)
 
 __all__ = [
     "DROPOUT_LAYERS",
@@ -47,12 +58,12 @@ NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndar
 DropoutForward = Callable[[np.ndarray, dict], tuple[np.ndarray, Any]]
 DropoutBackward = Callable[[np.ndarray, Any], np.ndarray]
 
-# Normalisation layers by name: name -> (forward, backward). Filled by the issue that
-# writes batchnorm and layernorm ("batchnorm", "layernorm").
+# Normalisation layers by name: name -> (forward, backward). "batchnorm" and "layernorm"
+# are registered at the end of this module.
 NORM_LAYERS: dict[str, tuple[NormForward, NormBackward]] = {}
 
-# Dropout layers by name: name -> (forward, backward). Filled by the dropout issue
-# ("dropout", the one FullyConnectedNet uses).
+# Dropout layers by name: name -> (forward, backward). "dropout" (the one
+# FullyConnectedNet uses) is registered at the end of this module.
 DROPOUT_LAYERS: dict[str, tuple[DropoutForward, DropoutBackward]] = {}
 
 
@@ -233,6 +244,16 @@ def hidden_block_backward(
 
 
 # ---------------------------------------------------------------------------------------
+# Registered layers (notebooks 2 and 3): FullyConnectedNet(normalization="batchnorm" |
+# "layernorm", dropout_keep_ratio=...) finds them here by name.
+# ---------------------------------------------------------------------------------------
+
+register_norm_layer("batchnorm", batchnorm_forward, batchnorm_backward)
+register_norm_layer("layernorm", layernorm_forward, layernorm_backward)
+register_dropout_layer("dropout", dropout_forward, dropout_backward)
+
+
+# ---------------------------------------------------------------------------------------
 # Convolutional sandwiches (notebook 4), built on the fast layers. Like CS231n's module,
 # ``from course.layer_utils import *`` also brings every layer and fast layer.
 # ---------------------------------------------------------------------------------------
@@ -245,8 +266,11 @@ from course.fast_layers import (  # noqa: E402
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
+from course.layers import spatial_batchnorm_backward, spatial_batchnorm_forward  # noqa: E402
 
 __all__ += [
+    "conv_bn_relu_backward",
+    "conv_bn_relu_forward",
     "conv_relu_backward",
     "conv_relu_forward",
     "conv_relu_pool_backward",
@@ -305,6 +329,37 @@ def conv_relu_pool_backward(
     ds = max_pool_backward_fast(dout, pool_cache)
     da = relu_backward(ds, relu_cache)
     return conv_backward_fast(da, conv_cache)
+
+
+def conv_bn_relu_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+    conv_param: dict, bn_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution, spatial batch normalisation, then ReLU.
+
+    Inputs:
+    - x, w, b, conv_param: as for ``conv_relu_forward``.
+    - gamma, beta: (F,), the batchnorm's scale and shift of each conv output channel.
+    - bn_param: the batchnorm's dict (mode, running statistics), mutated in place.
+
+    Returns a tuple of:
+    - out: (N, F, H_out, W_out); cache: ``(conv_cache, bn_cache, relu_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
+    out, relu_cache = relu_forward(an)
+    return out, (conv_cache, bn_cache, relu_cache)
+
+
+def conv_bn_relu_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_bn_relu_forward``: returns ``dx, dw, db, dgamma, dbeta``."""
+    conv_cache, bn_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta
 
 
 # CS231n's layer_utils star-imports layers and fast_layers, so its star import gives them.

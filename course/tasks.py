@@ -116,6 +116,53 @@ TASKS: tuple[Task, ...] = (
         "best-model cell",
         checked_by="notebook",
     ),
+    Task(
+        "2.1",
+        "Batch normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_forward",
+    ),
+    Task(
+        "2.2",
+        "Batch normalisation, backward pass through the graph",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward",
+        requires=("2.1",),
+    ),
+    Task(
+        "2.3",
+        "Batch normalisation, backward pass in closed form",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward_alt",
+        requires=("2.1", "2.2"),  # its tests compare it with batchnorm_backward
+    ),
+    Task(
+        "2.4",
+        "Layer normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_forward",
+    ),
+    Task(
+        "2.5",
+        "Layer normalisation, backward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_backward",
+        requires=("2.4",),
+    ),
+    Task("3.1", "Dropout, forward pass", "Dropout", "course/layers.py", "dropout_forward"),
+    Task(
+        "3.2",
+        "Dropout, backward pass",
+        "Dropout",
+        "course/layers.py",
+        "dropout_backward",
+        requires=("3.1",),
+    ),
     # Notebook 4: convolutional networks. The fast layers are given code, not tasks.
     Task(
         "4.1",
@@ -168,6 +215,7 @@ TASKS: tuple[Task, ...] = (
         "ConvolutionalNetworks",
         "course/layers.py",
         "spatial_batchnorm_forward",
+        requires=("2.1",),  # written with batchnorm_forward
     ),
     Task(
         "4.8",
@@ -175,7 +223,7 @@ TASKS: tuple[Task, ...] = (
         "ConvolutionalNetworks",
         "course/layers.py",
         "spatial_batchnorm_backward",
-        requires=("4.7",),
+        requires=("2.1", "2.2", "4.7"),  # written with batchnorm_forward/backward
     ),
     Task(
         "4.9",

@@ -37,13 +37,22 @@ from course.layer_utils import (
 from course.layers import (
     affine_backward,
     affine_forward,
+    batchnorm_backward,
+    batchnorm_backward_alt,
+    batchnorm_forward,
     conv_backward_naive,
     conv_forward_naive,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
     max_pool_backward_naive,
     max_pool_forward_naive,
     relu_backward,
     relu_forward,
     softmax_loss,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
     svm_loss,
@@ -198,6 +207,34 @@ def score_inputs(draw: st.DrawFn, kink_free: bool = False) -> dict[str, np.ndarr
     return {"x": x, "y": y}
 
 
+@st.composite
+def norm_inputs(draw: st.DrawFn, axis: int, param_name: str) -> dict[str, Any]:
+    """x (N, D) with N, D in 2..5, gamma and beta (D,) and a train-mode parameter dict
+    under ``param_name`` ("bn_param" or "ln_param").
+
+    ``axis`` is the one the layer normalises over (0: batchnorm, 1: layernorm); every
+    slice along it keeps a variance of at least 0.01, so the division by the standard
+    deviation stays well conditioned and numeric gradients stay accurate.
+    """
+    N, D = draw(st.integers(2, 5)), draw(st.integers(2, 5))
+    rng = np.random.default_rng(draw(_seeds))
+    x = draw(_scales) * rng.standard_normal((N, D)) + rng.normal(0, 3, size=D)
+    assume(np.min(np.var(x, axis=axis)) > 1e-2)
+    return {"x": x, "gamma": rng.uniform(0.5, 2.0, size=D), "beta": rng.standard_normal(D),
+            param_name: {"mode": "train"}}
+
+
+@st.composite
+def dropout_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """x of any shape (1 to 3 dims) and a seeded train-mode dropout_param, so that every
+    call of the forward pass draws the same mask."""
+    shape = tuple(draw(st.lists(st.integers(1, 5), min_size=1, max_size=3)))
+    rng = np.random.default_rng(draw(_seeds))
+    param = {"mode": "train", "p": draw(st.sampled_from([0.3, 0.5, 0.8, 1.0])),
+             "seed": draw(_seeds)}
+    return {"x": rng.standard_normal(shape), "dropout_param": param}
+
+
 def _hidden_block_plain_forward(x, w, b):
     return hidden_block_forward(x, w, b)
 
@@ -217,6 +254,19 @@ LAYERS: tuple[LayerCase, ...] = (
               ("x",), reference_softmax_loss, forward_task="1.5", backward_task="1.5"),
     LayerCase("svm_loss", "loss", svm_loss, None, score_inputs(kink_free=True),
               ("x",), reference_svm_loss, forward_task="1.6", backward_task="1.6"),
+    # Notebooks 2 and 3. Their independent references live in the instructor-only
+    # tests/kit/test_norm_references.py, so that no second implementation ships.
+    LayerCase("batchnorm", "layer", batchnorm_forward, batchnorm_backward,
+              norm_inputs(0, "bn_param"), ("x", "gamma", "beta"),
+              forward_task="2.1", backward_task="2.2"),
+    LayerCase("batchnorm_alt", "layer", batchnorm_forward, batchnorm_backward_alt,
+              norm_inputs(0, "bn_param"), ("x", "gamma", "beta"),
+              forward_task="2.1", backward_task="2.3"),
+    LayerCase("layernorm", "layer", layernorm_forward, layernorm_backward,
+              norm_inputs(1, "ln_param"), ("x", "gamma", "beta"),
+              forward_task="2.4", backward_task="2.5"),
+    LayerCase("dropout", "layer", dropout_forward, dropout_backward, dropout_inputs(),
+              ("x",), forward_task="3.1", backward_task="3.2"),
     # Given code composed from the layers above: no task of its own.
     LayerCase("affine_relu", "layer", affine_relu_forward, affine_relu_backward,
               affine_relu_inputs(), ("x", "w", "b"), reference_affine_relu),
@@ -319,11 +369,26 @@ def groupnorm_inputs(draw: st.DrawFn) -> dict[str, Any]:
             "beta": rng.standard_normal((1, C, 1, 1)), "G": G, "gn_param": {"eps": 1e-5}}
 
 
+@st.composite
+def spatial_batchnorm_inputs(draw: st.DrawFn) -> dict[str, Any]:
+    """x (N, C, H, W) with N * H * W >= 2, gamma and beta (C,), a train-mode bn_param."""
+    N, C = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    H, W = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    assume(N * H * W >= 2)
+    rng = np.random.default_rng(draw(_seeds))
+    x = draw(_scales) * rng.standard_normal((N, C, H, W)) + rng.standard_normal()
+    return {"x": x, "gamma": rng.standard_normal(C), "beta": rng.standard_normal(C),
+            "bn_param": {"mode": "train"}}
+
+
 CONV_LAYERS: tuple[LayerCase, ...] = (
     LayerCase("conv (naive)", "layer", conv_forward_naive, conv_backward_naive, conv_inputs(),
               ("x", "w", "b"), forward_task="4.1", backward_task="4.2"),
     LayerCase("max_pool (naive)", "layer", max_pool_forward_naive, max_pool_backward_naive,
               pool_inputs(), ("x",), forward_task="4.3", backward_task="4.4"),
+    LayerCase("spatial_batchnorm", "layer", spatial_batchnorm_forward,
+              spatial_batchnorm_backward, spatial_batchnorm_inputs(), ("x", "gamma", "beta"),
+              forward_task="4.7", backward_task="4.8"),
     LayerCase("spatial_groupnorm", "layer", spatial_groupnorm_forward,
               spatial_groupnorm_backward, groupnorm_inputs(), ("x", "gamma", "beta"),
               forward_task="4.9", backward_task="4.10"),

@@ -14,6 +14,8 @@ from course.layers import (
     conv_forward_naive,
     max_pool_backward_naive,
     max_pool_forward_naive,
+    spatial_batchnorm_backward,
+    spatial_batchnorm_forward,
     spatial_groupnorm_backward,
     spatial_groupnorm_forward,
 )
@@ -232,3 +234,57 @@ def test_groupnorm_rejects_bad_groups_and_shapes(C, gamma_shape, G, message) -> 
     with pytest.raises(ValueError, match=message):
         spatial_groupnorm_forward(np.zeros((1, C, 2, 2)), np.ones(gamma_shape),
                                   np.zeros((1, C, 1, 1)), G, {})
+
+
+# ---------------------------------------------------------------------------------------
+# Spatial batch normalisation: properties (statistics per channel over N, H and W)
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.task("4.7")
+def test_spatial_batchnorm_train_standardises_each_channel() -> None:
+    rng = np.random.default_rng(5)
+    N, C, H, W = 4, 3, 5, 6
+    x = rng.standard_normal((N, C, H, W)) * np.array([1.0, 5.0, 0.2])[None, :, None, None]
+    x += np.array([3.0, -2.0, 10.0])[None, :, None, None]
+    gamma, beta = np.array([1.0, 2.0, 0.5]), np.array([0.0, 1.0, -1.0])
+    bn_param = {"mode": "train", "momentum": 0.9, "eps": 1e-12}
+    out, _ = spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), beta, atol=1e-10)
+    np.testing.assert_allclose(out.std(axis=(0, 2, 3)), np.abs(gamma), rtol=1e-4)
+    # Running averages start at 0 and move 10% of the way to the channel statistics.
+    np.testing.assert_allclose(bn_param["running_mean"], 0.1 * x.mean(axis=(0, 2, 3)))
+    np.testing.assert_allclose(bn_param["running_var"], 0.1 * x.var(axis=(0, 2, 3)))
+
+
+@pytest.mark.task("4.7")
+def test_spatial_batchnorm_test_mode_uses_running_statistics() -> None:
+    x = np.arange(24.0).reshape(2, 3, 2, 2)
+    bn_param = {"mode": "test", "running_mean": np.array([1.0, 2.0, 3.0]),
+                "running_var": np.array([4.0, 1.0, 0.25]), "eps": 1e-14}
+    out, _ = spatial_batchnorm_forward(x, np.ones(3), np.zeros(3), bn_param)
+    expected = (x - np.array([1.0, 2.0, 3.0])[None, :, None, None]) / np.array(
+        [2.0, 1.0, 0.5])[None, :, None, None]
+    np.testing.assert_allclose(out, expected)
+
+
+@pytest.mark.task("4.8")
+def test_spatial_batchnorm_backward_shapes_and_known_dbeta() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 4, 4))
+    out, cache = spatial_batchnorm_forward(x, np.ones(3), np.zeros(3), {"mode": "train"})
+    dout = rng.standard_normal(out.shape)
+    dx, dgamma, dbeta = spatial_batchnorm_backward(dout, cache)
+    assert dx.shape == x.shape and dgamma.shape == dbeta.shape == (3,)
+    np.testing.assert_allclose(dbeta, dout.sum(axis=(0, 2, 3)))
+    dx_const, _, _ = spatial_batchnorm_backward(np.ones_like(out), cache)
+    np.testing.assert_allclose(dx_const, 0.0, atol=1e-12)
+
+
+def test_spatial_batchnorm_rejects_bad_shapes() -> None:
+    with pytest.raises(ValueError, match=r"gamma must have shape \(3,\)"):
+        spatial_batchnorm_forward(np.zeros((2, 3, 2, 2)), np.ones((1, 3, 1, 1)), np.zeros(3),
+                                  {"mode": "train"})
+    with pytest.raises(ValueError, match=r"x must have shape \(N, C, H, W\)"):
+        spatial_batchnorm_forward(np.zeros((2, 3)), np.ones(3), np.zeros(3), {"mode": "train"})

@@ -9,6 +9,8 @@ from layer_registry import assert_gradient_close
 from course.fast_layers import conv_forward_fast, max_pool_forward_fast
 from course.gradient_check import eval_numerical_gradient_array
 from course.layer_utils import (
+    conv_bn_relu_backward,
+    conv_bn_relu_forward,
     conv_relu_backward,
     conv_relu_forward,
     conv_relu_pool_backward,
@@ -57,3 +59,22 @@ def test_conv_relu_pool_is_the_composition() -> None:
     np.testing.assert_array_equal(out, expected)
     relu_out, _ = conv_relu_forward(x, w, b, CONV)
     np.testing.assert_array_equal(relu_out, np.maximum(pre, 0))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_conv_bn_relu_gradients_and_five_results(seed: int) -> None:
+    x, w, b = _inputs(seed)
+    rng = np.random.default_rng(seed + 10)
+    gamma, beta = rng.standard_normal(4), rng.standard_normal(4)
+
+    def forward(x, w, b, gamma, beta):
+        return conv_bn_relu_forward(x, w, b, gamma, beta, CONV, {"mode": "train"})
+
+    args = (x, w, b, gamma, beta)
+    out, cache = forward(*args)
+    dout = rng.standard_normal(out.shape)
+    grads = conv_bn_relu_backward(dout, cache)
+    assert len(grads) == 5
+    for name, arr, analytic in zip(("x", "w", "b", "gamma", "beta"), args, grads, strict=True):
+        numeric = eval_numerical_gradient_array(lambda _: forward(*args)[0], arr, dout)
+        assert_gradient_close(analytic, numeric, f"conv_bn_relu: d{name}")
