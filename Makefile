@@ -29,7 +29,7 @@ help: ## list the targets
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-	  { echo "error: the kit needs Python 3.10 to 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
+	  { echo "error: the kit needs Python 3.10 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
 	@bash ./setup_venv.sh "$(PYTHON)" "$(VENV)" "$@"
 
 setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)

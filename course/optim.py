@@ -167,7 +167,7 @@ def sgd_momentum(
     _check_number("sgd_momentum", config, "momentum", 0.0, 1.0)
     v = _state(config, "velocity", w)
 
-    # BEGIN SOLUTION 1.9
+    # BEGIN SOLUTION 1.10
     v = config["momentum"] * v - config["learning_rate"] * dw
     next_w = w + v
     # END SOLUTION
@@ -211,7 +211,7 @@ def rmsprop(
     _check_epsilon("rmsprop", config, w)
     cache = _state(config, "cache", w)
 
-    # BEGIN SOLUTION 1.10
+    # BEGIN SOLUTION 1.11
     rho = config["decay_rate"]
     cache = rho * cache + (1 - rho) * dw**2
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
@@ -266,7 +266,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     v = _state(config, "v", w)
     t = config.setdefault("t", 0)
 
-    # BEGIN SOLUTION 1.11
+    # BEGIN SOLUTION 1.12
     beta1, beta2 = config["beta1"], config["beta2"]
     t = t + 1
     m = beta1 * m + (1 - beta1) * dw
@@ -311,7 +311,7 @@ def adagrad(
     _check_epsilon("adagrad", config, w)
     cache = _state(config, "cache", w)
 
-    # BEGIN SOLUTION 1.12
+    # BEGIN SOLUTION 1.13
     cache = cache + dw**2
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     # END SOLUTION
