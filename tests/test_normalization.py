@@ -20,13 +20,6 @@ from course.layers import (
 
 EPS = 1e-5
 
-# Both backward passes, each marked with its own task.
-BACKWARDS = [
-    pytest.param(batchnorm_backward, id="graph", marks=pytest.mark.task("2.2")),
-    pytest.param(batchnorm_backward_alt, id="alt", marks=pytest.mark.task("2.3")),
-]
-
-
 def random_batch(seed: int, N: int = 50, D: int = 4) -> np.ndarray:
     """Columns with different means and scales, so normalisation has something to undo."""
     rng = np.random.default_rng(seed)
@@ -118,6 +111,12 @@ def test_batchnorm_does_not_modify_x() -> None:
 # ---------------------------------------------------------------------------------------
 # batchnorm_backward, batchnorm_backward_alt [tasks 2.2, 2.3]
 # ---------------------------------------------------------------------------------------
+
+# Each backward is its own task, so each parameter carries its own task mark.
+BACKWARDS = [
+    pytest.param(batchnorm_backward, id="graph", marks=pytest.mark.task("2.2")),
+    pytest.param(batchnorm_backward_alt, id="alt", marks=pytest.mark.task("2.3")),
+]
 
 
 @pytest.mark.parametrize("backward", BACKWARDS)
