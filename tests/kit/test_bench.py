@@ -7,7 +7,8 @@ import pytest
 from kit import bench
 
 
-@pytest.mark.parametrize("extra", [[], ["--no-torch"]])
+# Only the numpy layers: PyTorch (if present at all) takes seconds just to warm up.
+@pytest.mark.parametrize("extra", [["--no-torch"]])
 def test_smoke_run_prints_table_and_targets(capsys, extra) -> None:
     assert bench.main(["--smoke", *extra]) == 0
     out = capsys.readouterr().out
