@@ -28,6 +28,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from course import layers
+from course.layers import *  # noqa: F403  (CS231n's layer_utils re-exports every layer)
 from course.layers import (
     affine_backward,
     affine_forward,
@@ -41,6 +43,8 @@ from course.layers import (
     relu_forward,
 )
 
+# Our sandwich layers and registries, then every name of course.layers: CS231n's
+# ``from cs231n.layer_utils import *`` brings in the plain layers too.
 __all__ = [
     "DROPOUT_LAYERS",
     "NORM_LAYERS",
@@ -52,6 +56,7 @@ __all__ = [
     "register_dropout_layer",
     "register_norm_layer",
 ]
+__all__ += [name for name in layers.__all__ if name not in __all__]
 
 NormForward = Callable[[np.ndarray, np.ndarray, np.ndarray, dict], tuple[np.ndarray, Any]]
 NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]

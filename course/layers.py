@@ -6,12 +6,12 @@ the loss with respect to ``out`` (same shape as ``out``), and returns the gradie
 respect to the forward pass's inputs, each shaped like its input. The losses at the end
 return ``(loss, dx)`` directly, because nothing comes after them.
 
-Sections follow the notebooks: affine and ReLU, then the losses (notebook 1); batch and
-layer normalisation (notebook 2); dropout (notebook 3). The convolutional layers
-(notebook 4) are added below them.
+Sections follow the notebooks: affine and ReLU, then the losses (notebook 1). Batch and
+layer normalisation (notebook 2), dropout (notebook 3) and the convolutional layers
+(notebook 4) follow them, in that order.
 
-Names follow the glossary in CONTRIBUTING.md: ``N`` rows in a minibatch, ``D`` inputs and
-``M`` outputs of an affine layer, ``C`` classes.
+Names of sizes: ``N`` rows in a minibatch, ``D`` inputs and ``M`` outputs of an affine
+layer, ``C`` classes.
 """
 
 from __future__ import annotations
@@ -54,9 +54,25 @@ def _expect_shape(func: str, name: str, arr: np.ndarray, expected: tuple[int, ..
         )
 
 
+def _expect_numeric(func: str, **arrays: Any) -> tuple[np.ndarray, ...]:
+    """Return each named input as an array; ValueError unless it holds real numbers.
+
+    Bool arrays would compute logical results (``True + True`` is ``True`` in a matrix
+    product), and object or string arrays fail deep inside numpy; say which input it was.
+    """
+    result = []
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"{func}: {name} must be an array of real numbers (an int or "
+                             f"float dtype); got {name}.dtype = {arr.dtype}")
+        result.append(arr)
+    return tuple(result)
+
+
 def _validate_scores_and_labels(func: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return ``x`` as an (N, C) array and ``y`` as an (N,) integer array with labels in [0, C)."""
-    x = np.asarray(x)
+    (x,) = _expect_numeric(func, x=x)
     y = np.asarray(y)
     if x.ndim != 2:
         raise ValueError(f"{func}: x must have shape (N, C) (one row of class scores per "
@@ -101,7 +117,7 @@ def affine_forward(
     What to write [task 1.1]: compute the output and store it in ``out``. ``N`` and ``D``
     are already defined for you; the code after your part builds ``cache`` and returns.
     """
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    x, w, b = _expect_numeric("affine_forward", x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError("affine_forward: x must have shape (N, d1, ..., dk) with at least "
                          f"one non-batch dim; got x.shape = {x.shape}")
@@ -141,7 +157,7 @@ def affine_backward(
     ``b`` was added to every row of the output.
     """
     x, w, _ = cache  # b is not needed: db depends on dout alone
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("affine_backward", dout=dout)
     N = x.shape[0]
     D, M = w.shape
     _expect_shape("affine_backward", "dout", dout, (N, M), "(N, M), the shape of out")
@@ -172,7 +188,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype.
     """
-    x = np.asarray(x)
+    (x,) = _expect_numeric("relu_forward", x=x)
 
     # BEGIN SOLUTION 1.3
     out = np.maximum(x, 0)
@@ -198,7 +214,7 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     already defined for you.
     """
     x = cache
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("relu_backward", dout=dout)
     _expect_shape("relu_backward", "dout", dout, x.shape, "(the shape of x)")
 
     # BEGIN SOLUTION 1.4
