@@ -19,7 +19,7 @@ TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint unit nbval check run lab data student notebooks clean
+.PHONY: help setup test lint unit nbval check run lab data student notebooks bench clean
 
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
@@ -69,6 +69,11 @@ data: ## download CIFAR-10 into datasets/ (about 170 MB; checked with MD5)
 student: $(STAMP) ## instructors: build the student release in build/student and on branch 'student'
 	@[ -d kit ] || { echo "make student runs in the solution tree (it needs kit/)."; exit 1; }
 	$(VPY) -m kit release --out build/student --branch student
+
+# PyTorch is optional and never a requirement: `.venv/bin/pip install torch` adds its columns.
+bench: $(STAMP) ## instructors: time naive/fast conv and pool layers (and PyTorch if installed)
+	@[ -d kit ] || { echo "make bench runs in the solution tree (it needs kit/)."; exit 1; }
+	$(VPY) -m kit bench
 
 notebooks: $(STAMP) ## instructors: re-execute the notebooks in place to refresh reference outputs
 	@[ -d kit ] || { echo "make notebooks runs in the solution tree (it needs kit/)."; exit 1; }
