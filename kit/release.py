@@ -349,6 +349,54 @@ def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
     return Output("README.md", data=text.encode("utf-8"))
 
 
+# -- lint settings for files with stubs --------------------------------------------------
+
+# What ruff reports about a file whose solutions are stubs, and why each is expected there:
+# E501 the stub's TODO and raise lines are long; F401 imports only a solution uses (and
+# `ruff check --fix` would delete them, breaking the task); F841/RUF059 variables the code
+# before a stub prepares for the student; F821/F405 names the code after a stub expects the
+# student to define.
+STUB_LINT_IGNORES: tuple[str, ...] = ("E501", "F401", "F405", "F821", "F841", "RUF059")
+PER_FILE_IGNORES_TABLE = "[tool.ruff.lint.per-file-ignores]"
+
+
+def with_stub_lint_settings(outputs: list[Output]) -> list[Output]:
+    """``outputs`` with the student ``pyproject.toml`` ignoring ``STUB_LINT_IGNORES`` in
+    every file that has a stub, so the tree is ruff-clean as released and ``ruff check
+    --fix`` (or an editor fixing on save) cannot delete an import a task needs.
+    Unchanged when there is no ``pyproject.toml`` or no stub."""
+    stubbed = sorted(o.rel for o in outputs if o.stubs)
+    index = next((i for i, o in enumerate(outputs) if o.rel == "pyproject.toml"), None)
+    if index is None or not stubbed:
+        return outputs
+    original = outputs[index]
+    path = original.source if original.data is None else None
+    text = path.read_text(encoding="utf-8") if path else (original.data or b"").decode("utf-8")
+    patched = add_per_file_ignores(text, stubbed, STUB_LINT_IGNORES)
+    outputs = list(outputs)
+    outputs[index] = Output("pyproject.toml", data=patched.encode("utf-8"),
+                            mode_from=path or original.mode_from,
+                            notes=[f"lint relaxed in {len(stubbed)} file(s) with stubs"])
+    return outputs
+
+
+def add_per_file_ignores(text: str, files: list[str], rules: Iterable[str]) -> str:
+    """``text`` (a pyproject.toml) with one per-file-ignores entry per file added at the top
+    of its ``[tool.ruff.lint.per-file-ignores]`` table (created at the end if missing).
+    Ruff unions the entries that match a file, so a glob entry for the same file stays in
+    force."""
+    codes = ", ".join(f'"{rule}"' for rule in rules)
+    entries = [f'"{rel}" = [{codes}]' for rel in files]
+    block = ["# Written by the release: files with TODO stubs (see the student README).",
+             *entries]
+    lines = text.split("\n")
+    if PER_FILE_IGNORES_TABLE in (line.strip() for line in lines):
+        at = [line.strip() for line in lines].index(PER_FILE_IGNORES_TABLE) + 1
+        return "\n".join(lines[:at] + block + lines[at:])
+    tail = "" if text.endswith("\n") or not text else "\n"
+    return text + tail + "\n" + "\n".join([PER_FILE_IGNORES_TABLE, *block]) + "\n"
+
+
 # -- the whole release -------------------------------------------------------------------
 
 
@@ -366,6 +414,7 @@ def build_release(source: Path, skip: Path | None = None) -> Release:
     if errors:
         raise ReleaseError("\n".join(errors))
     outputs.append(student_readme(tasks_module, files))
+    outputs = with_stub_lint_settings(outputs)
     commit, dirty = source_state(source)
     release = Release(sorted(outputs, key=lambda o: o.rel), commit, dirty)
     release.warnings = _missing_task_warnings(release, tasks)
