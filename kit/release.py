@@ -31,7 +31,9 @@ What happens, in order (nothing is written until every file has been checked):
 
 The stamp ``.release.json`` records the tool, the format version, the source commit and
 whether the source had uncommitted changes. It contains no time stamp, so two releases
-of the same source are identical; it is not committed to the ``--branch``.
+of the same source are identical. It is committed to the ``--branch`` too, so the folder
+and the branch hold the same files; a folder that is a git checkout (it has ``.git``) is
+never replaced, stamp or not, since a clone of the branch is where a student works.
 """
 
 from __future__ import annotations
@@ -473,6 +475,9 @@ def check_out_dir(out: Path, source: Path) -> None:
     if not out.is_dir() or out.is_symlink():
         raise ReleaseError(f"--out {out}: exists and is not a plain folder (a file or a "
                            "link); refusing to replace it")
+    if (out / ".git").exists():
+        raise ReleaseError(f"--out {out}: is a git checkout (it has .git), perhaps a clone of "
+                           "the student branch with someone's work in it; refusing to replace it")
     if any(out.iterdir()) and not is_release_dir(out):
         raise ReleaseError(
             f"--out {out}: exists, is not empty and was not written by '{STAMP_TOOL}' "
@@ -533,8 +538,8 @@ def commit_branch(source: Path, out: Path, branch: str, release: Release) -> str
     """Commit the tree in ``out`` on ``branch`` of the source repository; return a summary.
 
     Uses a temporary index (``GIT_INDEX_FILE``) and plumbing, so the source's working tree,
-    index, HEAD and current branch are untouched. The stamp file is not committed (the
-    commit message carries the same facts). No commit is made if the tree is unchanged.
+    index, HEAD and current branch are untouched. The stamp file is committed with the
+    rest, so the branch and the folder agree. No commit is made if the tree is unchanged.
     """
     check_branch(source, branch)
     ref = f"refs/heads/{branch}"
@@ -543,7 +548,7 @@ def commit_branch(source: Path, out: Path, branch: str, release: Release) -> str
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         base = ["--git-dir", git_dir, "--work-tree", str(out.resolve())]
         # -f: commit exactly what was written, even files a .gitignore would hide.
-        git([*base, "add", "-A", "-f", "--", ".", f":(exclude){STAMP_NAME}"], out, env)
+        git([*base, "add", "-A", "-f", "--", "."], out, env)
         tree = git([*base, "write-tree"], out, env).strip()
     tip = _resolve(source, f"{ref}^{{commit}}")
     if tip and _resolve(source, f"{tip}^{{tree}}") == tree:
