@@ -27,7 +27,7 @@ help: ## list the targets
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-	  { echo "error: the kit needs Python 3.10 to 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
+	  { echo "error: the kit needs Python 3.10 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
 	@if [ -d $(VENV) ] && ! $(VPY) -c '' 2>/dev/null; then \
 	  echo "$(VENV) is broken (moved, or its Python is gone): recreating it"; rm -rf $(VENV); fi
 	@[ -x $(VPY) ] || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }

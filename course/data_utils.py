@@ -192,12 +192,16 @@ def _check_cifar_folder(root: Path) -> None:
 
 
 def load_CIFAR10(
-    root: str | os.PathLike,
+    ROOT: str | os.PathLike | None = None,
+    *,
+    root: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Load all of CIFAR-10 from the folder ``cifar-10-batches-py``.
 
     Args:
-        root: the ``cifar-10-batches-py`` folder.
+        ROOT: the ``cifar-10-batches-py`` folder (CS231n's parameter name).
+        root: the same, under the name earlier versions of this kit used; give one of the
+            two, not both.
 
     Returns:
         Xtr: ``(50000, 3, 32, 32)`` uint8, the five training batches in order.
@@ -209,7 +213,10 @@ def load_CIFAR10(
     Raises:
         DatasetError: a file is missing or damaged.
     """
-    root = Path(root)
+    if (ROOT is None) == (root is None):
+        raise TypeError("load_CIFAR10: give the cifar-10-batches-py folder once, as ROOT "
+                        f"(or its old name root); got ROOT={ROOT!r}, root={root!r}")
+    root = Path(ROOT if root is None else root)
     _check_cifar_folder(root)
     parts = [load_CIFAR_batch(root / name) for name in CIFAR10_TRAIN_FILES]
     Xtr = np.concatenate([X for X, _ in parts])

@@ -16,7 +16,7 @@ so that adding a layer means registering it, not editing the block:
   ``forward(x, dropout_param) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
 
 ``register_norm_layer`` and ``register_dropout_layer`` do the same with a check of the name.
-The issues that write those layers add their entries at the end of this module, so importing
+Those layers are registered at the end of this module, so importing
 ``course.layer_utils`` is enough to make them available. Asking for a name that is not
 registered raises ValueError listing the registered ones.
 """
@@ -28,8 +28,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from course import layers
+from course.layers import *  # noqa: F403  (CS231n's layer_utils re-exports every layer)
 from course.layers import affine_backward, affine_forward, relu_backward, relu_forward
 
+# Our sandwich layers and registries, then every name of course.layers: CS231n's
+# ``from cs231n.layer_utils import *`` brings in the plain layers too.
 __all__ = [
     "DROPOUT_LAYERS",
     "NORM_LAYERS",
@@ -41,18 +45,19 @@ __all__ = [
     "register_dropout_layer",
     "register_norm_layer",
 ]
+__all__ += [name for name in layers.__all__ if name not in __all__]
 
 NormForward = Callable[[np.ndarray, np.ndarray, np.ndarray, dict], tuple[np.ndarray, Any]]
 NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndarray]]
 DropoutForward = Callable[[np.ndarray, dict], tuple[np.ndarray, Any]]
 DropoutBackward = Callable[[np.ndarray, Any], np.ndarray]
 
-# Normalisation layers by name: name -> (forward, backward). Filled by the issue that
-# writes batchnorm and layernorm ("batchnorm", "layernorm").
+# Normalisation layers by name: name -> (forward, backward). Filled at the end of this
+# module with batchnorm and layernorm ("batchnorm", "layernorm").
 NORM_LAYERS: dict[str, tuple[NormForward, NormBackward]] = {}
 
-# Dropout layers by name: name -> (forward, backward). Filled by the dropout issue
-# ("dropout", the one FullyConnectedNet uses).
+# Dropout layers by name: name -> (forward, backward). Filled at the end of
+# this module ("dropout", the one FullyConnectedNet uses).
 DROPOUT_LAYERS: dict[str, tuple[DropoutForward, DropoutBackward]] = {}
 
 

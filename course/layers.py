@@ -8,10 +8,10 @@ return ``(loss, dx)`` directly, because nothing comes after them.
 
 Sections follow the notebooks: affine and ReLU, then the losses (notebook 1). Batch and
 layer normalisation (notebook 2), dropout (notebook 3) and the convolutional layers
-(notebook 4) are added below them by later issues.
+(notebook 4) follow them, in that order.
 
-Names follow the glossary in CONTRIBUTING.md: ``N`` rows in a minibatch, ``D`` inputs and
-``M`` outputs of an affine layer, ``C`` classes.
+Names of sizes: ``N`` rows in a minibatch, ``D`` inputs and ``M`` outputs of an affine
+layer, ``C`` classes.
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def sgd_momentum(
     config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
 
-    # BEGIN SOLUTION 1.9
+    # BEGIN SOLUTION 1.10
     v = config["momentum"] * v - config["learning_rate"] * dw
     next_w = w + v
     # END SOLUTION
@@ -151,7 +151,7 @@ def rmsprop(
     config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
 
-    # BEGIN SOLUTION 1.10
+    # BEGIN SOLUTION 1.11
     rho = config["decay_rate"]
     cache = rho * cache + (1 - rho) * dw**2
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
@@ -202,7 +202,7 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     v = _state(config, "v", w)
     t = config.setdefault("t", 0)
 
-    # BEGIN SOLUTION 1.11
+    # BEGIN SOLUTION 1.12
     beta1, beta2 = config["beta1"], config["beta2"]
     t = t + 1
     m = beta1 * m + (1 - beta1) * dw
@@ -245,7 +245,7 @@ def adagrad(
     config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
 
-    # BEGIN SOLUTION 1.12
+    # BEGIN SOLUTION 1.13
     cache = cache + dw**2
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     # END SOLUTION

@@ -233,7 +233,14 @@ def _check_data(data: Any) -> None:
 
 
 def _make_rng(seed: Any) -> np.random.Generator:
-    """``seed`` may be None (fresh entropy), an int, or a Generator (used as is)."""
+    """``seed`` may be None, an int, or a Generator (used as is).
+
+    None seeds a new Generator with one draw from numpy's global random state, so that
+    ``np.random.seed(231)`` before building the Solver (CS231n's habit) makes its
+    minibatches repeat; the Generator, unlike the global state, is saved in checkpoints.
+    """
+    if seed is None:
+        seed = int(np.random.randint(0, 2**31 - 1))
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError):
@@ -349,7 +356,8 @@ class Solver:
             ``verbose`` (``True``): progress bar and log lines; ``False`` prints nothing;
             ``seed`` (``None``): an int or ``numpy.random.Generator`` for minibatch
             sampling and accuracy subsampling, so a run can be repeated exactly;
-            ``None`` draws fresh randomness (``np.random.seed`` has no effect).
+            ``None`` draws from numpy's global random state, so ``np.random.seed``
+            before building the Solver repeats a run too.
 
     Attributes:
         update_rule: the rule function; ``optim_configs``: one config (hyperparameters
