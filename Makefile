@@ -65,12 +65,18 @@ check: $(STAMP) ## students: per-task scoreboard (one task: make check TASK=1.3)
 	@$(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard -p no:cacheprovider \
 	  $(if $(TASK),--task $(TASK) --tb=short,--tb=no -rN)
 
-run: $(STAMP) ## execute every notebook and write the site to build/site/index.html
+# STUDENT=1 builds the site from the student release (stubs in place) instead.
+run: $(STAMP) ## execute every notebook; the site goes to build/site/ (STUDENT=1: student release)
 	@[ -d kit ] || { echo "make run needs the instructor tools (kit/); in the student release use 'make lab'."; exit 1; }
-	$(VPY) -m kit site --out build/site
+	@$(VPY) -m kit site --out build/site $(if $(filter 1 yes true,$(STUDENT)),--student)
 
-lab: $(STAMP) ## open JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab notebooks
+# Root in a container: JupyterLab refuses root unless told, so it is opt-in:
+#   make lab LAB_ARGS=--allow-root   (add --ip=0.0.0.0 --no-browser to reach it from the host)
+lab: $(STAMP) ## open JupyterLab on notebooks/ (extra options: LAB_ARGS=..., e.g. --allow-root)
+	@if [ "$$(id -u)" = 0 ] && ! echo " $(LAB_ARGS) " | grep -q -- ' --allow-root '; then \
+	  echo "make lab: you are root, and JupyterLab refuses to run as root unless asked."; \
+	  echo "  In a container, run: make lab LAB_ARGS=--allow-root"; exit 1; fi
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks
 
 data: ## download CIFAR-10 into datasets/ (about 170 MB; checked with MD5)
 	./get_datasets.sh
