@@ -9,6 +9,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("kit.release", "build the student release (a folder, optionally a git branch)"),
     "site": ("kit.site", "execute the notebooks and write the static site to build/site"),
+    "grade": ("kit.grade", "regrade submissions with nbval in a sandbox (CSV, JSON, feedback)"),
+    "verify": ("kit.verify", "check that a submission's stored notebook outputs reproduce"),
+    "gradescope": ("kit.gradescope", "build a Gradescope autograder bundle (autograder.zip)"),
 }
 
 
