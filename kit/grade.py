@@ -141,21 +141,20 @@ def _control_dir(base: Path) -> Path:
     shutil.copy(PLUGIN, control / "nbval_report.py")
     shutil.copy(SANITIZE, control / "sanitize.cfg")
     (control / "pytest.ini").write_text("[pytest]\naddopts =\n")
-    for sub in ("ipython", "jupyter-config", "jupyter-runtime", "mpl"):
+    for sub in ("ipython", "jupyter-config", "jupyter-runtime"):
         (control / sub).mkdir()
     return control
 
 
-def _env(box: Path, control: Path, results: Path) -> dict[str, str]:
+def _env(box: Path, control: Path, results: Path, dataset: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COURSE_"))}
     env.pop("PYTHONSTARTUP", None)
     env.update(
         PYTHONPATH=f"{box}{os.pathsep}{control}",
         PYTHONHASHSEED="0",
         PYTHONDONTWRITEBYTECODE="1",
-        COURSE_DATASET="digits",
+        COURSE_DATASET=dataset,
         MPLBACKEND="Agg",
-        MPLCONFIGDIR=str(control / "mpl"),
         IPYTHONDIR=str(control / "ipython"),  # no user profile or startup files
         JUPYTER_CONFIG_DIR=str(control / "jupyter-config"),
         JUPYTER_RUNTIME_DIR=str(control / "jupyter-runtime"),
@@ -168,8 +167,8 @@ def _env(box: Path, control: Path, results: Path) -> dict[str, str]:
     return env
 
 
-def run_notebook(box: Path, name: str, limits: Limits, deadline: float,
-                 workdir: Path) -> tuple[dict[int, dict[str, Any]], str | None]:
+def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir: Path,
+                 dataset: str = "digits") -> tuple[dict[int, dict[str, Any]], str | None]:
     """Run nbval over one sandbox notebook; return the verified per-cell records and, if
     the run was stopped or ended abnormally, why."""
     control = _control_dir(workdir)
@@ -189,7 +188,7 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float,
     read_end, write_end = os.pipe()
     os.write(write_end, key.encode())
     os.close(write_end)
-    env = _env(box, control, results)
+    env = _env(box, control, results, dataset)
     env["KIT_GRADE_KEY_FD"] = str(read_end)
     try:
         proc = subprocess.Popen(

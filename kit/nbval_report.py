@@ -12,6 +12,7 @@ sandbox (the student's code) and this folder.
   match, so a student module that writes into the file cannot forge a pass. The file is
   appended after every cell (a run killed at its wall-clock limit keeps what it finished)
   and rewritten whole at the end (undoing any overwrite during the run).
+* stderr is not compared (warnings from correct code are no failure).
 * A kernel that dies is noticed within a second instead of after the cell timeout: the
   wait for a cell's reply polls whether the kernel process is still alive.
 """
@@ -46,6 +47,24 @@ def pytest_configure(config: pytest.Config) -> None:
             key = pipe.read().strip()
     _STATE.update(path=path, key=key)
     _watch_for_dead_kernels()
+    _ignore_stderr()
+
+
+def _ignore_stderr() -> None:
+    """Compare what cells print to stdout (and display), never stderr: warnings that correct
+    code emits (a deprecation, a numpy RuntimeWarning) must not fail a check."""
+    from nbval.plugin import IPyNbCell
+
+    original = IPyNbCell.compare_outputs
+
+    def without_stderr(outputs: Any) -> list[Any]:
+        return [o for o in outputs
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+
+    def compare_outputs(self: Any, test: Any, ref: Any, skip_compare: Any = None) -> Any:
+        return original(self, without_stderr(test), without_stderr(ref), skip_compare)
+
+    IPyNbCell.compare_outputs = compare_outputs
 
 
 def _watch_for_dead_kernels() -> None:

@@ -416,3 +416,38 @@ def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
     if not reason:
         box.notes += notes
     (box.root / rel).write_text(merged, encoding="utf-8")
+
+
+def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
+    """A sandbox for ``kit verify``: the student's own package (their ``course/*.py`` over
+    the pristine package, whole) and their own notebooks, experiment cells skipped."""
+    box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-verify-sandbox-")))
+    try:
+        unpacked = unpack(submission, box.root / "_submission")
+        shutil.copytree(root / "course", box.root / "course",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        course_dir = find_course_dir(unpacked)
+        if course_dir is not None:
+            for path in sorted(course_dir.rglob("*.py")):
+                rel = path.relative_to(course_dir)
+                if path.name in {"conftest.py", "sitecustomize.py", "usercustomize.py"}:
+                    continue
+                (box.root / "course" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, box.root / "course" / rel)
+        (box.root / "notebooks").mkdir()
+        for path in sorted(unpacked.rglob("*.ipynb")):
+            if ".ipynb_checkpoints" in path.parts or path.stem in box.notebooks:
+                continue
+            try:
+                notebook = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                box.notes.append(f"{path.name} could not be read ({error})")
+                continue
+            notebook = mark_for_grading(notebook, None)
+            box.notebooks[path.stem] = notebook
+            (box.root / "notebooks" / path.name).write_text(json.dumps(notebook))
+        shutil.rmtree(box.root / "_submission", ignore_errors=True)
+    except BaseException:
+        box.cleanup()
+        raise
+    return box
