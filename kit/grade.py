@@ -7,10 +7,10 @@ reference notebooks, pristine ``course/`` with the student's task code merged in
 nbval over each notebook in its own process, with settings the grader controls (its own
 ``-c`` config, ``--noconftest``, no plugin autoloading, no cache, the kit's sanitize file),
 a per-cell timeout, a wall-clock limit for the submission and an address-space limit
-(``RLIMIT_AS``) on every process of the run. Per-cell results come from a signed results
-file the grader's plugin (``kit/nbval_report.py``) writes outside the sandbox, never from
-stdout. Experiment cells are skipped; each check cell's result is its named check, worth
-the points ``course/rubric.py`` gives it.
+(``RLIMIT_AS``) on every process of the run. Per-cell results come from the grader's own
+report hook (``kit/nbval_report.py``), signed and sent through a pipe the student's code
+cannot reach, never from stdout. Experiment cells are skipped; each check cell's result is
+its named check, worth the points ``course/rubric.py`` gives it.
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
@@ -146,7 +146,7 @@ def _control_dir(base: Path) -> Path:
     return control
 
 
-def _env(box: Path, control: Path, results: Path, dataset: str) -> dict[str, str]:
+def _env(box: Path, control: Path, dataset: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COURSE_"))}
     env.pop("PYTHONSTARTUP", None)
     env.update(
@@ -162,7 +162,6 @@ def _env(box: Path, control: Path, results: Path, dataset: str) -> dict[str, str
         OPENBLAS_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
-        KIT_GRADE_RESULTS=str(results),
     )
     return env
 
@@ -172,7 +171,6 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
     """Run nbval over one sandbox notebook; return the verified per-cell records and, if
     the run was stopped or ended abnormally, why."""
     control = _control_dir(workdir)
-    results = control / "results.jsonl"
     key = secrets.token_hex(32)
     cmd = [
         sys.executable, "-m", "pytest", "-c", str(control / "pytest.ini"),
@@ -185,19 +183,24 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
     left = deadline - time.monotonic()
     if left <= 0:
         return {}, "wall-clock limit reached before this notebook started"
-    read_end, write_end = os.pipe()
-    os.write(write_end, key.encode())
-    os.close(write_end)
-    env = _env(box, control, results, dataset)
-    env["KIT_GRADE_KEY_FD"] = str(read_end)
+    key_read, key_write = os.pipe()
+    os.write(key_write, key.encode())
+    os.close(key_write)
+    results_read, results_write = os.pipe()
+    env = _env(box, control, dataset)
+    env.update(KIT_GRADE_KEY_FD=str(key_read), KIT_GRADE_RESULTS_FD=str(results_write))
     try:
         proc = subprocess.Popen(
             cmd, cwd=box, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(read_end,),
+            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(key_read, results_write),
             preexec_fn=_limit_memory(limits.memory_mb),
         )
     finally:
-        os.close(read_end)
+        os.close(key_read)
+        os.close(results_write)
+    received: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(results_read, received), daemon=True)
+    reader.start()
     problem = None
     try:
         _, err = proc.communicate(timeout=left)
@@ -210,21 +213,26 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
         if proc.returncode not in (0, 1):
             tail = _ANSI.sub("", err.decode(errors="replace")).strip().splitlines()[-3:]
             problem = f"the test run ended with status {proc.returncode}: {' / '.join(tail)}"
-    records = read_records(results, key)
+    reader.join(timeout=10)
+    text = b"".join(received).decode("utf-8", errors="replace")
+    (control / "results.jsonl").write_text(text)  # kept beside the run, for debugging
+    records = read_records(text, key)
     shutil.rmtree(control, ignore_errors=True)
     return records, problem
 
 
-def read_records(path: Path, key: str) -> dict[int, dict[str, Any]]:
-    """The records of a results file whose signature checks out, by cell (last wins)."""
+def _drain(fd: int, into: list[bytes]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536):
+            into.append(chunk)
+
+
+def read_records(text: str, key: str) -> dict[int, dict[str, Any]]:
+    """The records whose signature checks out, by cell (the last one wins)."""
     import hashlib
     import hmac
 
     found: dict[int, dict[str, Any]] = {}
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return found
     for line in text.splitlines():
         try:
             entry = json.loads(line)

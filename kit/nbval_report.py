@@ -4,14 +4,13 @@
 ``pytest -p nbval_report ...`` there. It must not import the kit: the run sees only the
 sandbox (the student's code) and this folder.
 
-* The results file's path comes from ``KIT_GRADE_RESULTS``, which is removed from the
-  environment before the notebook's kernel starts, and the signing key is read from a
-  pipe (``KIT_GRADE_KEY_FD``) that is closed before the kernel starts, so the student's
-  code (which runs in that kernel) knows neither.
-* Each record is signed with an HMAC; the grader ignores records whose signature does not
-  match, so a student module that writes into the file cannot forge a pass. The file is
-  appended after every cell (a run killed at its wall-clock limit keeps what it finished)
-  and rewritten whole at the end (undoing any overwrite during the run).
+* Results go to the grader through a pipe (``KIT_GRADE_RESULTS_FD``), not a file on disk:
+  the student's code, which runs in the notebook's kernel, has no handle on it, and no
+  submission graded in parallel can overwrite another's results. The grader reads the pipe
+  as the cells finish, so a run stopped at its wall-clock limit keeps what it finished.
+* Each record is signed with an HMAC whose key arrives through another pipe
+  (``KIT_GRADE_KEY_FD``), read and closed before the kernel starts; the grader drops
+  records whose signature does not match.
 * stderr is not compared (warnings from correct code are no failure).
 * A kernel that dies is noticed within a second instead of after the cell timeout: the
   wait for a cell's reply polls whether the kernel process is still alive.
@@ -29,7 +28,7 @@ from typing import Any
 
 import pytest
 
-_STATE: dict[str, Any] = {"lines": []}
+_STATE: dict[str, Any] = {}
 
 
 class KernelDiedError(RuntimeError):
@@ -37,15 +36,14 @@ class KernelDiedError(RuntimeError):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    path = os.environ.pop("KIT_GRADE_RESULTS", None)
-    if path is None:
+    out_fd = int(os.environ.pop("KIT_GRADE_RESULTS_FD", "-1"))
+    key_fd = int(os.environ.pop("KIT_GRADE_KEY_FD", "-1"))
+    if out_fd < 0 or key_fd < 0:
         return
-    fd = int(os.environ.pop("KIT_GRADE_KEY_FD", "-1"))
-    key = b""
-    if fd >= 0:
-        with os.fdopen(fd, "rb") as pipe:  # closed after: the kernel never inherits it
-            key = pipe.read().strip()
-    _STATE.update(path=path, key=key)
+    with os.fdopen(key_fd, "rb") as pipe:
+        key = pipe.read().strip()
+    os.set_inheritable(out_fd, False)  # the kernel must not get it
+    _STATE.update(key=key, out=os.fdopen(out_fd, "w", encoding="utf-8", buffering=1))
     _watch_for_dead_kernels()
     _ignore_stderr()
 
@@ -108,17 +106,15 @@ def _text(outputs: Any) -> str:
 def _write(record: dict[str, Any]) -> None:
     payload = json.dumps(record, sort_keys=True)
     mac = hmac.new(_STATE["key"], payload.encode(), hashlib.sha256).hexdigest()
-    line = json.dumps({"record": payload, "mac": mac}) + "\n"
-    _STATE["lines"].append(line)
-    with open(_STATE["path"], "a", encoding="utf-8") as handle:
-        handle.write(line)
+    _STATE["out"].write(json.dumps({"record": payload, "mac": mac}) + "\n")
+    _STATE["out"].flush()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
-    if "path" not in _STATE or not hasattr(item, "cell_num"):
+    if "out" not in _STATE or not hasattr(item, "cell_num"):
         return
     if report.when != "call" and not (report.failed or report.skipped):
         return
@@ -130,12 +126,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         "expected": _text(item.cell.get("outputs")),
         "actual": _text(getattr(item, "test_outputs", None)),
     })
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if "path" not in _STATE:
-        return
-    temp = _STATE["path"] + ".final"
-    with open(temp, "w", encoding="utf-8") as handle:
-        handle.writelines(_STATE["lines"])
-    os.replace(temp, _STATE["path"])
