@@ -17,7 +17,7 @@ TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint unit nbval check run lab data student notebooks clean
+.PHONY: help setup test lint unit nbval check grade run lab data student notebooks clean
 
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
@@ -64,6 +64,11 @@ check: $(STAMP) ## students: per-task scoreboard with points (one task: make che
 	@status=0; $(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard -p no:cacheprovider \
 	  -W ignore $(if $(TASK),--task "$(TASK)" --tb=short,--tb=no) || status=$$?; \
 	[ $$status -le 1 ] || exit $$status
+
+grade: $(STAMP) ## instructors: regrade submissions: make grade SUBS="subs/*.zip" [JOBS=2] [OUT=build/grades]
+	@[ -d kit ] || { echo "make grade runs in the solution tree (it needs kit/)."; exit 1; }
+	@[ -n "$(SUBS)" ] || { echo 'usage: make grade SUBS="submissions/*.zip" [JOBS=2] [OUT=build/grades]'; exit 2; }
+	$(VPY) -m kit grade $(SUBS) --jobs $(or $(JOBS),1) --out $(or $(OUT),build/grades)
 
 run: $(STAMP) ## execute every notebook and write the site to build/site/index.html
 	@[ -d kit ] || { echo "make run needs the instructor tools (kit/); in the student release use 'make lab'."; exit 1; }
