@@ -3,7 +3,9 @@
 # Every target that runs Python first makes sure .venv exists and holds what
 # requirements.txt and pyproject.toml ask for. A stamp named after the hash of
 # those two files records a finished install, so a second run skips it and an
-# edit to either file triggers a reinstall.
+# edit to either file triggers a reinstall. setup_venv.sh does the work: it takes
+# a lock (two first-time setups take turns) and repairs a half-made venv (no pip)
+# or names the one command that fixes it.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -27,16 +29,8 @@ help: ## list the targets
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
-	  { echo "error: the kit needs Python 3.10 to 3.13; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
-	@if [ -d $(VENV) ] && ! $(VPY) -c '' 2>/dev/null; then \
-	  echo "$(VENV) is broken (moved, or its Python is gone): recreating it"; rm -rf $(VENV); fi
-	@[ -x $(VPY) ] || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
-	@echo "Installing requirements into $(VENV) (first run only: a few minutes)"
-	@$(VPY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	@rm -f $(VENV)/.installed-*
-	@touch $@
+	  { echo "error: the kit needs Python 3.10 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
+	@bash ./setup_venv.sh "$(PYTHON)" "$(VENV)" "$@"
 
 setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)
 

@@ -165,8 +165,9 @@ def grad_check_sparse(
     """Compare an analytic gradient with numeric ones at a few random entries of ``x``.
 
     Useful when ``x`` is too large for a full numeric gradient. Entries are drawn with
-    replacement from ``np.random.default_rng(seed)``, so a fixed seed gives the same
-    entries (and, when ``verbose``, the same printed lines) on every run.
+    replacement from ``np.random.default_rng(seed)`` (or, with ``seed=None``, from numpy's
+    global random state), so a fixed seed gives the same entries (and, when ``verbose``,
+    the same printed lines) on every run.
 
     Inputs:
     - f: function taking an array shaped like ``x`` and returning a scalar.
@@ -174,7 +175,8 @@ def grad_check_sparse(
     - analytic_grad: array shaped like ``x``, the gradient to check.
     - num_checks: how many entries to check.
     - h: step of the centred difference.
-    - seed: seed of the generator that picks the entries (None: fresh entropy).
+    - seed: seed of the generator that picks the entries (None: numpy's global random
+      state, which ``np.random.seed`` sets).
     - verbose: print one line per check with both gradients and their relative error.
 
     Returns:
@@ -192,8 +194,10 @@ def grad_check_sparse(
         raise ValueError(
             f"grad_check_sparse: x must have at least one entry; got x.shape = {x.shape}"
         )
-    rng = np.random.default_rng(seed)
-    flat_picks = rng.integers(0, x.size, size=num_checks)
+    if seed is None:  # numpy's global state, so np.random.seed(...) repeats the picks
+        flat_picks = np.random.randint(0, x.size, size=num_checks)
+    else:
+        flat_picks = np.random.default_rng(seed).integers(0, x.size, size=num_checks)
     errors = np.zeros(num_checks, dtype=np.float64)
     for k, flat in enumerate(flat_picks):
         ix = np.unravel_index(flat, x.shape)

@@ -6,7 +6,7 @@ Two kinds of entries live here.
 * ``CHECKS``: the points of each graded notebook check cell, keyed ``"<Notebook>/<name>"``
   where ``<name>`` is the cell's ``metadata.check`` (stable: never renamed once published,
   because grades are keyed on it). A check that belongs to a notebook task (a choice made in
-  a notebook cell, such as 1.13) names that task; such a task's points are the sum of its
+  a notebook cell, such as 1.9) names that task; such a task's points are the sum of its
   checks' points.
 
 ``kit grade`` scores a submission by its check cells; ``make check`` scores the pytest tasks
@@ -33,6 +33,7 @@ class Check:
 
 
 TASK_POINTS: dict[str, int] = {
+    # FullyConnectedNets (1.9 and 1.14 are notebook tasks: see CHECKS)
     "1.1": 2,
     "1.2": 3,
     "1.3": 1,
@@ -41,10 +42,30 @@ TASK_POINTS: dict[str, int] = {
     "1.6": 3,
     "1.7": 2,
     "1.8": 5,
-    "1.9": 2,
     "1.10": 2,
-    "1.11": 3,
-    "1.12": 2,
+    "1.11": 2,
+    "1.12": 3,
+    "1.13": 2,
+    # BatchNormalization
+    "2.1": 4,
+    "2.2": 4,
+    "2.3": 3,
+    "2.4": 3,
+    "2.5": 3,
+    # Dropout
+    "3.1": 2,
+    "3.2": 2,
+    # ConvolutionalNetworks
+    "4.1": 4,
+    "4.2": 4,
+    "4.3": 2,
+    "4.4": 2,
+    "4.5": 2,
+    "4.6": 4,
+    "4.7": 2,
+    "4.8": 2,
+    "4.9": 2,
+    "4.10": 2,
 }
 
 CHECKS: dict[str, Check] = {
@@ -58,7 +79,7 @@ CHECKS: dict[str, Check] = {
     "FullyConnectedNets/fc-net-init": Check(2),
     "FullyConnectedNets/fc-net-loss-gradients": Check(5),
     "FullyConnectedNets/two-layer-net-training": Check(2),
-    "FullyConnectedNets/overfit-small-data": Check(3, task="1.13"),
+    "FullyConnectedNets/overfit-small-data": Check(3, task="1.9"),
     "FullyConnectedNets/sgd-momentum": Check(2),
     "FullyConnectedNets/rmsprop": Check(2),
     "FullyConnectedNets/adam": Check(3),

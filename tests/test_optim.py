@@ -20,7 +20,7 @@ DW2 = np.array([1.0, -1.0])
 
 RULES = sorted(optim.UPDATE_RULES.items())
 # The student task each rule belongs to (plain SGD is given, not a task).
-TASK_OF_RULE = {"sgd_momentum": "1.9", "rmsprop": "1.10", "adam": "1.11", "adagrad": "1.12"}
+TASK_OF_RULE = {"sgd_momentum": "1.10", "rmsprop": "1.11", "adam": "1.12", "adagrad": "1.13"}
 
 
 def _task_params(names: list[str]) -> list:
@@ -56,10 +56,10 @@ def test_sgd_default_learning_rate():
 
 
 # ---------------------------------------------------------------------------------
-# sgd_momentum (task 1.9)
+# sgd_momentum (task 1.10)
 
 
-@pytest.mark.task("1.9")
+@pytest.mark.task("1.10")
 def test_sgd_momentum_two_steps_by_hand():
     config = {"learning_rate": 0.1, "momentum": 0.9}
     w1, config = optim.sgd_momentum(W0, DW1, config)
@@ -74,7 +74,7 @@ def test_sgd_momentum_two_steps_by_hand():
     np.testing.assert_allclose(w2, [0.805, -2.66], rtol=1e-12)
 
 
-@pytest.mark.task("1.9")
+@pytest.mark.task("1.10")
 def test_sgd_momentum_defaults():
     w1, config = optim.sgd_momentum(W0, DW1)
     assert config["learning_rate"] == 1e-2
@@ -84,7 +84,7 @@ def test_sgd_momentum_defaults():
     np.testing.assert_allclose(w1, [0.995, -2.04], rtol=1e-12)
 
 
-@pytest.mark.task("1.9")
+@pytest.mark.task("1.10")
 def test_sgd_momentum_uses_given_velocity():
     config = {"learning_rate": 0.5, "momentum": 0.5, "velocity": np.array([2.0, 0.0])}
     w1, config = optim.sgd_momentum(W0, DW2, config)
@@ -94,10 +94,10 @@ def test_sgd_momentum_uses_given_velocity():
 
 
 # ---------------------------------------------------------------------------------
-# rmsprop (task 1.10)
+# rmsprop (task 1.11)
 
 
-@pytest.mark.task("1.10")
+@pytest.mark.task("1.11")
 def test_rmsprop_two_steps_by_hand():
     eps = 1e-8
     config = {"learning_rate": 0.1, "decay_rate": 0.99, "epsilon": eps}
@@ -120,7 +120,7 @@ def test_rmsprop_two_steps_by_hand():
     np.testing.assert_allclose(w2, expected_w2, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.task("1.10")
+@pytest.mark.task("1.11")
 def test_rmsprop_defaults():
     w1, config = optim.rmsprop(W0, DW1)
     assert config["learning_rate"] == 1e-2
@@ -132,10 +132,10 @@ def test_rmsprop_defaults():
 
 
 # ---------------------------------------------------------------------------------
-# adam (task 1.11)
+# adam (task 1.12)
 
 
-@pytest.mark.task("1.11")
+@pytest.mark.task("1.12")
 def test_adam_first_step_by_hand():
     eps = 1e-8
     w1, config = optim.adam(W0, DW1, {"learning_rate": 0.1})
@@ -150,7 +150,7 @@ def test_adam_first_step_by_hand():
     np.testing.assert_allclose(w1, expected, rtol=1e-12)
 
 
-@pytest.mark.task("1.11")
+@pytest.mark.task("1.12")
 def test_adam_second_step_by_hand():
     eps = 1e-8
     w1, config = optim.adam(W0, DW1, {"learning_rate": 0.1})
@@ -166,7 +166,7 @@ def test_adam_second_step_by_hand():
     np.testing.assert_allclose(w2, w1 - 0.1 * m_hat / (np.sqrt(v_hat) + eps), rtol=1e-12)
 
 
-@pytest.mark.task("1.11")
+@pytest.mark.task("1.12")
 def test_adam_constant_gradient_steps_by_learning_rate():
     # With a constant gradient g, m = (1 - 0.9^t)*g and v = (1 - 0.999^t)*g^2, so the
     # corrected m_hat = g and v_hat = g^2 at every t: each step is lr*g/(|g| + eps).
@@ -181,7 +181,7 @@ def test_adam_constant_gradient_steps_by_learning_rate():
     np.testing.assert_allclose(w, W0 - 3 * step, rtol=1e-12)
 
 
-@pytest.mark.task("1.11")
+@pytest.mark.task("1.12")
 def test_adam_defaults():
     _, config = optim.adam(W0, DW1)
     assert config["learning_rate"] == 1e-3
@@ -191,7 +191,7 @@ def test_adam_defaults():
     assert config["t"] == 1
 
 
-@pytest.mark.task("1.11")
+@pytest.mark.task("1.12")
 def test_adam_continues_from_given_t():
     # A config restored mid-run (t = 9, state matching a constant gradient g) must
     # step with t = 10: m = 0.1*g + 0.9*(1 - 0.9^9)*g = (1 - 0.9^10)*g, so m_hat = g.
@@ -206,10 +206,10 @@ def test_adam_continues_from_given_t():
 
 
 # ---------------------------------------------------------------------------------
-# adagrad (task 1.12)
+# adagrad (task 1.13)
 
 
-@pytest.mark.task("1.12")
+@pytest.mark.task("1.13")
 def test_adagrad_two_steps_by_hand():
     eps = 1e-8
     w1, config = optim.adagrad(W0, DW1, {"learning_rate": 0.1})
@@ -228,7 +228,7 @@ def test_adagrad_two_steps_by_hand():
     np.testing.assert_allclose(w2, expected_w2, rtol=1e-12)
 
 
-@pytest.mark.task("1.12")
+@pytest.mark.task("1.13")
 def test_adagrad_defaults():
     w1, config = optim.adagrad(W0, DW1)
     assert config["learning_rate"] == 1e-2

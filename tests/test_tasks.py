@@ -1,8 +1,14 @@
 """The task table is consistent, and prerequisites are followed transitively."""
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from course.tasks import NOTEBOOKS, TASKS, Task, get_task, prerequisites, task_sort_key
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_ids_are_unique_and_in_order():
@@ -36,3 +42,25 @@ def test_prerequisites_are_followed_through_other_tasks():
 def test_unknown_id_lists_the_known_ones():
     with pytest.raises(KeyError, match=r"unknown task ID '9.9'; known IDs: 1.1, 1.2"):
         get_task("9.9")
+
+
+def _heading_task_ids(notebook: Path) -> list[str]:
+    """Task IDs in the order the notebook's markdown headings introduce them."""
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    ids = []
+    for cell in cells:
+        if cell["cell_type"] == "markdown":
+            ids += re.findall(r"^#+ .*\[task (\d+(?:\.\d+)+)\]", "".join(cell["source"]), re.M)
+    return ids
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_task_ids_follow_notebook_order(name):
+    """A student meets 1.9 before 1.10: headings introduce the tasks in ID order."""
+    notebook = ROOT / "notebooks" / f"{name}.ipynb"
+    if not notebook.exists():
+        pytest.skip(f"{notebook.name} is not written yet")
+    ids = _heading_task_ids(notebook)
+    assert ids == sorted(ids, key=task_sort_key)
+    listed = [task.id for task in TASKS if task.notebook == name]
+    assert ids == listed, "every task of this notebook has one heading, in table order"

@@ -1,1 +1,2 @@
-"""Networks assembled from ``course.layers``: ``fc_net.FullyConnectedNet`` and, later, ``cnn``."""
+"""Networks assembled from ``course.layers``: ``fc_net`` (``FullyConnectedNet``, ``TwoLayerNet``)
+and ``cnn`` (the convolutional network of notebook 4)."""

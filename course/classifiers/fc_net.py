@@ -1,4 +1,5 @@
-"""A fully connected network of any depth, with optional normalisation and dropout.
+"""Fully connected networks: ``FullyConnectedNet`` of any depth, with optional
+normalisation and dropout, and CS231n's ``TwoLayerNet``, the one-hidden-layer case.
 
 Architecture, for ``L`` layers (``L - 1`` hidden ones)::
 
@@ -10,16 +11,22 @@ dropout layers slot into them by name once they are registered there.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
+from course import layer_utils
+from course.layer_utils import *  # noqa: F403  (CS231n's fc_net re-exports every layer)
 from course.layer_utils import hidden_block_backward, hidden_block_forward
 from course.layers import affine_backward, affine_forward, softmax_loss
 
-__all__ = ["FullyConnectedNet"]
+# ``from course.classifiers.fc_net import *`` gives the networks and, as CS231n's does,
+# every layer and sandwich layer (layer_utils re-exports course.layers), so notebooks that
+# call affine_forward or svm_loss after only this import keep working.
+__all__ = ["FullyConnectedNet", "TwoLayerNet", *layer_utils.__all__]
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 WEIGHT_SCALE_NAMES = ("he", "xavier")
@@ -32,6 +39,36 @@ def _is_int(value: object) -> bool:
 
 def _is_positive_number(value: object) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+
+
+def _check_finite(**values: object) -> None:
+    """inf or nan as a scale or a strength is never meant; name the argument."""
+    for name, value in values.items():
+        if isinstance(value, Real) and not math.isfinite(value):
+            raise ValueError(f"FullyConnectedNet: {name} must be a finite number; "
+                             f"got {value!r}")
+
+
+def _check_dtype(dtype: object) -> np.dtype:
+    """``dtype`` as a numpy floating-point dtype, or ValueError naming the argument."""
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        shown = resolved if resolved is not None else repr(dtype)
+        raise ValueError("FullyConnectedNet: dtype must be a floating-point dtype such "
+                         f"as np.float32 or np.float64; got {shown}")
+    return resolved
+
+
+def _check_seed(seed: object) -> None:
+    """A seed is None, a non-negative int, or a numpy Generator."""
+    ok = (seed is None or isinstance(seed, np.random.Generator)
+          or (_is_int(seed) and seed >= 0))  # type: ignore[operator]
+    if not ok:
+        raise ValueError("FullyConnectedNet: seed must be None or a non-negative int; "
+                         f"got {seed!r}")
 
 
 class FullyConnectedNet:
@@ -93,6 +130,8 @@ class FullyConnectedNet:
           numeric gradient checks).
         - seed: seeds the generator that draws the initial weights, and is passed to the
           dropout layers (``dropout_param["seed"]``) so that their masks repeat too.
+          None draws the weights from numpy's global random state (``np.random.seed``
+          repeats them) and leaves dropout unseeded.
 
         What to write [task 1.7]: fill ``self.params``. For each layer ``i = 1..L``, in
         order, draw ``W{i}`` of shape (fan_in, fan_out) with one ``rng.normal`` call (mean
@@ -114,15 +153,16 @@ class FullyConnectedNet:
         if not _is_positive_number(dropout_keep_ratio) or dropout_keep_ratio > 1:
             raise ValueError("FullyConnectedNet: dropout_keep_ratio must be a number in "
                              f"(0, 1] (1 = no dropout); got {dropout_keep_ratio!r}")
+        _check_finite(reg=reg, weight_scale=weight_scale,
+                      dropout_keep_ratio=dropout_keep_ratio)
         if not (isinstance(reg, Real) and not isinstance(reg, bool) and reg >= 0):
             raise ValueError(f"FullyConnectedNet: reg must be a number >= 0; got {reg!r}")
         if not (_is_positive_number(weight_scale) or
                 (isinstance(weight_scale, str) and weight_scale in WEIGHT_SCALE_NAMES)):
             raise ValueError("FullyConnectedNet: weight_scale must be a positive number or "
                              f"one of {WEIGHT_SCALE_NAMES}; got {weight_scale!r}")
-        if np.dtype(dtype).kind != "f":
-            raise ValueError("FullyConnectedNet: dtype must be a floating-point dtype such "
-                             f"as np.float32; got {np.dtype(dtype)}")
+        _check_dtype(dtype)
+        _check_seed(seed)
 
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
@@ -133,7 +173,9 @@ class FullyConnectedNet:
         self.params: dict[str, np.ndarray] = {}
 
         layer_dims = [input_dim, *hidden_dims, num_classes]  # layer i maps dims i-1 -> i
-        rng = np.random.default_rng(seed)
+        # seed=None draws from numpy's global random state (np.random has a normal()
+        # too), so CS231n's np.random.seed(231) at the top of a cell repeats the weights.
+        rng: Any = np.random if seed is None else np.random.default_rng(seed)
         # BEGIN SOLUTION 1.7
         for i in range(1, self.num_layers + 1):
             fan_in, fan_out = layer_dims[i - 1], layer_dims[i]
@@ -268,3 +310,39 @@ class FullyConnectedNet:
         if y is None:
             return scores
         return loss, grads
+
+
+class TwoLayerNet(FullyConnectedNet):
+    """CS231n's two-layer net: affine - relu - affine - softmax, with L2 regularisation.
+
+    The same network as ``FullyConnectedNet([hidden_dim], ...)`` (so it works once tasks
+    1.7 and 1.8 do), with CS231n's constructor: parameters ``W1`` (D, H), ``b1`` (H,),
+    ``W2`` (H, C), ``b2`` (C,); weights drawn with standard deviation ``weight_scale``,
+    biases zero; loss ``softmax + 0.5 * reg * (sum(W1**2) + sum(W2**2))``. Parameters are
+    float64 by default, as in CS231n, so numeric gradient checks are accurate.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 3 * 32 * 32,
+        hidden_dim: int = 100,
+        num_classes: int = 10,
+        weight_scale: float = 1e-3,
+        reg: float = 0.0,
+        dtype: type | np.dtype = np.float64,
+        seed: int | None = None,
+    ) -> None:
+        """Inputs:
+        - input_dim: D, the size of one flattened input example.
+        - hidden_dim: H, the size of the hidden layer.
+        - num_classes: C, the number of classes.
+        - weight_scale: standard deviation of the initial weights (a positive number).
+        - reg: L2 regularisation strength, >= 0.
+        - dtype: floating-point dtype of the parameters.
+        - seed: seed of the initial weights; None draws them from numpy's global random
+          state, so ``np.random.seed(0)`` then ``TwoLayerNet(...)`` repeats them.
+        """
+        if not _is_int(hidden_dim) or hidden_dim <= 0:
+            raise ValueError(f"TwoLayerNet: hidden_dim must be a positive int; got {hidden_dim!r}")
+        super().__init__([hidden_dim], input_dim=input_dim, num_classes=num_classes,
+                         reg=reg, weight_scale=weight_scale, dtype=dtype, seed=seed)

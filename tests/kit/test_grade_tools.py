@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from course.rubric import CHECKS
 from kit import grade, gradescope, sandbox, verify
 
 ROOT = Path(__file__).resolve().parents[2]
+OVERFIT_TASK = CHECKS["FullyConnectedNets/overfit-small-data"].task
 
 PRISTINE = textwrap.dedent('''\
     """A module of the kit."""
@@ -143,13 +145,13 @@ def test_sandbox_copies_nothing_else_of_the_submission(tmp_path):
         assert not any(n.endswith(("conftest.py", "pytest.ini", "sitecustomize.py",
                                    "pyproject.toml", "extra_module.py")) for n in names)
         assert "course/layers.py" in names and "notebooks/FullyConnectedNets.ipynb" in names
-        # The notebook task 1.13 has no submitted notebook: its cell is the stub.
+        # The notebook task has no submitted notebook: its cell is the stub.
         cells = box.notebooks["FullyConnectedNets"]["cells"]
         overfit = next(c for c in cells if c["metadata"].get("check") == "overfit-small-data")
         index = cells.index(overfit)
         stub = "".join(cells[index]["source"])
         assert "learning_rates = {3:" not in stub
-        assert any("task 1.13" in "".join(c["source"]) and "NotImplementedError" in
+        assert any(f"task {OVERFIT_TASK}" in "".join(c["source"]) and "NotImplementedError" in
                    "".join(c["source"]) for c in cells)
         # Experiment cells are skipped.
         for cell in cells:
@@ -162,11 +164,13 @@ def test_sandbox_copies_nothing_else_of_the_submission(tmp_path):
 def test_notebook_task_cells_are_spliced_by_cell_id_and_nothing_else():
     reference = grade.reference_notebooks(ROOT, ["FullyConnectedNets"])["FullyConnectedNets"]
     student = json.loads(json.dumps(reference))
-    task_cell = next(c for c in student["cells"] if "BEGIN SOLUTION 1.13" in "".join(c["source"]))
+    task_cell = next(c for c in student["cells"]
+                     if f"BEGIN SOLUTION {OVERFIT_TASK}" in "".join(c["source"]))
     task_cell["source"] = "learning_rates = {3: 1.0, 5: 1.0}\nweight_scales = {3: 1.0, 5: 1.0}\n"
     check = next(c for c in student["cells"] if c["metadata"].get("check") == "adam")
     check["source"] = "print('check passed: everything')\n"  # not a task cell: ignored
-    graded, notes = sandbox.splice_notebook(reference, student, ["1.13", "1.14"],
+    notebook_tasks = [t.id for t in sandbox.load_tasks() if t.checked_by == "notebook"]
+    graded, notes = sandbox.splice_notebook(reference, student, notebook_tasks,
                                             "FullyConnectedNets")
     by_id = {c["id"]: c for c in graded["cells"]}
     assert "".join(by_id[task_cell["id"]]["source"]).startswith("learning_rates = {3: 1.0")

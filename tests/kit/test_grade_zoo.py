@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from course.rubric import CHECKS
 from kit import grade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,7 +341,8 @@ def test_whole_file_replacement_without_validation_gets_full_marks_where_correct
     assert _only_failures(result) == {"sgd-momentum", "adam", "overfit-small-data"}
     checks = _checks(result)
     assert "course/optim.py is not in the submission" in checks["adam"]["reason"]
-    assert "task 1.13" in checks["overfit-small-data"]["reason"]
+    overfit_task = CHECKS["FullyConnectedNets/overfit-small-data"].task
+    assert f"task {overfit_task}" in checks["overfit-small-data"]["reason"]
 
 
 def test_reports_are_written_for_every_submission(zoo_run):
