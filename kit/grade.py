@@ -285,7 +285,7 @@ def score_notebook(name: str, notebook: Any, records: Mapping[int, dict[str, Any
     headings = heading_of_cells(notebook)
     rows = []
     for cell, check in check_cells(notebook).items():
-        if only_checks is not None and check not in only_checks:
+        if not sb.selected(name, check, only_checks):
             continue
         points = check_points(name, check)
         record = records.get(cell)

@@ -324,7 +324,12 @@ def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[st
     return graded, notes
 
 
-def mark_for_grading(notebook: Any, only_checks: set[str] | None) -> Any:
+def selected(notebook: str, check: str | None, only_checks: set[str] | None) -> bool:
+    """Whether a check is graded: ``only_checks`` holds ``name`` or ``Notebook/name``."""
+    return only_checks is None or check in only_checks or f"{notebook}/{check}" in only_checks
+
+
+def mark_for_grading(notebook: Any, only_checks: set[str] | None, name: str = "") -> Any:
     """Skip experiment cells (and, with ``only_checks``, every other check cell and every
     training log cell), with nbval's own skip tag."""
     for cell in notebook["cells"]:
@@ -335,7 +340,7 @@ def mark_for_grading(notebook: Any, only_checks: set[str] | None) -> Any:
         skip = "experiment" in tags
         if only_checks is not None:
             if "check" in tags:
-                skip = skip or meta.get("check") not in only_checks
+                skip = skip or not selected(name, meta.get("check"), only_checks)
             elif "nbval-ignore-output" in tags:
                 skip = True
         if skip and "nbval-skip" not in tags:
@@ -384,7 +389,7 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
                     box.notes.append(f"{name}.ipynb could not be read ({error})")
             graded, notes = splice_notebook(reference, student, notebook_tasks, name)
             box.notes += notes
-            graded = mark_for_grading(graded, only_checks)
+            graded = mark_for_grading(graded, only_checks, name)
             box.notebooks[name] = graded
             (box.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(graded))
         shutil.rmtree(box.root / "_submission", ignore_errors=True)

@@ -39,6 +39,30 @@ ZOO_CHECKS = {
 }
 ZOO_LIMITS = grade.Limits(cell_timeout=20, wall=300, memory_mb=2048)
 
+# Subtle bugs in code that later notebooks check: (notebook, file, task, old, new), the
+# replacement made inside that task's solution region. A case runs when its notebook
+# exists; it must fail at least one check of that notebook and nothing anywhere else.
+SUBTLE_BUGS = {
+    "batchnorm-test-sqrt-var-plus-eps": (
+        "BatchNormalization", "course/layers.py", "2.1",
+        "np.sqrt(running_var + eps)", "(np.sqrt(running_var) + eps)"),
+    "dropout-without-1-over-p": (
+        "Dropout", "course/layers.py", "3.1",
+        "((rng.random(x.shape) < p) / p)", "(rng.random(x.shape) < p)"),
+    "conv-ignores-stride": (
+        "ConvolutionalNetworks", "course/layers.py", "4.1", "* stride", "* 1"),
+}
+LATER_NOTEBOOKS = sorted({bug[0] for bug in SUBTLE_BUGS
+                          if (ROOT / "notebooks" / f"{bug[0]}.ipynb").exists()})
+ZOO_NOTEBOOKS = ["FullyConnectedNets", *LATER_NOTEBOOKS]
+
+
+def _later_checks() -> set[str]:
+    """Every check of the later notebooks present (``Notebook/name``)."""
+    refs = grade.reference_notebooks(ROOT, LATER_NOTEBOOKS)
+    return {f"{name}/{check}" for name, nb in refs.items()
+            for check in grade.check_cells(nb).values()}
+
 pytestmark = pytest.mark.slow
 
 
@@ -48,6 +72,17 @@ def inject(sub: Path, rel: str, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{rel}: injection target found {text.count(old)} times"
     path.write_text(text.replace(old, new))
+
+
+def inject_in_region(sub: Path, rel: str, task_id: str, old: str, new: str) -> None:
+    """Replace every ``old`` inside the solution region of ``task_id`` (at least one)."""
+    path = sub / rel
+    text = path.read_text()
+    begin = text.index(f"# BEGIN SOLUTION {task_id}")
+    end = text.index("# END SOLUTION", begin)
+    region = text[begin:end]
+    assert old in region, f"{rel}: {old!r} not in the region of task {task_id}"
+    path.write_text(text[:begin] + region.replace(old, new) + text[end:])
 
 
 def correct(base: Path, name: str) -> Path:
@@ -227,6 +262,11 @@ def build_zoo(base: Path) -> dict[str, Path]:
            '    warnings.warn("relu_forward: a warning from correct code")\n'
            '    print("debug: relu_forward ran", file=sys.stderr)\n')
 
+    for name, (notebook, rel, task_id, old, new) in SUBTLE_BUGS.items():
+        if notebook in LATER_NOTEBOOKS:
+            sub = zoo[name] = correct(base, name)
+            inject_in_region(sub, rel, task_id, old, new)
+
     # Only layers.py, replaced whole, as a zip with a top-level folder.
     folder = base / "whole-file-src" / "student1"
     (folder / "course").mkdir(parents=True)
@@ -244,46 +284,71 @@ def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = base / "grades"
     started = time.monotonic()
     results = grade.grade_batch(list(zoo.values()), out, jobs=2, limits=ZOO_LIMITS,
-                                only_checks=ZOO_CHECKS, notebooks=["FullyConnectedNets"])
+                                only_checks=ZOO_CHECKS | _later_checks(),
+                                notebooks=ZOO_NOTEBOOKS)
     seconds = time.monotonic() - started
     by_name = {r["submission"]: r for r in results}
     return {"zoo": zoo, "out": out, "results": by_name, "seconds": seconds}
 
 
 def _checks(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["name"]: c for c in result["checks"]}
+    """The FullyConnectedNets checks by name, the others by ``Notebook/name``."""
+    return {_key(c): c for c in result["checks"]}
+
+
+def _key(check: dict[str, Any]) -> str:
+    nb = check["notebook"]
+    return check["name"] if nb == "FullyConnectedNets" else f"{nb}/{check['name']}"
 
 
 def _only_failures(result: dict[str, Any]) -> set[str]:
-    return {c["name"] for c in result["checks"] if c["status"] != "passed"}
+    return {_key(c) for c in result["checks"] if c["status"] != "passed"}
+
+
+def _fc_failures(result: dict[str, Any]) -> set[str]:
+    """The failing FullyConnectedNets checks (later notebooks may use the same code)."""
+    return {name for name in _only_failures(result) if "/" not in name}
 
 
 def test_correct_solution_gets_full_marks(zoo_run):
     result = zoo_run["results"]["correct"]
-    assert set(_checks(result)) == ZOO_CHECKS
+    assert set(_checks(result)) == ZOO_CHECKS | _later_checks()
     assert result["total"] == result["max"] > 0, _only_failures(result)
     assert result["status"] == "complete"
 
 
 def test_adam_incrementing_t_after_use_fails_only_adam(zoo_run):
     result = zoo_run["results"]["adam-t-after-use"]
-    assert _only_failures(result) == {"adam"}
+    assert _fc_failures(result) == {"adam"}
     adam = _checks(result)["adam"]
     assert adam["reason"] == "wrong output"
     assert "check FAILED: adam first step" in adam["actual"]
     assert "check passed: adam first step" in adam["expected"]
 
 
+@pytest.mark.parametrize("bug", sorted(SUBTLE_BUGS))
+def test_subtle_bug_fails_only_checks_of_its_notebook(zoo_run, bug):
+    notebook = SUBTLE_BUGS[bug][0]
+    if notebook not in LATER_NOTEBOOKS:
+        pytest.skip(f"notebooks/{notebook}.ipynb does not exist yet")
+    failures = _only_failures(zoo_run["results"][bug])
+    assert failures, f"{bug}: no check of {notebook} caught it"
+    assert all(f.startswith(f"{notebook}/") for f in failures), failures
+    for name in failures:
+        assert _checks(zoo_run["results"][bug])[name]["reason"] in {"wrong output"} or \
+            _checks(zoo_run["results"][bug])[name]["reason"].startswith("error")
+
+
 def test_infinite_loop_times_out_that_check_only(zoo_run):
     result = zoo_run["results"]["infinite-loop"]
-    assert _only_failures(result) == {"svm-loss"}
+    assert _fc_failures(result) == {"svm-loss"}
     assert _checks(result)["svm-loss"]["reason"].startswith("timeout")
     assert result["status"] == "timeout"
 
 
 def test_memory_hog_hits_the_memory_limit(zoo_run):
     result = zoo_run["results"]["memory-hog"]
-    assert _only_failures(result) == {"sgd-momentum"}
+    assert _fc_failures(result) == {"sgd-momentum"}
     assert _checks(result)["sgd-momentum"]["reason"].startswith("memory")
     assert result["status"] == "memory"
 
@@ -301,7 +366,7 @@ def test_syntax_error_zeroes_that_files_tasks_and_says_where(zoo_run):
         (zoo_run["zoo"]["syntax-error"] / "course/optim.py").read_text().splitlines(), 1)
         if "def adagrad(((" in text)
     assert any(n.startswith(f"syntax error at course/optim.py:{line}") for n in result["notes"])
-    assert {"adam", "sgd-momentum"} <= _only_failures(result)
+    assert {"adam", "sgd-momentum"} <= _fc_failures(result)
     assert "syntax error at course/optim.py" in _checks(result)["adam"]["reason"]
     assert _checks(result)["affine-forward"]["status"] == "passed"
     assert result["status"] == "syntax error"
@@ -310,20 +375,19 @@ def test_syntax_error_zeroes_that_files_tasks_and_says_where(zoo_run):
 def test_missing_function_fails_its_check_and_nothing_else(zoo_run):
     result = zoo_run["results"]["missing-function"]
     # The overfitting check trains a net whose ReLU layers call relu_forward.
-    assert _only_failures(result) == {"relu-forward", "overfit-small-data"}
+    assert _fc_failures(result) == {"relu-forward", "overfit-small-data"}
     assert "relu_forward is not defined" in _checks(result)["relu-forward"]["reason"]
 
 
 def test_conftest_and_pytest_ini_in_the_submission_are_ignored(zoo_run):
     result = zoo_run["results"]["forces-passes"]
-    assert _only_failures(result) == {"relu-forward", "overfit-small-data"} or \
-        _only_failures(result) == {"relu-forward"}
+    assert _fc_failures(result) in ({"relu-forward", "overfit-small-data"}, {"relu-forward"})
     assert _checks(result)["relu-forward"]["reason"] == "wrong output"
 
 
 def test_overwriting_notebooks_and_results_does_not_change_the_verdict(zoo_run):
     result = zoo_run["results"]["overwrites-files"]
-    failures = _only_failures(result)
+    failures = _fc_failures(result)
     assert "relu-forward" in failures
     assert failures <= {"relu-forward", "overfit-small-data"}
     assert _checks(result)["affine-forward"]["status"] == "passed"
@@ -338,7 +402,7 @@ def test_whole_file_replacement_without_validation_gets_full_marks_where_correct
     result = zoo_run["results"]["whole-file"]
     # Only layers.py was handed in: every layer check passes, and the tasks of the files
     # (and notebook) not handed in score zero, saying so.
-    assert _only_failures(result) == {"sgd-momentum", "adam", "overfit-small-data"}
+    assert _fc_failures(result) == {"sgd-momentum", "adam", "overfit-small-data"}
     checks = _checks(result)
     assert "course/optim.py is not in the submission" in checks["adam"]["reason"]
     overfit_task = CHECKS["FullyConnectedNets/overfit-small-data"].task
@@ -348,7 +412,7 @@ def test_whole_file_replacement_without_validation_gets_full_marks_where_correct
 def test_reports_are_written_for_every_submission(zoo_run):
     out: Path = zoo_run["out"]
     rows = (out / "grades.csv").read_text().splitlines()
-    assert rows[0] == "submission,total,max,status,FullyConnectedNets"
+    assert rows[0] == "submission,total,max,status," + ",".join(ZOO_NOTEBOOKS)
     assert len(rows) == 1 + len(zoo_run["zoo"])
     for name, result in zoo_run["results"].items():
         saved = json.loads((out / f"{name}.json").read_text())
@@ -368,7 +432,8 @@ def test_rerun_skips_graded_submissions_and_resumes_a_killed_batch(zoo_run):
     (out / "adam-t-after-use.json").unlink()
     started = time.monotonic()
     again = grade.grade_batch(list(zoo.values()), out, jobs=1, limits=ZOO_LIMITS,
-                              only_checks=ZOO_CHECKS, notebooks=["FullyConnectedNets"])
+                              only_checks=ZOO_CHECKS | _later_checks(),
+                              notebooks=ZOO_NOTEBOOKS)
     elapsed = time.monotonic() - started
     by_name = {r["submission"]: r for r in again}
     assert by_name["adam-t-after-use"]["total"] == zoo_run["results"]["adam-t-after-use"]["total"]
