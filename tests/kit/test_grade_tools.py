@@ -276,3 +276,28 @@ def test_gradescope_bundle_runs_in_a_simulated_autograder_folder(tmp_path):
         assert test["status"] == "passed" and test["score"] == test["max_score"] > 0
     assert results["score"] == sum(t["score"] for t in tests.values())
     assert isinstance(results["execution_time"], float | int)
+
+
+@pytest.mark.slow
+def test_scoreboard_of_the_student_release_lists_every_task_as_not_started(tmp_path):
+    from course.rubric import task_points
+    from course.tasks import TASKS
+
+    out = tmp_path / "student"
+    release = subprocess.run([sys.executable, "-m", "kit", "release", "--out", str(out)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert release.returncode == 0, release.stderr
+    env = {**__import__("os").environ, "PYTHONPATH": str(out), "COURSE_DATASET": "digits"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-m", "task", "--scoreboard",
+         "-p", "no:cacheprovider", "-W", "ignore", "--tb=no"],
+        cwd=out, capture_output=True, text=True, timeout=900, env=env)
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")]
+            for line in run.stdout.splitlines() if line.count("|") == 3}
+    for task in TASKS:
+        status, points = rows[task.id][1], rows[task.id][2]
+        if task.checked_by == "notebook":
+            assert (status, points) == ("NOTEBOOK", f"-/{task_points(task)}")
+        else:
+            assert (status, points) == ("TODO", f"0/{task_points(task)}"), rows[task.id]
+    assert "Total: 0 of" in run.stdout
