@@ -29,7 +29,6 @@ import io
 import json
 import os
 import re
-import resource
 import secrets
 import shutil
 import signal
@@ -38,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +106,20 @@ def heading_of_cells(notebook: Any) -> dict[int, str]:
 # Running one notebook
 # ---------------------------------------------------------------------------------------
 
-def _limit_memory(megabytes: int) -> Callable[[], None]:
-    def apply() -> None:
-        limit = megabytes * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+# Sets the limits, then becomes the real command. (Popen's preexec_fn would do the same,
+# but it is unsafe in a threaded program, and --jobs grades in threads.)
+_LIMIT_SHIM = (
+    "import os, resource, sys\n"
+    "limit = int(sys.argv[1]) * 1024 * 1024\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
 
-    return apply
+
+def with_limits(cmd: list[str], megabytes: int) -> list[str]:
+    """``cmd`` run under an address-space limit that every process it starts inherits."""
+    return [sys.executable, "-c", _LIMIT_SHIM, str(megabytes), *cmd]
 
 
 def _kill_tree(pid: int) -> None:
@@ -191,9 +197,9 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
     env.update(KIT_GRADE_KEY_FD=str(key_read), KIT_GRADE_RESULTS_FD=str(results_write))
     try:
         proc = subprocess.Popen(
-            cmd, cwd=box, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True, pass_fds=(key_read, results_write),
-            preexec_fn=_limit_memory(limits.memory_mb),
+            with_limits(cmd, limits.memory_mb), cwd=box, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            pass_fds=(key_read, results_write),
         )
     finally:
         os.close(key_read)
