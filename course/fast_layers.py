@@ -97,9 +97,17 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
+# Below this many bytes of work in a whole call, one chunk on the calling thread: handing
+# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
+# 8x8 digits) take to compute.
+INLINE_BYTES = 256 * 2**10
+
+
 def _chunks(n: int, bytes_per_example: int) -> list[tuple[int, int]]:
     """Split range(n) into chunks of about CHUNK_BYTES of im2col each, at least WORKERS
-    chunks when there are that many examples."""
+    chunks when there are that many examples (one chunk for less than INLINE_BYTES)."""
+    if n * bytes_per_example <= INLINE_BYTES:
+        return [(0, n)]
     size = max(1, CHUNK_BYTES // max(1, bytes_per_example))
     size = min(size, max(1, -(-n // WORKERS)))
     return [(start, min(n, start + size)) for start in range(0, n, size)]
