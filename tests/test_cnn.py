@@ -111,7 +111,10 @@ def test_star_imports_bring_layers_fast_layers_and_sandwiches() -> None:
     namespace = {}
     exec("from course.fast_layers import *", namespace)
     assert {"conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast",
-            "max_pool_backward_fast"} <= set(namespace)
+            "max_pool_backward_fast", "conv_forward_strides", "conv_backward_strides",
+            "conv_forward_im2col", "conv_backward_im2col", "max_pool_forward_reshape",
+            "max_pool_backward_reshape", "max_pool_forward_im2col",
+            "max_pool_backward_im2col"} <= set(namespace)
 
 
 @pytest.mark.task("4.6")
