@@ -297,6 +297,9 @@ def partially_solved(released: Released, rel: str, solved: set[str]) -> str:
                    (seg.source if seg.task_id in solved else seg.stub()) for seg in segments)
 
 
+# One pytest run per waiting task, on a copy of the tree: it grows with the task table,
+# so it gets more than the default per-test timeout.
+@pytest.mark.timeout(1200)
 def test_every_stub_is_reached_by_its_own_tests(
     released: Released, task_test_report: list, tmp_path: Path
 ) -> None:
@@ -373,3 +376,45 @@ def test_first_notebook_stops_at_the_stub_of_its_first_task(released: Released) 
         client.execute(env=student_env(released.student))
     assert "NotImplementedError" in str(caught.value)
     assert stub.message in str(caught.value)
+
+
+# -- lint: clean as released, and `ruff check --fix` cannot break a task -----------------
+
+
+def ruff(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """ruff run in ``tree``, so it reads that tree's own pyproject.toml."""
+    return subprocess.run([sys.executable, "-m", "ruff", "check", *args, "."], cwd=tree,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def solve_every_stub(released: Released, tree: Path) -> int:
+    """Put the solution back into every stubbed .py file of ``tree``; return the count."""
+    solved = 0
+    for rel in kit_release.released_files(released.source):
+        if rel.endswith(".py"):
+            solution = (released.source / rel).read_text(encoding="utf-8")
+            found = markers.regions(markers.parse(solution, rel, released.tasks))
+            if found:
+                student = (tree / rel).read_text(encoding="utf-8")
+                (tree / rel).write_text(markers.restore(student, found), encoding="utf-8")
+                solved += len(found)
+    return solved
+
+
+def test_ruff_fix_keeps_every_task_solvable(released: Released, tmp_path: Path) -> None:
+    if released.name != "real":
+        pytest.skip("the fixture tree has no ruff settings")
+    tree = tmp_path / "student"
+    shutil.copytree(released.student, tree)
+    clean = ruff(tree)
+    assert clean.returncode == 0, f"the release is not ruff-clean:\n{clean.stdout}"
+    fixed = ruff(tree, "--fix")
+    assert fixed.returncode == 0, fixed.stdout
+    changed = [rel for rel in kit_release.released_files(released.source)
+               if rel.endswith((".py", ".ipynb")) and (tree / rel).exists()
+               and (tree / rel).read_bytes() != (released.student / rel).read_bytes()]
+    assert changed == [], f"ruff --fix rewrote {changed}"
+    assert solve_every_stub(released, tree) > 0
+    code, cases = run_task_tests(tree, tmp_path / "work", "-m", "task")
+    failures = [f"{test}: {first_line(failure)}" for test, _, failure in cases if failure]
+    assert code == 0 and cases and not failures, "\n".join(failures)
