@@ -3,7 +3,9 @@
 # Every target that runs Python first makes sure .venv exists and holds what
 # requirements.txt and pyproject.toml ask for. A stamp named after the hash of
 # those two files records a finished install, so a second run skips it and an
-# edit to either file triggers a reinstall.
+# edit to either file triggers a reinstall. setup_venv.sh does the work: it takes
+# a lock (two first-time setups take turns) and repairs a half-made venv (no pip)
+# or names the one command that fixes it.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -17,7 +19,7 @@ TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint unit nbval check run lab data student notebooks clean
+.PHONY: help setup test lint unit nbval check run lab data student notebooks bench clean
 
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
@@ -28,15 +30,7 @@ help: ## list the targets
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
 	  { echo "error: the kit needs Python 3.10 or newer; '$(PYTHON)' is $$($(PYTHON) --version 2>&1). Try: make PYTHON=python3.12 ..."; exit 1; }
-	@if [ -d $(VENV) ] && ! $(VPY) -c '' 2>/dev/null; then \
-	  echo "$(VENV) is broken (moved, or its Python is gone): recreating it"; rm -rf $(VENV); fi
-	@[ -x $(VPY) ] || { echo "Creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
-	@echo "Installing requirements into $(VENV) (first run only: a few minutes)"
-	@$(VPY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(VPY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@$(VPY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
-	@rm -f $(VENV)/.installed-*
-	@touch $@
+	@bash ./setup_venv.sh "$(PYTHON)" "$(VENV)" "$@"
 
 setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)
 	@echo "Set-up done: .venv is ready. Next: 'make check' (one row per task) or 'make lab'."
@@ -84,6 +78,11 @@ data: ## download CIFAR-10 into datasets/ (about 170 MB; checked with MD5)
 student: $(STAMP) ## instructors: build the student release in build/student and on branch 'student'
 	@[ -d kit ] || { echo "make student runs in the solution tree (it needs kit/)."; exit 1; }
 	$(VPY) -m kit release --out build/student --branch student
+
+# PyTorch is optional and never a requirement: `.venv/bin/pip install torch` adds its columns.
+bench: $(STAMP) ## instructors: time naive/fast conv and pool layers (and PyTorch if installed)
+	@[ -d kit ] || { echo "make bench runs in the solution tree (it needs kit/)."; exit 1; }
+	$(VPY) -m kit bench
 
 notebooks: $(STAMP) ## instructors: re-execute the notebooks in place to refresh reference outputs
 	@[ -d kit ] || { echo "make notebooks runs in the solution tree (it needs kit/)."; exit 1; }

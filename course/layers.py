@@ -54,9 +54,25 @@ def _expect_shape(func: str, name: str, arr: np.ndarray, expected: tuple[int, ..
         )
 
 
+def _expect_numeric(func: str, **arrays: Any) -> tuple[np.ndarray, ...]:
+    """Return each named input as an array; ValueError unless it holds real numbers.
+
+    Bool arrays would compute logical results (``True + True`` is ``True`` in a matrix
+    product), and object or string arrays fail deep inside numpy; say which input it was.
+    """
+    result = []
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"{func}: {name} must be an array of real numbers (an int or "
+                             f"float dtype); got {name}.dtype = {arr.dtype}")
+        result.append(arr)
+    return tuple(result)
+
+
 def _validate_scores_and_labels(func: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return ``x`` as an (N, C) array and ``y`` as an (N,) integer array with labels in [0, C)."""
-    x = np.asarray(x)
+    (x,) = _expect_numeric(func, x=x)
     y = np.asarray(y)
     if x.ndim != 2:
         raise ValueError(f"{func}: x must have shape (N, C) (one row of class scores per "
@@ -101,7 +117,7 @@ def affine_forward(
     What to write [task 1.1]: compute the output and store it in ``out``. ``N`` and ``D``
     are already defined for you; the code after your part builds ``cache`` and returns.
     """
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    x, w, b = _expect_numeric("affine_forward", x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError("affine_forward: x must have shape (N, d1, ..., dk) with at least "
                          f"one non-batch dim; got x.shape = {x.shape}")
@@ -141,7 +157,7 @@ def affine_backward(
     ``b`` was added to every row of the output.
     """
     x, w, _ = cache  # b is not needed: db depends on dout alone
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("affine_backward", dout=dout)
     N = x.shape[0]
     D, M = w.shape
     _expect_shape("affine_backward", "dout", dout, (N, M), "(N, M), the shape of out")
@@ -172,7 +188,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype.
     """
-    x = np.asarray(x)
+    (x,) = _expect_numeric("relu_forward", x=x)
 
     # BEGIN SOLUTION 1.3
     out = np.maximum(x, 0)
@@ -198,7 +214,7 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     already defined for you.
     """
     x = cache
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("relu_backward", dout=dout)
     _expect_shape("relu_backward", "dout", dout, x.shape, "(the shape of x)")
 
     # BEGIN SOLUTION 1.4
@@ -448,7 +464,9 @@ def batchnorm_backward_alt(
     line per column:
     ``dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps)``, the means taken
     over the batch (axis 0). Implement that; it gives the same result as
-    ``batchnorm_backward`` (to rounding) with fewer passes over the data.
+    ``batchnorm_backward`` (to rounding) with fewer passes over the data. (Notice that
+    ``mean(g)`` and ``mean(g * x_hat)`` are ``gamma`` times ``dbeta / N`` and
+    ``dgamma / N``: reusing those sums saves two more passes.)
 
     Inputs and returns: as ``batchnorm_backward``, from the same cache.
 
@@ -461,10 +479,11 @@ def batchnorm_backward_alt(
 
     # BEGIN SOLUTION 2.3
     x_hat, _, std, gamma = cache
-    dbeta = dout.sum(axis=0)
-    dgamma = np.sum(dout * x_hat, axis=0)
-    g = dout * gamma  # (N, D), the gradient with respect to x_hat
-    dx = (g - g.mean(axis=0) - x_hat * np.mean(g * x_hat, axis=0)) / std
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)  # (D,)
+    dgamma = np.sum(dout * x_hat, axis=0)  # (D,)
+    # mean(g) = gamma * dbeta / N and mean(g * x_hat) = gamma * dgamma / N: reuse the sums.
+    dx = (gamma / (N * std)) * (N * dout - dbeta - x_hat * dgamma)  # (N, D)
     # END SOLUTION
     return dx, dgamma, dbeta
 

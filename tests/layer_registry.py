@@ -1,10 +1,12 @@
 """The one table of layers that the generic layer tests run over.
 
 Each ``LayerCase`` says how to call a layer, how to draw valid random inputs for it, which
-inputs its backward pass differentiates, an independent reference for its forward pass, and
-which student tasks it belongs to. ``tests/test_layers.py`` turns every entry into property
-tests (backward against numeric gradients, forward against the reference), marked with the
-entry's task IDs. Adding a layer to the kit means adding an entry here.
+inputs its backward pass differentiates, and which student tasks it belongs to.
+``tests/test_layers.py`` turns every entry into property tests (backward against numeric
+gradients), marked with the entry's task IDs. Forward passes are cross-checked against
+independent references in the instructor-only tests under ``tests/kit/``, which this
+table's inputs also drive: this file ships to students, so it holds no second
+implementation of a task. Adding a layer to the kit means adding an entry here.
 
 Inputs are drawn as shapes and a seed by hypothesis and filled by a numpy generator: the
 values are varied, hypothesis still shrinks failures to small shapes, and drawing is fast.
@@ -20,7 +22,6 @@ import numpy as np
 import pytest
 from hypothesis import assume
 from hypothesis import strategies as st
-from scipy.special import logsumexp
 
 from course.fast_layers import (
     conv_backward_fast,
@@ -111,42 +112,9 @@ def assert_gradient_close(analytic: Any, numeric: np.ndarray, what: str) -> None
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-7 * scale, err_msg=what)
 
 
-# ---------------------------------------------------------------------------------------
-# Independent references: explicit loops, so they share no code or trick with the layers.
-# ---------------------------------------------------------------------------------------
-
-
-def reference_affine(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    N, M = x.shape[0], w.shape[1]
-    out = np.zeros((N, M))
-    for n in range(N):
-        row = list(x[n].flat)  # C-order flattening of example n
-        for m in range(M):
-            out[n, m] = b[m] + sum(row[d] * w[d, m] for d in range(len(row)))
-    return out
-
-
-def reference_relu(x: np.ndarray) -> np.ndarray:
-    return np.array([v if v > 0 else 0.0 for v in x.flat]).reshape(x.shape)
-
-
-def reference_affine_relu(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return reference_relu(reference_affine(x, w, b))
-
-
-def reference_softmax_loss(x: np.ndarray, y: np.ndarray) -> float:
-    # -log p_y = logsumexp(row) - row[y]; scipy's logsumexp is stable on its own.
-    return float(np.mean([logsumexp(x[n]) - x[n, y[n]] for n in range(x.shape[0])]))
-
-
-def reference_svm_loss(x: np.ndarray, y: np.ndarray) -> float:
-    N, C = x.shape
-    total = 0.0
-    for n in range(N):
-        for j in range(C):
-            if j != y[n]:
-                total += max(0.0, x[n, j] - x[n, y[n]] + 1.0)
-    return total / N
+# The independent references of the notebook-1 layers (explicit loops) live in the
+# instructor-only tests/kit/test_task_references.py: a second implementation of a task
+# in a shipped test file would hand students the answer.
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,8 +150,9 @@ def relu_inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
 def affine_relu_inputs(draw: st.DrawFn) -> dict[str, np.ndarray]:
     """Affine inputs whose pre-activations all stay KINK_MARGIN away from 0."""
     inputs = draw(affine_inputs())
-    x, w, b = inputs["x"], inputs["w"], inputs["b"]
-    pre_activation = reference_affine(x, w, b)
+    # The layer under test computes the pre-activations: only to keep inputs off the
+    # kink, so a wrong affine_forward is caught by its own tests, not here.
+    pre_activation, _ = affine_forward(inputs["x"], inputs["w"], inputs["b"])
     assume(np.min(np.abs(pre_activation)) > KINK_MARGIN)
     return inputs
 
@@ -247,13 +216,13 @@ def _hidden_block_plain_backward(dout, cache):
 
 LAYERS: tuple[LayerCase, ...] = (
     LayerCase("affine", "layer", affine_forward, affine_backward, affine_inputs(),
-              ("x", "w", "b"), reference_affine, forward_task="1.1", backward_task="1.2"),
+              ("x", "w", "b"), forward_task="1.1", backward_task="1.2"),
     LayerCase("relu", "layer", relu_forward, relu_backward, relu_inputs(),
-              ("x",), reference_relu, forward_task="1.3", backward_task="1.4"),
+              ("x",), forward_task="1.3", backward_task="1.4"),
     LayerCase("softmax_loss", "loss", softmax_loss, None, score_inputs(),
-              ("x",), reference_softmax_loss, forward_task="1.5", backward_task="1.5"),
+              ("x",), forward_task="1.5", backward_task="1.5"),
     LayerCase("svm_loss", "loss", svm_loss, None, score_inputs(kink_free=True),
-              ("x",), reference_svm_loss, forward_task="1.6", backward_task="1.6"),
+              ("x",), forward_task="1.6", backward_task="1.6"),
     # Notebooks 2 and 3. Their independent references live in the instructor-only
     # tests/kit/test_norm_references.py, so that no second implementation ships.
     LayerCase("batchnorm", "layer", batchnorm_forward, batchnorm_backward,
@@ -269,10 +238,9 @@ LAYERS: tuple[LayerCase, ...] = (
               ("x",), forward_task="3.1", backward_task="3.2"),
     # Given code composed from the layers above: no task of its own.
     LayerCase("affine_relu", "layer", affine_relu_forward, affine_relu_backward,
-              affine_relu_inputs(), ("x", "w", "b"), reference_affine_relu),
+              affine_relu_inputs(), ("x", "w", "b")),
     LayerCase("hidden_block (plain)", "layer", _hidden_block_plain_forward,
-              _hidden_block_plain_backward, affine_relu_inputs(), ("x", "w", "b"),
-              reference_affine_relu),
+              _hidden_block_plain_backward, affine_relu_inputs(), ("x", "w", "b")),
 )
 
 

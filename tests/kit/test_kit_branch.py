@@ -61,7 +61,9 @@ def test_branch_holds_the_student_tree_and_the_source_is_untouched(
     written = {rel: data for rel, (data, _) in snapshot(out).items()}
     assert ".release.json" in written  # the stamp is on the branch too: same files
     assert branch_files(git_src, "student") == written
-    assert "notes.txt" in written  # untracked files are part of the release
+    assert "notes.txt" not in written  # only what git tracks is released...
+    assert "WARNING" in result.err and "notes.txt" in result.err  # ...and the rest is named
+    assert "course/tasks.py" in result.err and "course/utils.py" in result.err
     message = git(git_src, "log", "-1", "--format=%B", "student")
     assert head in message and head[:12] in message.splitlines()[0]
     assert "had uncommitted changes" in message

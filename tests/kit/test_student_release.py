@@ -283,8 +283,7 @@ def test_every_task_test_fails_with_its_own_or_a_prerequisites_stub(
     # (``requires``). Any other task's stub means a test is blamed on the wrong task.
     problems = []
     for test_id, task_ids, failure in task_test_report:
-        allowed = set(task_ids).union(*(prerequisites(t, released.tasks) for t in task_ids))
-        if failure is not None and not any(f"task {t} (" in failure for t in allowed):
+        if failure is not None and not stops_at_one_of(failure, task_ids, released.tasks):
             problems.append(f"{test_id} (task {', '.join(task_ids)}): {first_line(failure)}")
     assert not problems, (f"{len(problems)} task tests fail with an unrelated task's stub:\n"
                           + "\n".join(problems))
@@ -320,12 +319,20 @@ def test_every_stub_is_reached_by_its_own_tests(
         code, cases = run_task_tests(copy, tmp_path / f"work-{task_id}", "--task", task_id)
         own = [test for test, _, failure in cases
                if failure is not None and f"task {task_id} (" in failure]
-        if code != 1 or not cases or len(own) != len(cases):
-            others = [f"{test}: {first_line(failure or 'passed')}" for test, _, failure in cases
-                      if test not in own]
+        # A test marked with several tasks (a network test of batchnorm is also one of
+        # the network's loss) may stop at the stub of another task it is marked with.
+        others = [f"{test}: {first_line(failure or 'passed')}" for test, marks, failure in cases
+                  if test not in own and not stops_at_one_of(failure, marks, released.tasks)]
+        if code != 1 or not own or others:
             problems.append(f"task {task_id} with {sorted(solved)} solved: {len(own)} of "
                             f"{len(cases)} tests stop at its stub; " + "; ".join(others))
     assert not problems, "\n".join(problems)
+
+
+def stops_at_one_of(failure: str | None, task_ids: list[str], tasks: dict) -> bool:
+    """True when ``failure`` is the stub of one of ``task_ids`` or of their prerequisites."""
+    allowed = set(task_ids).union(*(prerequisites(t, tasks) for t in task_ids))
+    return failure is not None and any(f"task {t} (" in failure for t in allowed)
 
 
 def first_line(text: str) -> str:
