@@ -59,3 +59,9 @@ def test_every_notebook_a_readme_names_exists(readme):
 def test_every_notebook_of_the_course_table_exists(name):
     """The student README and the site list ``course.tasks.NOTEBOOKS`` in this order."""
     assert (ROOT / "notebooks" / f"{name}.ipynb").exists()
+
+
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.name)
+def test_readme_headings_are_unique(readme):
+    headings = re.findall(r"^#+ .*$", readme.read_text(encoding="utf-8"), re.M)
+    assert len(headings) == len(set(headings))
