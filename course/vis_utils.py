@@ -14,6 +14,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+# Widest figure, in inches: at the notebooks' 80 dpi that is 760 px, the width of the
+# site's text column, so no figure is shrunk (and its labels with it) to fit the page.
+FIGURE_WIDTH = 9.5
+HISTOGRAMS_PER_ROW = 5
+
 
 def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
     """Tile a batch of images into one image, each rescaled to ``[0, ubound]`` on its own.
@@ -75,8 +80,10 @@ def show_class_examples(
     images = to_displayable(X, mean_image)
     grey = images.shape[-1] == 1
     num_classes = len(class_names)
+    # Panels shrink when many classes would make the figure wider than a page.
+    side = min(1.1, FIGURE_WIDTH / num_classes)
     fig, axes = plt.subplots(
-        per_class, num_classes, figsize=(1.1 * num_classes, 1.1 * per_class), squeeze=False
+        per_class, num_classes, figsize=(side * num_classes, side * per_class), squeeze=False
     )
     for c, name in enumerate(class_names):
         members = np.flatnonzero(y == c)
@@ -103,7 +110,7 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
       ``val_acc_history`` lists (a ``Solver`` after ``train()``).
     - smooth: window of a moving average over the loss, to see the trend through noise.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 3.6))
     for i, (name, run) in enumerate(histories.items()):
         colour = f"C{i}"
         loss = np.asarray(run.loss_history, dtype=float)
@@ -128,20 +135,29 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
 def plot_activation_histograms(
     activations: Sequence[np.ndarray], title: str, bins: int = 40
 ) -> Figure:
-    """One histogram per layer of the values its units output, side by side.
+    """One histogram per layer of the values its units output, in rows of five.
 
     - activations: one array per hidden layer (any shape; all values are pooled).
-    The x range is shared so layers can be compared by eye.
+    The x range is shared so layers can be compared by eye. Rows of at most
+    ``HISTOGRAMS_PER_ROW`` keep each panel and its title legible at a page's width
+    (ten layers side by side made titles a few pixels high).
     """
     values = [np.ravel(a) for a in activations]
     high = max(float(np.abs(v).max()) for v in values) or 1.0
+    columns = min(HISTOGRAMS_PER_ROW, len(values))
+    rows = -(-len(values) // columns)
+    width = FIGURE_WIDTH * columns / HISTOGRAMS_PER_ROW
     fig, axes = plt.subplots(
-        1, len(values), figsize=(2.2 * len(values), 2.4), sharex=True, squeeze=False
+        rows, columns, figsize=(width, 1.9 * rows + 0.5), sharex=True, squeeze=False
     )
-    for i, (ax, v) in enumerate(zip(axes[0], values, strict=True), start=1):
+    flat = list(axes.ravel())
+    for unused in flat[len(values):]:
+        fig.delaxes(unused)
+    for i, (ax, v) in enumerate(zip(flat, values, strict=False), start=1):
         ax.hist(v, bins=bins, range=(-high if v.min() < 0 else 0.0, high), color="C0")
-        ax.set_title(f"layer {i}", fontsize=9)
+        ax.set_title(f"layer {i}", fontsize=10)
         ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig

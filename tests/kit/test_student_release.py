@@ -297,6 +297,9 @@ def partially_solved(released: Released, rel: str, solved: set[str]) -> str:
                    (seg.source if seg.task_id in solved else seg.stub()) for seg in segments)
 
 
+# One pytest run per waiting task, on a copy of the tree: it grows with the task table,
+# so it gets more than the default per-test timeout.
+@pytest.mark.timeout(1200)
 def test_every_stub_is_reached_by_its_own_tests(
     released: Released, task_test_report: list, tmp_path: Path
 ) -> None:
