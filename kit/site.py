@@ -93,6 +93,25 @@ def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
         if cell.cell_type == "code":
             cell.outputs = coalesce_streams(cell.outputs)
     site_render.drop_widgets(nb)
+    normalise_kernelspec(nb)
+
+
+def normalise_kernelspec(nb: nbformat.NotebookNode) -> None:
+    """Store the kernel's display name as the installed kernel reports it.
+
+    JupyterLab rewrites a differing ``display_name`` ("Python 3" -> "Python 3 (ipykernel)")
+    as soon as a notebook opens, which marks it modified before the reader did anything.
+    """
+    spec = nb.metadata.get("kernelspec")
+    if not spec or not spec.get("name"):
+        return
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        installed = KernelSpecManager().get_kernel_spec(spec["name"])
+    except (ImportError, NoSuchKernel):
+        return
+    spec["display_name"] = installed.display_name
 
 
 def coalesce_streams(outputs: list) -> list:
