@@ -76,7 +76,8 @@ def lab(tmp_path: Path):
             proc.wait()
 
 
-DIRTY = "[...document.querySelectorAll('.lm-TabBar-tab.jp-mod-dirty')].map(t => t.textContent.trim())"
+DIRTY = ("[...document.querySelectorAll('.lm-TabBar-tab.jp-mod-dirty')]"
+         ".map(t => t.textContent.trim())")
 IDLE = ("[...document.querySelectorAll('.jp-KernelStatus, .jp-Notebook-ExecutionIndicator')]"
         ".map(e => e.textContent + ' ' + (e.title || '')).join(' ')")
 
