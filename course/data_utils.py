@@ -78,6 +78,43 @@ def _default_cifar_root() -> Path:
     return datasets_dir() / CIFAR10_FOLDER
 
 
+def _permission_message(path: Path) -> str:
+    return (f"cannot read {path}: permission denied (the data is not damaged); give "
+            f"yourself read access, e.g. chmod -R u+rX '{path}', or point COURSE_DATA_DIR "
+            "at a copy you can read")
+
+
+def _check_data_dir_setting() -> None:
+    """A COURSE_DATA_DIR that is not a folder is a mistake to report, not to skip.
+
+    Falling back to the digits would hide it: the user set the variable on purpose.
+    """
+    env = os.environ.get("COURSE_DATA_DIR", "")
+    if not env:
+        return
+    folder = Path(env)
+    if folder.is_dir():
+        return
+    what = "is a file, not a folder" if folder.exists() else "does not exist"
+    raise DatasetError(
+        f"COURSE_DATA_DIR={env} {what}; set it to the folder that holds (or will hold) "
+        f"{CIFAR10_FOLDER}/, or unset it to use datasets/ in the repository"
+    )
+
+
+def _cifar_present(root: Path) -> bool:
+    """Whether ``root`` exists; a folder we may not look into is reported as such."""
+    try:
+        root.stat()
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        raise DatasetError(_permission_message(root.parent)) from None
+    except OSError:
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------- CIFAR-10
 
 
@@ -91,6 +128,9 @@ def _unpickle(filename: Path) -> dict:
             obj = pickle.load(f, encoding="bytes")
     except FileNotFoundError:
         raise DatasetError(f"CIFAR-10 file {filename} is missing; {_REDOWNLOAD}") from None
+    except PermissionError:
+        # Not damaged: downloading again would not help, fixing the permissions does.
+        raise DatasetError(_permission_message(filename)) from None
     except IsADirectoryError:
         raise DatasetError(
             f"CIFAR-10 file {filename} is a folder, not a file; {_REDOWNLOAD}"
@@ -180,7 +220,7 @@ def load_cifar10_class_names(root: str | os.PathLike) -> np.ndarray:
 
 def _check_cifar_folder(root: Path) -> None:
     """Fail early, naming every missing file, before spending time unpickling the others."""
-    if not root.is_dir():
+    if not _cifar_present(root) or not root.is_dir():
         raise DatasetError(
             f"no CIFAR-10 folder at {root}; run get_datasets.sh (make data) to download it"
         )
@@ -470,8 +510,10 @@ def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]
 
     Raises:
         ValueError: unknown dataset name.
-        DatasetError: CIFAR-10 was chosen (explicitly, or by ``"auto"`` because its folder
-            exists) but is missing, incomplete or damaged. ``"auto"`` does not fall back to
+        DatasetError: ``$COURSE_DATA_DIR`` is set but is not a folder (unless the digits
+            are forced); or CIFAR-10 cannot be read for lack of permission; or it was
+            chosen (explicitly, or by ``"auto"`` because its folder exists) but is
+            missing, incomplete or damaged. ``"auto"`` does not fall back to
             the digits then: a broken download should be fixed, not hidden.
     """
     if dataset is not None:
@@ -487,9 +529,11 @@ def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]
         where = "dataset" if dataset is not None else "COURSE_DATASET"
         raise ValueError(f"{where} must be one of {', '.join(map(repr, DATASETS))}; got {name!r}")
 
+    if key != "digits":
+        _check_data_dir_setting()
     if key == "auto":
         cifar_root = _default_cifar_root()
-        if cifar_root.exists():
+        if _cifar_present(cifar_root):
             key = "cifar10"
             reason = f": found in {_where()}"
         else:

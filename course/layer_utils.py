@@ -16,7 +16,7 @@ so that adding a layer means registering it, not editing the block:
   ``forward(x, dropout_param) -> (out, cache)`` and ``backward(dout, cache) -> dx``.
 
 ``register_norm_layer`` and ``register_dropout_layer`` do the same with a check of the name.
-Those layers are registered at the end of this module, so importing
+Batchnorm, layernorm and dropout are registered at the end of this module, so importing
 ``course.layer_utils`` is enough to make them available. Asking for a name that is not
 registered raises ValueError listing the registered ones.
 """
@@ -30,7 +30,18 @@ import numpy as np
 
 from course import layers
 from course.layers import *  # noqa: F403  (CS231n's layer_utils re-exports every layer)
-from course.layers import affine_backward, affine_forward, relu_backward, relu_forward
+from course.layers import (
+    affine_backward,
+    affine_forward,
+    batchnorm_backward,
+    batchnorm_forward,
+    dropout_backward,
+    dropout_forward,
+    layernorm_backward,
+    layernorm_forward,
+    relu_backward,
+    relu_forward,
+)
 
 # Our sandwich layers and registries, then every name of course.layers: CS231n's
 # ``from cs231n.layer_utils import *`` brings in the plain layers too.
@@ -52,12 +63,12 @@ NormBackward = Callable[[np.ndarray, Any], tuple[np.ndarray, np.ndarray, np.ndar
 DropoutForward = Callable[[np.ndarray, dict], tuple[np.ndarray, Any]]
 DropoutBackward = Callable[[np.ndarray, Any], np.ndarray]
 
-# Normalisation layers by name: name -> (forward, backward). Filled at the end of this
-# module with batchnorm and layernorm ("batchnorm", "layernorm").
+# Normalisation layers by name: name -> (forward, backward). "batchnorm" and "layernorm"
+# are registered at the end of this module.
 NORM_LAYERS: dict[str, tuple[NormForward, NormBackward]] = {}
 
-# Dropout layers by name: name -> (forward, backward). Filled at the end of
-# this module ("dropout", the one FullyConnectedNet uses).
+# Dropout layers by name: name -> (forward, backward). "dropout" (the one
+# FullyConnectedNet uses) is registered at the end of this module.
 DROPOUT_LAYERS: dict[str, tuple[DropoutForward, DropoutBackward]] = {}
 
 
@@ -235,3 +246,129 @@ def hidden_block_backward(
         dout, dgamma, dbeta = cache.norm_backward(dout, cache.norm)
     dx, dw, db = affine_backward(dout, cache.affine)
     return dx, dw, db, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# Registered layers (notebooks 2 and 3): FullyConnectedNet(normalization="batchnorm" |
+# "layernorm", dropout_keep_ratio=...) finds them here by name.
+# ---------------------------------------------------------------------------------------
+
+register_norm_layer("batchnorm", batchnorm_forward, batchnorm_backward)
+register_norm_layer("layernorm", layernorm_forward, layernorm_backward)
+register_dropout_layer("dropout", dropout_forward, dropout_backward)
+
+
+# ---------------------------------------------------------------------------------------
+# Convolutional sandwiches (notebook 4), built on the fast layers. Like CS231n's module,
+# ``from course.layer_utils import *`` also brings every layer and fast layer.
+# ---------------------------------------------------------------------------------------
+
+import course.fast_layers as _fast_layers  # noqa: E402 - kept with the section that uses it
+import course.layers as _layers  # noqa: E402
+from course.fast_layers import (  # noqa: E402
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+from course.layers import spatial_batchnorm_backward, spatial_batchnorm_forward  # noqa: E402
+
+__all__ += [
+    "conv_bn_relu_backward",
+    "conv_bn_relu_forward",
+    "conv_relu_backward",
+    "conv_relu_forward",
+    "conv_relu_pool_backward",
+    "conv_relu_pool_forward",
+]
+
+
+def conv_relu_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution followed by a ReLU.
+
+    Inputs:
+    - x: (N, C, H, W); w: (F, C, HH, WW); b: (F,); conv_param: {"stride", "pad"}.
+
+    Returns a tuple of:
+    - out: (N, F, H_out, W_out); cache: ``(conv_cache, relu_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    out, relu_cache = relu_forward(a)
+    return out, (conv_cache, relu_cache)
+
+
+def conv_relu_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_relu_forward``: returns ``dx, dw, db``."""
+    conv_cache, relu_cache = cache
+    da = relu_backward(dout, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_relu_pool_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict, pool_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution, ReLU, then max pooling.
+
+    Inputs:
+    - x, w, b, conv_param: as for ``conv_relu_forward``.
+    - pool_param: {"pool_height", "pool_width", "stride"}.
+
+    Returns a tuple of:
+    - out: the pooled output; cache: ``(conv_cache, relu_cache, pool_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    s, relu_cache = relu_forward(a)
+    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    return out, (conv_cache, relu_cache, pool_cache)
+
+
+def conv_relu_pool_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_relu_pool_forward``: returns ``dx, dw, db``."""
+    conv_cache, relu_cache, pool_cache = cache
+    ds = max_pool_backward_fast(dout, pool_cache)
+    da = relu_backward(ds, relu_cache)
+    return conv_backward_fast(da, conv_cache)
+
+
+def conv_bn_relu_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+    conv_param: dict, bn_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolution, spatial batch normalisation, then ReLU.
+
+    Inputs:
+    - x, w, b, conv_param: as for ``conv_relu_forward``.
+    - gamma, beta: (F,), the batchnorm's scale and shift of each conv output channel.
+    - bn_param: the batchnorm's dict (mode, running statistics), mutated in place.
+
+    Returns a tuple of:
+    - out: (N, F, H_out, W_out); cache: ``(conv_cache, bn_cache, relu_cache)``.
+    """
+    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+    an, bn_cache = spatial_batchnorm_forward(a, gamma, beta, bn_param)
+    out, relu_cache = relu_forward(an)
+    return out, (conv_cache, bn_cache, relu_cache)
+
+
+def conv_bn_relu_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_bn_relu_forward``: returns ``dx, dw, db, dgamma, dbeta``."""
+    conv_cache, bn_cache, relu_cache = cache
+    dan = relu_backward(dout, relu_cache)
+    da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache)
+    return dx, dw, db, dgamma, dbeta
+
+
+# CS231n's layer_utils star-imports layers and fast_layers, so its star import gives them.
+from course.fast_layers import *  # noqa: E402, F403
+from course.layers import *  # noqa: E402, F403
+
+__all__ += [name for name in (*_layers.__all__, *_fast_layers.__all__) if name not in __all__]

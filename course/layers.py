@@ -23,6 +23,13 @@ import numpy as np
 __all__ = [
     "affine_backward",
     "affine_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "batchnorm_forward",
+    "dropout_backward",
+    "dropout_forward",
+    "layernorm_backward",
+    "layernorm_forward",
     "relu_backward",
     "relu_forward",
     "softmax_loss",
@@ -47,9 +54,25 @@ def _expect_shape(func: str, name: str, arr: np.ndarray, expected: tuple[int, ..
         )
 
 
+def _expect_numeric(func: str, **arrays: Any) -> tuple[np.ndarray, ...]:
+    """Return each named input as an array; ValueError unless it holds real numbers.
+
+    Bool arrays would compute logical results (``True + True`` is ``True`` in a matrix
+    product), and object or string arrays fail deep inside numpy; say which input it was.
+    """
+    result = []
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "iuf":
+            raise ValueError(f"{func}: {name} must be an array of real numbers (an int or "
+                             f"float dtype); got {name}.dtype = {arr.dtype}")
+        result.append(arr)
+    return tuple(result)
+
+
 def _validate_scores_and_labels(func: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Return ``x`` as an (N, C) array and ``y`` as an (N,) integer array with labels in [0, C)."""
-    x = np.asarray(x)
+    (x,) = _expect_numeric(func, x=x)
     y = np.asarray(y)
     if x.ndim != 2:
         raise ValueError(f"{func}: x must have shape (N, C) (one row of class scores per "
@@ -94,7 +117,7 @@ def affine_forward(
     What to write [task 1.1]: compute the output and store it in ``out``. ``N`` and ``D``
     are already defined for you; the code after your part builds ``cache`` and returns.
     """
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    x, w, b = _expect_numeric("affine_forward", x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError("affine_forward: x must have shape (N, d1, ..., dk) with at least "
                          f"one non-batch dim; got x.shape = {x.shape}")
@@ -134,7 +157,7 @@ def affine_backward(
     ``b`` was added to every row of the output.
     """
     x, w, _ = cache  # b is not needed: db depends on dout alone
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("affine_backward", dout=dout)
     N = x.shape[0]
     D, M = w.shape
     _expect_shape("affine_backward", "dout", dout, (N, M), "(N, M), the shape of out")
@@ -165,7 +188,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype.
     """
-    x = np.asarray(x)
+    (x,) = _expect_numeric("relu_forward", x=x)
 
     # BEGIN SOLUTION 1.3
     out = np.maximum(x, 0)
@@ -191,7 +214,7 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     already defined for you.
     """
     x = cache
-    dout = np.asarray(dout)
+    (dout,) = _expect_numeric("relu_backward", dout=dout)
     _expect_shape("relu_backward", "dout", dout, x.shape, "(the shape of x)")
 
     # BEGIN SOLUTION 1.4
@@ -279,3 +302,784 @@ def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     dx /= N
     # END SOLUTION
     return float(loss), dx
+
+
+# ---------------------------------------------------------------------------------------
+# Batch normalisation (notebook 2; Ioffe & Szegedy 2015)
+# ---------------------------------------------------------------------------------------
+
+BN_MODES = ("train", "test")
+
+
+def _validate_norm_inputs(func: str, x: Any, gamma: Any, beta: Any,
+                          param: Any, param_name: str) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """Return x (N, D), gamma (D,), beta (D,) as arrays, or raise ValueError naming the
+    argument that is wrong."""
+    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
+    if x.ndim != 2:
+        raise ValueError(f"{func}: x must have shape (N, D) (one row per example); "
+                         f"got x.shape = {x.shape}")
+    D = x.shape[1]
+    _expect_shape(func, "gamma", gamma, (D,), f"(D,) with D = {D} (the columns of x)")
+    _expect_shape(func, "beta", beta, (D,), f"(D,) with D = {D} (the columns of x)")
+    if not isinstance(param, dict):
+        raise ValueError(f"{func}: {param_name} must be a dict; got {type(param).__name__}")
+    return x, gamma, beta
+
+
+def _norm_eps(func: str, param: dict, param_name: str) -> float:
+    """``param["eps"]`` (default 1e-5), which must be a positive number."""
+    eps = param.get("eps", 1e-5)
+    if not (isinstance(eps, (int, float, np.floating)) and eps > 0):
+        raise ValueError(f"{func}: {param_name}['eps'] must be a positive number; got {eps!r}")
+    return float(eps)
+
+
+def batchnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, Any]:
+    """Batch normalisation, forward pass.
+
+    Each column (feature) ``j`` of ``x`` is normalised and then scaled and shifted:
+    ``out[:, j] = gamma[j] * (x[:, j] - mu[j]) / sqrt(var[j] + eps) + beta[j]``.
+
+    * In ``'train'`` mode, ``mu`` and ``var`` are the mean and the *biased* variance
+      (dividing by N) of the minibatch's columns, and the running averages are updated:
+      ``running_mean = momentum * running_mean + (1 - momentum) * mu`` (the same for
+      ``running_var`` with ``var``).
+    * In ``'test'`` mode, ``mu`` and ``var`` are ``running_mean`` and ``running_var``;
+      nothing is updated.
+
+    Inputs:
+    - x: data, shape (N, D).
+    - gamma: scale, shape (D,).
+    - beta: shift, shape (D,).
+    - bn_param: dict, mutated in place and kept by the caller between calls:
+      - mode: 'train' or 'test' (required).
+      - eps: added to the variance before the square root (default 1e-5).
+      - momentum: weight of the old running average (default 0.9).
+      - running_mean, running_var: arrays of shape (D,); created as zeros of x's dtype
+        on the first call and written back after every call.
+
+    Returns a tuple of:
+    - out: shape (N, D).
+    - cache: whatever your backward passes need (both ``batchnorm_backward`` and
+      ``batchnorm_backward_alt`` receive it). Backward passes are only taken in train mode.
+
+    What to write [task 2.1]: for both modes compute ``out`` and ``cache``; in train mode
+    also the new ``running_mean`` and ``running_var``. ``mode``, ``eps``, ``momentum``,
+    ``running_mean`` and ``running_var`` are already defined for you; the code after your
+    part stores the running averages back into ``bn_param``.
+    """
+    x, gamma, beta = _validate_norm_inputs("batchnorm_forward", x, gamma, beta,
+                                           bn_param, "bn_param")
+    mode = bn_param.get("mode")
+    if mode not in BN_MODES:
+        raise ValueError(f"batchnorm_forward: bn_param['mode'] must be one of {BN_MODES}; "
+                         f"got {mode!r}")
+    eps = _norm_eps("batchnorm_forward", bn_param, "bn_param")
+    momentum = bn_param.get("momentum", 0.9)
+    D = x.shape[1]
+    running_mean = np.asarray(bn_param.get("running_mean", np.zeros(D, dtype=x.dtype)))
+    running_var = np.asarray(bn_param.get("running_var", np.zeros(D, dtype=x.dtype)))
+    _expect_shape("batchnorm_forward", "bn_param['running_mean']", running_mean, (D,))
+    _expect_shape("batchnorm_forward", "bn_param['running_var']", running_var, (D,))
+
+    # BEGIN SOLUTION 2.1
+    if mode == "train":
+        mu = x.mean(axis=0)  # (N, D) -> (D,)
+        centred = x - mu  # (N, D)
+        var = np.mean(centred**2, axis=0)  # (D,), biased: divides by N
+        std = np.sqrt(var + eps)  # (D,)
+        x_hat = centred / std  # (N, D)
+        out = gamma * x_hat + beta
+        cache = (x_hat, centred, std, gamma)
+        running_mean = momentum * running_mean + (1 - momentum) * mu
+        running_var = momentum * running_var + (1 - momentum) * var
+    else:
+        x_hat = (x - running_mean) / np.sqrt(running_var + eps)
+        out = gamma * x_hat + beta
+        cache = None  # no backward pass in test mode
+    # END SOLUTION
+    bn_param["running_mean"] = running_mean
+    bn_param["running_var"] = running_var
+    return out, cache
+
+
+def batchnorm_backward(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalisation, backward pass, step by step through the computation graph.
+
+    Break the train-mode forward pass into elementary steps (mean, centring, square,
+    variance, square root, division, scale, shift) and propagate ``dout`` back through
+    them one at a time, in reverse order. Remember that ``mu`` and ``var`` depend on every
+    row of x, so their gradients sum over the batch.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, D).
+    - cache: from ``batchnorm_forward`` in train mode.
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, shape (N, D).
+    - dgamma: gradient with respect to gamma, shape (D,).
+    - dbeta: gradient with respect to beta, shape (D,).
+
+    What to write [task 2.2]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
+    """
+    dout = np.asarray(dout)
+    if dout.ndim != 2:
+        raise ValueError(f"batchnorm_backward: dout must have shape (N, D), the shape of "
+                         f"out; got dout.shape = {dout.shape}")
+
+    # BEGIN SOLUTION 2.2
+    x_hat, centred, std, gamma = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)  # out = scaled + beta
+    dgamma = np.sum(dout * x_hat, axis=0)  # scaled = gamma * x_hat
+    dx_hat = dout * gamma  # (N, D)
+    # x_hat = centred * inv_std with inv_std = 1 / std
+    inv_std = 1.0 / std
+    dinv_std = np.sum(dx_hat * centred, axis=0)  # (D,): inv_std is shared by all rows
+    dcentred = dx_hat * inv_std  # first path into centred
+    dstd = -dinv_std / std**2  # d(1/s)/ds = -1/s^2
+    dvar = dstd * 0.5 / std  # std = sqrt(var + eps)
+    # var = mean(centred^2): each row of centred gets 2 * centred / N of dvar
+    dcentred += 2.0 * centred * dvar / N
+    # centred = x - mu, mu = mean(x): x gets dcentred directly and -mean(dcentred) via mu
+    dmu = -dcentred.sum(axis=0)
+    dx = dcentred + dmu / N
+    # END SOLUTION
+    return dx, dgamma, dbeta
+
+
+def batchnorm_backward_alt(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batch normalisation, backward pass in closed form.
+
+    Work the derivative of the train-mode forward pass out on paper first. Writing
+    ``x_hat`` for the normalised input and ``g = dout * gamma``, it simplifies to one
+    line per column:
+    ``dx = (g - mean(g) - x_hat * mean(g * x_hat)) / sqrt(var + eps)``, the means taken
+    over the batch (axis 0). Implement that; it gives the same result as
+    ``batchnorm_backward`` (to rounding) with fewer passes over the data. (Notice that
+    ``mean(g)`` and ``mean(g * x_hat)`` are ``gamma`` times ``dbeta / N`` and
+    ``dgamma / N``: reusing those sums saves two more passes.)
+
+    Inputs and returns: as ``batchnorm_backward``, from the same cache.
+
+    What to write [task 2.3]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
+    """
+    dout = np.asarray(dout)
+    if dout.ndim != 2:
+        raise ValueError(f"batchnorm_backward_alt: dout must have shape (N, D), the shape "
+                         f"of out; got dout.shape = {dout.shape}")
+
+    # BEGIN SOLUTION 2.3
+    x_hat, _, std, gamma = cache
+    N = dout.shape[0]
+    dbeta = dout.sum(axis=0)  # (D,)
+    dgamma = np.sum(dout * x_hat, axis=0)  # (D,)
+    # mean(g) = gamma * dbeta / N and mean(g * x_hat) = gamma * dgamma / N: reuse the sums.
+    dx = (gamma / (N * std)) * (N * dout - dbeta - x_hat * dgamma)  # (N, D)
+    # END SOLUTION
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# Layer normalisation (notebook 2; Ba, Kiros & Hinton 2016)
+# ---------------------------------------------------------------------------------------
+
+
+def layernorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, ln_param: dict[str, Any]
+) -> tuple[np.ndarray, Any]:
+    """Layer normalisation, forward pass.
+
+    Each *row* (example) ``i`` of ``x`` is normalised by its own mean and biased
+    variance over its D features, then every column is scaled and shifted as in batch
+    normalisation:
+    ``out[i, :] = gamma * (x[i, :] - mu[i]) / sqrt(var[i] + eps) + beta``.
+    The statistics never involve other examples, so training and test time compute the
+    same thing and there are no running averages (a ``mode`` in ``ln_param`` is ignored).
+
+    Inputs:
+    - x: data, shape (N, D).
+    - gamma: scale, shape (D,).
+    - beta: shift, shape (D,).
+    - ln_param: dict; ``eps`` is added to the variance before the square root
+      (default 1e-5).
+
+    Returns a tuple of:
+    - out: shape (N, D).
+    - cache: whatever ``layernorm_backward`` needs.
+
+    What to write [task 2.4]: compute ``out`` and ``cache``; ``eps`` is defined for you.
+    """
+    x, gamma, beta = _validate_norm_inputs("layernorm_forward", x, gamma, beta,
+                                           ln_param, "ln_param")
+    eps = _norm_eps("layernorm_forward", ln_param, "ln_param")
+
+    # BEGIN SOLUTION 2.4
+    mu = x.mean(axis=1, keepdims=True)  # (N, 1)
+    centred = x - mu  # (N, D)
+    std = np.sqrt(np.mean(centred**2, axis=1, keepdims=True) + eps)  # (N, 1)
+    x_hat = centred / std  # (N, D)
+    out = gamma * x_hat + beta
+    cache = (x_hat, std, gamma)
+    # END SOLUTION
+    return out, cache
+
+
+def layernorm_backward(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Layer normalisation, backward pass.
+
+    The normalisation runs along rows instead of columns, so the derivation of the
+    batch normalisation backward pass carries over with the roles of the axes swapped
+    for ``dx``; ``gamma`` and ``beta`` are still per column, so their gradients still sum
+    over the rows.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, D).
+    - cache: from ``layernorm_forward``.
+
+    Returns a tuple of:
+    - dx: shape (N, D); dgamma: shape (D,); dbeta: shape (D,).
+
+    What to write [task 2.5]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
+    """
+    dout = np.asarray(dout)
+    if dout.ndim != 2:
+        raise ValueError(f"layernorm_backward: dout must have shape (N, D), the shape of "
+                         f"out; got dout.shape = {dout.shape}")
+
+    # BEGIN SOLUTION 2.5
+    x_hat, std, gamma = cache
+    dbeta = dout.sum(axis=0)
+    dgamma = np.sum(dout * x_hat, axis=0)
+    g = dout * gamma  # (N, D)
+    dx = (g - g.mean(axis=1, keepdims=True)
+          - x_hat * np.mean(g * x_hat, axis=1, keepdims=True)) / std
+    # END SOLUTION
+    return dx, dgamma, dbeta
+
+
+# ---------------------------------------------------------------------------------------
+# Dropout (notebook 3; Srivastava et al. 2014), inverted: scaled at training time
+# ---------------------------------------------------------------------------------------
+
+DROPOUT_MODES = ("train", "test")
+
+
+def dropout_forward(x: np.ndarray, dropout_param: dict[str, Any]) -> tuple[np.ndarray, Any]:
+    """Inverted dropout, forward pass.
+
+    In ``'train'`` mode each entry of x is kept with probability ``p`` and zeroed
+    otherwise, and the kept entries are divided by ``p``, so that the expected output
+    equals x. In ``'test'`` mode the layer is the identity.
+
+    Inputs:
+    - x: input, any shape.
+    - dropout_param: dict with
+      - p: the probability of KEEPING an entry, 0 < p <= 1 (required).
+      - mode: 'train' or 'test' (required).
+      - seed: optional. With a seed, every call draws the same mask (from a fresh
+        generator seeded with it; useful for gradient checks). Without one, the mask
+        comes from numpy's global random state (``np.random.seed`` makes it repeat).
+
+    Returns a tuple of:
+    - out: shape and dtype of x.
+    - cache: ``(dropout_param, mask)``; ``mask`` is the array x was multiplied by in
+      train mode (0 or 1/p, x's dtype) and None in test mode.
+
+    What to write [task 3.1]: compute ``out`` and ``mask`` for both modes. Draw the
+    mask's random numbers with ``rng.random(x.shape)`` (uniform in [0, 1)); ``rng``,
+    ``p`` and ``mode`` are defined for you, and the code after your part builds
+    ``cache``.
+    """
+    x = np.asarray(x)
+    if not isinstance(dropout_param, dict):
+        raise ValueError("dropout_forward: dropout_param must be a dict; got "
+                         f"{type(dropout_param).__name__}")
+    p = dropout_param.get("p")
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) or not 0 < p <= 1:
+        raise ValueError("dropout_forward: dropout_param['p'] (the keep probability) must "
+                         f"be a number with 0 < p <= 1; got {p!r}")
+    mode = dropout_param.get("mode")
+    if mode not in DROPOUT_MODES:
+        raise ValueError(f"dropout_forward: dropout_param['mode'] must be one of "
+                         f"{DROPOUT_MODES}; got {mode!r}")
+    seed = dropout_param.get("seed")
+    # A fresh generator per call makes a seeded mask repeat; without a seed, the legacy
+    # global state (np.random.random) lets np.random.seed(...) make a notebook repeatable.
+    rng: Any = np.random if seed is None else np.random.default_rng(seed)
+
+    # BEGIN SOLUTION 3.1
+    if mode == "train":
+        mask = ((rng.random(x.shape) < p) / p).astype(x.dtype)
+        out = x * mask
+    else:
+        mask = None
+        out = x.copy()
+    # END SOLUTION
+    cache = (dropout_param, mask)
+    return out, cache
+
+
+def dropout_backward(dout: np.ndarray, cache: tuple[dict[str, Any], Any]) -> np.ndarray:
+    """Inverted dropout, backward pass.
+
+    Inputs:
+    - dout: upstream gradient, shape of x.
+    - cache: ``(dropout_param, mask)`` from ``dropout_forward``.
+
+    Returns:
+    - dx: gradient with respect to x, shape of x.
+
+    What to write [task 3.2]: compute ``dx`` for both modes; ``mode`` and ``mask`` are
+    defined for you.
+    """
+    dropout_param, mask = cache
+    dout = np.asarray(dout)
+    mode = dropout_param["mode"]
+    if mask is not None:
+        _expect_shape("dropout_backward", "dout", dout, mask.shape, "(the shape of x)")
+
+    # BEGIN SOLUTION 3.2
+    dx = dout * mask if mode == "train" else dout
+    # END SOLUTION
+    return dx
+
+
+# ---------------------------------------------------------------------------------------
+# Convolutional layers (notebook 4): convolution, max pooling, spatial normalisation.
+# Images are NCHW: N examples, C channels, H rows, W columns. The geometry checks sit
+# outside the solution regions and are shared with course.fast_layers.
+# ---------------------------------------------------------------------------------------
+
+__all__ += [
+    "conv_backward_naive",
+    "conv_forward_naive",
+    "max_pool_backward_naive",
+    "max_pool_forward_naive",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
+    "spatial_groupnorm_backward",
+    "spatial_groupnorm_forward",
+]
+
+
+def _int_param(func: str, params: dict, key: str, minimum: int, pname: str) -> int:
+    """Return ``params[key]`` as an int >= minimum, or raise ValueError naming it."""
+    if not isinstance(params, dict) or key not in params:
+        raise ValueError(f"{func}: {pname} must be a dict with key {key!r}; got {params!r}")
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{func}: {pname}[{key!r}] must be an integer >= {minimum}; "
+                         f"got {value!r}")
+    return int(value)
+
+
+def _check_4d(func: str, name: str, arr: np.ndarray, layout: str) -> None:
+    if arr.ndim != 4:
+        raise ValueError(f"{func}: {name} must have shape {layout}; got {name}.shape = "
+                         f"{arr.shape}")
+
+
+def conv_geometry(func: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                  b_shape: tuple[int, ...], conv_param: dict) -> tuple[int, int, int, int]:
+    """Validate a convolution's shapes and return ``(stride, pad, H_out, W_out)``.
+
+    ``H_out = 1 + (H + 2 * pad - HH) / stride`` must be a whole number (and the same for
+    the width), the filter must fit inside the padded input, and the channels of x and w
+    must agree. Anything else raises ValueError showing the numbers.
+    """
+    _N, C, H, W = x_shape
+    F, Cw, HH, WW = w_shape
+    stride = _int_param(func, conv_param, "stride", 1, "conv_param")
+    pad = _int_param(func, conv_param, "pad", 0, "conv_param")
+    if Cw != C:
+        raise ValueError(f"{func}: w must have shape (F, C, HH, WW) with C = {C} (the channels "
+                         f"of x); got w.shape = {tuple(w_shape)}")
+    if tuple(b_shape) != (F,):
+        raise ValueError(f"{func}: b must have shape (F,) with F = {F} (the filters of w); "
+                         f"got b.shape = {tuple(b_shape)}")
+    sizes = []
+    for axis, size, k in (("height", H, HH), ("width", W, WW)):
+        padded = size + 2 * pad
+        if k > padded:
+            raise ValueError(f"{func}: filter {axis} {k} is larger than the padded input "
+                             f"{axis} {size} + 2*{pad} = {padded}")
+        if (padded - k) % stride:
+            raise ValueError(f"{func}: output {axis} 1 + ({size} + 2*{pad} - {k}) / {stride} "
+                             f"is not an integer; choose stride and pad so that "
+                             f"{stride} divides {padded - k}")
+        sizes.append(1 + (padded - k) // stride)
+    return stride, pad, sizes[0], sizes[1]
+
+
+def pool_geometry(func: str, x_shape: tuple[int, ...],
+                  pool_param: dict) -> tuple[int, int, int, int, int]:
+    """Validate a max pool's geometry; return ``(ph, pw, stride, H_out, W_out)``.
+
+    No padding: ``H_out = 1 + (H - ph) / stride`` must be a whole number and the window
+    must fit inside the input (likewise for the width); otherwise ValueError.
+    """
+    _, _, H, W = x_shape
+    ph = _int_param(func, pool_param, "pool_height", 1, "pool_param")
+    pw = _int_param(func, pool_param, "pool_width", 1, "pool_param")
+    stride = _int_param(func, pool_param, "stride", 1, "pool_param")
+    sizes = []
+    for axis, size, k in (("height", H, ph), ("width", W, pw)):
+        if k > size:
+            raise ValueError(f"{func}: pool {axis} {k} is larger than the input {axis} {size}")
+        if (size - k) % stride:
+            raise ValueError(f"{func}: output {axis} 1 + ({size} - {k}) / {stride} is not an "
+                             f"integer; choose a stride that divides {size - k}")
+        sizes.append(1 + (size - k) // stride)
+    return ph, pw, stride, sizes[0], sizes[1]
+
+
+def conv_forward_naive(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Convolutional layer, forward pass, written with loops.
+
+    Each of the F filters is slid over the zero-padded input; at every position the
+    output is the sum of the elementwise product of the filter and the window of the input
+    under it (over all C channels), plus the filter's bias::
+
+        out[n, f, i, j] = b[f] + sum_{c, p, q} w[f, c, p, q]
+                                 * x_pad[n, c, i * stride + p, j * stride + q]
+
+    (a cross-correlation, as in every deep-learning library). ``x`` is not modified.
+
+    Inputs:
+    - x: input, shape (N, C, H, W).
+    - w: filters, shape (F, C, HH, WW).
+    - b: biases, shape (F,).
+    - conv_param: dict with
+      - "stride": pixels between neighbouring windows, in both directions;
+      - "pad": zeros added on every side of the input (symmetric).
+
+    Returns a tuple of:
+    - out: output, shape (N, F, H_out, W_out) with
+      ``H_out = 1 + (H + 2 * pad - HH) // stride``, ``W_out = 1 + (W + 2 * pad - WW) // stride``.
+    - cache: ``(x, w, b, conv_param)``.
+
+    Raises ValueError when the geometry does not fit (see ``conv_geometry``).
+
+    What to write [task 4.1]: compute ``out``. ``stride``, ``pad``, ``H_out`` and ``W_out``
+    are defined for you (``np.pad`` pads; use loops, speed comes later).
+    """
+    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    _check_4d("conv_forward_naive", "x", x, "(N, C, H, W)")
+    _check_4d("conv_forward_naive", "w", w, "(F, C, HH, WW)")
+    stride, pad, H_out, W_out = conv_geometry("conv_forward_naive", x.shape, w.shape,
+                                              b.shape, conv_param)
+    N, F = x.shape[0], w.shape[0]
+    HH, WW = w.shape[2:]
+
+    # BEGIN SOLUTION 4.1
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # a new array: x untouched
+    out = np.zeros((N, F, H_out, W_out), dtype=np.result_type(x, w, b))
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                top = i * stride
+                for j in range(W_out):
+                    left = j * stride
+                    window = x_pad[n, :, top:top + HH, left:left + WW]  # (C, HH, WW)
+                    out[n, f, i, j] = np.sum(window * w[f]) + b[f]
+    # END SOLUTION
+    cache = (x, w, b, conv_param)
+    return out, cache
+
+
+def conv_backward_naive(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Convolutional layer, backward pass, written with loops.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, F, H_out, W_out).
+    - cache: ``(x, w, b, conv_param)`` from ``conv_forward_naive``.
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, shape (N, C, H, W) (the padding's share is dropped).
+    - dw: gradient with respect to w, shape (F, C, HH, WW).
+    - db: gradient with respect to b, shape (F,).
+
+    What to write [task 4.2]: compute ``dx``, ``dw`` and ``db``; ``x``, ``w``, ``stride``,
+    ``pad``, ``H_out`` and ``W_out`` are defined for you. Each output entry touched one
+    window: send ``dout[n, f, i, j]`` back to that window's pixels and to w[f].
+    """
+    x, w, b, conv_param = cache
+    dout = np.asarray(dout)
+    stride, pad, H_out, W_out = conv_geometry("conv_backward_naive", x.shape, w.shape,
+                                              b.shape, conv_param)
+    N, F = x.shape[0], w.shape[0]
+    HH, WW = w.shape[2:]
+    _expect_shape("conv_backward_naive", "dout", dout, (N, F, H_out, W_out),
+                  "(N, F, H_out, W_out), the shape of out")
+
+    # BEGIN SOLUTION 4.2
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(x, dout))
+    dw = np.zeros(w.shape, dtype=np.result_type(w, dout))
+    db = dout.sum(axis=(0, 2, 3))
+    for n in range(N):
+        for f in range(F):
+            for i in range(H_out):
+                top = i * stride
+                for j in range(W_out):
+                    left = j * stride
+                    g = dout[n, f, i, j]
+                    dw[f] += g * x_pad[n, :, top:top + HH, left:left + WW]
+                    dx_pad[n, :, top:top + HH, left:left + WW] += g * w[f]
+    dx = dx_pad[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+    # END SOLUTION
+    return dx, dw, db
+
+
+def max_pool_forward_naive(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
+    """Max pooling, forward pass, written with loops.
+
+    Every channel is pooled on its own: ``out[n, c, i, j]`` is the largest value of the
+    ``pool_height x pool_width`` window whose top-left corner is at
+    ``(i * stride, j * stride)``. No padding.
+
+    Inputs:
+    - x: input, shape (N, C, H, W).
+    - pool_param: dict with "pool_height", "pool_width" and "stride".
+
+    Returns a tuple of:
+    - out: output, shape (N, C, H_out, W_out) with ``H_out = 1 + (H - pool_height) // stride``
+      and ``W_out = 1 + (W - pool_width) // stride``.
+    - cache: ``(x, pool_param)``.
+
+    What to write [task 4.3]: compute ``out``; ``ph``, ``pw``, ``stride``, ``H_out`` and
+    ``W_out`` are defined for you.
+    """
+    x = np.asarray(x)
+    _check_4d("max_pool_forward_naive", "x", x, "(N, C, H, W)")
+    ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_naive", x.shape, pool_param)
+    N, C = x.shape[:2]
+
+    # BEGIN SOLUTION 4.3
+    out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        top = i * stride
+        for j in range(W_out):
+            left = j * stride
+            window = x[:, :, top:top + ph, left:left + pw]  # (N, C, ph, pw)
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    # END SOLUTION
+    cache = (x, pool_param)
+    return out, cache
+
+
+def max_pool_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
+    """Max pooling, backward pass, written with loops.
+
+    Each output entry came from one input pixel, the maximum of its window, and its
+    gradient goes there. When a window holds its maximum more than once (ties), the
+    gradient goes to the *first* one in row-major order (what ``np.argmax`` of the
+    flattened window returns). Overlapping windows (stride < pool size) may send several
+    gradients to the same pixel: they add up.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, C, H_out, W_out).
+    - cache: ``(x, pool_param)`` from ``max_pool_forward_naive``.
+
+    Returns:
+    - dx: gradient with respect to x, shape (N, C, H, W).
+
+    What to write [task 4.4]: compute ``dx``; ``x``, ``ph``, ``pw``, ``stride``, ``H_out``
+    and ``W_out`` are defined for you.
+    """
+    x, pool_param = cache
+    dout = np.asarray(dout)
+    ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_naive", x.shape, pool_param)
+    N, C = x.shape[:2]
+    _expect_shape("max_pool_backward_naive", "dout", dout, (N, C, H_out, W_out),
+                  "(N, C, H_out, W_out), the shape of out")
+
+    # BEGIN SOLUTION 4.4
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    for n in range(N):
+        for c in range(C):
+            for i in range(H_out):
+                top = i * stride
+                for j in range(W_out):
+                    left = j * stride
+                    window = x[n, c, top:top + ph, left:left + pw]
+                    p, q = np.unravel_index(np.argmax(window), window.shape)
+                    dx[n, c, top + p, left + q] += dout[n, c, i, j]
+    # END SOLUTION
+    return dx
+
+
+def _check_spatial_norm(func: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
+    """Validate spatial batchnorm inputs: x (N, C, H, W), gamma and beta (C,)."""
+    _check_4d(func, "x", x, "(N, C, H, W)")
+    C = x.shape[1]
+    _expect_shape(func, "gamma", gamma, (C,), f"(C,) with C = {C} (the channels of x)")
+    _expect_shape(func, "beta", beta, (C,), f"(C,) with C = {C} (the channels of x)")
+
+
+def spatial_batchnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, bn_param: dict[str, Any]
+) -> tuple[np.ndarray, Any]:
+    """Spatial batch normalisation, forward pass.
+
+    Batch normalisation for images: each channel ``c`` is one feature, normalised with the
+    mean and variance of all its ``N * H * W`` values (every pixel of every example), so
+    that a channel is treated the same everywhere in the image. Modes and running averages
+    work exactly as in ``batchnorm_forward``.
+
+    Inputs:
+    - x: input, shape (N, C, H, W).
+    - gamma, beta: scale and shift, shape (C,).
+    - bn_param: as for ``batchnorm_forward`` (mode, eps, momentum, running_mean and
+      running_var of shape (C,)); mutated in place.
+
+    Returns a tuple of:
+    - out: output, shape (N, C, H, W).
+    - cache: for ``spatial_batchnorm_backward``.
+
+    What to write [task 4.7]: compute ``out`` and ``cache`` by calling
+    ``batchnorm_forward`` once on a reshaped x (a few lines: think about which axis must
+    come last before flattening).
+    """
+    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
+    _check_spatial_norm("spatial_batchnorm_forward", x, gamma, beta)
+
+    # BEGIN SOLUTION 4.7
+    N, C, H, W = x.shape
+    flat = x.transpose(0, 2, 3, 1).reshape(N * H * W, C)  # channels last: one row per pixel
+    out_flat, cache = batchnorm_forward(flat, gamma, beta, bn_param)
+    out = out_flat.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # back to (N, C, H, W)
+    # END SOLUTION
+    return out, cache
+
+
+def spatial_batchnorm_backward(
+    dout: np.ndarray, cache: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spatial batch normalisation, backward pass.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, C, H, W).
+    - cache: from ``spatial_batchnorm_forward``.
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, shape (N, C, H, W).
+    - dgamma, dbeta: gradients with respect to gamma and beta, shape (C,).
+
+    What to write [task 4.8]: undo the forward pass's reshaping around one call of
+    ``batchnorm_backward``.
+    """
+    dout = np.asarray(dout)
+    _check_4d("spatial_batchnorm_backward", "dout", dout, "(N, C, H, W)")
+
+    # BEGIN SOLUTION 4.8
+    N, C, H, W = dout.shape
+    flat = dout.transpose(0, 2, 3, 1).reshape(N * H * W, C)
+    dx_flat, dgamma, dbeta = batchnorm_backward(flat, cache)
+    dx = dx_flat.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    # END SOLUTION
+    return dx, dgamma, dbeta
+
+
+def _check_group_norm(func: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
+                      G: Any) -> None:
+    """Validate group-norm inputs: x (N, C, H, W), gamma/beta (1, C, 1, 1), G divides C."""
+    _check_4d(func, "x", x, "(N, C, H, W)")
+    C = x.shape[1]
+    _expect_shape(func, "gamma", gamma, (1, C, 1, 1), f"(1, C, 1, 1) with C = {C}")
+    _expect_shape(func, "beta", beta, (1, C, 1, 1), f"(1, C, 1, 1) with C = {C}")
+    if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 1 or C % G:
+        raise ValueError(f"{func}: G must be a positive integer that divides C = {C} (the "
+                         f"channels of x); got G = {G!r}")
+
+
+def spatial_groupnorm_forward(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, G: int, gn_param: dict
+) -> tuple[np.ndarray, tuple]:
+    """Spatial group normalisation, forward pass.
+
+    The C channels of each example are split into G consecutive groups of C // G
+    channels. Each group of each example is normalised with the mean and variance of its
+    (C // G) * H * W values, then every channel is scaled by gamma and shifted by beta::
+
+        out = gamma * (x - mean_group) / sqrt(var_group + eps) + beta
+
+    G = 1 is layer normalisation of the whole example; G = C is instance normalisation.
+    The statistics are per example, so training and test behave the same.
+
+    Inputs:
+    - x: input, shape (N, C, H, W).
+    - gamma, beta: scale and shift, shape (1, C, 1, 1).
+    - G: number of groups, a divisor of C.
+    - gn_param: dict with optional "eps" (default 1e-5), added to the variance.
+
+    Returns a tuple of:
+    - out: output, shape (N, C, H, W).
+    - cache: whatever ``spatial_groupnorm_backward`` needs (you choose).
+
+    What to write [task 4.9]: compute ``out`` and ``cache``; ``N``, ``C``, ``H``, ``W`` and
+    ``eps`` are defined for you. Reshape to (N, G, (C // G) * H * W) to get the statistics.
+    """
+    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
+    _check_group_norm("spatial_groupnorm_forward", x, gamma, beta, G)
+    N, C, H, W = x.shape
+    eps = (gn_param or {}).get("eps", 1e-5)
+
+    # BEGIN SOLUTION 4.9
+    groups = x.reshape(N, G, -1)  # (N, G, (C // G) * H * W)
+    mean = groups.mean(axis=2, keepdims=True)  # (N, G, 1)
+    inv_std = 1.0 / np.sqrt(groups.var(axis=2, keepdims=True) + eps)  # (N, G, 1)
+    x_hat = ((groups - mean) * inv_std).reshape(N, C, H, W)
+    out = gamma * x_hat + beta
+    cache = (x_hat, inv_std, gamma, G)
+    # END SOLUTION
+    return out, cache
+
+
+def spatial_groupnorm_backward(
+    dout: np.ndarray, cache: tuple
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spatial group normalisation, backward pass.
+
+    Inputs:
+    - dout: upstream gradient, shape (N, C, H, W).
+    - cache: from ``spatial_groupnorm_forward``.
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, shape (N, C, H, W).
+    - dgamma, dbeta: gradients with respect to gamma and beta, shape (1, C, 1, 1).
+
+    What to write [task 4.10]: compute the three gradients (the same algebra as layer
+    normalisation, done per group).
+    """
+    dout = np.asarray(dout)
+
+    # BEGIN SOLUTION 4.10
+    x_hat, inv_std, gamma, G = cache
+    N, C, H, W = x_hat.shape
+    dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+    dgamma = (dout * x_hat).sum(axis=(0, 2, 3), keepdims=True)
+    # With g = dL/dx_hat per group of M values: dx = inv_std * (g - mean(g)
+    # - x_hat * mean(g * x_hat)), the usual normalisation backward.
+    g = (dout * gamma).reshape(N, G, -1)
+    xh = x_hat.reshape(N, G, -1)
+    dx = inv_std * (g - g.mean(axis=2, keepdims=True)
+                    - xh * (g * xh).mean(axis=2, keepdims=True))
+    dx = dx.reshape(N, C, H, W)
+    # END SOLUTION
+    return dx, dgamma, dbeta

@@ -15,6 +15,12 @@ Each parameter needs its own config, because the state is shaped like the parame
 ``Solver`` keeps one copy per parameter. ``UPDATE_RULES`` maps the names ``Solver``
 accepts (``update_rule="adam"``) to the functions.
 
+Every rule checks its hyperparameters before using them (``learning_rate`` a finite
+number > 0; decay rates and momentum in ``[0, 1)``; ``epsilon`` > 0 and not 0 in the
+parameter's dtype, so float16 parameters are refused by the rules that use it) and
+returns ``next_w`` and its state arrays in the dtype of a floating-point ``w``, whatever
+the dtype of the learning rate: a float32 model stays float32. Both raise ``ValueError``.
+
 Notation in the docstrings: ``η`` is ``config["learning_rate"]``, ``ε`` is
 ``config["epsilon"]``; products, squares, square roots and quotients of arrays act
 elementwise.
@@ -42,6 +48,54 @@ def _check_inputs(w: np.ndarray, dw: np.ndarray, config: Config | None) -> Confi
     if not isinstance(config, dict):
         raise ValueError(f"config must be a dict or None; got {type(config).__name__}")
     return config
+
+
+def _check_number(rule: str, config: Config, key: str, low: float, high: float | None = None,
+                  low_open: bool = False) -> None:
+    """``config[key]`` must be a finite real number in ``[low, high)`` (``(low, ...)``
+    when ``low_open``); ValueError naming the rule and the key otherwise.
+
+    A string or None would fail deep in training, a negative learning rate would
+    silently climb the loss instead of descending it.
+    """
+    value = config[key]
+    ok = (isinstance(value, (int, float, np.integer, np.floating))
+          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
+          and (value > low if low_open else value >= low)
+          and (high is None or value < high))
+    if not ok:
+        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high else "")
+        raise ValueError(f"{rule}: config[{key!r}] must be a finite number {bound}; "
+                         f"got {value!r}")
+
+
+def _check_learning_rate(rule: str, config: Config) -> None:
+    _check_number(rule, config, "learning_rate", 0.0, low_open=True)
+
+
+def _check_epsilon(rule: str, config: Config, w: np.ndarray) -> None:
+    """epsilon must be positive and must not round to 0 in the parameter's dtype."""
+    _check_number(rule, config, "epsilon", 0.0, low_open=True)
+    dtype = np.asarray(w).dtype
+    if dtype.kind == "f" and dtype.type(config["epsilon"]) == 0:
+        raise ValueError(
+            f"{rule}: w has dtype {dtype}, in which epsilon = {config['epsilon']:g} rounds "
+            f"to 0 (the division by sqrt(cache) + epsilon can then be 0/0); use float32 or "
+            f"float64 parameters (e.g. FullyConnectedNet(dtype=np.float32))"
+        )
+
+
+def _keep_dtype(value: Any, w: np.ndarray) -> Any:
+    """Cast an update or state array back to a float parameter's dtype.
+
+    A numpy float64 learning rate (``np.logspace(...)[0]``, or one decayed by a numpy
+    ``lr_decay``) would otherwise promote a float32 parameter to float64, so the
+    dtype after training would depend on which step was last.
+    """
+    dtype = np.asarray(w).dtype
+    if dtype.kind == "f" and isinstance(value, np.ndarray) and value.dtype != dtype:
+        return value.astype(dtype)
+    return value
 
 
 def _state(config: Config, key: str, w: np.ndarray) -> np.ndarray:
@@ -76,8 +130,9 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np
     """
     config = _check_inputs(w, dw, config)
     config.setdefault("learning_rate", 1e-2)
+    _check_learning_rate("sgd", config)
     next_w = w - config["learning_rate"] * dw
-    return next_w, config
+    return _keep_dtype(next_w, w), config
 
 
 def sgd_momentum(
@@ -108,6 +163,8 @@ def sgd_momentum(
     config = _check_inputs(w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
+    _check_learning_rate("sgd_momentum", config)
+    _check_number("sgd_momentum", config, "momentum", 0.0, 1.0)
     v = _state(config, "velocity", w)
 
     # BEGIN SOLUTION 1.10
@@ -115,8 +172,8 @@ def sgd_momentum(
     next_w = w + v
     # END SOLUTION
 
-    config["velocity"] = v
-    return next_w, config
+    config["velocity"] = _keep_dtype(v, w)
+    return _keep_dtype(next_w, w), config
 
 
 def rmsprop(
@@ -149,6 +206,9 @@ def rmsprop(
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
+    _check_learning_rate("rmsprop", config)
+    _check_number("rmsprop", config, "decay_rate", 0.0, 1.0)
+    _check_epsilon("rmsprop", config, w)
     cache = _state(config, "cache", w)
 
     # BEGIN SOLUTION 1.11
@@ -157,8 +217,8 @@ def rmsprop(
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     # END SOLUTION
 
-    config["cache"] = cache
-    return next_w, config
+    config["cache"] = _keep_dtype(cache, w)
+    return _keep_dtype(next_w, w), config
 
 
 def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
@@ -198,6 +258,10 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
+    _check_learning_rate("adam", config)
+    for key in ("beta1", "beta2"):
+        _check_number("adam", config, key, 0.0, 1.0)
+    _check_epsilon("adam", config, w)
     m = _state(config, "m", w)
     v = _state(config, "v", w)
     t = config.setdefault("t", 0)
@@ -212,8 +276,8 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     next_w = w - config["learning_rate"] * m_hat / (np.sqrt(v_hat) + config["epsilon"])
     # END SOLUTION
 
-    config["t"], config["m"], config["v"] = t, m, v
-    return next_w, config
+    config["t"], config["m"], config["v"] = t, _keep_dtype(m, w), _keep_dtype(v, w)
+    return _keep_dtype(next_w, w), config
 
 
 def adagrad(
@@ -243,6 +307,8 @@ def adagrad(
     config = _check_inputs(w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("epsilon", 1e-8)
+    _check_learning_rate("adagrad", config)
+    _check_epsilon("adagrad", config, w)
     cache = _state(config, "cache", w)
 
     # BEGIN SOLUTION 1.13
@@ -250,8 +316,8 @@ def adagrad(
     next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
     # END SOLUTION
 
-    config["cache"] = cache
-    return next_w, config
+    config["cache"] = _keep_dtype(cache, w)
+    return _keep_dtype(next_w, w), config
 
 
 UPDATE_RULES: dict[str, UpdateRule] = {

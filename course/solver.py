@@ -34,9 +34,11 @@ import copy
 import importlib.util
 import os
 import pickle
+import re
 import secrets
+import sys
+import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -172,13 +174,92 @@ def _check_options(options: dict[str, Any]) -> None:
     if name is not None:
         if not isinstance(name, (str, os.PathLike)):
             raise ValueError(f"checkpoint_name must be a str, a path or None; got {name!r}")
-        # Fail now rather than after the first epoch of training.
-        folder = Path(name).parent
-        if not folder.is_dir():
-            raise ValueError(
-                f"checkpoint_name {os.fspath(name)!r}: the folder {os.fspath(folder)!r} "
-                "does not exist"
-            )
+        _check_checkpoint_name(name)
+
+
+def _check_checkpoint_name(name: str | os.PathLike) -> None:
+    """Fail now rather than after the first epoch of training.
+
+    The name must end in a file name prefix (not a separator) and its folder must exist
+    and accept new files: a probe file is created there and removed again. Temp files
+    left by an earlier, killed checkpoint write of the same name are removed (and said).
+    """
+    text = os.fspath(name)
+    if not text or text.endswith(("/", os.sep)) or os.path.basename(text) in ("", ".", ".."):
+        raise ValueError(
+            f"checkpoint_name {text!r} must end in a file name prefix, e.g. "
+            f"{os.path.join(text.rstrip('/' + os.sep) or '.', 'run')!r}: checkpoints are "
+            "written to f'{checkpoint_name}_epoch_{epoch}.pkl'"
+        )
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise ValueError(
+            f"checkpoint_name {text!r}: the folder {os.path.dirname(text) or '.'!r} does not "
+            "exist; create it first"
+        )
+    probe = os.path.join(folder, f".{os.path.basename(text)}.probe.{os.getpid()}.tmp")
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as error:
+        raise ValueError(
+            f"checkpoint_name {text!r}: cannot write files in the folder {folder!r} "
+            f"({error.strerror or error}); choose a writable folder"
+        ) from None
+    for stale in remove_stale_checkpoint_temps(text):
+        print(f"Solver: removed {stale}, a temporary file left by an interrupted "
+              "checkpoint write", file=sys.stderr)
+
+
+# ".<prefix>_epoch_<e>.pkl.<pid>.<hex>.tmp": the name _write_atomically gives its temp file.
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+\.pkl)\.(?P<pid>\d+)\.[0-9a-f]+\.tmp$")
+# A temp file whose writer is still alive is not stale, unless it is this old (seconds);
+# the pid may have been reused by another process since.
+STALE_TEMP_AGE = 24 * 3600
+
+
+def remove_stale_checkpoint_temps(checkpoint_name: str | os.PathLike) -> list[str]:
+    """Remove temp files of interrupted checkpoint writes of ``checkpoint_name``.
+
+    Only files named like ``_write_atomically``'s temp files for this name are touched,
+    and only when the process that wrote them is gone (or the file is a day old).
+    Returns the paths removed.
+    """
+    text = os.fspath(checkpoint_name)
+    folder = os.path.dirname(os.path.abspath(text))
+    prefix = os.path.basename(text) + "_epoch_"
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for entry in names:
+        match = _TEMP_NAME.match(entry)
+        if not match or not match.group("target").startswith(prefix):
+            continue
+        path = os.path.join(folder, entry)
+        try:
+            age = time.time() - os.lstat(path).st_mtime
+            if _pid_alive(int(match.group("pid"))) and age < STALE_TEMP_AGE:
+                continue
+            os.remove(path)
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep the file)
+    return True
 
 
 def _resolve_update_rule(rule: str | optim.UpdateRule) -> optim.UpdateRule:
@@ -224,12 +305,31 @@ def _check_data(data: Any) -> None:
         )
     for split in ("train", "val"):
         X, y = data[f"X_{split}"], data[f"y_{split}"]
+        _check_data_array(f"X_{split}", X, integer=False)
+        _check_data_array(f"y_{split}", y, integer=True)
         if np.ndim(X) < 1 or np.ndim(y) != 1 or len(X) != len(y) or len(y) == 0:
             raise ValueError(
                 f"data['X_{split}'] and data['y_{split}'] must hold the same positive "
                 f"number of examples, y_{split} of shape (N,); got shapes "
                 f"{np.shape(X)} and {np.shape(y)}"
             )
+
+
+def _check_data_array(key: str, value: Any, integer: bool) -> None:
+    """data[key] must be a numpy array of numbers (integer labels for ``y``)."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(
+            f"data[{key!r}] must be a numpy array; got {type(value).__name__} "
+            f"(convert it with np.asarray(data[{key!r}]))"
+        )
+    kind = "iu" if integer else "iuf"
+    if value.dtype.kind not in kind:
+        expected = "integer class labels" if integer else "numbers (an int or float dtype)"
+        raise ValueError(f"data[{key!r}] must hold {expected}; got dtype {value.dtype}")
+    if integer and value.size and value.min() < 0:
+        raise ValueError(
+            f"data[{key!r}] must hold class labels 0, 1, ..., C-1; found {value.min()}"
+        )
 
 
 def _make_rng(seed: Any) -> np.random.Generator:
@@ -246,6 +346,20 @@ def _make_rng(seed: Any) -> np.random.Generator:
     except (TypeError, ValueError):
         raise ValueError(
             f"seed must be None, a non-negative int or a numpy Generator; got {seed!r}"
+        ) from None
+
+
+def _read_checkpoint(path: str | os.PathLike) -> Any:
+    """Unpickle ``path``; a truncated or foreign file is a ValueError naming it."""
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except OSError:
+        raise  # missing or unreadable: the OS error already names the file
+    except Exception as error:  # pickle raises many unrelated types for bad bytes
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable Solver checkpoint (truncated, damaged or "
+            f"another kind of file: {type(error).__name__}: {error})"
         ) from None
 
 
@@ -327,8 +441,19 @@ def accuracy(model: Model, X: np.ndarray, y: np.ndarray, batch_size: int = 100) 
                 f"model.loss(X) must return scores of shape (N, C) = "
                 f"({len(X_batch)}, C); got shape {scores.shape}"
             )
+        _check_labels(y[start:start + batch_size], scores.shape[1])
         predictions.append(np.argmax(scores, axis=1))
     return float(np.mean(np.concatenate(predictions) == y))
+
+
+def _check_labels(y: np.ndarray, num_classes: int) -> None:
+    # A label no score column can match would silently count as a wrong prediction.
+    bad = (y < 0) | (y >= num_classes)
+    if np.any(bad):
+        raise ValueError(
+            f"labels must be class indices in [0, {num_classes}) for a model with "
+            f"{num_classes} class scores; found {y[bad][0]}"
+        )
 
 
 class Solver:
@@ -526,9 +651,22 @@ class Solver:
         parameters (by validation accuracy) are copied into ``model.params``.
 
         Raises:
-            NonFiniteLossError: the loss became ``inf`` or ``nan``; the parameters are
-                those of the step that produced it.
+            NonFiniteLossError: the loss became ``inf`` or ``nan``.
+            OSError: a checkpoint could not be written (the message names the file).
+
+        On any error (Ctrl-C included) the best parameters so far are copied into
+        ``model.params`` before the error propagates, as at a normal end.
         """
+        try:
+            self._train_epochs()
+        except BaseException:
+            # Whatever stopped training (a full disk, Ctrl-C, a bad loss), the model must
+            # not be left with the parameters of some mid-training step.
+            self._restore_best_params()
+            raise
+        self._restore_best_params()
+
+    def _train_epochs(self) -> None:
         per_epoch = self.iterations_per_epoch
         num_iterations = self.num_epochs * per_epoch
         start = self.epoch * per_epoch
@@ -552,7 +690,6 @@ class Solver:
                         )
                 if (iteration + 1) % per_epoch == 0:
                     self._end_epoch(bar, postfix)
-        self._restore_best_params()
 
     def _end_epoch(self, bar: Any, postfix: dict[str, str]) -> None:
         self.epoch += 1
@@ -627,7 +764,15 @@ class Solver:
             "rng_state": self.rng.bit_generator.state,
         }
         path = self.checkpoint_path(self.epoch)
-        _write_atomically(path, payload)
+        try:
+            _write_atomically(path, payload)
+        except OSError as error:
+            # The raw error names the hidden temp file; the user knows only the checkpoint.
+            raise OSError(
+                error.errno, f"cannot write the checkpoint {path!r} after epoch {self.epoch} "
+                f"({error.strerror or error}); the best parameters so far were restored "
+                "into model.params"
+            ) from error
         return path
 
     @classmethod
@@ -660,8 +805,7 @@ class Solver:
                 f"from_checkpoint cannot override {', '.join(refused)}: the optimizer "
                 "state and random generator are restored from the checkpoint"
             )
-        with open(path, "rb") as f:
-            state = pickle.load(f)
+        state = _read_checkpoint(path)
         if not (isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT):
             raise ValueError(f"{os.fspath(path)!r} is not a Solver checkpoint")
         if state.get("version") != CHECKPOINT_VERSION:

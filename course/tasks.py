@@ -116,6 +116,131 @@ TASKS: tuple[Task, ...] = (
         "best-model cell",
         checked_by="notebook",
     ),
+    Task(
+        "2.1",
+        "Batch normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_forward",
+    ),
+    Task(
+        "2.2",
+        "Batch normalisation, backward pass through the graph",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward",
+        requires=("2.1",),
+    ),
+    Task(
+        "2.3",
+        "Batch normalisation, backward pass in closed form",
+        "BatchNormalization",
+        "course/layers.py",
+        "batchnorm_backward_alt",
+        requires=("2.1", "2.2"),  # its tests compare it with batchnorm_backward
+    ),
+    Task(
+        "2.4",
+        "Layer normalisation, forward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_forward",
+        requires=("2.1",),  # a test compares it with batchnorm of the transpose
+    ),
+    Task(
+        "2.5",
+        "Layer normalisation, backward pass",
+        "BatchNormalization",
+        "course/layers.py",
+        "layernorm_backward",
+        requires=("2.4", "2.2"),  # a test compares it with batchnorm_backward's transpose
+    ),
+    Task("3.1", "Dropout, forward pass", "Dropout", "course/layers.py", "dropout_forward"),
+    Task(
+        "3.2",
+        "Dropout, backward pass",
+        "Dropout",
+        "course/layers.py",
+        "dropout_backward",
+        requires=("3.1",),
+    ),
+    # Notebook 4: convolutional networks. The fast layers are given code, not tasks.
+    Task(
+        "4.1",
+        "Convolution, forward pass (naive)",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "conv_forward_naive",
+    ),
+    Task(
+        "4.2",
+        "Convolution, backward pass (naive)",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "conv_backward_naive",
+        requires=("4.1",),
+    ),
+    Task(
+        "4.3",
+        "Max pooling, forward pass (naive)",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "max_pool_forward_naive",
+    ),
+    Task(
+        "4.4",
+        "Max pooling, backward pass (naive)",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "max_pool_backward_naive",
+        requires=("4.3",),
+    ),
+    Task(
+        "4.5",
+        "ThreeLayerConvNet: parameter initialisation",
+        "ConvolutionalNetworks",
+        "course/classifiers/cnn.py",
+        "ThreeLayerConvNet.__init__",
+    ),
+    Task(
+        "4.6",
+        "ThreeLayerConvNet: loss and gradients",
+        "ConvolutionalNetworks",
+        "course/classifiers/cnn.py",
+        "ThreeLayerConvNet.loss",
+        requires=("1.1", "1.2", "1.3", "1.4", "1.5", "4.5"),
+    ),
+    Task(
+        "4.7",
+        "Spatial batch normalisation, forward pass",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "spatial_batchnorm_forward",
+        requires=("2.1",),  # written with batchnorm_forward
+    ),
+    Task(
+        "4.8",
+        "Spatial batch normalisation, backward pass",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "spatial_batchnorm_backward",
+        requires=("2.1", "2.2", "4.7"),  # written with batchnorm_forward/backward
+    ),
+    Task(
+        "4.9",
+        "Spatial group normalisation, forward pass",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "spatial_groupnorm_forward",
+    ),
+    Task(
+        "4.10",
+        "Spatial group normalisation, backward pass",
+        "ConvolutionalNetworks",
+        "course/layers.py",
+        "spatial_groupnorm_backward",
+        requires=("4.9",),
+    ),
 )
 
 TASKS_BY_ID: dict[str, Task] = {task.id: task for task in TASKS}

@@ -161,3 +161,77 @@ def plot_activation_histograms(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Convolutional networks (notebook 4)
+# ---------------------------------------------------------------------------------------
+
+
+def show_conv_filters(W: np.ndarray, padding: int = 1, title: str = "") -> Figure:
+    """The filters of a convolutional layer as one grid of small images.
+
+    - W: filters, shape (F, C, HH, WW) (NCHW, as ``ThreeLayerConvNet.params["W1"]``). With
+      C = 3 each filter is shown in colour, with C = 1 in grey; other C show channel 0.
+    - padding: blank pixels between filters.
+    Each filter is stretched to the full range on its own (see ``visualize_grid``), so the
+    picture shows patterns, not the relative size of filters.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 4:
+        raise ValueError(f"show_conv_filters: W must have shape (F, C, HH, WW); "
+                         f"got W.shape = {W.shape}")
+    images = W.transpose(0, 2, 3, 1)  # (F, C, HH, WW) -> (F, HH, WW, C)
+    if images.shape[-1] not in (1, 3):
+        images = images[..., :1]
+    grid = visualize_grid(images, ubound=1.0, padding=padding)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    grey = grid.shape[-1] == 1
+    ax.imshow(grid[..., 0] if grey else grid, cmap="gray" if grey else None,
+              interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# Which (example, channel) cells of a (N, C) grid share one set of statistics, for each
+# normalisation; every cell stands for the H x W pixels of one channel of one example.
+NORMALIZATION_FAMILY = {
+    "batch norm": lambda n, c, groups, C: c == 0,
+    "layer norm": lambda n, c, groups, C: n == 0,
+    "instance norm": lambda n, c, groups, C: n == 0 and c == 0,
+    "group norm": lambda n, c, groups, C: n == 0 and c < C // groups,
+}
+
+
+def plot_normalization_family(N: int = 4, C: int = 6, groups: int = 2) -> Figure:
+    """Which values each normalisation averages over, for activations (N, C, H, W).
+
+    One panel per normalisation (batch, layer, instance, group with ``groups`` groups).
+    Rows are the N examples, columns the C channels; each square stands for the H x W
+    pixels of one channel of one example. The shaded squares are the values that share one
+    mean and variance: batch norm uses one channel across the whole batch, layer norm one
+    example across all channels, instance norm one channel of one example, and group norm
+    one example across one group of C / groups channels.
+    """
+    fig, axes = plt.subplots(1, len(NORMALIZATION_FAMILY), figsize=(12, 3.2))
+    for ax, (name, shaded) in zip(axes, NORMALIZATION_FAMILY.items(), strict=True):
+        for n in range(N):
+            for c in range(C):
+                on = shaded(n, c, groups, C)
+                ax.add_patch(plt.Rectangle((c, N - 1 - n), 0.92, 0.92,
+                                           color="C0" if on else "0.85"))
+        ax.set(xlim=(-0.2, C), ylim=(-0.2, N), aspect="equal", title=name)
+        ax.set_xticks(np.arange(C) + 0.46, [str(c) for c in range(C)])
+        ax.set_yticks(np.arange(N) + 0.46, [str(n) for n in range(N)][::-1])
+        ax.set_xlabel("channel C")
+        ax.set_ylabel("example N")
+        ax.tick_params(length=0, labelsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.suptitle("Shaded: the values (each square = H x W pixels) that share one mean and "
+                 "variance", fontsize=10)
+    fig.tight_layout()
+    return fig

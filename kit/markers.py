@@ -21,11 +21,15 @@ Rules this module enforces (each violation is a ``MarkerError`` naming file and 
   error (markers must be alone on their line, otherwise the solution would silently
   survive); the tokenizer tells comments from strings, so docs may mention the markers;
 * regions do not nest; every BEGIN is closed; every END has a BEGIN;
-* the task ID must be in the task table passed by the caller.
+* the task ID must be in the task table passed by the caller;
+* a line that is exactly a marker inside a multi-line string is an error (it would be
+  text, so its solution would ship); prose may still name the markers mid-sentence;
+* ``check_student_compiles``: a stub that makes the student file fail to compile (a
+  tab-indented marker in space-indented code: ``TabError``) is an error at the marker.
 
 Detection is line based, with the tokenizer's help where the text tokenizes: a
-marker-looking line inside a multi-line string (a docstring showing an example) is text,
-not a marker. Line endings are preserved byte for byte: the TODO line takes the
+comment-looking line inside a multi-line string is text, not a marker (and is refused if
+it is a whole marker line). Line endings are preserved byte for byte: the TODO line takes the
 BEGIN line's ending and the ``raise`` line takes the END line's ending (none at the end of
 a text without a final newline), so the text outside regions is untouched.
 """
@@ -153,7 +157,8 @@ def parse(
             raise MarkerError(path, index + 1, "a solution marker must be alone on its line "
                               f"(found {inline[index + 1]!r} after code)", cell)
         if index + 1 in in_strings:
-            kind, match = None, None  # a docstring may show a marker as an example
+            _check_not_a_marker_in_string(line, path, index + 1, cell)
+            kind, match = None, None  # a docstring may mention markers in its prose
         else:
             kind, match = _classify(line, path, index + 1, cell)
         if kind == "begin":
@@ -239,6 +244,57 @@ def _classify(
         reason = (f"unknown marker {content.strip()!r}: the only markers are "
                   "'# BEGIN SOLUTION <task-id>[: hint]' and '# END SOLUTION'")
     raise MarkerError(path, lineno, reason, cell)
+
+
+def _check_not_a_marker_in_string(line: str, path: str, lineno: int, cell: int | None) -> None:
+    """A whole marker line inside a multi-line string is text, so its "region" would ship.
+
+    Prose may name the markers (``# BEGIN SOLUTION`` inside a sentence); a line that is
+    exactly a marker is refused, since nothing can tell it from a misplaced real one.
+    """
+    content = _LINE_END.sub("", line)
+    if _BEGIN_WORDS.match(content) or _END_WORDS.match(content):
+        raise MarkerError(path, lineno, f"solution marker {content.strip()!r} inside a string "
+                          "literal: markers work only as comment lines in code, so the text "
+                          "after it would reach students. Move it out of the string, or "
+                          "mention it inside a sentence in docs", cell)
+
+
+def check_student_compiles(solution: str, student: str, path: str,
+                           found: Sequence[Region], cell: int | None = None) -> None:
+    """Refuse stubs that break the student file: a tab-indented marker in space-indented
+    code (or any indent that does not fit its block) gives a TabError or IndentationError.
+
+    Only checked when the solution text itself compiles (notebook magics blanked).
+    """
+    try:
+        compile(_blank_magics(split_lines(solution)), path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return
+    try:
+        compile(_blank_magics(split_lines(student)), path, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as error:
+        region = _region_near(found, getattr(error, "lineno", None))
+        raise MarkerError(path, region.line, f"the stub of this marker breaks the student file "
+                          f"({type(error).__name__}: {getattr(error, 'msg', error)}): indent "
+                          f"the marker like the code around it ({_indent_kind(region.indent)} "
+                          "here)", cell) from None
+
+
+def _region_near(found: Sequence[Region], student_line: int | None) -> Region:
+    # Prefer a region whose indent mixes or differs in kind from its own body's indent.
+    for region in found:
+        body = [line for line in split_lines(region.body) if line.strip()]
+        own = body[0][:len(body[0]) - len(body[0].lstrip())] if body else region.indent
+        if ("\t" in region.indent) != ("\t" in own) or not own.startswith(region.indent):
+            return region
+    return found[0]
+
+
+def _indent_kind(indent: str) -> str:
+    if "\t" in indent and " " in indent:
+        return "tabs and spaces"
+    return "a tab" if "\t" in indent else f"{len(indent)} space(s)"
 
 
 def _token_facts(text: str) -> tuple[dict[int, str], set[int]]:

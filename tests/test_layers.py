@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_registry import LayerCase, all_cases, assert_gradient_close, cases
+from layer_registry import LayerCase, assert_gradient_close, cases
 from scipy.special import logsumexp
 from scipy.special import softmax as scipy_softmax
 
@@ -26,13 +26,9 @@ from course.layers import (
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", all_cases("forward", with_reference=True))
-@given(data=st.data())
-def test_forward_matches_independent_reference(case: LayerCase, data: st.DataObject) -> None:
-    inputs = data.draw(case.inputs, label="inputs")
-    out = case.forward(**inputs)[0]
-    expected = case.reference(**inputs)
-    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
+# Forward passes against independent loop references: instructor-only, in
+# tests/kit/test_task_references.py (a second implementation must not ship). Here they
+# are checked on hand-derived known answers below.
 
 
 @pytest.mark.parametrize("case", cases("layer", "backward"))

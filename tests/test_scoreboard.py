@@ -1,11 +1,13 @@
 """`--task` selection and the `--scoreboard` table, run in a real pytest subprocess."""
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from course.tasks import TASKS
+from course.rubric import CHECKS, task_points
+from course.tasks import TASKS, get_task
 
 TESTS = Path(__file__).resolve().parent
 
@@ -61,30 +63,96 @@ def _row(output: str, task_id: str) -> list[str]:
     raise AssertionError(f"no scoreboard row for {task_id}:\n{output}")
 
 
+def _points(task_id: str) -> int:
+    return task_points(get_task(task_id))
+
+
 def test_scoreboard_reports_pass_todo_fail_and_untested(tmp_path):
     result = _pytest(tmp_path, "--scoreboard")
     out = result.stdout
-    assert "TASK   | STATUS   |   TESTS | DESCRIPTION" in out
-    assert _row(out, "1.1")[1:3] == ["PASS", "2/2"]
-    assert _row(out, "1.2")[1:3] == ["TODO", "0/1"]
+    assert "TASK   | STATUS   | POINTS | DESCRIPTION" in out
+    assert _row(out, "1.1")[1:3] == ["PASS", f"{_points('1.1')}/{_points('1.1')}"]
+    assert _row(out, "1.2")[1:3] == ["TODO", f"0/{_points('1.2')}"]
     # 1.2 requires 1.1, which passes here: no "needs" note
     assert "needs" not in _row(out, "1.2")[3]
-    assert _row(out, "1.3")[1:3] == ["FAIL", "0/2"]
+    assert _row(out, "1.3")[1:3] == ["FAIL", f"0/{_points('1.3')}"]
     # 1.4 requires 1.3, which does not pass: the row says to write 1.3 first
-    assert _row(out, "1.4")[1:3] == ["TODO", "0/1"]
+    assert _row(out, "1.4")[1:3] == ["TODO", f"0/{_points('1.4')}"]
     assert _row(out, "1.4")[3].endswith("(relu_backward); needs 1.3 first")
-    assert _row(out, "1.5")[1:3] == ["NO TESTS", "0/0"]
-    assert _row(out, "1.9")[1] == "NOTEBOOK"
-    tested = sum(t.checked_by == "pytest" for t in TASKS)
-    assert f"1 of {tested} tested tasks pass." in out
+    assert _row(out, "1.5")[1:3] == ["NO TESTS", f"0/{_points('1.5')}"]
+    notebook_task = next(t.id for t in TASKS if t.checked_by == "notebook")
+    assert _row(out, notebook_task)[1:3] == ["NOTEBOOK", f"-/{_points(notebook_task)}"]
+    tested = [t for t in TASKS if t.checked_by == "pytest"]
+    possible = sum(task_points(t) for t in tested)
+    total = f"Total: {_points('1.1')} of {possible} points; 1 of {len(tested)} tested tasks pass."
+    assert total in out
+    assert "make check TASK=<id>" in out  # the hint, since not everything passes
     assert result.returncode == 1  # failures still fail the run
 
 
-def test_task_option_runs_only_that_task(tmp_path):
+def test_scoreboard_is_the_only_output(tmp_path):
+    # No progress letters, no "N passed" line, no warnings summary (issue 10 item 4).
+    result = _pytest(tmp_path, "--scoreboard")
+    assert "FF" not in result.stdout and ".F" not in result.stdout
+    assert not re.search(r"\d+ (passed|failed)", result.stdout)
+    assert "warnings" not in result.stdout
+    assert result.stdout.lstrip().startswith("TASK")
+
+
+def test_no_hint_when_every_selected_task_passes(tmp_path):
     result = _pytest(tmp_path, "--task", "1.1", "--scoreboard")
-    assert "2 passed, 5 deselected" in result.stdout
     assert _row(result.stdout, "1.1")[1] == "PASS"
+    assert "TASK=<id>" not in result.stdout
     assert result.returncode == 0
+
+
+def test_task_option_runs_only_that_task(tmp_path):
+    result = _pytest(tmp_path, "--task", "1.1", "-rN")
+    assert "2 passed, 5 deselected" in result.stdout
+    assert result.returncode == 0
+
+
+def test_task_option_accepts_a_list(tmp_path):
+    for value in ("1.1 1.3", "1.1,1.3"):
+        result = _pytest(tmp_path, "--task", value, "--scoreboard")
+        assert _row(result.stdout, "1.1")[1] == "PASS"
+        assert _row(result.stdout, "1.3")[1] == "FAIL"
+        assert "1.2 " not in result.stdout
+
+
+def test_task_option_says_the_format(tmp_path):
+    result = _pytest(tmp_path, "--task", "1.3-1.4")
+    assert result.returncode != 0
+    assert "'1.3-1.4' is not a task ID" in result.stderr
+    assert 'TASK="1.3 1.4"' in result.stderr
+
+
+def test_notebook_task_names_its_check_cell_and_is_not_an_error(tmp_path):
+    task_id = CHECKS["FullyConnectedNets/overfit-small-data"].task
+    result = _pytest(tmp_path, "--task", task_id, "--scoreboard")
+    row = _row(result.stdout, task_id)
+    assert row[1] == "NOTEBOOK"
+    assert '"overfit-small-data"' in row[3] and "FullyConnectedNets" in row[3]
+    assert "0 of 0" not in result.stdout
+    assert result.returncode == 0  # not pytest's 5 (no tests collected)
+
+
+def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
+    (tmp_path / "test_hyp.py").write_text(
+        "import numpy as np, pytest\n"
+        "from hypothesis import given, strategies as st\n"
+        "@pytest.mark.task('1.6')\n"
+        "@given(data=st.data())\n"
+        "def test_prop(data):\n"
+        "    n = data.draw(st.integers(2, 3), label='n')\n"
+        "    inputs = data.draw(st.just({'x': np.zeros((n, 4)), 'y': np.array([0, 1])}),\n"
+        "                       label='inputs')\n"
+        "    assert inputs['x'].sum() > 0\n"
+    )
+    result = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short")
+    assert "failing input: n = 2, x of shape (2, 4), y = [0, 1]" in result.stdout
+    assert "Falsifying example" not in result.stdout
+    assert _row(result.stdout, "1.6")[1] == "FAIL"
 
 
 def test_task_option_rejects_unknown_ids(tmp_path):

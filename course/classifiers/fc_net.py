@@ -11,6 +11,7 @@ dropout layers slot into them by name once they are registered there.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -38,6 +39,36 @@ def _is_int(value: object) -> bool:
 
 def _is_positive_number(value: object) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool) and value > 0
+
+
+def _check_finite(**values: object) -> None:
+    """inf or nan as a scale or a strength is never meant; name the argument."""
+    for name, value in values.items():
+        if isinstance(value, Real) and not math.isfinite(value):
+            raise ValueError(f"FullyConnectedNet: {name} must be a finite number; "
+                             f"got {value!r}")
+
+
+def _check_dtype(dtype: object) -> np.dtype:
+    """``dtype`` as a numpy floating-point dtype, or ValueError naming the argument."""
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.kind != "f":
+        shown = resolved if resolved is not None else repr(dtype)
+        raise ValueError("FullyConnectedNet: dtype must be a floating-point dtype such "
+                         f"as np.float32 or np.float64; got {shown}")
+    return resolved
+
+
+def _check_seed(seed: object) -> None:
+    """A seed is None, a non-negative int, or a numpy Generator."""
+    ok = (seed is None or isinstance(seed, np.random.Generator)
+          or (_is_int(seed) and seed >= 0))  # type: ignore[operator]
+    if not ok:
+        raise ValueError("FullyConnectedNet: seed must be None or a non-negative int; "
+                         f"got {seed!r}")
 
 
 class FullyConnectedNet:
@@ -122,15 +153,16 @@ class FullyConnectedNet:
         if not _is_positive_number(dropout_keep_ratio) or dropout_keep_ratio > 1:
             raise ValueError("FullyConnectedNet: dropout_keep_ratio must be a number in "
                              f"(0, 1] (1 = no dropout); got {dropout_keep_ratio!r}")
+        _check_finite(reg=reg, weight_scale=weight_scale,
+                      dropout_keep_ratio=dropout_keep_ratio)
         if not (isinstance(reg, Real) and not isinstance(reg, bool) and reg >= 0):
             raise ValueError(f"FullyConnectedNet: reg must be a number >= 0; got {reg!r}")
         if not (_is_positive_number(weight_scale) or
                 (isinstance(weight_scale, str) and weight_scale in WEIGHT_SCALE_NAMES)):
             raise ValueError("FullyConnectedNet: weight_scale must be a positive number or "
                              f"one of {WEIGHT_SCALE_NAMES}; got {weight_scale!r}")
-        if np.dtype(dtype).kind != "f":
-            raise ValueError("FullyConnectedNet: dtype must be a floating-point dtype such "
-                             f"as np.float32; got {np.dtype(dtype)}")
+        _check_dtype(dtype)
+        _check_seed(seed)
 
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1

@@ -166,13 +166,13 @@ def test_ordinary_comments_that_look_a_little_like_markers_are_kept() -> None:
     assert render_student(segments) == source
 
 
-def test_a_marker_shown_in_a_docstring_is_text() -> None:
+def test_other_comment_lines_in_a_docstring_are_text() -> None:
     source = (
         "def f():\n"
         '    """Mark the solution like this:\n'
         "\n"
-        "    # BEGIN SOLUTION 1.1\n"
         "    # END FOO\n"
+        "    # BEGIN SOLUTIONS are not markers\n"
         '    """\n'
         "    # BEGIN SOLUTION 1.3\n"
         "    return 1\n"
@@ -180,6 +180,13 @@ def test_a_marker_shown_in_a_docstring_is_text() -> None:
     )
     found = regions(parse(source, "p.py", TASKS))
     assert [(r.task_id, r.line) for r in found] == [("1.3", 7)]
+
+
+def test_a_whole_marker_line_in_a_string_is_an_error() -> None:
+    # It would be text, so the "solution" after it would ship (issue 9, item 10).
+    source = 'def f():\n    """Like this:\n\n    # BEGIN SOLUTION 1.1\n    """\n'
+    with pytest.raises(MarkerError, match=r"^p\.py:4: solution marker .* inside a string"):
+        parse(source, "p.py", TASKS)
 
 
 @pytest.mark.parametrize(

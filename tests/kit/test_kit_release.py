@@ -7,6 +7,7 @@ notebooks/Demo.ipynb).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 import subprocess
@@ -79,7 +80,7 @@ def test_file_selection_leaves_out_instructor_files_and_local_clutter(
     assert set(snapshot(out)) == STUDENT_FILES
 
 
-def test_git_source_lists_tracked_and_untracked_but_not_ignored_files(
+def test_git_source_lists_tracked_files_only(
     git_src: Path, tmp_path: Path
 ) -> None:
     (git_src / "course" / "extra.py").write_text("EXTRA = 1\n")  # untracked, not ignored
@@ -89,7 +90,8 @@ def test_git_source_lists_tracked_and_untracked_but_not_ignored_files(
     (git_src / "course" / "utils.py").unlink()  # deleted, still in the index
     out = tmp_path / "student"
     released(git_src, out)
-    assert set(snapshot(out)) == STUDENT_FILES - {"course/utils.py"} | {"course/extra.py"}
+    # course/extra.py is untracked: a scratch file never reaches students (issue 9, item 9)
+    assert set(snapshot(out)) == STUDENT_FILES - {"course/utils.py"}
 
 
 def test_files_without_markers_are_byte_identical_and_keep_their_mode(
@@ -276,9 +278,11 @@ def test_two_releases_are_identical_and_replace_the_old_tree(src: Path, tmp_path
     out = tmp_path / "student"
     released(src, out)
     first = snapshot(out)
-    (out / "stale.txt").write_text("from an older release\n")
     released(src, out)
     assert snapshot(out) == first
+    (out / "stale.txt").write_text("someone's notes\n")  # refused: not the tool's (item 2)
+    assert run_release("--source", src, "--out", out).code == 1
+    assert (out / "stale.txt").exists()
 
 
 def test_stamp_records_the_tool_and_source(git_src: Path, tmp_path: Path) -> None:
@@ -286,8 +290,12 @@ def test_stamp_records_the_tool_and_source(git_src: Path, tmp_path: Path) -> Non
     released(git_src, out)
     head = git(git_src, "rev-parse", "HEAD").strip()
     data = json.loads((out / ".release.json").read_text())
-    assert data == {"tool": "python -m kit release", "format": 1, "source_commit": head,
+    manifest = data.pop("manifest")
+    assert data == {"tool": "python -m kit release", "format": 2, "source_commit": head,
                     "source_dirty": False, "files": 11}
+    assert set(manifest) == set(snapshot(out)) - {".release.json"}
+    assert manifest["course/utils.py"] == hashlib.sha256(
+        (out / "course" / "utils.py").read_bytes()).hexdigest()
 
 
 def test_out_refuses_a_foreign_non_empty_folder(src: Path, tmp_path: Path) -> None:

@@ -1,0 +1,153 @@
+"""``python -m kit gradescope --out autograder.zip``: a Gradescope autograder bundle.
+
+One machine grading a class: ``kit grade`` (``--jobs N``). A class too large for one
+machine: Gradescope, which grades each submission in a container of its own. The bundle
+runs the same grader there:
+
+* ``setup.sh`` installs Python and the kit's requirements (run once, when the image is
+  built);
+* ``run_autograder`` grades ``/autograder/submission`` with ``kit grade``'s sandbox and
+  limits and writes ``/autograder/results/results.json`` in Gradescope's format (``tests[]``
+  with ``name``, ``score``, ``max_score``, ``status``, ``output``, ``visibility``; top-level
+  ``score``, ``execution_time``, ``output``);
+* ``source/``: the grader (``kit/``), the pristine ``course/`` package, the reference
+  notebooks with their stored outputs, the sanitize file and the requirements.
+
+``python -m kit gradescope run --root DIR`` is what ``run_autograder`` calls; ``--root``
+points it at a simulated ``/autograder`` folder (the tests use one in a temp folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from kit import grade
+
+ROOT = grade.ROOT
+
+# What the bundle's source/ holds, relative to the solution tree.
+SOURCE_ITEMS = ("kit", "course", "notebooks", "tests/nbval_sanitize.cfg", "requirements.txt",
+                "pyproject.toml")
+
+SETUP_SH = """\
+#!/usr/bin/env bash
+# Gradescope runs this once while building the autograder image.
+set -euo pipefail
+apt-get update
+apt-get install -y --no-install-recommends python3 python3-pip python3-venv
+python3 -m venv /autograder/venv
+/autograder/venv/bin/pip install --disable-pip-version-check -r /autograder/source/requirements.txt
+/autograder/venv/bin/pip install --disable-pip-version-check --no-deps -e /autograder/source
+"""
+
+RUN_AUTOGRADER = """\
+#!/usr/bin/env bash
+# Gradescope runs this for each submission: grade /autograder/submission and write
+# /autograder/results/results.json.
+cd /autograder/source
+exec /autograder/venv/bin/python -m kit gradescope run --root /autograder
+"""
+
+
+def _skip(path: Path) -> bool:
+    parts = set(path.parts)
+    return bool(parts & {"__pycache__", ".ipynb_checkpoints"}) or path.suffix == ".pyc"
+
+
+def build_bundle(out: Path, root: Path = ROOT) -> Path:
+    """Write the autograder zip to ``out`` (atomically) and return its path."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+                info = zipfile.ZipInfo(name)
+                info.external_attr = (stat.S_IFREG | 0o755) << 16
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
+            for item in SOURCE_ITEMS:
+                path = root / item
+                files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                             if p.is_file())
+                for file in files:
+                    rel = file.relative_to(root)
+                    if not _skip(rel):
+                        archive.write(file, f"source/{rel.as_posix()}")
+        os.replace(temp, out)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+def to_gradescope(result: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """A ``kit grade`` result in Gradescope's results.json format."""
+    tests = []
+    for check in result["checks"]:
+        output = "passed" if check["status"] == "passed" else check["reason"] or "failed"
+        if check["status"] != "passed" and check.get("expected") is not None:
+            output += (f"\n\nExpected:\n{check['expected'].rstrip()}\n\n"
+                       f"Your output:\n{check.get('actual', '').rstrip()}")
+        tests.append({
+            "name": f"{check['notebook']}/{check['name']}"
+                    + (f" ({check['cell']})" if check.get("cell") else ""),
+            "score": check["points"],
+            "max_score": check["max"],
+            "status": "passed" if check["status"] == "passed" else "failed",
+            "output": output,
+            "visibility": "visible",
+        })
+    notes = "\n".join(result["notes"])
+    return {
+        "score": result["total"],
+        "execution_time": round(seconds, 1),
+        "output": (notes + "\n" if notes else "") + f"Status: {result['status']}",
+        "tests": tests,
+    }
+
+
+def run(root_dir: Path, limits: grade.Limits, only: set[str] | None) -> int:
+    """Grade ``root_dir/submission`` into ``root_dir/results/results.json``."""
+    started = time.monotonic()
+    references = grade.reference_notebooks()
+    result = grade.grade_one(root_dir / "submission", references, limits, only)
+    payload = to_gradescope(result, time.monotonic() - started)
+    grade.write_atomic(root_dir / "results" / "results.json", json.dumps(payload, indent=1))
+    print(f"score {result['total']}/{result['max']} ({result['status']})")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] == "run":
+        p = argparse.ArgumentParser(prog="python -m kit gradescope run")
+        p.add_argument("--root", type=Path, default=Path("/autograder"),
+                       help="the autograder folder (default /autograder)")
+        p.add_argument("--timeout", type=float, default=60.0)
+        p.add_argument("--wall", type=float, default=600.0)
+        p.add_argument("--memory", type=int, default=3072)
+        p.add_argument("--only", action="append", default=None, metavar="CHECK")
+        args = p.parse_args(argv[1:])
+        if not (args.root / "submission").is_dir():
+            print(f"kit gradescope run: {args.root}/submission is not a folder", file=sys.stderr)
+            return 2
+        return run(args.root, grade.Limits(args.timeout, args.wall, args.memory),
+                   set(args.only) if args.only else None)
+    p = argparse.ArgumentParser(prog="python -m kit gradescope",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("build/autograder.zip"))
+    args = p.parse_args(argv)
+    if args.out.exists() and not zipfile.is_zipfile(args.out):
+        print(f"kit gradescope: {args.out} exists and is not a zip; not overwriting it",
+              file=sys.stderr)
+        return 2
+    bundle = build_bundle(args.out)
+    print(f"wrote {bundle} ({bundle.stat().st_size / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,458 @@
+"""Build a grading sandbox: the pristine tree with only the student's task code in it.
+
+A submission is a folder or a ``.zip`` holding a student's ``course/`` files (the whole
+package, or just the files they edited) and optionally their notebooks. Students write
+those files in every shape: whole-file replacements without the kit's validation, with
+``from builtins import range`` or relative imports, without the kit's given helpers, or
+with helpers of their own. So the sandbox takes, per student-editable file (a file that
+holds tasks):
+
+* each **task function** from the submission (a stub that says it is missing otherwise);
+* the student's **own extra code** (imports, helpers, constants and statements the
+  pristine file does not define), appended after the pristine code;
+* **everything given** (helpers, validation wrappers, constants) from the pristine file.
+
+Task functions are wrapped so that they receive copies of their array arguments: a
+student layer that writes into its input cannot change the inputs of a later check.
+Nothing else of the submission is used: no ``conftest.py``, ``pytest.ini``, extra modules.
+
+Notebook-cell tasks (hyperparameter choices) come from the student's notebook: their
+solution cells are spliced into the reference notebook by cell ID.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import shutil
+import tempfile
+import textwrap
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.markers import parse, render_student
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Copy-on-call wrapper appended to each merged file; the names cannot clash with a
+# student's because of the prefix.
+_WRAPPER = '''
+
+def _kit_grade_copy_inputs(func):
+    """Call func with copies of its array arguments (grading: checks never share inputs)."""
+    import functools as _kit_functools
+
+    import numpy as _kit_np
+
+    def _copy(value):
+        return value.copy() if isinstance(value, _kit_np.ndarray) else value
+
+    @_kit_functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        return func(*[_copy(a) for a in args], **{k: _copy(v) for k, v in kwargs.items()})
+
+    return wrapper
+'''
+
+
+class SubmissionError(Exception):
+    """The submission cannot be read at all (not a folder or zip, a bad zip)."""
+
+
+@dataclass
+class Sandbox:
+    """A built sandbox: its folder, and what the build noticed about the submission."""
+
+    root: Path
+    notes: list[str] = field(default_factory=list)
+    notebooks: dict[str, Any] = field(default_factory=dict)  # name -> notebook as graded
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    id: str
+    path: str  # "course/layers.py" or "notebooks/X.ipynb"
+    function: str  # "affine_forward", "FullyConnectedNet.loss"
+    checked_by: str
+
+
+def load_tasks(root: Path = ROOT) -> list[TaskInfo]:
+    """The task table of the tree at ``root`` (read from its course/tasks.py)."""
+    from kit.release import load_tasks_module
+
+    module = load_tasks_module(root)
+    return [TaskInfo(t.id, t.path, t.function, t.checked_by) for t in module.TASKS]
+
+
+# ---------------------------------------------------------------------------------------
+# Reading a submission
+# ---------------------------------------------------------------------------------------
+
+def unpack(submission: Path, into: Path) -> Path:
+    """Return the folder that holds the submission (extracting a zip into ``into``)."""
+    if submission.is_dir():
+        return submission
+    if submission.suffix == ".zip" and submission.is_file():
+        try:
+            with zipfile.ZipFile(submission) as archive:
+                for info in archive.infolist():
+                    target = (into / info.filename).resolve()
+                    if not str(target).startswith(str(into.resolve())):
+                        raise SubmissionError(f"{submission}: unsafe path {info.filename!r}")
+                archive.extractall(into)
+        except zipfile.BadZipFile as error:
+            raise SubmissionError(f"{submission}: not a readable zip ({error})") from None
+        return into
+    raise SubmissionError(f"{submission}: not a folder or a .zip file")
+
+
+def find_course_dir(folder: Path) -> Path | None:
+    """The submission's ``course/`` folder: at the top, or one level down (a zip's folder)."""
+    for candidate in [folder / "course", *sorted(folder.glob("*/course"))]:
+        if candidate.is_dir():
+            return candidate
+    # Bare files (layers.py, optim.py at the top): the folder itself plays course/.
+    if any((folder / name).is_file() for name in ("layers.py", "optim.py", "fc_net.py")):
+        return folder
+    return None
+
+
+def find_student_file(course_dir: Path | None, rel: str) -> Path | None:
+    """The submission's version of ``course/<...>`` (``rel``), also found flat by name."""
+    if course_dir is None:
+        return None
+    inner = Path(rel).relative_to("course")
+    for candidate in (course_dir / inner, course_dir / inner.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_student_notebook(folder: Path, name: str) -> Path | None:
+    matches = sorted(folder.rglob(f"{name}.ipynb"))
+    matches = [m for m in matches if ".ipynb_checkpoints" not in m.parts]
+    return matches[0] if matches else None
+
+
+# ---------------------------------------------------------------------------------------
+# Merging one Python file
+# ---------------------------------------------------------------------------------------
+
+def _defs(body: Iterable[ast.stmt]) -> dict[str, ast.stmt]:
+    return {
+        node.name: node
+        for node in body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+
+
+def _find(tree: ast.Module, qualname: str) -> ast.stmt | None:
+    """The def of ``name`` or ``Class.method`` at the top level of ``tree``."""
+    parts = qualname.split(".")
+    node: ast.stmt | None = _defs(tree.body).get(parts[0])
+    for part in parts[1:]:
+        if not isinstance(node, ast.ClassDef):
+            return None
+        node = _defs(node.body).get(part)
+    return node
+
+
+def _span(node: ast.stmt) -> tuple[int, int]:
+    """0-based first line (decorators included) and end line (exclusive) of a def."""
+    first = min([node.lineno, *(d.lineno for d in getattr(node, "decorator_list", []))])
+    return first - 1, node.end_lineno or node.lineno
+
+
+def _source(lines: list[str], node: ast.stmt) -> str:
+    start, end = _span(node)
+    return "".join(lines[start:end])
+
+
+def _reindent(text: str, indent: str) -> str:
+    return textwrap.indent(textwrap.dedent(text), indent)
+
+
+def _stub(name: str, indent: str, message: str) -> str:
+    short = name.rsplit(".", 1)[-1]
+    return (
+        f"{indent}def {short}(*args, **kwargs):\n"
+        f"{indent}    raise NotImplementedError({message!r})\n"
+    )
+
+
+def _top_level_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set(_defs(tree.body))
+    for node in tree.body:
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name)}
+    return names
+
+
+def _is_extra(node: ast.stmt, pristine_names: set[str], index: int) -> bool:
+    """Whether a top-level statement of the student's file is their own code to keep."""
+    if index == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+        return False  # module docstring
+    if isinstance(node, ast.ImportFrom) and node.module == "__future__":
+        return False  # only valid at the top; the pristine file has its own
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name not in pristine_names  # given and task defs come from elsewhere
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        return not (_top_level_names(ast.Module([node], [])) <= pristine_names)
+    return True  # imports and other statements (they run as the student wrote them)
+
+
+def merge_python(pristine: str, student: str | None, rel: str, functions: list[str],
+                 missing_reason: str | None = None) -> tuple[str, list[str]]:
+    """The merged text of one editable file, and notes about what was taken or missing.
+
+    ``functions`` are the task functions of the file (``name`` or ``Class.method``);
+    ``student`` is None when the submission lacks the file (or it did not parse: then
+    ``missing_reason`` says why, and the stubs repeat it).
+    """
+    notes: list[str] = []
+    tree = ast.parse(pristine)
+    lines = pristine.splitlines(keepends=True)
+    student_tree: ast.Module | None = None
+    student_lines: list[str] = []
+    if student is not None:
+        student_tree = ast.parse(student)
+        student_lines = student.splitlines(keepends=True)
+    replacements: list[tuple[int, int, str]] = []  # (start, end, text) over pristine lines
+    for name in functions:
+        target = _find(tree, name)
+        if target is None:
+            continue  # the pristine file lacks it: nothing to replace
+        start, end = _span(target)
+        indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
+        own = _find(student_tree, name) if student_tree is not None else None
+        if own is not None:
+            text = _reindent(_source(student_lines, own), indent)
+        else:
+            reason = missing_reason or (
+                f"{rel} is not in the submission" if student is None
+                else f"{name} is not defined in the submitted {rel}"
+            )
+            notes.append(reason if missing_reason else f"missing: {reason}")
+            text = _stub(name, indent, f"{name}: {reason}")
+        replacements.append((start, end, text))
+    extra: list[str] = []
+    if student_tree is not None:
+        known = _top_level_names(tree)
+        for index, node in enumerate(student_tree.body):
+            if _is_extra(node, known, index):
+                extra.append(_source(student_lines, node) if hasattr(node, "lineno") else "")
+        extra += _extra_methods(tree, student_tree, student_lines, functions, replacements, lines)
+    for start, end, text in sorted(replacements, reverse=True):
+        lines[start:end] = [text if text.endswith("\n") else text + "\n"]
+    merged = "".join(lines)
+    if extra:
+        merged += "\n\n# ---- the submission's own code (kept by the grader) ----\n"
+        merged += "\n".join(e if e.endswith("\n") else e + "\n" for e in extra)
+    merged += _WRAPPER + "".join(
+        f"{name} = _kit_grade_copy_inputs({name})\n" for name in functions
+        if _find(tree, name) is not None and "." not in name
+    ) + "".join(
+        f"{cls}.{meth} = _kit_grade_copy_inputs({cls}.{meth})\n"
+        for cls, meth in (n.split(".", 1) for n in functions if "." in n)
+        if _find(tree, f"{cls}.{meth}") is not None and not meth.startswith("__")
+    )
+    return merged, notes
+
+
+def _extra_methods(tree: ast.Module, student_tree: ast.Module, student_lines: list[str],
+                   functions: list[str], replacements: list[tuple[int, int, str]],
+                   lines: list[str]) -> list[str]:
+    """Student helper methods of a task class that the pristine class lacks: inserted at
+    the end of the class (as replacements), so the task methods can call them."""
+    for cls_name in {f.split(".")[0] for f in functions if "." in f}:
+        mine, theirs = _find(tree, cls_name), _find(student_tree, cls_name)
+        if not isinstance(mine, ast.ClassDef) or not isinstance(theirs, ast.ClassDef):
+            continue
+        added = [
+            node for name, node in _defs(theirs.body).items() if name not in _defs(mine.body)
+        ]
+        if not added:
+            continue
+        last = mine.body[-1]
+        indent = " " * last.col_offset
+        end = last.end_lineno or last.lineno
+        text = "".join("\n" + _reindent(_source(student_lines, node), indent) for node in added)
+        replacements.append((end, end, text))
+    del lines
+    return []
+
+
+# ---------------------------------------------------------------------------------------
+# Notebooks
+# ---------------------------------------------------------------------------------------
+
+def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[str],
+                    name: str) -> tuple[Any, list[str]]:
+    """The reference notebook with the student's cells for ``notebook_tasks`` (by cell
+    ID); a task cell missing from the student's notebook becomes its stub."""
+    notes: list[str] = []
+    graded = copy.deepcopy(reference)
+    by_id = {c.get("id"): c for c in (student or {}).get("cells", []) if c.get("id")}
+    for number, cell in enumerate(graded["cells"], start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", []))
+        segments = parse(source, f"notebooks/{name}.ipynb", notebook_tasks or ["0.0"],
+                         cell=number)
+        if not any(not isinstance(s, str) for s in segments):
+            continue
+        theirs = by_id.get(cell.get("id"))
+        if theirs is not None and theirs.get("cell_type") == "code":
+            cell["source"] = "".join(theirs.get("source", []))
+        else:
+            why = "no notebook submitted" if student is None else "cell missing (by ID)"
+            notes.append(f"{name}: notebook task cell {cell.get('id')}: {why}; "
+                         "graded as not written")
+            cell["source"] = render_student(segments)
+    return graded, notes
+
+
+def selected(notebook: str, check: str | None, only_checks: set[str] | None) -> bool:
+    """Whether a check is graded: ``only_checks`` holds ``name`` or ``Notebook/name``."""
+    return only_checks is None or check in only_checks or f"{notebook}/{check}" in only_checks
+
+
+def mark_for_grading(notebook: Any, only_checks: set[str] | None, name: str = "") -> Any:
+    """Skip experiment cells (and, with ``only_checks``, every other check cell and every
+    training log cell), with nbval's own skip tag."""
+    for cell in notebook["cells"]:
+        if cell.get("cell_type") != "code":
+            continue
+        meta = cell.setdefault("metadata", {})
+        tags = list(meta.get("tags", []))
+        skip = "experiment" in tags
+        if only_checks is not None:
+            if "check" in tags:
+                skip = skip or not selected(name, meta.get("check"), only_checks)
+            elif "nbval-ignore-output" in tags:
+                skip = True
+        if skip and "nbval-skip" not in tags:
+            tags.append("nbval-skip")
+        meta["tags"] = tags
+    return notebook
+
+
+# ---------------------------------------------------------------------------------------
+# The sandbox
+# ---------------------------------------------------------------------------------------
+
+def editable_files(tasks: list[TaskInfo]) -> dict[str, list[str]]:
+    """Student-editable Python files -> their task functions, in table order."""
+    files: dict[str, list[str]] = {}
+    for task in tasks:
+        if task.checked_by == "pytest" and task.path.endswith(".py"):
+            files.setdefault(task.path, []).append(task.function)
+    return files
+
+
+def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
+          root: Path = ROOT, only_checks: set[str] | None = None,
+          tasks: list[TaskInfo] | None = None) -> Sandbox:
+    """Build the sandbox for one submission in a fresh temporary folder."""
+    tasks = load_tasks(root) if tasks is None else tasks
+    box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-grade-sandbox-")))
+    try:
+        unpacked = unpack(submission, box.root / "_submission")
+        course_dir = find_course_dir(unpacked)
+        if course_dir is None:
+            box.notes.append("no course/ folder (or course files) in the submission")
+        shutil.copytree(root / "course", box.root / "course",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for rel, functions in editable_files(tasks).items():
+            _merge_file(box, root, rel, functions, course_dir)
+        notebook_tasks = [t.id for t in tasks if t.checked_by == "notebook"]
+        (box.root / "notebooks").mkdir()
+        for name, reference in reference_notebooks.items():
+            student_path = find_student_notebook(unpacked, name)
+            student = None
+            if student_path is not None:
+                try:
+                    student = json.loads(student_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as error:
+                    box.notes.append(f"{name}.ipynb could not be read ({error})")
+            graded, notes = splice_notebook(reference, student, notebook_tasks, name)
+            box.notes += notes
+            graded = mark_for_grading(graded, only_checks, name)
+            box.notebooks[name] = graded
+            (box.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(graded))
+        shutil.rmtree(box.root / "_submission", ignore_errors=True)
+    except BaseException:
+        box.cleanup()
+        raise
+    return box
+
+
+def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
+                course_dir: Path | None) -> None:
+    pristine = (root / rel).read_text(encoding="utf-8")
+    found = find_student_file(course_dir, rel)
+    student: str | None = None
+    reason: str | None = None
+    if found is not None:
+        try:
+            student = found.read_text(encoding="utf-8")
+            ast.parse(student)
+        except SyntaxError as error:
+            reason = f"syntax error at {rel}:{error.lineno}: {error.msg}"
+            student = None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = f"{rel} could not be read: {error}"
+            student = None
+    if reason:
+        box.notes.append(reason)
+    merged, notes = merge_python(pristine, student, rel, functions, missing_reason=reason)
+    if not reason:
+        box.notes += notes
+    (box.root / rel).write_text(merged, encoding="utf-8")
+
+
+def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
+    """A sandbox for ``kit verify``: the student's own package (their ``course/*.py`` over
+    the pristine package, whole) and their own notebooks, experiment cells skipped."""
+    box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-verify-sandbox-")))
+    try:
+        unpacked = unpack(submission, box.root / "_submission")
+        shutil.copytree(root / "course", box.root / "course",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        course_dir = find_course_dir(unpacked)
+        if course_dir is not None:
+            for path in sorted(course_dir.rglob("*.py")):
+                rel = path.relative_to(course_dir)
+                if path.name in {"conftest.py", "sitecustomize.py", "usercustomize.py"}:
+                    continue
+                (box.root / "course" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, box.root / "course" / rel)
+        (box.root / "notebooks").mkdir()
+        for path in sorted(unpacked.rglob("*.ipynb")):
+            if ".ipynb_checkpoints" in path.parts or path.stem in box.notebooks:
+                continue
+            try:
+                notebook = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as error:
+                box.notes.append(f"{path.name} could not be read ({error})")
+                continue
+            notebook = mark_for_grading(notebook, None)
+            box.notebooks[path.stem] = notebook
+            (box.root / "notebooks" / path.name).write_text(json.dumps(notebook))
+        shutil.rmtree(box.root / "_submission", ignore_errors=True)
+    except BaseException:
+        box.cleanup()
+        raise
+    return box

@@ -1,0 +1,119 @@
+"""``python -m kit verify SUBMISSION... [--out DIR] [--timeout S] [--memory MB]``
+
+Re-execute the notebooks a student submitted against their own package and report the
+cells whose stored outputs do not reproduce, so an instructor sees whether the outputs
+handed in are genuine. It runs nbval over the student's notebooks, comparing with *their*
+stored outputs under the kit's sanitize rules, in the same sandbox and limits as
+``kit grade`` (experiment cells skipped; cells tagged ``nbval-ignore-output`` run but are
+not compared). Cells are named as the student sees them: the heading above the cell,
+its number among the notebook's cells, and its check name.
+
+Exit status: 0 when every compared cell reproduces, 1 when some do not, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from kit import grade
+from kit import sandbox as sb
+
+
+def cell_labels(notebook: Any) -> dict[int, str]:
+    """Code-cell index (nbval's "Cell N") -> 'cell 12 under "Heading" [check-name]'."""
+    labels: dict[int, str] = {}
+    heading, index = "", 0
+    for number, cell in enumerate(notebook["cells"], start=1):
+        source = "".join(cell.get("source", []))
+        if cell.get("cell_type") == "markdown" and source.lstrip().startswith("#"):
+            heading = source.lstrip().splitlines()[0].lstrip("#").strip()
+        if cell.get("cell_type") != "code":
+            continue
+        check = cell.get("metadata", {}).get("check")
+        label = f"cell {number}" + (f' under "{heading}"' if heading else "")
+        labels[index] = label + (f" [check {check}]" if check else "")
+        index += 1
+    return labels
+
+
+def verify_one(submission: Path, limits: grade.Limits, dataset: str = "digits") -> dict[str, Any]:
+    """Run one submission's notebooks; return every cell that did not reproduce."""
+    started = time.monotonic()
+    report: dict[str, Any] = {"submission": grade.submission_name(submission), "notes": [],
+                              "notebooks": {}}
+    try:
+        box = sb.build_own(submission)
+    except sb.SubmissionError as error:
+        report["notes"].append(str(error))
+        return report
+    workdir = Path(tempfile.mkdtemp(prefix="kit-grade-run-"))
+    try:
+        report["notes"] += box.notes
+        if not box.notebooks:
+            report["notes"].append("no notebooks in the submission")
+        deadline = started + limits.wall
+        for name, notebook in box.notebooks.items():
+            records, problem = grade.run_notebook(box.root, name, limits, deadline, workdir,
+                                                dataset)
+            labels = cell_labels(notebook)
+            differing = []
+            for cell, label in labels.items():
+                record = records.get(cell)
+                if record is not None and record["outcome"] in ("passed", "skipped"):
+                    continue
+                differing.append({
+                    "cell": label,
+                    "reason": grade.reason_of(record, problem, limits),
+                    "stored": grade._trim((record or {}).get("expected", "")),
+                    "now": grade._trim((record or {}).get("actual", "")),
+                })
+            report["notebooks"][name] = {"cells": len(labels), "not_reproduced": differing}
+    finally:
+        box.cleanup()
+        sb.shutil.rmtree(workdir, ignore_errors=True)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    return report
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"== {report['submission']}"]
+    lines += [f"   note: {n}" for n in report["notes"]]
+    for name, info in report["notebooks"].items():
+        bad = info["not_reproduced"]
+        verdict = "every compared cell reproduces" if not bad else f"{len(bad)} cell(s) differ"
+        lines.append(f"   {name}.ipynb: {verdict}")
+        lines += [f"     - {c['cell']}: {c['reason']}" for c in bad]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m kit verify", description=__doc__.split("\n\n")[1])
+    p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
+    p.add_argument("--out", type=Path, default=None, help="also write <submission>.verify.json")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (60)")
+    p.add_argument("--wall", type=float, default=900.0, help="seconds per submission (900)")
+    p.add_argument("--memory", type=int, default=3072, help="MB per process (3072)")
+    p.add_argument("--dataset", default="digits",
+                   help="COURSE_DATASET the student ran with (digits; cifar10 needs the data)")
+    args = p.parse_args(argv)
+    missing = [str(s) for s in args.submissions if not s.exists()]
+    if missing:
+        print(f"kit verify: no such submission: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    limits = grade.Limits(args.timeout, args.wall, args.memory)
+    status = 0
+    for submission in args.submissions:
+        report = verify_one(submission, limits, args.dataset)
+        print(render(report))
+        if any(nb["not_reproduced"] for nb in report["notebooks"].values()):
+            status = 1
+        if args.out is not None:
+            grade.write_atomic(args.out / f"{report['submission']}.verify.json",
+                               json.dumps(report, indent=1) + "\n")
+    return status

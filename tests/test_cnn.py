@@ -1,0 +1,114 @@
+"""ThreeLayerConvNet (tasks 4.5, 4.6): shapes, initial loss, gradients, errors, star import."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from layer_registry import assert_gradient_close
+
+from course.classifiers.cnn import ThreeLayerConvNet
+from course.gradient_check import eval_numerical_gradient
+
+
+@pytest.mark.task("4.5")
+@pytest.mark.parametrize("input_dim", [(3, 32, 32), (1, 8, 8), (2, 6, 4)])
+def test_parameter_shapes_dtype_and_scale(input_dim) -> None:
+    C, H, W = input_dim
+    model = ThreeLayerConvNet(input_dim=input_dim, num_filters=6, filter_size=5, hidden_dim=7,
+                              num_classes=3, weight_scale=0.5, seed=0)
+    expected = {"W1": (6, C, 5, 5), "b1": (6,), "W2": (6 * (H // 2) * (W // 2), 7),
+                "b2": (7,), "W3": (7, 3), "b3": (3,)}
+    assert {k: v.shape for k, v in model.params.items()} == expected
+    assert all(v.dtype == np.float32 for v in model.params.values())
+    for name in ("b1", "b2", "b3"):
+        np.testing.assert_array_equal(model.params[name], 0.0)
+    # W2 has hundreds of entries: its standard deviation is close to weight_scale.
+    assert abs(float(model.params["W2"].std()) - 0.5) < 0.1
+
+
+@pytest.mark.task("4.5")
+def test_seed_none_uses_the_global_random_state() -> None:
+    np.random.seed(231)
+    first = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=None).params["W1"]
+    np.random.seed(231)
+    again = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=None).params["W1"]
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.task("4.6")
+def test_initial_loss_is_log_of_the_class_count() -> None:
+    # Tiny weights give near-equal scores: softmax loss log(10), plus tiny regularisation.
+    rng = np.random.default_rng(0)
+    model = ThreeLayerConvNet(seed=0)
+    X = rng.standard_normal((8, 3, 32, 32))
+    y = rng.integers(0, 10, 8)
+    loss, grads = model.loss(X, y)
+    assert abs(loss - np.log(10)) < 1e-3
+    assert set(grads) == set(model.params)
+    scores = model.loss(X)
+    assert scores.shape == (8, 10)
+
+
+@pytest.mark.task("4.6")
+@pytest.mark.parametrize("reg", [0.0, 0.7])
+def test_gradients_match_numeric_gradients(reg: float) -> None:
+    rng = np.random.default_rng(1)
+    model = ThreeLayerConvNet(input_dim=(2, 6, 6), num_filters=3, filter_size=3, hidden_dim=5,
+                              num_classes=4, weight_scale=0.3, reg=reg, dtype=np.float64, seed=1)
+    for name in ("b1", "b2", "b3"):  # nonzero biases, so their gradients are exercised
+        model.params[name][:] = rng.standard_normal(model.params[name].shape) * 0.1
+    X = rng.standard_normal((3, 2, 6, 6))
+    y = np.array([0, 3, 1])
+    _, grads = model.loss(X, y)
+    for name in sorted(model.params):
+        numeric = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[name],
+                                          verbose=False)
+        assert_gradient_close(grads[name], numeric, f"reg={reg}: d{name}")
+
+
+@pytest.mark.task("4.6")
+def test_regularisation_adds_half_reg_times_squared_weights() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((2, 1, 8, 8))
+    y = np.array([1, 2])
+    plain = ThreeLayerConvNet(input_dim=(1, 8, 8), dtype=np.float64, seed=3)
+    regd = ThreeLayerConvNet(input_dim=(1, 8, 8), dtype=np.float64, seed=3, reg=2.0)
+    penalty = sum(float(np.sum(plain.params[w] ** 2)) for w in ("W1", "W2", "W3"))
+    assert regd.loss(X, y)[0] == pytest.approx(plain.loss(X, y)[0] + penalty, rel=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"filter_size": 4}, r"filter_size must be odd.*got 4"),
+     ({"input_dim": (3, 31, 32)}, r"H and W must be even.*H = 31"),
+     ({"input_dim": (3, 32)}, r"input_dim must be \(C, H, W\)"),
+     ({"num_filters": 0}, r"num_filters must be a positive int"),
+     ({"reg": -1.0}, r"reg must be a number >= 0"),
+     ({"dtype": np.int32}, r"dtype must be a floating-point dtype")],
+)
+def test_bad_arguments_are_rejected(kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        ThreeLayerConvNet(**kwargs)
+
+
+@pytest.mark.task("4.5")
+def test_loss_rejects_images_of_the_wrong_shape() -> None:
+    model = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=0)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, C, H, W\) = \(N, 1, 8, 8\)"):
+        model.loss(np.zeros((2, 3, 8, 8)))
+
+
+def test_star_imports_bring_layers_fast_layers_and_sandwiches() -> None:
+    namespace: dict = {}
+    exec("from course.classifiers.cnn import *", namespace)
+    for name in ("ThreeLayerConvNet", "conv_forward_naive", "affine_forward", "softmax_loss",
+                 "conv_forward_fast", "max_pool_backward_fast", "conv_relu_pool_forward",
+                 "affine_relu_forward"):
+        assert name in namespace, name
+    namespace = {}
+    exec("from course.layer_utils import *", namespace)
+    assert "conv_forward_fast" in namespace and "conv_forward_naive" in namespace
+    namespace = {}
+    exec("from course.fast_layers import *", namespace)
+    assert {"conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast",
+            "max_pool_backward_fast"} <= set(namespace)

@@ -1,0 +1,120 @@
+"""course.fast_layers reproduces the naive layers: forward and backward to 1e-10 in float64
+over hypothesis-drawn geometries (from tests/layer_registry.py), ties included, and keeps
+float32 as float32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from layer_registry import FAST_TWINS, _seeds, case_named, pool_geometries, task_marks
+
+import course.fast_layers as fast
+from course.fast_layers import (
+    conv_backward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
+from course.layers import conv_forward_naive, max_pool_backward_naive, max_pool_forward_naive
+
+# Marked with the naive layer's tasks: until they are written, these tests stop at their
+# stubs (the fast layers are given code).
+TWINS = [pytest.param(fast_name, naive_name, id=fast_name,
+                      marks=task_marks(case_named(naive_name).forward_task,
+                                       case_named(naive_name).backward_task))
+         for fast_name, naive_name in FAST_TWINS.items()]
+
+
+def _assert_same(a, b, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=what)
+
+
+@pytest.mark.parametrize(("fast_name", "naive_name"), TWINS)
+@given(data=st.data())
+def test_fast_layer_matches_naive(fast_name: str, naive_name: str, data: st.DataObject) -> None:
+    fast_case, naive_case = case_named(fast_name), case_named(naive_name)
+    inputs = data.draw(naive_case.inputs, label="inputs")
+    out_naive, cache_naive = naive_case.forward(**inputs)
+    out_fast, cache_fast = fast_case.forward(**inputs)
+    _assert_same(out_fast, out_naive, f"{fast_name}: out")
+    dout = np.random.default_rng(1).standard_normal(out_naive.shape)
+    grads_naive = naive_case.backward(dout, cache_naive)
+    grads_fast = fast_case.backward(dout, cache_fast)
+    grads_naive = grads_naive if isinstance(grads_naive, tuple) else (grads_naive,)
+    grads_fast = grads_fast if isinstance(grads_fast, tuple) else (grads_fast,)
+    for name, g_fast, g_naive in zip(fast_case.differentiable, grads_fast, grads_naive,
+                                     strict=True):
+        _assert_same(g_fast, g_naive, f"{fast_name}: d{name}")
+
+
+@pytest.mark.task("4.3")
+@pytest.mark.task("4.4")
+@given(geometry=pool_geometries(), seed=_seeds, levels=st.integers(1, 3))
+def test_fast_pool_breaks_ties_like_naive(geometry, seed: int, levels: int) -> None:
+    # Few distinct values: most windows hold their maximum more than once.
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, size=geometry["shape"]).astype(np.float64)
+    out, cache = max_pool_forward_naive(x, geometry["pool_param"])
+    out_fast, cache_fast = max_pool_forward_fast(x, geometry["pool_param"])
+    _assert_same(out_fast, out, "max pool out (ties)")
+    dout = rng.standard_normal(out.shape)
+    _assert_same(max_pool_backward_fast(dout, cache_fast), max_pool_backward_naive(dout, cache),
+                 "max pool dx (ties)")
+
+
+@pytest.mark.task("4.1")
+@pytest.mark.parametrize("chunk_bytes", [1, 10**9])
+def test_fast_conv_same_result_whatever_the_chunking(monkeypatch, chunk_bytes: int) -> None:
+    # One example per chunk (many threads' worth) and one chunk for the whole batch.
+    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((7, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
+    param = {"stride": 1, "pad": 1}
+    out, cache = conv_forward_fast(x, w, b, param)
+    _assert_same(out, conv_forward_naive(x, w, b, param)[0], "out")
+    dout = rng.standard_normal(out.shape)
+    monkeypatch.setattr(fast, "CHUNK_BYTES", 2 * 2**20)
+    reference = conv_backward_fast(dout, cache)
+    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+    for got, want in zip(conv_backward_fast(dout, cache), reference, strict=True):
+        _assert_same(got, want, "grads")
+
+
+def test_float32_stays_float32() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    b = np.zeros(2, dtype=np.float32)
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    assert out.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in conv_backward_fast(np.ones_like(out), cache))
+    pooled, pcache = max_pool_forward_fast(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    assert pooled.dtype == np.float32
+    assert max_pool_backward_fast(np.ones_like(pooled), pcache).dtype == np.float32
+    # And float32 results agree with float64 ones to float32 precision.
+    out64, _ = conv_forward_fast(x.astype(np.float64), w.astype(np.float64),
+                                 b.astype(np.float64), {"stride": 1, "pad": 1})
+    np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_layers_reject_bad_geometry_like_naive() -> None:
+    with pytest.raises(ValueError, match="conv_forward_fast: output height"):
+        conv_forward_fast(np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 2, 2)), np.zeros(1),
+                          {"stride": 2, "pad": 0})
+    with pytest.raises(ValueError, match="max_pool_forward_fast: pool width 3 is larger"):
+        max_pool_forward_fast(np.zeros((1, 1, 4, 2)),
+                              {"pool_height": 2, "pool_width": 3, "stride": 1})
+
+
+def test_fast_forward_does_not_modify_inputs() -> None:
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), np.ones(3)
+    before = [a.copy() for a in (x, w, b)]
+    out, cache = conv_forward_fast(x, w, b, {"stride": 2, "pad": 1})
+    conv_backward_fast(np.ones_like(out), cache)
+    for a, kept in zip((x, w, b), before, strict=True):
+        np.testing.assert_array_equal(a, kept)
