@@ -348,7 +348,7 @@ def build(options: BuildOptions) -> list[NotebookResult]:
 def _run_all(
     options: BuildOptions, env: dict[str, str], sink: Path | None
 ) -> list[NotebookResult]:
-    results, pages, notebooks = [], [], []
+    results, pages = [], []
     total = len(options.notebooks)
     for i, path in enumerate(options.notebooks, start=1):
         position = f"[{i}/{total}]"
@@ -365,7 +365,6 @@ def _run_all(
         else:
             _write_atomically(sink / path.name, nb)
             pages.append(site_render.render_notebook(nb, path.stem, options.student))
-            notebooks.append(nb)
         verdict = "done" if result.ok else f"FAILED: {result.error}"
         if options.execute:
             print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
