@@ -145,6 +145,7 @@ TASKS: tuple[Task, ...] = (
         "BatchNormalization",
         "course/layers.py",
         "layernorm_forward",
+        requires=("2.1",),  # a test compares it with batchnorm of the transpose
     ),
     Task(
         "2.5",
@@ -152,7 +153,7 @@ TASKS: tuple[Task, ...] = (
         "BatchNormalization",
         "course/layers.py",
         "layernorm_backward",
-        requires=("2.4",),
+        requires=("2.4", "2.2"),  # a test compares it with batchnorm_backward's transpose
     ),
     Task("3.1", "Dropout, forward pass", "Dropout", "course/layers.py", "dropout_forward"),
     Task(

@@ -14,6 +14,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+# Widest figure, in inches: at the notebooks' 80 dpi that is 760 px, the width of the
+# site's text column, so no figure is shrunk (and its labels with it) to fit the page.
+FIGURE_WIDTH = 9.5
+HISTOGRAMS_PER_ROW = 5
+
 
 def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
     """Tile a batch of images into one image, each rescaled to ``[0, ubound]`` on its own.
@@ -75,8 +80,10 @@ def show_class_examples(
     images = to_displayable(X, mean_image)
     grey = images.shape[-1] == 1
     num_classes = len(class_names)
+    # Panels shrink when many classes would make the figure wider than a page.
+    side = min(1.1, FIGURE_WIDTH / num_classes)
     fig, axes = plt.subplots(
-        per_class, num_classes, figsize=(1.1 * num_classes, 1.1 * per_class), squeeze=False
+        per_class, num_classes, figsize=(side * num_classes, side * per_class), squeeze=False
     )
     for c, name in enumerate(class_names):
         members = np.flatnonzero(y == c)
@@ -103,7 +110,7 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
       ``val_acc_history`` lists (a ``Solver`` after ``train()``).
     - smooth: window of a moving average over the loss, to see the trend through noise.
     """
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 3.6))
     for i, (name, run) in enumerate(histories.items()):
         colour = f"C{i}"
         loss = np.asarray(run.loss_history, dtype=float)
@@ -128,20 +135,103 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
 def plot_activation_histograms(
     activations: Sequence[np.ndarray], title: str, bins: int = 40
 ) -> Figure:
-    """One histogram per layer of the values its units output, side by side.
+    """One histogram per layer of the values its units output, in rows of five.
 
     - activations: one array per hidden layer (any shape; all values are pooled).
-    The x range is shared so layers can be compared by eye.
+    The x range is shared so layers can be compared by eye. Rows of at most
+    ``HISTOGRAMS_PER_ROW`` keep each panel and its title legible at a page's width
+    (ten layers side by side made titles a few pixels high).
     """
     values = [np.ravel(a) for a in activations]
     high = max(float(np.abs(v).max()) for v in values) or 1.0
+    columns = min(HISTOGRAMS_PER_ROW, len(values))
+    rows = -(-len(values) // columns)
+    width = FIGURE_WIDTH * columns / HISTOGRAMS_PER_ROW
     fig, axes = plt.subplots(
-        1, len(values), figsize=(2.2 * len(values), 2.4), sharex=True, squeeze=False
+        rows, columns, figsize=(width, 1.9 * rows + 0.5), sharex=True, squeeze=False
     )
-    for i, (ax, v) in enumerate(zip(axes[0], values, strict=True), start=1):
+    flat = list(axes.ravel())
+    for unused in flat[len(values):]:
+        fig.delaxes(unused)
+    for i, (ax, v) in enumerate(zip(flat, values, strict=False), start=1):
         ax.hist(v, bins=bins, range=(-high if v.min() < 0 else 0.0, high), color="C0")
-        ax.set_title(f"layer {i}", fontsize=9)
+        ax.set_title(f"layer {i}", fontsize=10)
         ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=8)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------
+# Convolutional networks (notebook 4)
+# ---------------------------------------------------------------------------------------
+
+
+def show_conv_filters(W: np.ndarray, padding: int = 1, title: str = "") -> Figure:
+    """The filters of a convolutional layer as one grid of small images.
+
+    - W: filters, shape (F, C, HH, WW) (NCHW, as ``ThreeLayerConvNet.params["W1"]``). With
+      C = 3 each filter is shown in colour, with C = 1 in grey; other C show channel 0.
+    - padding: blank pixels between filters.
+    Each filter is stretched to the full range on its own (see ``visualize_grid``), so the
+    picture shows patterns, not the relative size of filters.
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 4:
+        raise ValueError(f"show_conv_filters: W must have shape (F, C, HH, WW); "
+                         f"got W.shape = {W.shape}")
+    images = W.transpose(0, 2, 3, 1)  # (F, C, HH, WW) -> (F, HH, WW, C)
+    if images.shape[-1] not in (1, 3):
+        images = images[..., :1]
+    grid = visualize_grid(images, ubound=1.0, padding=padding)
+    fig, ax = plt.subplots(figsize=(4, 4))
+    grey = grid.shape[-1] == 1
+    ax.imshow(grid[..., 0] if grey else grid, cmap="gray" if grey else None,
+              interpolation="nearest")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# Which (example, channel) cells of a (N, C) grid share one set of statistics, for each
+# normalisation; every cell stands for the H x W pixels of one channel of one example.
+NORMALIZATION_FAMILY = {
+    "batch norm": lambda n, c, groups, C: c == 0,
+    "layer norm": lambda n, c, groups, C: n == 0,
+    "instance norm": lambda n, c, groups, C: n == 0 and c == 0,
+    "group norm": lambda n, c, groups, C: n == 0 and c < C // groups,
+}
+
+
+def plot_normalization_family(N: int = 4, C: int = 6, groups: int = 2) -> Figure:
+    """Which values each normalisation averages over, for activations (N, C, H, W).
+
+    One panel per normalisation (batch, layer, instance, group with ``groups`` groups).
+    Rows are the N examples, columns the C channels; each square stands for the H x W
+    pixels of one channel of one example. The shaded squares are the values that share one
+    mean and variance: batch norm uses one channel across the whole batch, layer norm one
+    example across all channels, instance norm one channel of one example, and group norm
+    one example across one group of C / groups channels.
+    """
+    fig, axes = plt.subplots(1, len(NORMALIZATION_FAMILY), figsize=(12, 3.2))
+    for ax, (name, shaded) in zip(axes, NORMALIZATION_FAMILY.items(), strict=True):
+        for n in range(N):
+            for c in range(C):
+                on = shaded(n, c, groups, C)
+                ax.add_patch(plt.Rectangle((c, N - 1 - n), 0.92, 0.92,
+                                           color="C0" if on else "0.85"))
+        ax.set(xlim=(-0.2, C), ylim=(-0.2, N), aspect="equal", title=name)
+        ax.set_xticks(np.arange(C) + 0.46, [str(c) for c in range(C)])
+        ax.set_yticks(np.arange(N) + 0.46, [str(n) for n in range(N)][::-1])
+        ax.set_xlabel("channel C")
+        ax.set_ylabel("example N")
+        ax.tick_params(length=0, labelsize=8)
+        for side in ax.spines.values():
+            side.set_visible(False)
+    fig.suptitle("Shaded: the values (each square = H x W pixels) that share one mean and "
+                 "variance", fontsize=10)
     fig.tight_layout()
     return fig

@@ -8,6 +8,7 @@ import sys
 # command -> (module, one-line description); each module exposes main(argv) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("kit.release", "build the student release (a folder, optionally a git branch)"),
+    "bench": ("kit.bench", "time the conv/pool layers: naive, fast, and PyTorch when installed"),
     "port": ("kit.port", "port CS231n-style notebooks: rename imports, drop Colab/Cython cells"),
     "site": ("kit.site", "execute the notebooks and write the static site to build/site"),
     "grade": ("kit.grade", "regrade submissions with nbval in a sandbox (CSV, JSON, feedback)"),

@@ -321,10 +321,10 @@ def missing_names(uses: Uses) -> list[tuple[int, str]]:
 
 
 def _heading(cell: Any) -> str | None:
-    for line in cell.source.split("\n"):
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-    return None
+    # The last heading of the cell: the one nearest to the code cells after it.
+    headings = [line.lstrip("#").strip() for line in cell.source.split("\n")
+                if line.startswith("#")]
+    return headings[-1] if headings else None
 
 
 def port_notebook(nb: Any, report: NotebookReport) -> Any:

@@ -40,7 +40,9 @@ What happens, in order (nothing is written until every file has been checked):
 
 The stamp ``.release.json`` records the tool, the format version, the source commit and
 whether the source had uncommitted changes. It contains no time stamp, so two releases
-of the same source are identical; it is not committed to the ``--branch``.
+of the same source are identical. It is committed to the ``--branch`` too, so the folder
+and the branch hold the same files; a folder that is a git checkout (it has ``.git``) is
+never replaced, stamp or not, since a clone of the branch is where a student works.
 """
 
 from __future__ import annotations
@@ -440,6 +442,54 @@ def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
     return Output("README.md", data=text.encode("utf-8"))
 
 
+# -- lint settings for files with stubs --------------------------------------------------
+
+# What ruff reports about a file whose solutions are stubs, and why each is expected there:
+# E501 the stub's TODO and raise lines are long; F401 imports only a solution uses (and
+# `ruff check --fix` would delete them, breaking the task); F841/RUF059 variables the code
+# before a stub prepares for the student; F821/F405 names the code after a stub expects the
+# student to define.
+STUB_LINT_IGNORES: tuple[str, ...] = ("E501", "F401", "F405", "F821", "F841", "RUF059")
+PER_FILE_IGNORES_TABLE = "[tool.ruff.lint.per-file-ignores]"
+
+
+def with_stub_lint_settings(outputs: list[Output]) -> list[Output]:
+    """``outputs`` with the student ``pyproject.toml`` ignoring ``STUB_LINT_IGNORES`` in
+    every file that has a stub, so the tree is ruff-clean as released and ``ruff check
+    --fix`` (or an editor fixing on save) cannot delete an import a task needs.
+    Unchanged when there is no ``pyproject.toml`` or no stub."""
+    stubbed = sorted(o.rel for o in outputs if o.stubs)
+    index = next((i for i, o in enumerate(outputs) if o.rel == "pyproject.toml"), None)
+    if index is None or not stubbed:
+        return outputs
+    original = outputs[index]
+    path = original.source if original.data is None else None
+    text = path.read_text(encoding="utf-8") if path else (original.data or b"").decode("utf-8")
+    patched = add_per_file_ignores(text, stubbed, STUB_LINT_IGNORES)
+    outputs = list(outputs)
+    outputs[index] = Output("pyproject.toml", data=patched.encode("utf-8"),
+                            mode_from=path or original.mode_from,
+                            notes=[f"lint relaxed in {len(stubbed)} file(s) with stubs"])
+    return outputs
+
+
+def add_per_file_ignores(text: str, files: list[str], rules: Iterable[str]) -> str:
+    """``text`` (a pyproject.toml) with one per-file-ignores entry per file added at the top
+    of its ``[tool.ruff.lint.per-file-ignores]`` table (created at the end if missing).
+    Ruff unions the entries that match a file, so a glob entry for the same file stays in
+    force."""
+    codes = ", ".join(f'"{rule}"' for rule in rules)
+    entries = [f'"{rel}" = [{codes}]' for rel in files]
+    block = ["# Written by the release: files with TODO stubs (see the student README).",
+             *entries]
+    lines = text.split("\n")
+    if PER_FILE_IGNORES_TABLE in (line.strip() for line in lines):
+        at = [line.strip() for line in lines].index(PER_FILE_IGNORES_TABLE) + 1
+        return "\n".join(lines[:at] + block + lines[at:])
+    tail = "" if text.endswith("\n") or not text else "\n"
+    return text + tail + "\n" + "\n".join([PER_FILE_IGNORES_TABLE, *block]) + "\n"
+
+
 # -- the whole release -------------------------------------------------------------------
 
 
@@ -457,6 +507,7 @@ def build_release(source: Path, skip: Path | None = None) -> Release:
     if errors:
         raise ReleaseError("\n".join(errors))
     outputs.append(student_readme(tasks_module, files))
+    outputs = with_stub_lint_settings(outputs)
     commit, dirty = source_state(source)
     release = Release(sorted(outputs, key=lambda o: o.rel), commit, dirty)
     release.warnings = _missing_task_warnings(release, tasks)
@@ -567,6 +618,9 @@ def check_out_dir(out: Path, source: Path) -> None:
     if not out.is_dir() or out.is_symlink():
         raise ReleaseError(f"--out {out}: exists and is not a plain folder (a file or a "
                            "link); refusing to replace it")
+    if (out / ".git").exists():
+        raise ReleaseError(f"--out {out}: is a git checkout (it has .git), perhaps a clone of "
+                           "the student branch with someone's work in it; refusing to replace it")
     if any(out.iterdir()) and not is_release_dir(out):
         raise ReleaseError(
             f"--out {out}: exists, is not empty and was not written by '{STAMP_TOOL}' "
@@ -696,8 +750,8 @@ def commit_branch(source: Path, out: Path, branch: str, release: Release) -> str
     """Commit the tree in ``out`` on ``branch`` of the source repository; return a summary.
 
     Uses a temporary index (``GIT_INDEX_FILE``) and plumbing, so the source's working tree,
-    index, HEAD and current branch are untouched. The stamp file is not committed (the
-    commit message carries the same facts). No commit is made if the tree is unchanged.
+    index, HEAD and current branch are untouched. The stamp file is committed with the
+    rest, so the branch and the folder agree. No commit is made if the tree is unchanged.
     """
     check_branch(source, branch)
     ref = f"refs/heads/{branch}"
@@ -706,7 +760,7 @@ def commit_branch(source: Path, out: Path, branch: str, release: Release) -> str
         env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
         base = ["--git-dir", git_dir, "--work-tree", str(out.resolve())]
         # -f: commit exactly what was written, even files a .gitignore would hide.
-        git([*base, "add", "-A", "-f", "--", ".", f":(exclude){STAMP_NAME}"], out, env)
+        git([*base, "add", "-A", "-f", "--", "."], out, env)
         tree = git([*base, "write-tree"], out, env).strip()
     tip = _resolve(source, f"{ref}^{{commit}}")
     if tip and _resolve(source, f"{tip}^{{tree}}") == tree:

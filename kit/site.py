@@ -4,24 +4,40 @@
 course order and writes, into ``build/site/``:
 
 * ``<Name>.ipynb``: the executed notebook,
-* ``<Name>.html``: the same, rendered by nbconvert,
-* ``index.html``: a page linking them, with each notebook's status and run time.
+* ``<Name>.html``: its page: title, navigation, contents, math rendered at build time
+  (MathML, no script), solutions and answers folded in closed ``<details>``,
+* ``index.html``: the notebooks in order, each with a description, its tasks (from
+  ``course/tasks.py``) and its run time,
+* ``assets/site.css``: the one stylesheet. The site opens from ``file://`` with no network.
+
+``--student`` builds the site from the student release (stubs in place; the cells that
+call a stub show its ``NotImplementedError``). ``--no-execute`` renders the stored outputs
+without running anything (seconds instead of minutes; the browser test uses it).
 
 ``python -m kit site --in-place`` (behind ``make notebooks``) instead writes the executed
 notebooks back over ``notebooks/``: that is how the reference outputs nbval compares
 against are refreshed. Review ``git diff notebooks/`` before committing them.
 
-A notebook that fails is still written (its HTML shows the error), the others still run,
+Safety: ``--out`` is replaced only if this command created it (a ``.kit-site.json`` stamp
+proves it); the new site is built in a hidden sibling folder and swapped in at the end,
+so an error or Ctrl-C leaves the previous site as it was.
+
+A notebook that fails is still written (its page shows the error), the others still run,
 and the command exits non-zero at the end.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
+import contextlib
+import json
+import os
 import shutil
 import sys
+import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +46,26 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
-from course.tasks import NOTEBOOKS
+from course.tasks import NOTEBOOKS, TASKS
+from kit import site_render
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+STAMP_NAME = ".kit-site.json"
+STAMP_TOOL = "python -m kit site"
+BUILDING = ".building-"  # infix of the temporary sibling a build writes into
 
 # Metadata that changes on every execution; stripped so re-executed notebooks diff cleanly.
 VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
+
+# Kernel settings for every run: the Solver prints its final progress line as text (a
+# widget would be stored as a bar frozen at 0%, and shows nothing in the site).
+KERNEL_ENV = {"COURSE_PROGRESS": "static"}
+# For the site only: figures at twice the pixel density (sharp on high-DPI screens).
+RETINA_CONFIG = "c.InlineBackend.figure_formats = {'retina'}\n"
+
+
+class SiteError(Exception):
+    """The site cannot be written where asked; the message says what was found and what to do."""
 
 
 @dataclass
@@ -56,14 +86,30 @@ def find_notebooks(folder: Path) -> list[Path]:
 
 
 def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
-    """Remove per-run metadata (timings, UI state) so outputs are the only diff."""
+    """Remove per-run metadata (timings, UI state, widget state) so outputs are the only diff."""
     for cell in nb.cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            cell.outputs = coalesce_streams(cell.outputs)
+    site_render.drop_widgets(nb)
+
+
+def coalesce_streams(outputs: list) -> list:
+    """Merge consecutive writes to the same stream: how they were chunked depends on timing."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and last is not None
+                and last.get("output_type") == "stream" and last.get("name") == output.get("name")):
+            last["text"] = "".join(last["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
 
 
 def execute_notebook(
-    path: Path, timeout: int, position: str
+    path: Path, timeout: int, position: str, env: dict[str, str], allow_errors: bool = False
 ) -> tuple[nbformat.NotebookNode, NotebookResult]:
     """Run ``path`` top to bottom in a fresh kernel (cwd = its folder), with per-cell progress."""
     nb = nbformat.read(path, as_version=4)
@@ -85,13 +131,14 @@ def execute_notebook(
         nb,
         timeout=timeout,
         kernel_name="python3",
+        allow_errors=allow_errors,
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_executed=on_cell_executed,
     )
     start = time.perf_counter()
     error = ""
     try:
-        client.execute()
+        client.execute(env=env)
     except CellExecutionError as exc:
         # ename/evalue are plain text; the formatted traceback carries colour codes.
         error = f"{exc.ename}: {exc.evalue}"
@@ -108,71 +155,228 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else text
 
 
-def render_html(nb: nbformat.NotebookNode) -> str:
-    """The notebook as a standalone HTML page (nbconvert's lab template)."""
-    from nbconvert import HTMLExporter  # imported late: slow, and not needed for --in-place
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
+def kernel_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment of the notebook kernels: ours plus ``KERNEL_ENV`` plus ``extra``."""
+    return {**os.environ, **KERNEL_ENV, **extra}
 
 
-def render_index(results: list[NotebookResult]) -> str:
-    """The site's front page: one row per notebook with its status and run time."""
-    rows = []
-    for r in results:
-        status = "ran without errors" if r.ok else f"stopped with an error: {html.escape(r.error)}"
-        rows.append(
-            f'<li class="{"ok" if r.ok else "failed"}"><a href="{r.name}.html">{r.name}</a>'
-            f' <span class="meta">({status}; {r.seconds:.0f} s;'
-            f' <a href="{r.name}.ipynb">notebook file</a>)</span></li>'
+@contextlib.contextmanager
+def retina_profile() -> Iterator[dict[str, str]]:
+    """An IPython directory whose kernel config asks for retina figures (env to use it)."""
+    with tempfile.TemporaryDirectory(prefix="kit-site-ipython-") as folder:
+        profile = Path(folder) / "profile_default"
+        profile.mkdir()
+        (profile / "ipython_kernel_config.py").write_text(RETINA_CONFIG, encoding="utf-8")
+        yield {"IPYTHONDIR": folder}
+
+
+# -- where the site may go --------------------------------------------------------------
+
+
+def check_out_dir(out: Path, notebooks: Path, root: Path = REPO_ROOT) -> None:
+    """Refuse an ``--out`` this command may not replace; ``SiteError`` says what was found."""
+    target, root = out.resolve(), root.resolve()
+    how = "Choose a new folder (the default is build/site) or move that folder away yourself."
+    if ".git" in target.parts:
+        raise SiteError(f"--out {out}: is inside a .git folder; refusing to write there. {how}")
+    if target == root or root.is_relative_to(target):
+        raise SiteError(
+            f"--out {out}: is {'the tree' if target == root else 'a parent of the tree'} "
+            f"{root}; replacing it would delete the tree. {how}"
         )
-    return _INDEX_TEMPLATE.format(rows="\n".join(rows))
+    if target == Path.cwd().resolve() or Path.cwd().resolve().is_relative_to(target):
+        raise SiteError(f"--out {out}: is the current folder or one of its parents. {how}")
+    if notebooks.resolve().is_relative_to(target):
+        raise SiteError(f"--out {out}: holds the notebooks being built ({notebooks}). {how}")
+    if not target.exists() and not out.is_symlink():
+        return
+    if out.is_symlink() or not target.is_dir():
+        raise SiteError(f"--out {out}: exists and is not a plain folder (a file or a link). {how}")
+    if not is_site_dir(target) and any(target.iterdir()):
+        names = sorted(p.name for p in target.iterdir())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise SiteError(
+            f"--out {out}: exists, holds {len(names)} entries ({shown}) and has no "
+            f"{STAMP_NAME} stamp, so '{STAMP_TOOL}' did not create it; refusing to replace "
+            f"it. {how}"
+        )
 
 
-_INDEX_TEMPLATE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>Neural networks from scratch: executed notebooks</title>
-<style>
- body {{ font-family: system-ui, sans-serif; max-width: 46rem; margin: 3rem auto; padding: 0 1rem;
-        line-height: 1.5; color: #222; }}
- li {{ margin: .6rem 0; }} .meta {{ color: #666; font-size: .9em; }}
- li.failed a:first-child {{ color: #b00; }}
-</style></head>
-<body>
-<h1>Neural networks from scratch</h1>
-<p>The course notebooks, executed top to bottom. Read them in this order; each builds on
-the one before.</p>
-<ol>
-{rows}
-</ol>
-</body></html>
-"""
+def is_site_dir(folder: Path) -> bool:
+    """True if ``folder`` holds the stamp this command writes into every site."""
+    try:
+        data = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("tool") == STAMP_TOOL
 
 
-def build(notebooks: list[Path], out: Path | None, timeout: int) -> list[NotebookResult]:
-    """Execute ``notebooks``; write the site into ``out``, or back in place when ``out`` is None."""
-    if out is not None:
-        shutil.rmtree(out, ignore_errors=True)
-        out.mkdir(parents=True)
-    results = []
-    for i, path in enumerate(notebooks, start=1):
-        position = f"[{i}/{len(notebooks)}]"
-        print(f"{position} {path.name}: executing", flush=True)
-        nb, result = execute_notebook(path, timeout, position)
-        results.append(result)
-        if out is None:
-            nbformat.write(nb, path)
-        else:
-            nbformat.write(nb, out / path.name)
-            (out / f"{path.stem}.html").write_text(render_html(nb), encoding="utf-8")
-        verdict = "done" if result.ok else f"FAILED: {result.error}"
-        print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
-    if out is not None:
-        (out / "index.html").write_text(render_index(results), encoding="utf-8")
+def _write_stamp(folder: Path, student: bool) -> None:
+    data = {"tool": STAMP_TOOL, "pid": os.getpid(), "student": student}
+    (folder / STAMP_NAME).write_text(json.dumps(data) + "\n", encoding="utf-8")
+
+
+def remove_stale_builds(out: Path) -> list[Path]:
+    """Remove temporary siblings of ``out`` left by killed builds (stamped, owner pid gone)."""
+    removed = []
+    for folder in out.parent.glob(f".{out.name}{BUILDING}*"):
+        try:
+            pid = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8")).get("pid")
+        except (OSError, ValueError, AttributeError):
+            continue  # not ours beyond doubt: leave it
+        if is_site_dir(folder) and isinstance(pid, int) and not _alive(pid):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def swap_in(tmp: Path, out: Path) -> None:
+    """Put the finished site ``tmp`` at ``out``; the old site goes only once the new one is there."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+# -- building ------------------------------------------------------------------------
+
+
+@dataclass
+class BuildOptions:
+    """How to build: where from, where to, and whether to execute."""
+
+    notebooks: list[Path]
+    out: Path | None  # None: write the executed notebooks back in place
+    timeout: int = 900
+    execute: bool = True
+    student: bool = False
+    pythonpath: Path | None = None  # the tree whose ``course`` the kernels import
+
+
+def build(options: BuildOptions) -> list[NotebookResult]:
+    """Execute (or just read) the notebooks; write the site, or the notebooks in place."""
+    extra = {} if options.pythonpath is None else {"PYTHONPATH": str(options.pythonpath)}
+    if options.out is None:
+        return _run_all(options, kernel_env(extra), sink=None)
+    options.out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_stale_builds(options.out):
+        print(f"removed {stale}, left by an interrupted build", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{options.out.name}{BUILDING}", dir=options.out.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a site is meant to be read
+        _write_stamp(tmp, options.student)
+        with retina_profile() as ipython:
+            results = _run_all(options, kernel_env({**extra, **ipython}), sink=tmp)
+        swap_in(tmp, options.out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return results
 
 
-def main(argv: list[str]) -> int:
+def _run_all(
+    options: BuildOptions, env: dict[str, str], sink: Path | None
+) -> list[NotebookResult]:
+    results, pages, notebooks = [], [], []
+    total = len(options.notebooks)
+    for i, path in enumerate(options.notebooks, start=1):
+        position = f"[{i}/{total}]"
+        if options.execute:
+            print(f"{position} {path.name}: executing", flush=True)
+            nb, result = execute_notebook(path, options.timeout, position, env, options.student)
+        else:
+            nb = nbformat.read(path, as_version=4)
+            strip_volatile_metadata(nb)
+            result = NotebookResult(path.stem, True, 0.0)
+        results.append(result)
+        if sink is None:
+            _write_atomically(path, nb)
+        else:
+            _write_atomically(sink / path.name, nb)
+            pages.append(site_render.render_notebook(nb, path.stem))
+            notebooks.append(nb)
+        verdict = "done" if result.ok else f"FAILED: {result.error}"
+        if options.execute:
+            print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
+    if sink is not None:
+        write_pages(sink, pages, results, options)
+    return results
+
+
+def _write_atomically(path: Path, nb: nbformat.NotebookNode) -> None:
+    # A Ctrl-C during the write must not leave a truncated notebook behind.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        nbformat.write(nb, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_pages(
+    out: Path,
+    pages: list[site_render.Page],
+    results: list[NotebookResult],
+    options: BuildOptions,
+) -> None:
+    """Every notebook's page, the index and the stylesheet."""
+    note = (
+        "Student release: the solution code is replaced by stubs, so the cells that call "
+        "one stop with its NotImplementedError."
+        if options.student
+        else ""
+    )
+    for i, page in enumerate(pages):
+        previous = pages[i - 1] if i > 0 else None
+        following = pages[i + 1] if i + 1 < len(pages) else None
+        text = site_render.page_html(page, previous, following, note)
+        (out / f"{page.name}.html").write_text(text, encoding="utf-8")
+    tasks = site_render.tasks_by_notebook(TASKS)
+    entries = [
+        site_render.IndexEntry(
+            page,
+            "stored" if not options.execute else ("ok" if r.ok else "failed"),
+            r.seconds,
+            r.error,
+            tasks.get(page.name, []),
+        )
+        for page, r in zip(pages, results, strict=True)
+    ]
+    (out / "index.html").write_text(site_render.index_html(entries, note), encoding="utf-8")
+    site_render.write_assets(out)
+
+
+@contextlib.contextmanager
+def student_tree() -> Iterator[Path]:
+    """The student release of this tree, written to a temporary folder for the build."""
+    from kit import release  # imported late: only --student needs it
+
+    with tempfile.TemporaryDirectory(prefix="kit-site-student-") as folder:
+        tree = Path(folder) / "student"
+        try:
+            release.write_release(release.build_release(REPO_ROOT), tree)
+        except release.ReleaseError as error:
+            raise SiteError(f"--student: the student release cannot be made:\n{error}") from error
+        yield tree
+
+
+# -- command line --------------------------------------------------------------------
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m kit site", description=__doc__.split("\n\n")[0]
     )
@@ -181,7 +385,8 @@ def main(argv: list[str]) -> int:
         "--out",
         type=Path,
         default=REPO_ROOT / "build" / "site",
-        help="folder for the site (replaced); default build/site",
+        help=f"folder for the site; default build/site. Replaced only if this command "
+        f"made it (a {STAMP_NAME} stamp)",
     )
     where.add_argument(
         "--in-place",
@@ -191,8 +396,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--notebooks",
         type=Path,
-        default=REPO_ROOT / "notebooks",
-        help="folder of notebooks to run; default notebooks/",
+        default=None,
+        help="folder of notebooks to run; default notebooks/ (of the student release "
+        "with --student)",
     )
     parser.add_argument(
         "--only",
@@ -202,33 +408,78 @@ def main(argv: list[str]) -> int:
         help="run only these notebooks (names without .ipynb)",
     )
     parser.add_argument(
+        "--student",
+        action="store_true",
+        help="build the site from the student release (stubs in place); make run STUDENT=1",
+    )
+    parser.add_argument(
+        "--no-execute",
+        action="store_true",
+        help="render the notebooks' stored outputs without running them",
+    )
+    parser.add_argument(
         "--timeout",
         type=int,
         default=900,
         help="seconds one cell may run before it is stopped; default 900",
     )
     args = parser.parse_args(argv)
+    if args.in_place and (args.student or args.no_execute):
+        parser.error("--in-place refreshes the solution notebooks: not with --student/--no-execute")
+    return args
 
-    notebooks = find_notebooks(args.notebooks)
-    if args.only:
-        unknown = sorted(set(args.only) - {p.stem for p in notebooks})
+
+def select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
+    """The notebooks to build, in course order; ``SiteError`` for an unknown name or none."""
+    notebooks = find_notebooks(folder)
+    if only:
+        unknown = sorted(set(only) - {p.stem for p in notebooks})
         if unknown:
-            parser.error(f"--only: no notebook named {', '.join(unknown)} in {args.notebooks}")
-        notebooks = [p for p in notebooks if p.stem in args.only]
+            raise SiteError(f"--only: no notebook named {', '.join(unknown)} in {folder}")
+        notebooks = [p for p in notebooks if p.stem in only]
     if not notebooks:
-        parser.error(f"no notebooks found in {args.notebooks}")
+        raise SiteError(f"no notebooks found in {folder}")
+    return notebooks
 
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    try:
+        if args.student:
+            with student_tree() as tree:
+                return _main(args, tree / "notebooks" if args.notebooks is None else args.notebooks,
+                             pythonpath=tree)
+        return _main(args, args.notebooks or REPO_ROOT / "notebooks", pythonpath=None)
+    except SiteError as error:
+        print(f"site: {error}", file=sys.stderr)
+        print("site: stopped; nothing written", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        kept = "the notebooks not yet rewritten are unchanged" if args.in_place else (
+            f"the previous site in {args.out} is unchanged" if args.out.exists()
+            else "no site was written")
+        print(f"\nsite: interrupted; {kept}.", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace, folder: Path, pythonpath: Path | None) -> int:
+    notebooks = select_notebooks(folder, args.only)
     out = None if args.in_place else args.out
-    results = build(notebooks, out, args.timeout)
+    if out is not None:
+        check_out_dir(out, folder)
+    options = BuildOptions(notebooks, out, args.timeout, not args.no_execute, args.student,
+                           pythonpath)
+    results = build(options)
     failed = [r.name for r in results if not r.ok]
     if out is not None:
         print(f"Site written: {out / 'index.html'}  (open it in a browser)")
+        for page in sorted(out.glob("*.html")):
+            print(f"  {page.name}: {page.stat().st_size / 1024:.0f} KB")
     else:
         print(
-            f"Notebooks rewritten in place in {args.notebooks}; "
-            "review 'git diff' before committing."
+            f"Notebooks rewritten in place in {folder}; review 'git diff' before committing."
         )
-    if failed:
+    if failed and not args.student:
         print(
             f"{len(failed)} notebook(s) stopped with an error: {', '.join(failed)}", file=sys.stderr
         )

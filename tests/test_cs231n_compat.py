@@ -232,6 +232,17 @@ def test_fully_connected_net_repeats_after_np_random_seed():
     assert not np.array_equal(other.params["W1"], nets[0].params["W1"])
 
 
+@pytest.mark.task("4.5")
+def test_three_layer_conv_net_repeats_after_np_random_seed():
+    cnn = _lookup("course.classifiers.cnn", "ThreeLayerConvNet", CONV)
+    nets = []
+    for _ in range(2):
+        np.random.seed(231)
+        nets.append(cnn(input_dim=(1, 6, 6), num_filters=2, filter_size=3, hidden_dim=4))
+    for name in nets[0].params:
+        np.testing.assert_array_equal(nets[0].params[name], nets[1].params[name])
+
+
 @pytest.mark.task("1.7")
 def test_an_explicit_seed_ignores_the_global_state():
     from course.classifiers.fc_net import FullyConnectedNet

@@ -20,7 +20,6 @@ from course.layers import (
 
 EPS = 1e-5
 
-
 def random_batch(seed: int, N: int = 50, D: int = 4) -> np.ndarray:
     """Columns with different means and scales, so normalisation has something to undo."""
     rng = np.random.default_rng(seed)
@@ -113,11 +112,14 @@ def test_batchnorm_does_not_modify_x() -> None:
 # batchnorm_backward, batchnorm_backward_alt [tasks 2.2, 2.3]
 # ---------------------------------------------------------------------------------------
 
+# Each backward is its own task, so each parameter carries its own task mark.
+BACKWARDS = [
+    pytest.param(batchnorm_backward, id="graph", marks=pytest.mark.task("2.2")),
+    pytest.param(batchnorm_backward_alt, id="alt", marks=pytest.mark.task("2.3")),
+]
 
-@pytest.mark.task("2.2")
-@pytest.mark.task("2.3")
-@pytest.mark.parametrize("backward", [batchnorm_backward, batchnorm_backward_alt],
-                         ids=["graph", "alt"])
+
+@pytest.mark.parametrize("backward", BACKWARDS)
 def test_batchnorm_backward_known_answer(backward) -> None:
     # Two rows: x_hat = (-s, s) with s = 1/sqrt(1 + eps). With dout = (1, 0) and
     # gamma = 1, dx = s * (g - mean(g) - x_hat * mean(g * x_hat)) = s * ((1, 0) - 1/2
@@ -132,10 +134,7 @@ def test_batchnorm_backward_known_answer(backward) -> None:
     np.testing.assert_allclose(dbeta, [1.0])
 
 
-@pytest.mark.task("2.2")
-@pytest.mark.task("2.3")
-@pytest.mark.parametrize("backward", [batchnorm_backward, batchnorm_backward_alt],
-                         ids=["graph", "alt"])
+@pytest.mark.parametrize("backward", BACKWARDS)
 def test_batchnorm_dx_sums_to_zero_and_is_orthogonal_to_x_hat(backward) -> None:
     # The output does not change when x moves by a constant per column, nor (to first
     # order, at eps -> 0) when it is scaled per column: so dx has zero column sums and
@@ -207,11 +206,11 @@ def test_layernorm_dx_rows_sum_to_zero() -> None:
 
 # ---------------------------------------------------------------------------------------
 # batchnorm and layernorm are the same operation on transposed data (when gamma = 1 and
-# beta = 0: otherwise the scale and shift act on different axes).
+# beta = 0: otherwise the scale and shift act on different axes). These call batchnorm
+# too, so tasks 2.4 and 2.5 list the batchnorm tasks in their ``requires``.
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.task("2.1")
 @pytest.mark.task("2.4")
 @pytest.mark.parametrize("shape", [(3, 7), (10, 2), (5, 5)])
 def test_layernorm_forward_is_batchnorm_of_the_transpose(shape) -> None:
@@ -222,7 +221,6 @@ def test_layernorm_forward_is_batchnorm_of_the_transpose(shape) -> None:
     np.testing.assert_allclose(ln, bn.T, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.task("2.2")
 @pytest.mark.task("2.5")
 @pytest.mark.parametrize("shape", [(3, 7), (10, 2)])
 def test_layernorm_dx_is_batchnorm_dx_of_the_transpose(shape) -> None:

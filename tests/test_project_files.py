@@ -47,7 +47,8 @@ def test_license_is_an_spdx_string():
 
 def _named_notebooks(text: str) -> set[str]:
     """Notebook names a text mentions, as ``X.ipynb`` or as a name of the course table."""
-    names = set(re.findall(r"([A-Za-z][\w-]*)\.ipynb", text))
+    # CamelCase file names; placeholders such as NOTEBOOK.ipynb or <Name>.ipynb are not names.
+    names = set(re.findall(r"\b([A-Z][a-z][\w-]*)\.ipynb", text))
     return names | {name for name in NOTEBOOKS if re.search(rf"\b{name}\b", text)}
 
 

@@ -59,7 +59,7 @@ def test_branch_holds_the_student_tree_and_the_source_is_untouched(
     assert source_state(git_src) == before
     assert snapshot(git_src) == files_before
     written = {rel: data for rel, (data, _) in snapshot(out).items()}
-    del written[".release.json"]  # the stamp stays out of the branch
+    assert ".release.json" in written  # the stamp is on the branch too: same files
     assert branch_files(git_src, "student") == written
     assert "notes.txt" not in written  # only what git tracks is released...
     assert "WARNING" in result.err and "notes.txt" in result.err  # ...and the rest is named
@@ -128,3 +128,16 @@ def test_refuses_a_bad_branch_name_and_a_source_outside_git(
     result = run_release("--source", src, "--out", out, "--branch", "bad..name")
     assert result.code == 1 and "not a valid branch name" in result.err
     assert not out.exists()
+
+
+def test_a_checkout_of_the_branch_is_never_replaced(git_src: Path, tmp_path: Path) -> None:
+    out = tmp_path / "student"
+    assert run_release("--source", git_src, "--out", out, "--branch", "student").code == 0
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--branch", "student", str(git_src), str(clone))
+    assert (clone / ".release.json").is_file()  # the branch carries the stamp
+    (clone / "course" / "my_work.py").write_text("# a student's work\n")
+    before = snapshot(clone)
+    result = run_release("--source", git_src, "--out", clone)
+    assert result.code == 1 and "is a git checkout" in result.err
+    assert snapshot(clone) == before

@@ -283,8 +283,7 @@ def test_every_task_test_fails_with_its_own_or_a_prerequisites_stub(
     # (``requires``). Any other task's stub means a test is blamed on the wrong task.
     problems = []
     for test_id, task_ids, failure in task_test_report:
-        allowed = set(task_ids).union(*(prerequisites(t, released.tasks) for t in task_ids))
-        if failure is not None and not any(f"task {t} (" in failure for t in allowed):
+        if failure is not None and not stops_at_one_of(failure, task_ids, released.tasks):
             problems.append(f"{test_id} (task {', '.join(task_ids)}): {first_line(failure)}")
     assert not problems, (f"{len(problems)} task tests fail with an unrelated task's stub:\n"
                           + "\n".join(problems))
@@ -298,6 +297,9 @@ def partially_solved(released: Released, rel: str, solved: set[str]) -> str:
                    (seg.source if seg.task_id in solved else seg.stub()) for seg in segments)
 
 
+# One pytest run per waiting task, on a copy of the tree: it grows with the task table,
+# so it gets more than the default per-test timeout.
+@pytest.mark.timeout(1200)
 def test_every_stub_is_reached_by_its_own_tests(
     released: Released, task_test_report: list, tmp_path: Path
 ) -> None:
@@ -320,12 +322,20 @@ def test_every_stub_is_reached_by_its_own_tests(
         code, cases = run_task_tests(copy, tmp_path / f"work-{task_id}", "--task", task_id)
         own = [test for test, _, failure in cases
                if failure is not None and f"task {task_id} (" in failure]
-        if code != 1 or not cases or len(own) != len(cases):
-            others = [f"{test}: {first_line(failure or 'passed')}" for test, _, failure in cases
-                      if test not in own]
+        # A test marked with several tasks (a network test of batchnorm is also one of
+        # the network's loss) may stop at the stub of another task it is marked with.
+        others = [f"{test}: {first_line(failure or 'passed')}" for test, marks, failure in cases
+                  if test not in own and not stops_at_one_of(failure, marks, released.tasks)]
+        if code != 1 or not own or others:
             problems.append(f"task {task_id} with {sorted(solved)} solved: {len(own)} of "
                             f"{len(cases)} tests stop at its stub; " + "; ".join(others))
     assert not problems, "\n".join(problems)
+
+
+def stops_at_one_of(failure: str | None, task_ids: list[str], tasks: dict) -> bool:
+    """True when ``failure`` is the stub of one of ``task_ids`` or of their prerequisites."""
+    allowed = set(task_ids).union(*(prerequisites(t, tasks) for t in task_ids))
+    return failure is not None and any(f"task {t} (" in failure for t in allowed)
 
 
 def first_line(text: str) -> str:
@@ -366,3 +376,45 @@ def test_first_notebook_stops_at_the_stub_of_its_first_task(released: Released) 
         client.execute(env=student_env(released.student))
     assert "NotImplementedError" in str(caught.value)
     assert stub.message in str(caught.value)
+
+
+# -- lint: clean as released, and `ruff check --fix` cannot break a task -----------------
+
+
+def ruff(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """ruff run in ``tree``, so it reads that tree's own pyproject.toml."""
+    return subprocess.run([sys.executable, "-m", "ruff", "check", *args, "."], cwd=tree,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def solve_every_stub(released: Released, tree: Path) -> int:
+    """Put the solution back into every stubbed .py file of ``tree``; return the count."""
+    solved = 0
+    for rel in kit_release.released_files(released.source):
+        if rel.endswith(".py"):
+            solution = (released.source / rel).read_text(encoding="utf-8")
+            found = markers.regions(markers.parse(solution, rel, released.tasks))
+            if found:
+                student = (tree / rel).read_text(encoding="utf-8")
+                (tree / rel).write_text(markers.restore(student, found), encoding="utf-8")
+                solved += len(found)
+    return solved
+
+
+def test_ruff_fix_keeps_every_task_solvable(released: Released, tmp_path: Path) -> None:
+    if released.name != "real":
+        pytest.skip("the fixture tree has no ruff settings")
+    tree = tmp_path / "student"
+    shutil.copytree(released.student, tree)
+    clean = ruff(tree)
+    assert clean.returncode == 0, f"the release is not ruff-clean:\n{clean.stdout}"
+    fixed = ruff(tree, "--fix")
+    assert fixed.returncode == 0, fixed.stdout
+    changed = [rel for rel in kit_release.released_files(released.source)
+               if rel.endswith((".py", ".ipynb")) and (tree / rel).exists()
+               and (tree / rel).read_bytes() != (released.student / rel).read_bytes()]
+    assert changed == [], f"ruff --fix rewrote {changed}"
+    assert solve_every_stub(released, tree) > 0
+    code, cases = run_task_tests(tree, tmp_path / "work", "-m", "task")
+    failures = [f"{test}: {first_line(failure)}" for test, _, failure in cases if failure]
+    assert code == 0 and cases and not failures, "\n".join(failures)

@@ -1,0 +1,95 @@
+"""Helpers the experiment cells of the notebooks share: timing, training several models
+the same way, and plotting a sweep.
+
+They live here rather than in notebook cells so that every notebook uses one tested
+version (CONTRIBUTING.md §6).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from course.solver import Solver
+
+__all__ = ["best_times", "plot_sweep", "train_models"]
+
+
+def best_times(functions: Mapping[str, Callable[[], Any]], repeats: int = 7) -> dict[str, float]:
+    """Best (smallest) wall time in seconds of each function over ``repeats`` calls.
+
+    The calls are interleaved (a, b, a, b, ...) so that a burst of load on a shared
+    machine slows every function alike, and the minimum is taken because noise only ever
+    adds time: the fastest run is the closest to the function's own cost.
+    """
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"best_times: repeats must be a positive int; got {repeats!r}")
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def train_models(
+    models: Mapping[str, Any], data: Mapping[str, np.ndarray], **solver_kwargs: Any
+) -> dict[str, Solver]:
+    """Train every model with a ``Solver`` built from the same keyword arguments.
+
+    Returns name -> the trained Solver (its histories feed ``plot_training_curves``).
+    ``verbose`` defaults to False here, and ``seed`` to 0 so that every model sees the
+    same minibatches.
+    """
+    kwargs = {"verbose": False, "seed": 0, **solver_kwargs}
+    solvers = {}
+    for name, model in models.items():
+        solver = Solver(model, data, **kwargs)
+        solver.train()
+        solvers[name] = solver
+    return solvers
+
+
+def plot_sweep(
+    x: Sequence[float],
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    xlabel: str,
+    logx: bool = True,
+    title: str = "",
+) -> Figure:
+    """One panel per metric, one line per series, against a swept value ``x``.
+
+    - series: name (e.g. "with batchnorm") -> metric name (e.g. "best val accuracy") ->
+      one value per entry of ``x``. Every series must have the same metrics.
+    """
+    names = list(series)
+    if not names:
+        raise ValueError("plot_sweep: series must name at least one line")
+    metrics = list(series[names[0]])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for i, name in enumerate(names):
+            values = np.asarray(series[name][metric], dtype=float)
+            if values.shape != (len(x),):
+                raise ValueError(f"plot_sweep: series {name!r}, metric {metric!r} has "
+                                 f"{values.size} values; expected {len(x)} (one per x)")
+            ax.plot(x, values, marker="o", color=f"C{i}", label=name)
+        if logx:
+            ax.set_xscale("log")
+        if all(float(v).is_integer() for v in x):
+            # Integer sweeps (batch sizes, widths): label exactly the values tried.
+            ax.set_xticks(list(x), [f"{v:g}" for v in x])
+            ax.minorticks_off()
+        ax.set(xlabel=xlabel, title=metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,421 @@
+"""Turn executed notebooks into the pages of the self-study site (no network, no JS).
+
+Used by ``kit.site``. Everything a page needs is in the page or in ``assets/`` beside it:
+
+* **Math** is rendered at build time: each ``$...$`` / ``$$...$$`` of a markdown cell
+  becomes MathML (``latex2mathml``), which browsers draw natively. No MathJax, no script,
+  nothing fetched when the page opens, and no flash of raw TeX.
+* **Spoilers** are folded, not removed: an ``answer`` cell and each solution region of a
+  code cell sit in a closed ``<details>`` ("Show answer" / "Show solution").
+* **Navigation**: a bar with the index and the previous and next notebooks, the
+  notebook's own title, and a table of contents built from its headings.
+* **Progress widgets** are dropped: without a widget manager they show nothing (or a bar
+  frozen at 0%); the Solver prints its final progress line as text instead.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+SITE_TEMPLATE = TEMPLATES / "site"
+ASSETS = SITE_TEMPLATE / "assets"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "widgets"
+
+# A placeholder no markdown rule touches (letters and digits only), swapped for MathML
+# after nbconvert has rendered the markdown around it.
+_TOKEN = "KITMATH{}X"
+_TOKEN_RE = re.compile(r"KITMATH(\d+)X")
+# Code (fenced blocks, then inline spans) is left alone: a `$` there is not math.
+_CODE_RE = re.compile(r"(^```.*?^```[^\n]*$|`[^`\n]+`)", re.DOTALL | re.MULTILINE)
+_DISPLAY_RE = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
+# Inline math: no space just inside the dollars, no blank line inside, not `\$`.
+_INLINE_RE = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?!\s*\n))+?)(?<![\s\\])\$(?!\d)")
+_HEADING_RE = re.compile(r'<h([1-6]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.DOTALL)
+_TAG_RE = re.compile(r"<[^>]+>")
+_BEGIN_RE = re.compile(r"^\s*#\s*BEGIN SOLUTION\b\s*(.*)$")
+_END_RE = re.compile(r"^\s*#\s*END SOLUTION\b")
+
+
+class MathError(ValueError):
+    """A formula that the build-time renderer cannot convert; names the notebook and cell."""
+
+
+@dataclass
+class Page:
+    """One notebook's page, before it is wrapped in the site's frame."""
+
+    name: str
+    title: str
+    description: str
+    body: str
+    toc: list[tuple[int, str, str]] = field(default_factory=list)  # (level, id, text)
+
+
+# -- math ----------------------------------------------------------------------------
+
+
+def extract_math(markdown: str, formulas: list[tuple[str, bool]]) -> str:
+    """Replace each formula of ``markdown`` by a placeholder; append (tex, display) to ``formulas``."""
+
+    def keep(match: re.Match[str], display: bool) -> str:
+        formulas.append((match.group(1).strip(), display))
+        return _TOKEN.format(len(formulas) - 1)
+
+    parts = _CODE_RE.split(markdown)
+    for i in range(0, len(parts), 2):  # even parts are prose, odd parts are code
+        text = _DISPLAY_RE.sub(lambda m: keep(m, True), parts[i])
+        parts[i] = _INLINE_RE.sub(lambda m: keep(m, False), text)
+    return "".join(parts)
+
+
+def tex_to_mathml(tex: str, display: bool) -> str:
+    """MathML for one formula; ``MathError`` (with the TeX) when it cannot be converted."""
+    from latex2mathml.converter import convert  # imported late: only the site needs it
+
+    try:
+        mathml = convert(tex, display="block" if display else "inline")
+    except Exception as error:  # latex2mathml raises several kinds; all mean "bad TeX"
+        raise MathError(f"cannot render the formula {tex!r}: {error}") from error
+    # Keep the TeX as the annotation a screen reader or a copy can fall back on.
+    return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
+
+
+def substitute_math(body: str, formulas: Sequence[tuple[str, bool]]) -> str:
+    """Put the MathML of each formula where its placeholder landed in the rendered HTML."""
+    return _TOKEN_RE.sub(lambda m: tex_to_mathml(*formulas[int(m.group(1))]), body)
+
+
+# -- code cells with solution regions --------------------------------------------------
+
+
+def render_code(source: str) -> str:
+    """Highlighted code, each ``BEGIN SOLUTION`` ... ``END SOLUTION`` region folded."""
+    chunks: list[tuple[str, list[str]]] = [("code", [])]
+    for line in source.splitlines():
+        begin = _BEGIN_RE.match(line)
+        if begin:
+            chunks.append((begin.group(1).strip() or "solution", []))
+        elif _END_RE.match(line):
+            chunks.append(("code", []))
+        else:
+            chunks[-1][1].append(line)
+    out = []
+    for label, lines in chunks:
+        if not lines:
+            continue
+        code = _highlight("\n".join(lines))
+        if label == "code":
+            out.append(code)
+        else:
+            out.append(
+                '<details class="spoiler solution"><summary>Show solution'
+                f' <span class="task">({html.escape(label)})</span></summary>{code}</details>'
+            )
+    return "\n".join(out)
+
+
+def _highlight(code: str) -> str:
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name
+
+    formatter = HtmlFormatter(cssclass="highlight hl-ipython3")
+    return highlight(code, get_lexer_by_name("ipython3"), formatter)
+
+
+def pygments_css() -> str:
+    """The colours of highlighted code, once for the whole site."""
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(style="default").get_style_defs(".highlight")
+
+
+# -- one notebook ---------------------------------------------------------------------
+
+
+def drop_widgets(nb: nbformat.NotebookNode) -> int:
+    """Remove widget views and the stored widget state; return how many views went.
+
+    A widget needs a live kernel or a widget manager script from a CDN; offline, the
+    site would show nothing or the text fallback captured when the bar was created
+    (0%). The run's final progress line is printed as text by the Solver instead.
+    """
+    nb.metadata.pop(WIDGET_STATE, None)
+    dropped = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = [o for o in cell.get("outputs", []) if WIDGET_VIEW not in o.get("data", {})]
+        dropped += len(cell.outputs) - len(kept)
+        cell.outputs = kept
+    return dropped
+
+
+def shrink_images(nb: nbformat.NotebookNode) -> None:
+    """Re-encode each PNG output with a 256-colour palette when that changes nothing visible.
+
+    Retina figures have four times the pixels; plots use few colours, so a palette
+    brings them back to about the weight of the old low-resolution ones (measured on
+    FullyConnectedNets: 498 KB of PNG became 150 KB). An image the palette would change
+    by more than 1/255 on average (a photograph) is left as it was.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                data["image/png"] = _palette_png(data["image/png"])
+
+
+def _palette_png(encoded: str) -> str:
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    raw = base64.b64decode(encoded)
+    image = Image.open(io.BytesIO(raw)).convert("RGBA")
+    palette = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+    error = np.abs(
+        np.asarray(palette.convert("RGBA"), dtype=np.int16) - np.asarray(image, dtype=np.int16)
+    ).mean()
+    buffer = io.BytesIO()
+    palette.save(buffer, "PNG", optimize=True)
+    if error > 1.0 or buffer.tell() >= len(raw):
+        return encoded
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def render_notebook(nb: nbformat.NotebookNode, name: str) -> Page:
+    """The page body of one executed notebook, with its title, description and contents."""
+    from nbconvert import HTMLExporter  # imported late: slow, and not needed for --in-place
+
+    nb = nbformat.from_dict(nb)  # a copy: the placeholders must not reach the .ipynb
+    drop_widgets(nb)
+    shrink_images(nb)
+    formulas: list[tuple[str, bool]] = []
+    for number, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            try:
+                cell.source = extract_math(cell.source, formulas)
+            except MathError as error:
+                raise MathError(f"{name}.ipynb cell {number}: {error}") from error
+    exporter = HTMLExporter(
+        template_name="basic",
+        extra_template_paths=[str(SITE_TEMPLATE)],
+        template_file="page.html.j2",
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        filters={"site_code": render_code},
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    try:
+        body = substitute_math(body, formulas)
+    except MathError as error:
+        raise MathError(f"{name}.ipynb: {error}") from error
+    toc = headings(body)
+    title = next((text for level, _, text in toc if level == 1), name)
+    return Page(name, title, notebook_description(nb), body, [h for h in toc if h[0] in (2, 3)])
+
+
+def headings(body: str) -> list[tuple[int, str, str]]:
+    """(level, id, text) of every heading nbconvert gave an id, in page order."""
+    found = []
+    for level, anchor, inner in _HEADING_RE.findall(body):
+        inner = re.sub(r'<a class="anchor-link".*?</a>', "", inner, flags=re.DOTALL)
+        # MathML in a heading would read as its letters run together: use its alttext.
+        inner = re.sub(r'<math alttext="([^"]*)".*?</math>', r"\1", inner, flags=re.DOTALL)
+        text = html.unescape(_TAG_RE.sub("", inner)).strip()
+        found.append((int(level), anchor, text))
+    return found
+
+
+def notebook_description(nb: nbformat.NotebookNode) -> str:
+    """The first paragraph after the title of the notebook's first markdown cell (plain text)."""
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        paragraphs = [p.strip() for p in re.split(r"\n\s*\n", cell.source) if p.strip()]
+        prose = [p for p in paragraphs if not p.startswith(("#", "*", "-", "|", "```"))]
+        if prose:
+            return " ".join(prose[0].split())
+    return ""
+
+
+# -- the frame around a page, and the index ----------------------------------------------
+
+
+def _read_asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def page_html(page: Page, previous: Page | None, following: Page | None, note: str = "") -> str:
+    """A complete page: head, navigation bar, title, contents, the notebook, a footer bar."""
+    nav = _nav_bar(previous, following)
+    contents = toc_html(page.toc)
+    body = page.body
+    # The contents go right under the notebook's own title (its first h1), so a page
+    # opens with: navigation, title, contents, then the introduction.
+    end_of_title = body.find("</h1>")
+    if end_of_title >= 0:
+        cut = end_of_title + len("</h1>")
+        body = body[:cut] + contents + body[cut:]
+    else:
+        body = contents + body
+    banner = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return _PAGE.format(
+        title=html.escape(page.title),
+        nav=nav,
+        banner=banner,
+        body=body,
+        name=html.escape(page.name, quote=True),
+    )
+
+
+def toc_html(toc: Sequence[tuple[int, str, str]]) -> str:
+    """Nested lists of links: h2 entries, each with its h3 entries below it."""
+    if not toc:
+        return ""
+    top = min(level for level, _, _ in toc)
+    items: list[str] = []
+    open_sub = False
+    for level, anchor, text in toc:
+        link = f'<a href="#{html.escape(anchor, quote=True)}">{html.escape(text)}</a>'
+        if level == top:
+            if open_sub:
+                items.append("</ul>")
+                open_sub = False
+            if items:
+                items.append("</li>")
+            items.append(f"<li>{link}")
+        else:
+            if not open_sub:
+                items.append("<ul>")
+                open_sub = True
+            items.append(f"<li>{link}</li>")
+    items.append("</ul></li>" if open_sub else "</li>")
+    return (
+        '<nav class="toc" aria-label="Contents"><h2 class="toc-title">Contents</h2><ul>'
+        + "".join(items)
+        + "</ul></nav>"
+    )
+
+
+def _nav_bar(previous: Page | None, following: Page | None) -> str:
+    links = ['<a rel="index" href="index.html">Index</a>']
+    if previous is not None:
+        links.append(
+            f'<a rel="prev" href="{previous.name}.html">&larr; {html.escape(previous.title)}</a>'
+        )
+    if following is not None:
+        links.append(
+            f'<a rel="next" href="{following.name}.html">{html.escape(following.title)} &rarr;</a>'
+        )
+    return '<nav class="site-nav">' + " ".join(links) + "</nav>"
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="assets/site.css">
+</head>
+<body class="notebook-page">
+<header>{nav}</header>
+<main>
+{banner}
+<article class="notebook">
+{body}
+</article>
+</main>
+<footer>{nav}
+<p class="files"><a href="{name}.ipynb">Download this notebook ({name}.ipynb)</a></p>
+</footer>
+</body></html>
+"""
+
+
+@dataclass
+class IndexEntry:
+    """What the index says about one notebook."""
+
+    page: Page
+    status: str  # "ok", "failed", or "stored" (rendered from stored outputs)
+    seconds: float | None
+    error: str = ""
+    tasks: list[tuple[str, str]] = field(default_factory=list)  # (id, title)
+
+
+def index_html(entries: Sequence[IndexEntry], note: str = "") -> str:
+    """The front page: the notebooks in order, each with its description, tasks and run time."""
+    items = [_index_item(e) for e in entries]
+    banner = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return _INDEX.format(items="\n".join(items), banner=banner)
+
+
+def _index_item(entry: IndexEntry) -> str:
+    page = entry.page
+    if entry.status == "stored":
+        run = "shown with its stored outputs (not re-executed)"
+    elif entry.status == "ok":
+        run = f"ran without errors in {entry.seconds:.0f} s"
+    else:
+        run = f"stopped with an error after {entry.seconds:.0f} s: {html.escape(entry.error)}"
+    tasks = "".join(
+        f'<li><span class="task-id">{html.escape(tid)}</span> {html.escape(title)}</li>'
+        for tid, title in entry.tasks
+    )
+    task_list = f'<ol class="tasks">{tasks}</ol>' if tasks else ""
+    return (
+        f'<li class="notebook-entry {entry.status}">'
+        f'<h2><a href="{page.name}.html">{html.escape(page.title)}</a></h2>'
+        f"<p>{html.escape(page.description)}</p>"
+        f'<p class="meta">{page.name}.ipynb: {run}.'
+        f' <a href="{page.name}.ipynb">Notebook file</a></p>'
+        f"{task_list}</li>"
+    )
+
+
+_INDEX = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Neural networks from scratch: the notebooks</title>
+<link rel="stylesheet" href="assets/site.css">
+</head>
+<body class="index-page">
+<main>
+<h1>Neural networks from scratch</h1>
+{banner}
+<p>The course notebooks, executed top to bottom. Read them in this order; each builds on
+the one before. Solutions and answers are folded: open one only after trying yourself.</p>
+<ol class="notebooks">
+{items}
+</ol>
+</main>
+</body></html>
+"""
+
+
+def write_assets(out: Path) -> None:
+    """The site's one stylesheet (layout plus code colours), shared by every page."""
+    folder = out / "assets"
+    folder.mkdir(exist_ok=True)
+    css = _read_asset("site.css") + "\n/* code colours (pygments) */\n" + pygments_css()
+    (folder / "site.css").write_text(css, encoding="utf-8")
+
+
+def tasks_by_notebook(tasks: Sequence[Any]) -> dict[str, list[tuple[str, str]]]:
+    """Notebook name -> [(task id, title)] in table order."""
+    grouped: dict[str, list[tuple[str, str]]] = {}
+    for task in tasks:
+        grouped.setdefault(task.notebook, []).append((task.id, task.title))
+    return grouped

@@ -1,0 +1,202 @@
+"""The built site in a real browser: headless Chromium, no network, screenshots kept.
+
+Two sites are built and opened from ``file://``:
+
+* the course notebooks as stored in ``notebooks/`` (``--no-execute``: every real page,
+  its math, solutions and answers, in seconds);
+* a small fixture notebook executed for the site (``fixtures/site/``): a figure and a
+  training run, so retina figures and the Solver's static progress line are checked on
+  what the build really produces.
+
+Chromium comes from PATH (``$CHROMIUM`` overrides); ``.ci/run`` installs Debian's
+``chromium`` when it is missing and apt is usable. Without it the test is skipped and says
+why. Screenshots go to ``build/site-screenshots/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from browser import Browser, find_chromium
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = Path(__file__).parent / "fixtures" / "site"
+SCREENSHOTS = REPO / "build" / "site-screenshots"
+CHROMIUM = find_chromium()
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium on PATH (apt-get install chromium; .ci/run does it when it can)",
+    ),
+]
+
+# Read in the page: what a reader sees and what the checks need.
+PAGE_FACTS = r"""(() => {
+  const text = document.body.innerText;
+  const maths = [...document.querySelectorAll('math')];
+  const figures = [...document.querySelectorAll('img')].map(img => ({
+    natural: img.naturalWidth, shown: img.clientWidth,
+    declared: Number(img.getAttribute('width')) || img.naturalWidth,
+    box: img.parentElement.clientWidth, complete: img.complete}));
+  const spoilers = [...document.querySelectorAll('.solution, .answer')].map(el => ({
+    tag: el.tagName, open: el.open === true, closedAncestor: !!el.closest('details:not([open])')}));
+  const links = [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'));
+  const ids = [...document.querySelectorAll('[id]')].map(el => el.id);
+  return {text, title: document.title, links, ids, figures, spoilers,
+          maths: maths.length,
+          mathDisplays: [...new Set(maths.map(m => getComputedStyle(m).display))],
+          mathEmpty: maths.filter(m => !m.closest('details:not([open])')
+                                 && m.getBoundingClientRect().width === 0).length,
+          viewport: !!document.querySelector('meta[name=viewport]'),
+          measure: document.querySelector('main').getBoundingClientRect().width,
+          rootFont: parseFloat(getComputedStyle(document.documentElement).fontSize)};
+})()"""
+
+
+def _build(out: Path, *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kit", "site", "--out", str(out), *args],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**__import__("os").environ, "COURSE_DATASET": "digits"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sites")
+    _build(root / "course", "--no-execute")
+    _build(root / "fixture", "--notebooks", str(FIXTURE))
+    return {"course": root / "course", "fixture": root / "fixture"}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    with Browser(CHROMIUM) as b:
+        yield b
+
+
+def _pages(site: Path) -> list[Path]:
+    return [site / "index.html", *sorted(p for p in site.glob("*.html") if p.name != "index.html")]
+
+
+def _visit(browser: Browser, page: Path, shot: str) -> dict:
+    browser.goto(page.as_uri())
+    facts = browser.evaluate(PAGE_FACTS)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(SCREENSHOTS / f"{shot}-top.png")
+    browser.screenshot(SCREENSHOTS / f"{shot}-full.png", full_page=True)
+    return facts
+
+
+@pytest.mark.parametrize("which", ["course", "fixture"])
+def test_every_page_works_offline(sites, browser, which):
+    site = sites[which]
+    for page in _pages(site):
+        facts = _visit(browser, page, f"{which}-{page.stem}")
+        where = f"{which}/{page.name}"
+        assert facts["viewport"], where
+        # Prose at a comfortable measure: 45-50 rem of text column.
+        assert 45 <= facts["measure"] / facts["rootFont"] <= 52, (where, facts["measure"])
+        _check_links(page, facts, where)
+        if page.name == "index.html":
+            continue
+        assert facts["title"] and facts["title"] != "Notebook", where
+        assert "$$" not in facts["text"] and "\\frac" not in facts["text"], where
+        _check_math(facts, where)
+        _check_figures(facts, where)
+        _check_spoilers(page, facts, where)
+    # Nothing but the site's own files (and inline data) was asked for.
+    foreign = [u for u in browser.requests if not u.startswith(("file://", "data:", "about:"))]
+    assert foreign == [], foreign
+    assert browser.failed == [], browser.failed
+
+
+def _check_links(page: Path, facts: dict, where: str) -> None:
+    for href in facts["links"]:
+        parsed = urlparse(href)
+        assert parsed.scheme in ("", "file"), (where, href)  # no link leaves the site
+        if parsed.path:
+            target = (page.parent / unquote(parsed.path)).resolve()
+            assert target.is_file(), (where, href)
+        elif parsed.fragment:
+            # As a browser does: the fragment as written, else percent-decoded.
+            fragment = parsed.fragment
+            assert fragment in facts["ids"] or unquote(fragment) in facts["ids"], (where, href)
+
+
+def _check_math(facts: dict, where: str) -> None:
+    assert facts["maths"] > 0, f"{where}: no formula rendered"
+    # Chromium lays MathML out natively: its display types say it understood the markup.
+    displays = set(facts["mathDisplays"])
+    assert displays <= {"math", "inline math", "block math"}, displays
+    assert facts["mathEmpty"] == 0, where
+
+
+def _check_figures(facts: dict, where: str) -> None:
+    for figure in facts["figures"]:
+        assert figure["complete"] and figure["natural"] > 0, (where, figure)
+        density = figure["natural"] / figure["declared"]
+        # At its resolution the figure fits its box: shown at its declared size, not shrunk.
+        assert figure["natural"] <= density * figure["box"] + 1, (where, figure)
+        assert abs(figure["shown"] - figure["declared"]) <= 1, (where, figure)
+
+
+def _check_spoilers(page: Path, facts: dict, where: str) -> None:
+    notebook = json.loads(page.with_suffix(".ipynb").read_text(encoding="utf-8"))
+    hidden = _solution_and_answer_lines(notebook)
+    if hidden:
+        assert facts["spoilers"], f"{where}: solutions in the notebook but no spoiler block"
+    for spoiler in facts["spoilers"]:
+        assert spoiler["tag"] == "DETAILS" and not spoiler["open"], (where, spoiler)
+    for line in hidden:  # a closed <details> keeps its text out of what the reader sees
+        assert line not in facts["text"], (where, line)
+
+
+def _solution_and_answer_lines(notebook: dict) -> list[str]:
+    """Distinctive lines inside solution regions and answer cells (read from the .ipynb)."""
+    lines = []
+    for cell in notebook["cells"]:
+        source = "".join(cell["source"]).splitlines()
+        if "answer" in cell["metadata"].get("tags", []):
+            lines += [s for s in source if len(s) > 40 and "$" not in s][:1]
+            continue
+        inside = False
+        for s in source:
+            if re.match(r"\s*# BEGIN SOLUTION", s):
+                inside = True
+            elif re.match(r"\s*# END SOLUTION", s):
+                inside = False
+            elif inside and len(s.strip()) > 20:
+                lines.append(s.strip())
+                break
+    return lines
+
+
+def test_a_training_cell_shows_its_final_progress_line_and_figures_are_retina(sites, browser):
+    page = sites["fixture"] / "SiteFixture.html"
+    facts = _visit(browser, page, "fixture-progress")
+    assert re.search(r"epoch 2/2: \d+/\d+ iterations, loss=[\d.]+", facts["text"]), facts["text"]
+    assert "0%|" not in facts["text"]
+    densities = [f["natural"] / f["declared"] for f in facts["figures"]]
+    assert densities and all(abs(d - 2) < 0.01 for d in densities), densities  # retina
+
+
+def test_a_phone_gets_the_page_at_its_width(sites, browser):
+    browser.send("Emulation.setDeviceMetricsOverride",
+                 {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
+    try:
+        browser.goto((sites["course"] / "index.html").as_uri())
+        width = browser.evaluate("document.documentElement.scrollWidth")
+        browser.screenshot(SCREENSHOTS / "course-index-phone.png")
+    finally:
+        browser.send("Emulation.clearDeviceMetricsOverride")
+    assert width <= 390
