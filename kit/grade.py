@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course.rubric import check_points
+from course.rubric import CHECKS, DEFAULT_POINTS, check_points
 from kit import sandbox as sb
 
 ROOT = sb.ROOT
@@ -474,6 +474,11 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     some submissions (by name), as the tests' zoo does to stay fast.
     """
     references = reference_notebooks(root, notebooks)
+    unrated = [f"{name}/{check}" for name, nb in references.items()
+               for check in check_cells(nb).values() if f"{name}/{check}" not in CHECKS]
+    if unrated:
+        print(f"kit grade: no points in course/rubric.py for {', '.join(unrated)}; "
+              f"each counts {DEFAULT_POINTS}", file=sys.stderr)
     limited = {name: list(nbs) for name, nbs in (notebooks_for or {}).items()}
 
     def refs_for(path: Path) -> dict[str, Any]:
