@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from course.rubric import CHECKS, DEFAULT_POINTS, check_points
+from course.tasks import NOTEBOOKS
 from kit import sandbox as sb
 
 ROOT = sb.ROOT
@@ -65,8 +66,11 @@ class Limits:
 # ---------------------------------------------------------------------------------------
 
 def reference_notebooks(root: Path = ROOT, names: Iterable[str] | None = None) -> dict[str, Any]:
-    """Every notebook of the tree (``notebooks/*.ipynb``) as loaded JSON, by name."""
-    paths = sorted((root / "notebooks").glob("*.ipynb"))
+    """Every notebook of the tree (``notebooks/*.ipynb``) as loaded JSON, by name, in
+    course order (``course.tasks.NOTEBOOKS``, then any others by name)."""
+    order = {name: index for index, name in enumerate(NOTEBOOKS)}
+    paths = sorted((root / "notebooks").glob("*.ipynb"),
+                   key=lambda p: (order.get(p.stem, len(order)), p.stem))
     wanted = None if names is None else set(names)
     return {
         p.stem: json.loads(p.read_text(encoding="utf-8"))
