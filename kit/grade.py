@@ -437,6 +437,21 @@ def load_result(out: Path, name: str) -> dict[str, Any] | None:
     return result if isinstance(result, dict) and "checks" in result else None
 
 
+OUT_MARKER = ".kit-grade"
+
+
+def claim_out_dir(out: Path) -> None:
+    """Use ``out`` only if it is new, empty, or made by kit grade (it holds the marker):
+    the reports overwrite files by name, so a folder of someone's work is refused."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / OUT_MARKER).exists():
+        raise ValueError(f"--out {out} already holds files that kit grade did not write "
+                         f"(no {OUT_MARKER} marker); choose a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).write_text("reports written by python -m kit grade\n")
+
+
 def summary_table(results: list[dict[str, Any]]) -> str:
     width = max([10, *(len(r["submission"]) for r in results)])
     lines = [f"{'SUBMISSION':<{width}} | {'SCORE':>9} | {'STATUS':<13} | SECONDS",
@@ -494,7 +509,7 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise ValueError(f"submissions with the same name: {', '.join(sorted(duplicates))}")
-    out.mkdir(parents=True, exist_ok=True)
+    claim_out_dir(out)
     results: dict[str, dict[str, Any]] = {}
     pending = []
     for path in submissions:
