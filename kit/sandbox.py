@@ -71,6 +71,25 @@ class Sandbox:
     root: Path
     notes: list[str] = field(default_factory=list)
     notebooks: dict[str, Any] = field(default_factory=dict)  # name -> notebook as graded
+    snapshot: dict[str, bytes] = field(default_factory=dict)  # every file, as built
+
+    def seal(self) -> None:
+        """Remember every file of the built sandbox (in memory, out of the student's reach)."""
+        self.snapshot = {p.relative_to(self.root).as_posix(): p.read_bytes()
+                         for p in sorted(self.root.rglob("*")) if p.is_file()}
+
+    def restore(self) -> None:
+        """Put the sandbox back as built: code run for one notebook may have rewritten or
+        deleted files (another notebook, a course module) that the next run reads."""
+        for child in list(self.root.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        for rel, data in self.snapshot.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -398,6 +417,7 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
             box.notebooks[name] = graded
             (box.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(graded))
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
+        box.seal()
     except BaseException:
         box.cleanup()
         raise
@@ -457,6 +477,7 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
             box.notebooks[path.stem] = notebook
             (box.root / "notebooks" / path.name).write_text(json.dumps(notebook))
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
+        box.seal()
     except BaseException:
         box.cleanup()
         raise
