@@ -421,9 +421,12 @@ def test_overwriting_notebooks_and_results_does_not_change_the_verdict(zoo_run):
     assert failures <= {"relu-forward", "overfit-small-data"}
     assert _checks(result)["affine-forward"]["status"] == "passed"
     # The next notebook runs from the sandbox as built, not as the code left it.
-    later = [c for c in result["checks"] if c["notebook"] == "Dropout"]
+    # (Its ReLU bug fails the net-level dropout check; the layer checks pass.)
+    later = {c["name"]: c for c in result["checks"] if c["notebook"] == "Dropout"}
     if "Dropout" in LATER_NOTEBOOKS:
-        assert later and all(c["status"] == "passed" for c in later), later
+        assert later, "the Dropout notebook was not graded"
+        for name in ("dropout-forward-stats", "dropout-forward-seed", "dropout-backward"):
+            assert later[name]["status"] == "passed", later[name]
 
 
 def test_warnings_on_stderr_are_no_failure(zoo_run):
