@@ -91,8 +91,10 @@ def test_fresh_setup_works_and_a_second_one_does_nothing(project: Path) -> None:
     assert code == 0, err
     assert "Creating .venv" in out
     assert list(project.glob(".venv/.installed-*"))
+    installs = (project / "pip.log").read_text()
     code, out, err = run_setup(project)
-    assert code == 0 and "Nothing to be done" in out
+    assert code == 0, err
+    assert (project / "pip.log").read_text() == installs  # nothing installed again
 
 
 def test_half_made_venv_not_ours_is_kept_and_the_fix_is_printed(project: Path) -> None:
