@@ -48,11 +48,17 @@ from course.layers import _check_4d, _expect_shape, conv_geometry, pool_geometry
 
 __all__ = [
     "conv_backward_fast",
+    "conv_backward_im2col",
     "conv_backward_strides",
     "conv_forward_fast",
+    "conv_forward_im2col",
     "conv_forward_strides",
     "max_pool_backward_fast",
+    "max_pool_backward_im2col",
+    "max_pool_backward_reshape",
     "max_pool_forward_fast",
+    "max_pool_forward_im2col",
+    "max_pool_forward_reshape",
 ]
 
 # Bytes of one chunk's im2col matrix. Small enough to stay in the L2/L3 caches of a small
@@ -97,9 +103,17 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
+# Below this many bytes of work in a whole call, one chunk on the calling thread: handing
+# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
+# 8x8 digits) take to compute.
+INLINE_BYTES = 256 * 2**10
+
+
 def _chunks(n: int, bytes_per_example: int) -> list[tuple[int, int]]:
     """Split range(n) into chunks of about CHUNK_BYTES of im2col each, at least WORKERS
-    chunks when there are that many examples."""
+    chunks when there are that many examples (one chunk for less than INLINE_BYTES)."""
+    if n * bytes_per_example <= INLINE_BYTES:
+        return [(0, n)]
     size = max(1, CHUNK_BYTES // max(1, bytes_per_example))
     size = min(size, max(1, -(-n // WORKERS)))
     return [(start, min(n, start + size)) for start in range(0, n, size)]
@@ -227,9 +241,9 @@ def conv_backward_fast(
     return np.ascontiguousarray(dx), dw, db
 
 
-# CS231n names for its two fast conv implementations; here both are the one above.
-conv_forward_strides = conv_forward_fast
-conv_backward_strides = conv_backward_fast
+# CS231n's names for its other fast conv implementations: here they are all the one above.
+conv_forward_strides = conv_forward_im2col = conv_forward_fast
+conv_backward_strides = conv_backward_im2col = conv_backward_fast
 
 
 # ---------------------------------------------------------------------------------------
@@ -316,3 +330,9 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
 
     _run_chunks(work, _chunks(N, C * H * W * x.itemsize))
     return dx
+
+
+# CS231n's names for its pooling variants (reshape for tiling windows, im2col otherwise):
+# the layers above handle every geometry, so all names are the same pair.
+max_pool_forward_reshape = max_pool_forward_im2col = max_pool_forward_fast
+max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast

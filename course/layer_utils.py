@@ -264,7 +264,6 @@ register_dropout_layer("dropout", dropout_forward, dropout_backward)
 # ---------------------------------------------------------------------------------------
 
 import course.fast_layers as _fast_layers  # noqa: E402 - kept with the section that uses it
-import course.layers as _layers  # noqa: E402
 from course.fast_layers import (  # noqa: E402
     conv_backward_fast,
     conv_forward_fast,
@@ -367,8 +366,7 @@ def conv_bn_relu_backward(
     return dx, dw, db, dgamma, dbeta
 
 
-# CS231n's layer_utils star-imports layers and fast_layers, so its star import gives them.
+# CS231n's layer_utils star-imports fast_layers too (the layers are re-exported above).
 from course.fast_layers import *  # noqa: E402, F403
-from course.layers import *  # noqa: E402, F403
 
-__all__ += [name for name in (*_layers.__all__, *_fast_layers.__all__) if name not in __all__]
+__all__ += [name for name in _fast_layers.__all__ if name not in __all__]

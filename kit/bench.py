@@ -383,8 +383,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if present")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and budget: checks that the benchmark runs")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for everyone: fast_layers' chunk threads, BLAS and "
+                             "PyTorch (default: the machine's cores). --threads 1 compares "
+                             "per-core speed, which a busy machine disturbs least")
     args = parser.parse_args(argv)
     torch = None if args.no_torch else _torch()
+    if args.threads is not None:
+        return _with_threads(args.threads, torch, lambda: _run(args, torch))
+    return _run(args, torch)
+
+
+def _with_threads(threads: int, torch: Any, body: Callable[[], int]) -> int:
+    """Run ``body`` with every thread pool limited to ``threads``."""
+    old_workers = fast_layers.WORKERS
+    fast_layers.WORKERS = max(1, threads)
+    old_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(max(1, threads))
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limits: Any = threadpool_limits(max(1, threads))
+    except ImportError:
+        limits = None
+    try:
+        return body()
+    finally:
+        fast_layers.WORKERS = old_workers
+        if torch is not None and old_torch is not None:
+            torch.set_num_threads(old_torch)
+        if limits is not None:
+            limits.restore_original_limits()
+
+
+def _run(args: argparse.Namespace, torch: Any) -> int:
     budget = 0.05 if args.smoke else args.budget
     conv_cases, pool_cases = (SMOKE_CONV, SMOKE_POOL) if args.smoke else (CONV_CASES,
                                                                           POOL_CASES)

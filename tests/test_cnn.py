@@ -111,4 +111,29 @@ def test_star_imports_bring_layers_fast_layers_and_sandwiches() -> None:
     namespace = {}
     exec("from course.fast_layers import *", namespace)
     assert {"conv_forward_fast", "conv_backward_fast", "max_pool_forward_fast",
-            "max_pool_backward_fast"} <= set(namespace)
+            "max_pool_backward_fast", "conv_forward_strides", "conv_backward_strides",
+            "conv_forward_im2col", "conv_backward_im2col", "max_pool_forward_reshape",
+            "max_pool_backward_reshape", "max_pool_forward_im2col",
+            "max_pool_backward_im2col"} <= set(namespace)
+
+
+@pytest.mark.task("4.6")
+def test_loss_known_answer_with_zero_weights() -> None:
+    # Built without __init__ (task 4.5), from the attributes loss() reads. With all weights
+    # zero the hidden layers output 0, so the scores are b3 for every example; the loss is
+    # the softmax loss of b3 and only b3 gets a gradient: mean(softmax(b3) - onehot(y)).
+    model = object.__new__(ThreeLayerConvNet)
+    model.input_dim, model.reg, model.dtype = (1, 4, 4), 0.3, np.float64
+    F, hidden, classes = 2, 3, 4
+    b3 = np.array([0.5, -1.0, 2.0, 0.0])
+    model.params = {"W1": np.zeros((F, 1, 3, 3)), "b1": np.zeros(F),
+                    "W2": np.zeros((F * 2 * 2, hidden)), "b2": np.zeros(hidden),
+                    "W3": np.zeros((hidden, classes)), "b3": b3.copy()}
+    y = np.array([2, 0, 2])
+    probs = np.exp(b3) / np.exp(b3).sum()
+    loss, grads = model.loss(np.ones((3, 1, 4, 4)), y)
+    assert loss == pytest.approx(float(np.mean(-np.log(probs[y]))), rel=1e-12)
+    onehot_mean = np.eye(classes)[y].mean(axis=0)
+    np.testing.assert_allclose(grads["b3"], probs - onehot_mean, rtol=1e-12, atol=1e-15)
+    for name in ("W1", "b1", "W2", "b2", "W3"):
+        np.testing.assert_allclose(grads[name], 0.0, atol=1e-15, err_msg=name)

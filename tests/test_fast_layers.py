@@ -71,6 +71,7 @@ def test_fast_pool_breaks_ties_like_naive(geometry, seed: int, levels: int) -> N
 def test_fast_conv_same_result_whatever_the_chunking(monkeypatch, chunk_bytes: int) -> None:
     # One example per chunk (many threads' worth) and one chunk for the whole batch.
     monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: chunk it anyway
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((7, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
     param = {"stride": 1, "pad": 1}
