@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from course.solver import Solver
+from course.vis_utils import FIGURE_WIDTH
 
 __all__ = ["best_times", "plot_sweep", "train_models"]
 
@@ -72,7 +73,9 @@ def plot_sweep(
     if not names:
         raise ValueError("plot_sweep: series must name at least one line")
     metrics = list(series[names[0]])
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    # Never wider than a page of the site (vis_utils.FIGURE_WIDTH): it would be shrunk.
+    width = min(4.2 * len(metrics), FIGURE_WIDTH)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(width, 3.4), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
         for i, name in enumerate(names):
             values = np.asarray(series[name][metric], dtype=float)

@@ -216,7 +216,7 @@ def plot_normalization_family(N: int = 4, C: int = 6, groups: int = 2) -> Figure
     example across all channels, instance norm one channel of one example, and group norm
     one example across one group of C / groups channels.
     """
-    fig, axes = plt.subplots(1, len(NORMALIZATION_FAMILY), figsize=(12, 3.2))
+    fig, axes = plt.subplots(1, len(NORMALIZATION_FAMILY), figsize=(FIGURE_WIDTH, 2.8))
     for ax, (name, shaded) in zip(axes, NORMALIZATION_FAMILY.items(), strict=True):
         for n in range(N):
             for c in range(C):

@@ -312,8 +312,8 @@ def missing_names(uses: Uses) -> list[tuple[int, str]]:
         if name not in known and name not in seen:
             seen.add(name)
             where = ", ".join(m for _, m in uses.star_modules) or "none"
-            missing.append((cell, f"{name} (used, not defined in the notebook; star "
-                                  f"imports: {where})"))
+            missing.append((cell, f"{name} (used; defined neither by the notebook nor by "
+                                  f"its star imports: {where})"))
     return missing
 
 

@@ -594,7 +594,8 @@ def changes_since_release(folder: Path) -> list[str]:
     found = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if set(rel.parts) & REGENERABLE or path.name.endswith((".pyc", ".pyo")):
+        if (set(rel.parts) & REGENERABLE or path.name.endswith((".pyc", ".pyo"))
+                or any(part.endswith(".egg-info") for part in rel.parts)):  # make setup's
             continue
         key = rel.as_posix()
         if key == STAMP_NAME or (path.is_dir() and not path.is_symlink()):

@@ -37,6 +37,7 @@ from typing import Any
 from kit.markers import parse, render_student
 
 ROOT = Path(__file__).resolve().parent.parent
+MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
 
 # Copy-on-call wrapper appended to each merged file; the names cannot clash with a
 # student's because of the prefix.
@@ -102,6 +103,10 @@ def unpack(submission: Path, into: Path) -> Path:
     if submission.suffix == ".zip" and submission.is_file():
         try:
             with zipfile.ZipFile(submission) as archive:
+                size = sum(info.file_size for info in archive.infolist())
+                if size > MAX_UNZIPPED:
+                    raise SubmissionError(f"{submission}: unpacks to {size / 1e6:.0f} MB "
+                                          f"(more than {MAX_UNZIPPED / 1e6:.0f} MB)")
                 for info in archive.infolist():
                     target = (into / info.filename).resolve()
                     if not str(target).startswith(str(into.resolve())):

@@ -35,11 +35,13 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import nbformat
 from nbclient import NotebookClient
@@ -93,6 +95,25 @@ def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
         if cell.cell_type == "code":
             cell.outputs = coalesce_streams(cell.outputs)
     site_render.drop_widgets(nb)
+    normalise_kernelspec(nb)
+
+
+def normalise_kernelspec(nb: nbformat.NotebookNode) -> None:
+    """Store the kernel's display name as the installed kernel reports it.
+
+    JupyterLab rewrites a differing ``display_name`` ("Python 3" -> "Python 3 (ipykernel)")
+    as soon as a notebook opens, which marks it modified before the reader did anything.
+    """
+    spec = nb.metadata.get("kernelspec")
+    if not spec or not spec.get("name"):
+        return
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        installed = KernelSpecManager().get_kernel_spec(spec["name"])
+    except (ImportError, NoSuchKernel):
+        return
+    spec["display_name"] = installed.display_name
 
 
 def coalesce_streams(outputs: list) -> list:
@@ -137,17 +158,51 @@ def execute_notebook(
     )
     start = time.perf_counter()
     error = ""
-    try:
-        client.execute(env=env)
-    except CellExecutionError as exc:
-        # ename/evalue are plain text; the formatted traceback carries colour codes.
-        error = f"{exc.ename}: {exc.evalue}"
-    except (CellTimeoutError, DeadKernelError) as exc:
-        error = f"{type(exc).__name__}: {_last_line(str(exc))}"
-    finally:
-        bar.close()
+    # The kernel's own stderr (its start-up warnings, its complaints when Ctrl-C closes
+    # its sockets) goes to a file: only what a cell prints belongs on the terminal.
+    with tempfile.TemporaryFile("w+", prefix="kit-site-kernel-") as kernel_log:
+        try:
+            _execute_interruptibly(client, env, kernel_log)
+        except CellExecutionError as exc:
+            # ename/evalue are plain text; the formatted traceback carries colour codes.
+            error = f"{exc.ename}: {exc.evalue}"
+        except (CellTimeoutError, DeadKernelError) as exc:
+            error = f"{type(exc).__name__}: {_last_line(str(exc))}"
+            kernel_log.seek(0)
+            print(f"{path.name}: the kernel's last words:\n{kernel_log.read()[-2000:]}",
+                  file=sys.stderr)
+        finally:
+            bar.close()
     strip_volatile_metadata(nb)
     return nb, NotebookResult(path.stem, not error, time.perf_counter() - start, error)
+
+
+def _execute_interruptibly(client: NotebookClient, env: dict[str, str], log: IO[str]) -> None:
+    """``client.execute`` in a worker thread, so that Ctrl-C reaches this (main) thread.
+
+    In the main thread nbclient replaces the SIGINT handler with one that kills the kernel
+    and then fails in its own clean-up with a bare AssertionError; in a worker it installs
+    none. A Ctrl-C then raises KeyboardInterrupt here, and the build stops keeping the old
+    site. (A kernel left behind exits by itself once this process is gone.)
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            client.execute(env=env, stderr=log)
+        except BaseException as exc:  # handed to the main thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="kit-site-kernel", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        worker.join(10)  # the kernel got the Ctrl-C too: let nbclient shut it down
+        raise
+    if failure:
+        raise failure[0]
 
 
 def _last_line(text: str) -> str:
@@ -173,9 +228,12 @@ def retina_profile() -> Iterator[dict[str, str]]:
 # -- where the site may go --------------------------------------------------------------
 
 
-def check_out_dir(out: Path, notebooks: Path, root: Path = REPO_ROOT) -> None:
-    """Refuse an ``--out`` this command may not replace; ``SiteError`` says what was found."""
-    target, root = out.resolve(), root.resolve()
+def check_out_dir(out: Path, notebooks: Path, root: Path | None = None) -> None:
+    """Refuse an ``--out`` this command may not replace; ``SiteError`` says what was found.
+
+    ``root`` is the solution tree (default: the one this module belongs to).
+    """
+    target, root = out.resolve(), (root or REPO_ROOT).resolve()
     how = "Choose a new folder (the default is build/site) or move that folder away yourself."
     if ".git" in target.parts:
         raise SiteError(f"--out {out}: is inside a .git folder; refusing to write there. {how}")
@@ -241,7 +299,7 @@ def _alive(pid: int) -> bool:
 
 
 def swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished site ``tmp`` at ``out``; the old site goes only once the new one is there."""
+    """Put the finished site ``tmp`` at ``out``; the old one goes only once the new one is in."""
     if out.exists():
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
         out.rename(old)
@@ -290,7 +348,7 @@ def build(options: BuildOptions) -> list[NotebookResult]:
 def _run_all(
     options: BuildOptions, env: dict[str, str], sink: Path | None
 ) -> list[NotebookResult]:
-    results, pages, notebooks = [], [], []
+    results, pages = [], []
     total = len(options.notebooks)
     for i, path in enumerate(options.notebooks, start=1):
         position = f"[{i}/{total}]"
@@ -306,8 +364,7 @@ def _run_all(
             _write_atomically(path, nb)
         else:
             _write_atomically(sink / path.name, nb)
-            pages.append(site_render.render_notebook(nb, path.stem))
-            notebooks.append(nb)
+            pages.append(site_render.render_notebook(nb, path.stem, options.student))
         verdict = "done" if result.ok else f"FAILED: {result.error}"
         if options.execute:
             print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
@@ -443,7 +500,10 @@ def select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
 
 
 def main(argv: list[str]) -> int:
-    args = parse_args(argv)
+    return _main_guarded(parse_args(argv))
+
+
+def _main_guarded(args: argparse.Namespace) -> int:
     try:
         if args.student:
             with student_tree() as tree:
@@ -454,12 +514,23 @@ def main(argv: list[str]) -> int:
         print(f"site: {error}", file=sys.stderr)
         print("site: stopped; nothing written", file=sys.stderr)
         return 2
+    except site_render.MathError as error:
+        print(f"site: {error}", file=sys.stderr)
+        print("site: stopped; the previous site (if any) is unchanged", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        kept = "the notebooks not yet rewritten are unchanged" if args.in_place else (
-            f"the previous site in {args.out} is unchanged" if args.out.exists()
-            else "no site was written")
-        print(f"\nsite: interrupted; {kept}.", file=sys.stderr)
-        return 130
+        return _interrupted(args)
+
+
+def _interrupted(args: argparse.Namespace) -> int:
+    if args.in_place:
+        kept = "the notebooks not yet rewritten are unchanged"
+    elif args.out.exists():
+        kept = f"the previous site in {args.out} is unchanged"
+    else:
+        kept = "no site was written"
+    print(f"\nsite: interrupted; {kept}.", file=sys.stderr)
+    return 130
 
 
 def _main(args: argparse.Namespace, folder: Path, pythonpath: Path | None) -> int:

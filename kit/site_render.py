@@ -64,7 +64,8 @@ class Page:
 
 
 def extract_math(markdown: str, formulas: list[tuple[str, bool]]) -> str:
-    """Replace each formula of ``markdown`` by a placeholder; append (tex, display) to ``formulas``."""
+    """Replace each formula of ``markdown`` by a placeholder; append (tex, display) to
+    ``formulas``."""
 
     def keep(match: re.Match[str], display: bool) -> str:
         formulas.append((match.group(1).strip(), display))
@@ -85,6 +86,10 @@ def tex_to_mathml(tex: str, display: bool) -> str:
         mathml = convert(tex, display="block" if display else "inline")
     except Exception as error:  # latex2mathml raises several kinds; all mean "bad TeX"
         raise MathError(f"cannot render the formula {tex!r}: {error}") from error
+    # An unknown command comes out as its own name (<mi>\foo</mi>): raw TeX on the page.
+    unknown = re.search(r">(\\[A-Za-z]+)<", mathml)
+    if unknown:
+        raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
 
@@ -195,8 +200,11 @@ def _palette_png(encoded: str) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def render_notebook(nb: nbformat.NotebookNode, name: str) -> Page:
-    """The page body of one executed notebook, with its title, description and contents."""
+def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False) -> Page:
+    """The page body of one executed notebook, with its title, description and contents.
+
+    ``student``: the notebook comes from the student release (answer cells hold prompts).
+    """
     from nbconvert import HTMLExporter  # imported late: slow, and not needed for --in-place
 
     nb = nbformat.from_dict(nb)  # a copy: the placeholders must not reach the .ipynb
@@ -217,7 +225,7 @@ def render_notebook(nb: nbformat.NotebookNode, name: str) -> Page:
         exclude_output_prompt=True,
         filters={"site_code": render_code},
     )
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources={"student": student})
     try:
         body = substitute_math(body, formulas)
     except MathError as error:

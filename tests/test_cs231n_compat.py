@@ -10,98 +10,89 @@ Three promises, each checked from one table:
   top of a cell makes initial weights and minibatches repeat, as it does in CS231n.
 
 The CS231n names are written from its public API (the names its notebooks call), one row
-per function. A row whose notebook is not in this tree yet (the later notebooks are being
-written) is skipped while its name is missing, and checked as soon as it exists.
+per function.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from course.tasks import NOTEBOOKS
-
-ROOT = Path(__file__).resolve().parent.parent
-FC, BN, DROPOUT, CONV = NOTEBOOKS  # the notebook that teaches each name
-
-# (module, name, CS231n's parameters in order, the notebook that needs it)
-SIGNATURES: list[tuple[str, str, tuple[str, ...], str]] = [
-    ("course.layers", "affine_forward", ("x", "w", "b"), FC),
-    ("course.layers", "affine_backward", ("dout", "cache"), FC),
-    ("course.layers", "relu_forward", ("x",), FC),
-    ("course.layers", "relu_backward", ("dout", "cache"), FC),
-    ("course.layers", "svm_loss", ("x", "y"), FC),
-    ("course.layers", "softmax_loss", ("x", "y"), FC),
-    ("course.layers", "batchnorm_forward", ("x", "gamma", "beta", "bn_param"), BN),
-    ("course.layers", "batchnorm_backward", ("dout", "cache"), BN),
-    ("course.layers", "batchnorm_backward_alt", ("dout", "cache"), BN),
-    ("course.layers", "layernorm_forward", ("x", "gamma", "beta", "ln_param"), BN),
-    ("course.layers", "layernorm_backward", ("dout", "cache"), BN),
-    ("course.layers", "dropout_forward", ("x", "dropout_param"), DROPOUT),
-    ("course.layers", "dropout_backward", ("dout", "cache"), DROPOUT),
-    ("course.layers", "conv_forward_naive", ("x", "w", "b", "conv_param"), CONV),
-    ("course.layers", "conv_backward_naive", ("dout", "cache"), CONV),
-    ("course.layers", "max_pool_forward_naive", ("x", "pool_param"), CONV),
-    ("course.layers", "max_pool_backward_naive", ("dout", "cache"), CONV),
-    ("course.layers", "spatial_batchnorm_forward", ("x", "gamma", "beta", "bn_param"), CONV),
-    ("course.layers", "spatial_batchnorm_backward", ("dout", "cache"), CONV),
-    ("course.layers", "spatial_groupnorm_forward", ("x", "gamma", "beta", "G", "gn_param"),
-     CONV),
-    ("course.layers", "spatial_groupnorm_backward", ("dout", "cache"), CONV),
-    ("course.layer_utils", "affine_relu_forward", ("x", "w", "b"), FC),
-    ("course.layer_utils", "affine_relu_backward", ("dout", "cache"), FC),
-    ("course.layer_utils", "conv_relu_forward", ("x", "w", "b", "conv_param"), CONV),
-    ("course.layer_utils", "conv_relu_backward", ("dout", "cache"), CONV),
+# (module, name, CS231n's parameters in order)
+SIGNATURES: list[tuple[str, str, tuple[str, ...]]] = [
+    ("course.layers", "affine_forward", ("x", "w", "b")),
+    ("course.layers", "affine_backward", ("dout", "cache")),
+    ("course.layers", "relu_forward", ("x",)),
+    ("course.layers", "relu_backward", ("dout", "cache")),
+    ("course.layers", "svm_loss", ("x", "y")),
+    ("course.layers", "softmax_loss", ("x", "y")),
+    ("course.layers", "batchnorm_forward", ("x", "gamma", "beta", "bn_param")),
+    ("course.layers", "batchnorm_backward", ("dout", "cache")),
+    ("course.layers", "batchnorm_backward_alt", ("dout", "cache")),
+    ("course.layers", "layernorm_forward", ("x", "gamma", "beta", "ln_param")),
+    ("course.layers", "layernorm_backward", ("dout", "cache")),
+    ("course.layers", "dropout_forward", ("x", "dropout_param")),
+    ("course.layers", "dropout_backward", ("dout", "cache")),
+    ("course.layers", "conv_forward_naive", ("x", "w", "b", "conv_param")),
+    ("course.layers", "conv_backward_naive", ("dout", "cache")),
+    ("course.layers", "max_pool_forward_naive", ("x", "pool_param")),
+    ("course.layers", "max_pool_backward_naive", ("dout", "cache")),
+    ("course.layers", "spatial_batchnorm_forward", ("x", "gamma", "beta", "bn_param")),
+    ("course.layers", "spatial_batchnorm_backward", ("dout", "cache")),
+    ("course.layers", "spatial_groupnorm_forward", ("x", "gamma", "beta", "G", "gn_param")),
+    ("course.layers", "spatial_groupnorm_backward", ("dout", "cache")),
+    ("course.layer_utils", "affine_relu_forward", ("x", "w", "b")),
+    ("course.layer_utils", "affine_relu_backward", ("dout", "cache")),
+    ("course.layer_utils", "conv_relu_forward", ("x", "w", "b", "conv_param")),
+    ("course.layer_utils", "conv_relu_backward", ("dout", "cache")),
     ("course.layer_utils", "conv_bn_relu_forward",
-     ("x", "w", "b", "gamma", "beta", "conv_param", "bn_param"), CONV),
-    ("course.layer_utils", "conv_bn_relu_backward", ("dout", "cache"), CONV),
+     ("x", "w", "b", "gamma", "beta", "conv_param", "bn_param")),
+    ("course.layer_utils", "conv_bn_relu_backward", ("dout", "cache")),
     ("course.layer_utils", "conv_relu_pool_forward",
-     ("x", "w", "b", "conv_param", "pool_param"), CONV),
-    ("course.layer_utils", "conv_relu_pool_backward", ("dout", "cache"), CONV),
-    ("course.fast_layers", "conv_forward_fast", ("x", "w", "b", "conv_param"), CONV),
-    ("course.fast_layers", "conv_backward_fast", ("dout", "cache"), CONV),
-    ("course.fast_layers", "max_pool_forward_fast", ("x", "pool_param"), CONV),
-    ("course.fast_layers", "max_pool_backward_fast", ("dout", "cache"), CONV),
-    ("course.optim", "sgd", ("w", "dw", "config"), FC),
-    ("course.optim", "sgd_momentum", ("w", "dw", "config"), FC),
-    ("course.optim", "rmsprop", ("w", "dw", "config"), FC),
-    ("course.optim", "adam", ("w", "dw", "config"), FC),
-    ("course.solver", "Solver", ("model", "data"), FC),
-    ("course.solver", "Solver.train", ("self",), FC),
-    ("course.solver", "Solver.check_accuracy", ("self", "X", "y", "num_samples", "batch_size"),
-     FC),
-    ("course.gradient_check", "eval_numerical_gradient", ("f", "x", "verbose", "h"), FC),
-    ("course.gradient_check", "eval_numerical_gradient_array", ("f", "x", "df", "h"), FC),
+     ("x", "w", "b", "conv_param", "pool_param")),
+    ("course.layer_utils", "conv_relu_pool_backward", ("dout", "cache")),
+    ("course.fast_layers", "conv_forward_fast", ("x", "w", "b", "conv_param")),
+    ("course.fast_layers", "conv_backward_fast", ("dout", "cache")),
+    ("course.fast_layers", "max_pool_forward_fast", ("x", "pool_param")),
+    ("course.fast_layers", "max_pool_backward_fast", ("dout", "cache")),
+    ("course.optim", "sgd", ("w", "dw", "config")),
+    ("course.optim", "sgd_momentum", ("w", "dw", "config")),
+    ("course.optim", "rmsprop", ("w", "dw", "config")),
+    ("course.optim", "adam", ("w", "dw", "config")),
+    ("course.solver", "Solver", ("model", "data")),
+    ("course.solver", "Solver.train", ("self",)),
+    ("course.solver", "Solver.check_accuracy", ("self", "X", "y", "num_samples", "batch_size")),
+    ("course.gradient_check", "eval_numerical_gradient", ("f", "x", "verbose", "h")),
+    ("course.gradient_check", "eval_numerical_gradient_array", ("f", "x", "df", "h")),
     ("course.gradient_check", "grad_check_sparse",
-     ("f", "x", "analytic_grad", "num_checks", "h"), FC),
-    ("course.data_utils", "load_CIFAR_batch", ("filename",), FC),
-    ("course.data_utils", "load_CIFAR10", ("ROOT",), FC),
+     ("f", "x", "analytic_grad", "num_checks", "h")),
+    ("course.data_utils", "load_CIFAR_batch", ("filename",)),
+    ("course.data_utils", "load_CIFAR10", ("ROOT",)),
     ("course.data_utils", "get_CIFAR10_data",
-     ("num_training", "num_validation", "num_test", "subtract_mean"), FC),
-    ("course.vis_utils", "visualize_grid", ("Xs", "ubound", "padding"), FC),
+     ("num_training", "num_validation", "num_test", "subtract_mean")),
+    ("course.vis_utils", "visualize_grid", ("Xs", "ubound", "padding")),
     ("course.classifiers.fc_net", "TwoLayerNet",
-     ("input_dim", "hidden_dim", "num_classes", "weight_scale", "reg"), FC),
-    ("course.classifiers.fc_net", "TwoLayerNet.loss", ("self", "X", "y"), FC),
+     ("input_dim", "hidden_dim", "num_classes", "weight_scale", "reg")),
+    ("course.classifiers.fc_net", "TwoLayerNet.loss", ("self", "X", "y")),
     ("course.classifiers.fc_net", "FullyConnectedNet",
      ("hidden_dims", "input_dim", "num_classes", "dropout_keep_ratio", "normalization", "reg",
-      "weight_scale", "dtype", "seed"), FC),
-    ("course.classifiers.fc_net", "FullyConnectedNet.loss", ("self", "X", "y"), FC),
+      "weight_scale", "dtype", "seed")),
+    ("course.classifiers.fc_net", "FullyConnectedNet.loss", ("self", "X", "y")),
     ("course.classifiers.cnn", "ThreeLayerConvNet",
      ("input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes", "weight_scale",
-      "reg", "dtype"), CONV),
-    ("course.classifiers.cnn", "ThreeLayerConvNet.loss", ("self", "X", "y"), CONV),
+      "reg", "dtype")),
+    ("course.classifiers.cnn", "ThreeLayerConvNet.loss", ("self", "X", "y")),
 ]
 
 # CS231n's star imports: what ``from <module> import *`` must bring in. CS231n's
 # layer_utils imports every layer, and its classifiers import layers and layer_utils.
-LAYER_NAMES = [name for module, name, _, _ in SIGNATURES if module == "course.layers"]
-SANDWICH_NAMES = [name for module, name, _, _ in SIGNATURES if module == "course.layer_utils"]
-FAST_NAMES = [name for module, name, _, _ in SIGNATURES if module == "course.fast_layers"]
+LAYER_NAMES = [name for module, name, _ in SIGNATURES if module == "course.layers"]
+SANDWICH_NAMES = [name for module, name, _ in SIGNATURES if module == "course.layer_utils"]
+FAST_NAMES = [name for module, name, _ in SIGNATURES if module == "course.fast_layers"]
 STAR_IMPORTS: dict[str, list[str]] = {
     "course.layers": LAYER_NAMES,
     "course.fast_layers": FAST_NAMES,
@@ -111,24 +102,10 @@ STAR_IMPORTS: dict[str, list[str]] = {
     "course.classifiers.cnn": ["ThreeLayerConvNet", *LAYER_NAMES, *SANDWICH_NAMES,
                                *FAST_NAMES],
 }
-NOTEBOOK_OF = {name: notebook for _, name, _, notebook in SIGNATURES}
-NOTEBOOK_OF.update(FullyConnectedNet=FC, TwoLayerNet=FC, ThreeLayerConvNet=CONV)
-
-
-def _notebook_exists(notebook: str) -> bool:
-    return (ROOT / "notebooks" / f"{notebook}.ipynb").exists()
-
-
-def _lookup(module_name: str, qualname: str, notebook: str) -> Any:
-    """The object, or a skip while the notebook that brings it has not been written."""
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError):
-        if not _notebook_exists(notebook):
-            pytest.skip(f"{module_name}.{qualname} comes with {notebook}.ipynb, not here yet")
-        raise
+def _lookup(module_name: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
     return obj
 
 
@@ -138,10 +115,10 @@ def _star_import(module_name: str) -> dict[str, Any]:
     return namespace
 
 
-@pytest.mark.parametrize(("module_name", "qualname", "params", "notebook"), SIGNATURES,
-                         ids=[f"{m.removeprefix('course.')}.{n}" for m, n, _, _ in SIGNATURES])
-def test_signature_matches_cs231n(module_name, qualname, params, notebook):
-    obj = _lookup(module_name, qualname, notebook)
+@pytest.mark.parametrize(("module_name", "qualname", "params"), SIGNATURES,
+                         ids=[f"{m.removeprefix('course.')}.{n}" for m, n, _ in SIGNATURES])
+def test_signature_matches_cs231n(module_name, qualname, params):
+    obj = _lookup(module_name, qualname)
     target = obj.__init__ if inspect.isclass(obj) else obj
     ours = list(inspect.signature(target).parameters.values())
     if inspect.isclass(obj):
@@ -176,14 +153,8 @@ def test_load_cifar10_accepts_the_old_keyword(tmp_path):
 
 @pytest.mark.parametrize("module_name", list(STAR_IMPORTS))
 def test_star_import_brings_what_cs231n_does(module_name):
-    try:
-        namespace = _star_import(module_name)
-    except ImportError:
-        if not _notebook_exists(CONV):
-            pytest.skip(f"{module_name} comes with {CONV}.ipynb, not here yet")
-        raise
-    missing = [name for name in STAR_IMPORTS[module_name] if name not in namespace
-               and _notebook_exists(NOTEBOOK_OF[name])]
+    namespace = _star_import(module_name)
+    missing = [name for name in STAR_IMPORTS[module_name] if name not in namespace]
     assert missing == []
 
 
@@ -234,7 +205,7 @@ def test_fully_connected_net_repeats_after_np_random_seed():
 
 @pytest.mark.task("4.5")
 def test_three_layer_conv_net_repeats_after_np_random_seed():
-    cnn = _lookup("course.classifiers.cnn", "ThreeLayerConvNet", CONV)
+    cnn = _lookup("course.classifiers.cnn", "ThreeLayerConvNet")
     nets = []
     for _ in range(2):
         np.random.seed(231)

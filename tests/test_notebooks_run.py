@@ -21,7 +21,8 @@ from nbclient.exceptions import CellExecutionError
 
 from course.tasks import NOTEBOOKS
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+TREE = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = TREE / "notebooks"
 RUN = os.environ.get("COURSE_RUN_NOTEBOOKS") == "1"
 
 
@@ -54,7 +55,10 @@ def run_notebook(path: Path) -> list[str]:
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     problems, heading = [], ""
-    with client.setup_kernel():
+    # The kernel imports this tree's course first, whatever .venv has installed.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(TREE), os.environ.get("PYTHONPATH", "")) if p))
+    with client.setup_kernel(env=env):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type == "markdown":
                 heading = _heading(cell) or heading

@@ -9,6 +9,7 @@ events, which is how the test proves that nothing left the machine.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -18,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The flags /work's machines need (and that keep Chromium's own background traffic off),
-# plus a resolver that answers no host: a request that tried to leave would fail, and
-# would still appear in the log the test reads.
+# The flags these machines need (and that keep Chromium's own background traffic off).
+# A resolver rule that answers no host is added per browser: a request that tried to
+# leave would fail, and would still appear in the log the test reads.
 FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -34,7 +35,6 @@ FLAGS = (
     "--no-first-run",
     "--no-default-browser-check",
     "--hide-scrollbars",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
     "--remote-debugging-pipe",
 )
 NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
@@ -51,11 +51,16 @@ def find_chromium() -> str | None:
 class Browser:
     """One Chromium process with one page; use as a context manager."""
 
-    def __init__(self, executable: str, width: int = 1280, height: int = 900) -> None:
+    def __init__(
+        self, executable: str, width: int = 1280, height: int = 900, local_host: str = ""
+    ) -> None:
         self.profile = tempfile.mkdtemp(prefix="kit-chromium-")
         to_child_r, self._to_child = os.pipe()
         self._from_child, from_child_w = os.pipe()
-        args = [executable, *FLAGS, f"--user-data-dir={self.profile}",
+        # No host resolves (``local_host``, e.g. 127.0.0.1 for a local server, excepted).
+        rules = "MAP * ~NOTFOUND" + (f", EXCLUDE {local_host}" if local_host else "")
+        args = [executable, *FLAGS, f"--host-resolver-rules={rules}",
+                f"--user-data-dir={self.profile}",
                 f"--window-size={width},{height}", "about:blank"]
 
         def pipes_on_3_and_4() -> None:  # runs in the child, before exec
@@ -73,7 +78,7 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             close_fds=False,
-            preexec_fn=pipes_on_3_and_4,  # noqa: PLW1509 (no threads start a child here)
+            preexec_fn=pipes_on_3_and_4,
         )
         os.close(to_child_r)
         os.close(from_child_w)
@@ -174,20 +179,16 @@ class Browser:
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, TimeoutError, OSError):
             self.send("Browser.close", session=False, timeout=5)
-        except (RuntimeError, TimeoutError, OSError):
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         for fd in (self._to_child, self._from_child):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
     def __enter__(self) -> Browser:

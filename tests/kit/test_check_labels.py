@@ -1,10 +1,11 @@
 """A passing check line never names a property the code lacks.
 
-The update-rule check cells of FullyConnectedNets run here against deliberately wrong
-update rules (instructor-only: these are near-solutions). For each bug, the lines whose
-label names the broken property must print ``check FAILED``, and with the solution every
-line must pass. Issue: Adam counting ``t`` after its bias correction used to print
-``check passed: adam counts the first step as t = 1`` next to a NaN failure.
+Check cells of the notebooks run here against deliberately wrong code (instructor-only:
+the wrong versions are near-solutions). For each bug, the lines whose label names the
+broken property must print ``check FAILED``, every line that still passes must be one we
+know to be true of the wrong code, and with the solution every line passes. Issue: Adam
+counting ``t`` after its bias correction used to print ``check passed: adam counts the
+first step as t = 1`` next to a NaN failure.
 """
 
 from __future__ import annotations
@@ -23,7 +24,15 @@ import pytest
 
 from course import gradient_check, optim
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "FullyConnectedNets.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "FullyConnectedNets.ipynb"
+
+
+def named_check_cell(notebook: str, check: str) -> str:
+    """Source of the check cell whose metadata names it ``check``."""
+    cells = nbformat.read(NOTEBOOKS / f"{notebook}.ipynb", as_version=4).cells
+    (source,) = [c.source for c in cells if c.metadata.get("check") == check]
+    return source
 
 
 def check_cell_after(task_id: str) -> str:
@@ -35,23 +44,35 @@ def check_cell_after(task_id: str) -> str:
                 if c.cell_type == "code" and "check" in c.metadata.get("tags", []))
 
 
-def run_cell(source: str, **rules: Callable[..., Any]) -> dict[str, bool]:
-    """Run a check cell with ``optim``'s rules replaced; label -> passed."""
+MEASURE = re.compile(r", [a-z ]+ below [0-9.e+-]+$")
+
+
+def _failed_label(text: str, known: set[str]) -> str:
+    """The label of a FAILED line: the known label it starts with, else up to ': '."""
+    return next((label for label in sorted(known, key=len, reverse=True)
+                 if text.startswith(label)), text.split(": ")[0])
+
+
+def run_cell(source: str, namespace: dict[str, Any] | None = None,
+             known: set[str] = frozenset(), **rules: Callable[..., Any]) -> dict[str, bool]:
+    """Run a check cell with ``optim``'s rules replaced (and ``namespace`` added); label ->
+    passed. ``known``: labels a FAILED line may start with (its detail follows)."""
     fake_optim = SimpleNamespace(**{name: getattr(optim, name) for name in optim.__all__}
                                  if hasattr(optim, "__all__") else vars(optim))
     for name, rule in rules.items():
         setattr(fake_optim, name, rule)
     namespace = {"np": np, "optim": fake_optim, **{
         name: getattr(gradient_check, name) for name in
-        ("check_close", "check_true", "report_check", "check_gradient")}}
+        ("check_close", "check_true", "report_check", "check_gradient")}, **(namespace or {})}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), np.errstate(all="ignore"):
         exec(source, namespace)
     verdicts = {}
     for line in printed.getvalue().splitlines():
-        match = re.match(r"check (passed|FAILED): (.*?)(,| relative error|: |$)", line)
-        if match:
-            verdicts[match[2]] = match[1] == "passed"
+        if line.startswith("check passed: "):
+            verdicts[MEASURE.sub("", line.removeprefix("check passed: "))] = True
+        elif line.startswith("check FAILED: "):
+            verdicts[_failed_label(line.removeprefix("check FAILED: "), known)] = False
     return verdicts
 
 
@@ -130,5 +151,83 @@ def test_a_bug_fails_the_lines_that_name_it(task_id, rule, wrong, must_fail, sti
         assert named, f"no line about {prefix!r} in {sorted(labels)}"
         assert not any(verdicts[label] for label in named), verdicts
     # Every line that passes is one we checked is still true of the wrong code.
+    passing = {label for label, ok in verdicts.items() if ok}
+    assert passing <= still_true, passing - still_true
+
+
+# -- the other notebooks: (notebook, check name, names the cell uses, wrong versions) --------
+
+
+def _wrong_init(cls: type, name: str, factor: float) -> type:
+    """``cls`` whose initial ``name`` is ``factor`` times too large."""
+
+    class Wrong(cls):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.params[name] = self.params[name] * factor
+
+    return Wrong
+
+
+def _batch_stats_in_test_mode(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """A spatial batchnorm that ignores the running averages in test mode."""
+
+    def wrong(x, gamma, beta, bn_param):
+        if bn_param.get("mode") == "test":
+            return forward(x, gamma, beta, {"mode": "train"})
+        return forward(x, gamma, beta, bn_param)
+
+    return wrong
+
+
+def _namespace(*modules: str) -> dict[str, Any]:
+    names: dict[str, Any] = {}
+    for module in modules:
+        imported = __import__(module, fromlist=["*"])
+        names.update({k: getattr(imported, k) for k in getattr(imported, "__all__", [])})
+    return names
+
+
+def other_cases() -> list[tuple[str, str, dict[str, Any], set[str], set[str]]]:
+    """(cell, wrong names, labels that must fail, labels still true) for the other cells."""
+    from course.classifiers.cnn import ThreeLayerConvNet
+    from course.classifiers.fc_net import FullyConnectedNet
+    from course.layers import spatial_batchnorm_forward
+
+    return [
+        (check_cell_after("1.7"), {"FullyConnectedNet": _wrong_init(FullyConnectedNet, "W3", 1.5)},
+         {"W3 std vs weight_scale = 0.05"},
+         {"parameter names and shapes", "biases start at zero", "W1 std vs weight_scale = 0.05",
+          "W2 std vs weight_scale = 0.05", "parameters are float32 by default"}),
+        (named_check_cell("ConvolutionalNetworks", "cnn-init"),
+         {"ThreeLayerConvNet": _wrong_init(ThreeLayerConvNet, "W1", 3.0)},
+         {"ThreeLayerConvNet weights W1, W2 and W3 have standard deviation weight_scale"},
+         {"ThreeLayerConvNet parameter shapes", "ThreeLayerConvNet biases start at zero"}),
+        (named_check_cell("ConvolutionalNetworks", "spatial-batchnorm-forward"),
+         {"spatial_batchnorm_forward": _batch_stats_in_test_mode(spatial_batchnorm_forward)},
+         {"spatial batchnorm, test mode uses the running averages (an example alone gives "
+          "its output in the batch)"},
+         {"spatial batchnorm, per-channel means equal beta",
+          "spatial batchnorm, per-channel standard deviations equal gamma",
+          "spatial batchnorm, test mode after warm-up: per-channel means near beta"}),
+        (named_check_cell("Dropout", "dropout-forward-seed"),
+         {"dropout_forward": lambda x, p: (np.zeros_like(x), None)},
+         {"dropout scales kept entries by 1 / p (and drops the others)"},
+         {"dropout with a seed draws the same mask on every call",
+          "dropout keeps the dtype of x (float32)"}),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+def test_other_notebooks_lines_fail_on_the_bug_they_name(case):
+    source, wrong, must_fail, still_true = other_cases()[case]
+    base = _namespace("course.layers", "course.layer_utils", "course.classifiers.fc_net",
+                      "course.classifiers.cnn", "course.fast_layers")
+    right = run_cell(source, base)
+    assert right and all(right.values()), right
+    verdicts = run_cell(source, {**base, **wrong}, known=set(right))
+    assert set(verdicts) == set(right), "the same lines are printed"
+    for label in must_fail:
+        assert verdicts.get(label) is False, (label, verdicts)
     passing = {label for label, ok in verdicts.items() if ok}
     assert passing <= still_true, passing - still_true

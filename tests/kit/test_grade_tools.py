@@ -301,3 +301,16 @@ def test_scoreboard_of_the_student_release_lists_every_task_as_not_started(tmp_p
         else:
             assert (status, points) == ("TODO", f"0/{task_points(task)}"), rows[task.id]
     assert "Total: 0 of" in run.stdout
+
+
+def test_grade_refuses_an_out_folder_it_did_not_make(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "notes.json").write_text("mine")
+    with pytest.raises(ValueError, match="did not write"):
+        grade.claim_out_dir(work)
+    assert (work / "notes.json").read_text() == "mine"
+    fresh = tmp_path / "grades"
+    grade.claim_out_dir(fresh)
+    (fresh / "alice.json").write_text("{}")
+    grade.claim_out_dir(fresh)  # its own folder: fine

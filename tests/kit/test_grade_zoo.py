@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from course.rubric import CHECKS
+from course.tasks import NOTEBOOKS
 from kit import grade
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,16 +53,33 @@ SUBTLE_BUGS = {
     "conv-ignores-stride": (
         "ConvolutionalNetworks", "course/layers.py", "4.1", "* stride", "* 1"),
 }
-LATER_NOTEBOOKS = sorted({bug[0] for bug in SUBTLE_BUGS
+LATER_NOTEBOOKS = sorted({bug[0] for bug in SUBTLE_BUGS.values()
                           if (ROOT / "notebooks" / f"{bug[0]}.ipynb").exists()})
 ZOO_NOTEBOOKS = ["FullyConnectedNets", *LATER_NOTEBOOKS]
+
+
+# Checks that need a training cell the zoo skips (training logs are skipped for speed).
+NEEDS_TRAINING = {"ConvolutionalNetworks/cnn-overfit", "ConvolutionalNetworks/cnn-train-target"}
 
 
 def _later_checks() -> set[str]:
     """Every check of the later notebooks present (``Notebook/name``)."""
     refs = grade.reference_notebooks(ROOT, LATER_NOTEBOOKS)
-    return {f"{name}/{check}" for name, nb in refs.items()
-            for check in grade.check_cells(nb).values()}
+    found = {f"{name}/{check}" for name, nb in refs.items()
+             for check in grade.check_cells(nb).values()}
+    return found - NEEDS_TRAINING
+
+
+def _notebooks_for(zoo: dict[str, Path]) -> dict[str, list[str]]:
+    """Which notebooks each submission is graded on: all for the correct one, the bug's own
+    notebook (and FullyConnectedNets) for a subtle bug, FullyConnectedNets for the rest."""
+    plan = {}
+    for name, path in zoo.items():
+        if name == "correct":
+            continue
+        extra = [SUBTLE_BUGS[name][0]] if name in SUBTLE_BUGS else []
+        plan[grade.submission_name(path)] = ["FullyConnectedNets", *extra]
+    return plan
 
 pytestmark = pytest.mark.slow
 
@@ -285,7 +303,7 @@ def zoo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     started = time.monotonic()
     results = grade.grade_batch(list(zoo.values()), out, jobs=2, limits=ZOO_LIMITS,
                                 only_checks=ZOO_CHECKS | _later_checks(),
-                                notebooks=ZOO_NOTEBOOKS)
+                                notebooks=ZOO_NOTEBOOKS, notebooks_for=_notebooks_for(zoo))
     seconds = time.monotonic() - started
     by_name = {r["submission"]: r for r in results}
     return {"zoo": zoo, "out": out, "results": by_name, "seconds": seconds}
@@ -326,7 +344,16 @@ def test_adam_incrementing_t_after_use_fails_only_adam(zoo_run):
     assert "check passed: adam first step" in adam["expected"]
 
 
-@pytest.mark.parametrize("bug", sorted(SUBTLE_BUGS))
+# The BatchNormalization notebook's test-mode check (bn-test-stats) compares column
+# statistics within 20%, which sqrt(var) + eps instead of sqrt(var + eps) does not change:
+# no check catches this bug yet. Strict, so the mark must go once a check catches it.
+_BN_GAP = pytest.mark.xfail(strict=True, reason="no BatchNormalization check detects "
+                            "sqrt(running_var) + eps in test mode (bn-test-stats is too loose)")
+
+
+@pytest.mark.parametrize("bug", [
+    pytest.param(b, marks=_BN_GAP) if b.startswith("batchnorm") else b
+    for b in sorted(SUBTLE_BUGS)])
 def test_subtle_bug_fails_only_checks_of_its_notebook(zoo_run, bug):
     notebook = SUBTLE_BUGS[bug][0]
     if notebook not in LATER_NOTEBOOKS:
@@ -412,7 +439,8 @@ def test_whole_file_replacement_without_validation_gets_full_marks_where_correct
 def test_reports_are_written_for_every_submission(zoo_run):
     out: Path = zoo_run["out"]
     rows = (out / "grades.csv").read_text().splitlines()
-    assert rows[0] == "submission,total,max,status," + ",".join(ZOO_NOTEBOOKS)
+    in_course_order = [name for name in NOTEBOOKS if name in ZOO_NOTEBOOKS]
+    assert rows[0] == "submission,total,max,status," + ",".join(in_course_order)
     assert len(rows) == 1 + len(zoo_run["zoo"])
     for name, result in zoo_run["results"].items():
         saved = json.loads((out / f"{name}.json").read_text())
@@ -433,7 +461,7 @@ def test_rerun_skips_graded_submissions_and_resumes_a_killed_batch(zoo_run):
     started = time.monotonic()
     again = grade.grade_batch(list(zoo.values()), out, jobs=1, limits=ZOO_LIMITS,
                               only_checks=ZOO_CHECKS | _later_checks(),
-                              notebooks=ZOO_NOTEBOOKS)
+                              notebooks=ZOO_NOTEBOOKS, notebooks_for=_notebooks_for(zoo))
     elapsed = time.monotonic() - started
     by_name = {r["submission"]: r for r in again}
     assert by_name["adam-t-after-use"]["total"] == zoo_run["results"]["adam-t-after-use"]["total"]

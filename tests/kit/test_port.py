@@ -72,8 +72,8 @@ def test_missing_names_are_found_by_importing(gaps: Path, tmp_path: Path):
         "module course.no_such_module (star import) does not exist",
         "course.gradient_check.eval_numerical_gradient_blobs (imported by name)",
         "course.data_utils.load_tiny_imagenet (used as an attribute)",
-        "vis_nn (used, not defined in the notebook; star imports: course.layers, "
-        "course.no_such_module)",
+        "vis_nn (used; defined neither by the notebook nor by its star imports: "
+        "course.layers, course.no_such_module)",
     ):
         assert where + message in out
     # Names the star import provides, builtins and the notebook's own names are fine.

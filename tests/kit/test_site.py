@@ -1,11 +1,16 @@
 """The site builder executes notebooks, renders them and links them from an index page."""
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from course.tasks import TASKS
+from kit import site_render
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,8 +65,8 @@ def test_site_executes_renders_and_indexes(tmp_path):
     assert broken.cells[3].outputs == []  # execution stopped at the error
     assert "42" in (out / "Good.html").read_text()
     index = (out / "index.html").read_text()
-    assert '<a href="Good.html">Good</a>' in index
-    assert "stopped with an error: RuntimeError: boom in cell 2" in index
+    assert '<a href="Good.html">demo</a>' in index  # the notebook's own title
+    assert re.search(r"stopped with an error after \d+ s: RuntimeError: boom in cell 2", index)
 
 
 @pytest.mark.slow
@@ -81,3 +86,91 @@ def test_site_rejects_an_unknown_notebook_name(tmp_path):
     )
     assert result.returncode == 2
     assert "--only: no notebook named Missing" in result.stderr
+
+
+# -- rendering, without executing anything ----------------------------------------------
+
+
+def test_math_is_found_in_prose_and_left_alone_in_code():
+    formulas: list[tuple[str, bool]] = []
+    text = "Cost $\\$5$ is $a_1$; `$x$` stays.\n\n```\n$$no$$\n```\n\n$$\n\\frac{1}{2}\n$$"
+    out = site_render.extract_math(text, formulas)
+    assert formulas == [("a_1", False), ("\\frac{1}{2}", True)]
+    assert "`$x$`" in out and "$$no$$" in out  # code spans and fences untouched
+    assert "$a_1$" not in out and "\\frac" not in out
+
+
+def test_formulas_become_mathml_and_unknown_commands_are_refused():
+    block = site_render.tex_to_mathml("\\frac{a}{b}", display=True)
+    assert block.startswith('<math alttext="\\frac{a}{b}"') and 'display="block"' in block
+    assert "<mfrac>" in block
+    with pytest.raises(site_render.MathError, match="unknown command \\\\nosuchmacro"):
+        site_render.tex_to_mathml("\\nosuchmacro x", display=False)
+
+
+def test_solution_regions_are_folded_and_the_code_around_them_stays_visible():
+    source = "x = 1\n# BEGIN SOLUTION 1.1: do it\nsecret = 42\n# END SOLUTION\nprint(x)"
+    html = site_render.render_code(source)
+    before, _, rest = html.partition("<details")
+    folded, _, after = rest.partition("</details>")
+    assert "x" in before and "secret" not in before
+    assert "Show solution" in folded and "secret" in folded and "1.1: do it" in folded
+    assert "print" in after and "BEGIN SOLUTION" not in html
+
+
+def _stored(path: Path, title: str, *cells) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\nWhat {title} is about."), *cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nbformat.write(nb, path)
+
+
+def test_pages_link_in_course_order_with_titles_contents_tasks_and_no_widgets(tmp_path):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    bar = nbformat.v4.new_code_cell("train()")
+    bar.outputs = [nbformat.v4.new_output(
+        "display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "m"},
+                              "text/plain": "epoch 1/10:   0%|          | 0/120"})]
+    answer = nbformat.v4.new_markdown_cell("**Answer.** Forty-two.", metadata={"tags": ["answer"]})
+    # Named like the first two course notebooks: the index must take their tasks from the table.
+    _stored(src / "Dropout.ipynb", "Second", nbformat.v4.new_markdown_cell("## Part B"))
+    _stored(src / "FullyConnectedNets.ipynb", "First",
+            nbformat.v4.new_markdown_cell("## Part A\n\nSee $x^2$."), bar, answer)
+    out = tmp_path / "site"
+
+    result = _run_site("--notebooks", str(src), "--out", str(out), "--no-execute")
+
+    assert result.returncode == 0, result.stderr
+    first = (out / "FullyConnectedNets.html").read_text()
+    second = (out / "Dropout.html").read_text()
+    assert "<title>First</title>" in first and '<meta name="viewport"' in first
+    assert '<a rel="next" href="Dropout.html">' in first and 'rel="prev"' not in first
+    assert '<a rel="prev" href="FullyConnectedNets.html">' in second
+    assert re.search(r'<nav class="toc".*href="#Part-A"', first, re.DOTALL)
+    assert "<math" in first and "$x^2$" not in first
+    assert '<details class="spoiler answer"><summary>Show answer</summary>' in first
+    assert "0%|" not in first and "widget" not in first
+    assert "widgets" not in json.loads((out / "FullyConnectedNets.ipynb").read_text())["metadata"]
+    index = (out / "index.html").read_text()
+    assert index.index("FullyConnectedNets.html") < index.index("Dropout.html")  # course order
+    assert "What First is about." in index
+    for task in TASKS:
+        if task.notebook == "FullyConnectedNets":
+            assert f'<span class="task-id">{task.id}</span> {task.title}' in index
+    assert "shown with its stored outputs" in index
+    assert "<script" not in first + second + index  # nothing to run, nothing to fetch
+    assert not re.search(r"(src|href)=\"(https?:)?//", first + second + index)
+
+
+@pytest.mark.slow
+def test_student_site_shows_stubs_and_no_solution(tmp_path):
+    out = tmp_path / "student-site"
+    result = _run_site("--student", "--no-execute", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    page = (out / "FullyConnectedNets.html").read_text()
+    assert "NotImplementedError" in page
+    assert "Show solution" not in page and "Show answer" not in page
+    assert "Student release" in page

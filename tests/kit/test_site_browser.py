@@ -16,6 +16,7 @@ why. Screenshots go to ``build/site-screenshots/`` for a person to look at.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def _build(out: Path, *args: str) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kit", "site", "--out", str(out), *args],
         cwd=REPO, capture_output=True, text=True, timeout=600,
-        env={**__import__("os").environ, "COURSE_DATASET": "digits"},
+        env={**os.environ, "COURSE_DATASET": "digits"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

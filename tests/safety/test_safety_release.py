@@ -52,6 +52,9 @@ def test_rerelease_over_an_untouched_release_still_works(git_src: Path,
     (out / "course" / "__pycache__" / "layers.cpython-311.pyc").write_bytes(b"\0")
     (out / ".pytest_cache").mkdir()
     (out / ".pytest_cache" / "README.md").write_text("cache\n")
+    # ... and `make setup` in the student tree writes the editable install's metadata
+    (out / "course.egg-info").mkdir()
+    (out / "course.egg-info" / "PKG-INFO").write_text("Name: course\n")
     first = run_release("--source", git_src, "--out", out)
     assert first.code == 0, first.err
     assert not (out / "course" / "__pycache__").exists()

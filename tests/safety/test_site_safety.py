@@ -169,12 +169,13 @@ def test_ctrl_c_while_executing_keeps_the_old_site_without_a_traceback(tmp_path)
         [sys.executable, "-m", "kit", "site", "--notebooks", str(notebooks), "--out", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,  # its own process group, as in a terminal
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # "[1/1] Slow.ipynb: executing"
     assert "executing" in line, line
     time.sleep(3)  # the kernel is up and inside time.sleep
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the tool and its kernel alike
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stdout + stderr
     assert "interrupted; the previous site" in stderr
