@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.markers import parse, render_student
+from kit.markers import parse, parse_python, render_student
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
@@ -58,6 +58,7 @@ def _kit_grade_copy_inputs(func):
 
     return wrapper
 '''
+
 
 
 class SubmissionError(Exception):
@@ -246,12 +247,12 @@ def merge_python(pristine: str, student: str | None, rel: str, functions: list[s
     ``missing_reason`` says why, and the stubs repeat it).
     """
     notes: list[str] = []
-    tree = ast.parse(pristine)
+    tree = parse_python(pristine)
     lines = pristine.splitlines(keepends=True)
     student_tree: ast.Module | None = None
     student_lines: list[str] = []
     if student is not None:
-        student_tree = ast.parse(student)
+        student_tree = parse_python(student)
         student_lines = student.splitlines(keepends=True)
     replacements: list[tuple[int, int, str]] = []  # (start, end, text) over pristine lines
     for name in functions:
@@ -433,7 +434,7 @@ def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
     if found is not None:
         try:
             student = found.read_text(encoding="utf-8")
-            ast.parse(student)
+            parse_python(student)
         except SyntaxError as error:
             reason = f"syntax error at {rel}:{error.lineno}: {error.msg}"
             student = None
