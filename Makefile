@@ -33,7 +33,6 @@ $(STAMP): requirements.txt pyproject.toml
 	@bash ./setup_venv.sh "$(PYTHON)" "$(VENV)" "$@"
 
 setup: $(STAMP) ## create .venv and install the requirements (other targets do this for you)
-	@echo "Set-up done: .venv is ready. Next: 'make check' (one row per task) or 'make lab'."
 
 # Lint and tests both run, and either failing fails the target. In the solution tree
 # (it has kit/) nbval compares the notebooks with their stored reference outputs. In the

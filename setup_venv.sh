@@ -102,6 +102,9 @@ repair_or_create
 say "Installing requirements into $venv (first run only: a few minutes)"
 "$vpy" -m pip install --quiet --disable-pip-version-check --upgrade pip
 "$vpy" -m pip install --quiet --disable-pip-version-check -r requirements.txt
-"$vpy" -m pip install --quiet --disable-pip-version-check --no-deps -e .
+# setuptools' "Editable installation" notice is a UserWarning: not for a student's screen.
+PYTHONWARNINGS="ignore::UserWarning" \
+    "$vpy" -m pip install --quiet --disable-pip-version-check --no-deps -e .
 rm -f "$venv"/.installed-*
 touch "$stamp"
+say "Set-up done: $venv is ready (next: 'make check' shows the task scoreboard)."

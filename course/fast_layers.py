@@ -5,8 +5,11 @@ Same signatures, results and caches' meaning as the naive layers of ``course.lay
 pool geometry, overlapping pools included. float32 inputs give float32 results. There is
 no compiled extension: the speed comes from stride tricks, reshapes and BLAS.
 
-How they work, and why (each choice was measured against the alternatives on a 2-core VM;
-``make bench`` prints the numbers):
+How they work, and why. The choices follow what measured fastest in pure-numpy prototypes
+on a 2-core VM (issue 7); ``make bench`` prints the numbers for this code. One alternative
+was measured here and dropped: an im2col matrix laid out (C*HH*WW, n*H_out*W_out), so that
+forward, dw and dx are one large GEMM per chunk instead of n per-example ones, was no
+faster at sizes (a)-(c) of the benchmark (within noise; slower at (b)).
 
 * **Convolution forward** is a batched matrix product. ``as_strided`` gives a view of the
   padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; reshaping it to
@@ -62,8 +65,9 @@ __all__ = [
 ]
 
 # Bytes of one chunk's im2col matrix. Small enough to stay in the L2/L3 caches of a small
-# VM and to keep page faults of fresh temporaries low; large enough that a GEMM per chunk
-# amortises the Python overhead. Measured: 1-4 MB are equally good, 32 MB is ~30% slower.
+# VM and to keep page faults of fresh temporaries low (large per-call temporaries were
+# costly in the prototypes); large enough that a GEMM per chunk amortises the Python
+# overhead. Not tuned further here: timings on the shared development VM were too noisy.
 CHUNK_BYTES = 2 * 2**20
 
 # Threads that run chunks at once: the cores this process may use (at most 4; beyond that

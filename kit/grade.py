@@ -335,6 +335,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
             result["notebook_seconds"] = {}
             for name in references:
                 begun = time.monotonic()
+                box.restore()  # undo whatever the previous notebook's run wrote
                 records, problem = run_notebook(box.root, name, limits, deadline, workdir)
                 result["notebook_seconds"][name] = round(time.monotonic() - begun, 1)
                 checks += score_notebook(name, box.notebooks[name], records, problem, limits,

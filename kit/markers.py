@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import io
 import re
+import threading
 import tokenize
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -131,6 +132,19 @@ Segment = str | Region
 def split_lines(text: str) -> list[str]:
     """Split like Python's tokenizer does (``\\n``, ``\\r\\n``, ``\\r``), keeping the endings."""
     return _LINE.findall(text)
+
+
+# CPython 3.11 (3.11.7 here) can raise "SystemError: AST constructor recursion depth
+# mismatch" when two threads run ast.parse at once, and `kit grade --jobs N` builds
+# sandboxes (which parse student files and render stubs) on N threads: every parse of the
+# kit's tools goes through this lock.
+_AST_LOCK = threading.Lock()
+
+
+def parse_python(source: str) -> ast.Module:
+    """``ast.parse(source)``, one thread at a time (see ``_AST_LOCK``)."""
+    with _AST_LOCK:
+        return ast.parse(source)
 
 
 def parse(
@@ -361,7 +375,7 @@ def enclosing_function(text: str, line: int, indent: str) -> str | None:
     lines = split_lines(text)
     width = len(indent.expandtabs())
     try:
-        tree = ast.parse(_blank_magics(lines))
+        tree = parse_python(_blank_magics(lines))
     except SyntaxError:
         return _enclosing_by_indent(lines, line, width)
     found: list[str] = []

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit.markers import parse, render_student
+from kit.markers import parse, parse_python, render_student
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
@@ -60,6 +60,7 @@ def _kit_grade_copy_inputs(func):
 '''
 
 
+
 class SubmissionError(Exception):
     """The submission cannot be read at all (not a folder or zip, a bad zip)."""
 
@@ -71,6 +72,25 @@ class Sandbox:
     root: Path
     notes: list[str] = field(default_factory=list)
     notebooks: dict[str, Any] = field(default_factory=dict)  # name -> notebook as graded
+    snapshot: dict[str, bytes] = field(default_factory=dict)  # every file, as built
+
+    def seal(self) -> None:
+        """Remember every file of the built sandbox (in memory, out of the student's reach)."""
+        self.snapshot = {p.relative_to(self.root).as_posix(): p.read_bytes()
+                         for p in sorted(self.root.rglob("*")) if p.is_file()}
+
+    def restore(self) -> None:
+        """Put the sandbox back as built: code run for one notebook may have rewritten or
+        deleted files (another notebook, a course module) that the next run reads."""
+        for child in list(self.root.iterdir()):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+        for rel, data in self.snapshot.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -227,12 +247,12 @@ def merge_python(pristine: str, student: str | None, rel: str, functions: list[s
     ``missing_reason`` says why, and the stubs repeat it).
     """
     notes: list[str] = []
-    tree = ast.parse(pristine)
+    tree = parse_python(pristine)
     lines = pristine.splitlines(keepends=True)
     student_tree: ast.Module | None = None
     student_lines: list[str] = []
     if student is not None:
-        student_tree = ast.parse(student)
+        student_tree = parse_python(student)
         student_lines = student.splitlines(keepends=True)
     replacements: list[tuple[int, int, str]] = []  # (start, end, text) over pristine lines
     for name in functions:
@@ -398,6 +418,7 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
             box.notebooks[name] = graded
             (box.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(graded))
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
+        box.seal()
     except BaseException:
         box.cleanup()
         raise
@@ -413,7 +434,7 @@ def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
     if found is not None:
         try:
             student = found.read_text(encoding="utf-8")
-            ast.parse(student)
+            parse_python(student)
         except SyntaxError as error:
             reason = f"syntax error at {rel}:{error.lineno}: {error.msg}"
             student = None
@@ -457,6 +478,7 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
             box.notebooks[path.stem] = notebook
             (box.root / "notebooks" / path.name).write_text(json.dumps(notebook))
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
+        box.seal()
     except BaseException:
         box.cleanup()
         raise

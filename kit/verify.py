@@ -59,6 +59,7 @@ def verify_one(submission: Path, limits: grade.Limits, dataset: str = "digits") 
             report["notes"].append("no notebooks in the submission")
         deadline = started + limits.wall
         for name, notebook in box.notebooks.items():
+            box.restore()
             records, problem = grade.run_notebook(box.root, name, limits, deadline, workdir,
                                                 dataset)
             labels = cell_labels(notebook)

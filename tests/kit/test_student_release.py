@@ -10,7 +10,7 @@ fixture tree in ``fixtures/solution``:
 * the student ``course`` package imports (stubs raise only when called);
 * every test marked ``task(X)`` fails with ``NotImplementedError`` naming task X, run by
   pytest inside the student tree with that tree's ``course`` first on the path;
-* the first notebook, run with nbclient, stops at the stub of the first task it
+* every notebook, run with nbclient, stops at the stub of the first task it
   introduces (its first ``[task X]`` heading), with that stub's message.
 
 Slow: it runs pytest and a Jupyter kernel in subprocesses.
@@ -34,17 +34,17 @@ from kit_helpers import copy_fixture, run_release
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from course.tasks import prerequisites
+from course.tasks import NOTEBOOKS, prerequisites
 from kit import markers
 from kit import release as kit_release
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-# tree name -> (source tree, or None for a fresh copy of the fixture; first notebook)
-TREES: dict[str, tuple[Path | None, str]] = {
-    "fixture": (None, "Demo"),
-    "real": (REPO, "FullyConnectedNets"),
+# tree name -> (source tree, or None for a fresh copy of the fixture; its notebooks)
+TREES: dict[str, tuple[Path | None, tuple[str, ...]]] = {
+    "fixture": (None, ("Demo",)),
+    "real": (REPO, NOTEBOOKS),
 }
 
 # A stub as CONTRIBUTING.md section 1 shows it: the TODO line, then the raise line.
@@ -85,20 +85,20 @@ class Released:
     source: Path
     student: Path
     tasks: dict[str, Any]
-    notebook: str
+    notebooks: tuple[str, ...]
 
 
 @pytest.fixture(scope="module", params=list(TREES))
 def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
              ) -> Released:
-    source, notebook = TREES[request.param]
+    source, notebooks = TREES[request.param]
     if source is None:
         source = copy_fixture(tmp_path_factory.mktemp("source") / "solution")
     student = tmp_path_factory.mktemp(request.param) / "student"
     result = run_release("--source", source, "--out", student)
     assert result.code == 0, f"release of {source} failed:\n{result.err}"
     tasks = dict(kit_release.load_task_table(source))
-    return Released(request.param, source, student, tasks, notebook)
+    return Released(request.param, source, student, tasks, notebooks)
 
 
 def student_env(student: Path, *extra_paths: Path) -> dict[str, str]:
@@ -357,8 +357,18 @@ def first_task_of(nb: Any) -> str:
     raise AssertionError("the notebook has no heading ending in [task X]")
 
 
-def test_first_notebook_stops_at_the_stub_of_its_first_task(released: Released) -> None:
-    rel = f"notebooks/{released.notebook}.ipynb"
+def test_each_notebook_stops_at_the_stub_of_its_first_task(released: Released) -> None:
+    problems = []
+    for name in released.notebooks:
+        try:
+            check_notebook_stops_at_its_first_stub(released, name)
+        except AssertionError as error:
+            problems.append(f"{name}: {error}")
+    assert not problems, "\n".join(problems)
+
+
+def check_notebook_stops_at_its_first_stub(released: Released, name: str) -> None:
+    rel = f"notebooks/{name}.ipynb"
     path = released.student / rel
     assert path.is_file(), f"{rel} is not in the student tree"
     nb = nbformat.read(path, as_version=4)
@@ -372,10 +382,12 @@ def test_first_notebook_stops_at_the_stub_of_its_first_task(released: Released) 
         "course.__file__"))
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    with pytest.raises(CellExecutionError) as caught:
+    try:
         client.execute(env=student_env(released.student))
-    assert "NotImplementedError" in str(caught.value)
-    assert stub.message in str(caught.value)
+    except CellExecutionError as error:
+        assert stub.message in str(error), f"stopped elsewhere: {first_line(str(error))}"
+    else:
+        raise AssertionError(f"ran to the end; expected the stub of task {task_id}")
 
 
 # -- lint: clean as released, and `ruff check --fix` cannot break a task -----------------
