@@ -44,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from course import optim
+from course.processes import pid_alive
 
 CHECKPOINT_FORMAT = "course.solver checkpoint"
 CHECKPOINT_VERSION = 1
@@ -241,7 +242,7 @@ def remove_stale_checkpoint_temps(checkpoint_name: str | os.PathLike) -> list[st
         path = os.path.join(folder, entry)
         try:
             age = time.time() - os.lstat(path).st_mtime
-            if _pid_alive(int(match.group("pid"))) and age < STALE_TEMP_AGE:
+            if pid_alive(int(match.group("pid"))) and age < STALE_TEMP_AGE:
                 continue
             os.remove(path)
         except OSError:
@@ -250,16 +251,6 @@ def remove_stale_checkpoint_temps(checkpoint_name: str | os.PathLike) -> list[st
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists, owned by someone else (or cannot tell: keep the file)
-    return True
 
 
 def _resolve_update_rule(rule: str | optim.UpdateRule) -> optim.UpdateRule:

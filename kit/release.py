@@ -68,6 +68,7 @@ from typing import Any
 
 import nbformat
 
+from course.processes import pid_alive
 from kit import markers
 
 STAMP_NAME = ".release.json"
@@ -709,23 +710,13 @@ def remove_stale_temps(out: Path) -> list[Path]:
         if match.group(1) == "old" and not is_release_dir(entry):
             continue
         age = time.time() - entry.lstat().st_mtime
-        if _pid_alive(int(match.group(2))) and age < STALE_TEMP_AGE:
+        if pid_alive(int(match.group(2))) and age < STALE_TEMP_AGE:
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # someone else's process, or cannot tell: keep the folder
-    return True
 
 
 def _write_output(output: Output, root: Path) -> None:

@@ -48,6 +48,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
+from course.processes import pid_alive
 from course.tasks import NOTEBOOKS, TASKS
 from kit import site_render
 
@@ -282,20 +283,12 @@ def remove_stale_builds(out: Path) -> list[Path]:
             pid = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8")).get("pid")
         except (OSError, ValueError, AttributeError):
             continue  # not ours beyond doubt: leave it
-        if is_site_dir(folder) and isinstance(pid, int) and not _alive(pid):
+        if is_site_dir(folder) and isinstance(pid, int) and not pid_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def swap_in(tmp: Path, out: Path) -> None:
