@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from kit import release as kit_release
 
 FIXTURE_TREE = Path(__file__).parent / "fixtures" / "solution"
@@ -69,3 +71,18 @@ def make_git_repo(tree: Path) -> Path:
     git(tree, "add", "-A")
     git(tree, "commit", "-q", "-m", "fixture solution tree")
     return tree
+
+
+# Fixtures of the release-tool and safety tests; each conftest imports them by name.
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    """A private copy of the fixture solution tree (not a git repository)."""
+    return copy_fixture(tmp_path / "solution")
+
+
+@pytest.fixture
+def git_src(src: Path) -> Path:
+    """The fixture copy as a git repository on ``main`` with one commit, clean."""
+    return make_git_repo(src)
