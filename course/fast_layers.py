@@ -6,7 +6,7 @@ pool geometry, overlapping pools included. float32 inputs give float32 results. 
 no compiled extension: the speed comes from stride tricks, reshapes and BLAS.
 
 How they work, and why. The choices follow what measured fastest in pure-numpy prototypes
-on a 2-core VM (issue 7); ``make bench`` prints the numbers for this code. One alternative
+on a 2-core VM; ``make bench`` prints the numbers for this code. One alternative
 was measured here and dropped: an im2col matrix laid out (C*HH*WW, n*H_out*W_out), so that
 forward, dw and dx are one large GEMM per chunk instead of n per-example ones, was no
 faster at sizes (a)-(c) of the benchmark (within noise; slower at (b)).
