@@ -333,6 +333,8 @@ def groupnorm_inputs(draw: st.DrawFn) -> dict[str, Any]:
     assume((C // G) * H * W >= 2)
     rng = np.random.default_rng(draw(_seeds))
     x = draw(_scales) * rng.standard_normal((N, C, H, W)) + rng.standard_normal()
+    # Every group keeps a variance of at least 0.01 (see norm_inputs).
+    assume(np.min(np.var(x.reshape(N, G, -1), axis=2)) > 1e-2)
     return {"x": x, "gamma": rng.standard_normal((1, C, 1, 1)),
             "beta": rng.standard_normal((1, C, 1, 1)), "G": G, "gn_param": {"eps": 1e-5}}
 
@@ -345,6 +347,9 @@ def spatial_batchnorm_inputs(draw: st.DrawFn) -> dict[str, Any]:
     assume(N * H * W >= 2)
     rng = np.random.default_rng(draw(_seeds))
     x = draw(_scales) * rng.standard_normal((N, C, H, W)) + rng.standard_normal()
+    # As in norm_inputs: a channel of two nearly equal values divides by a tiny standard
+    # deviation, and the numeric gradient loses the accuracy the tolerance assumes.
+    assume(np.min(np.var(x, axis=(0, 2, 3))) > 1e-2)
     return {"x": x, "gamma": rng.standard_normal(C), "beta": rng.standard_normal(C),
             "bn_param": {"mode": "train"}}
 
