@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from course.processes import pid_alive
 from kit import release as kit_release
 
 FIXTURE_TREE = Path(__file__).parent / "fixtures" / "solution"
@@ -71,6 +72,14 @@ def make_git_repo(tree: Path) -> Path:
     git(tree, "add", "-A")
     git(tree, "commit", "-q", "-m", "fixture solution tree")
     return tree
+
+
+def dead_pid() -> int:
+    """A pid no process has: what a killed run leaves in its temporary files' names."""
+    pid = 2**22 - 7  # above the default pid_max of most systems
+    while pid_alive(pid):
+        pid -= 1
+    return pid
 
 
 # Fixtures of the release-tool and safety tests; each conftest imports them by name.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cifar_fixture import FOLDER, make_cifar_archive
+from kit_helpers import dead_pid
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "get_datasets.sh"
@@ -53,11 +54,6 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def dead_pid() -> int:
-    pid = 2**22 - 13
-    while Path(f"/proc/{pid}").exists():
-        pid -= 1
-    return pid
 
 
 # -- item 4: concurrent runs ------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from kit_helpers import git, run_release, snapshot
+from kit_helpers import dead_pid, git, run_release, snapshot
 
 from kit import release as kit_release
 
@@ -224,22 +224,12 @@ def test_tab_indented_marker_in_space_indented_code_is_an_error(src: Path,
 # -- item 6: stale temporary folders of a killed release ----------------------------------
 
 
-def _dead_pid() -> int:
-    pid = 2**22 - 11
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
 
 
 def test_next_release_removes_the_temp_folders_of_a_killed_one(src: Path,
                                                               tmp_path: Path) -> None:
     out = tmp_path / "student"
-    dead = _dead_pid()
+    dead = dead_pid()
     half_written = tmp_path / f".student.release-{dead}-abc123"
     (half_written / "course").mkdir(parents=True)
     (half_written / "course" / "layers.py").write_text("half\n")

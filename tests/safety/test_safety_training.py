@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kit_helpers import dead_pid  # tests/kit is on sys.path (see conftest.py)
 
 from course import data_utils, layers, optim
 from course import solver as solver_module
@@ -150,23 +151,13 @@ def test_foreign_checkpoint_file_error_names_the_file(tmp_path: Path) -> None:
 # -- item 6: stale checkpoint temps ----------------------------------------------------
 
 
-def _dead_pid() -> int:
-    pid = 2**22 - 7  # above the default pid_max of most systems
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
 
 
 def test_stale_checkpoint_temp_of_a_killed_run_is_removed_and_reported(
         tmp_path: Path, capsys) -> None:
-    stale = tmp_path / f".run_epoch_3.pkl.{_dead_pid()}.0badcafe.tmp"
+    stale = tmp_path / f".run_epoch_3.pkl.{dead_pid()}.0badcafe.tmp"
     live = tmp_path / f".run_epoch_3.pkl.{os.getpid()}.12345678.tmp"
-    mine = tmp_path / f".other_epoch_1.pkl.{_dead_pid()}.0badcafe.tmp"
+    mine = tmp_path / f".other_epoch_1.pkl.{dead_pid()}.0badcafe.tmp"
     notes = tmp_path / ".run_epoch_3.pkl.notes.tmp"
     for path in (stale, live, mine, notes):
         path.write_bytes(b"x" * 10)
