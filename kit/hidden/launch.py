@@ -1,0 +1,85 @@
+"""Start the hidden-check worker: the one place that decides how it is isolated.
+
+``launch`` runs a command that executes student code. When ``kit.isolation`` is
+importable it is used (bubblewrap: no network, read-only binds of ``readable``, one
+writable folder, memory and process caps over the whole tree). Until the integration
+makes isolation mandatory, a plain subprocess is the fallback: its own session, a clean
+environment, killed with its process group at the end or on timeout (the worker sets its
+own address-space limit before running student code). ``Launched.isolation`` says which
+was used, so every report can show it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STDERR_KEPT = 2000  # characters of the worker's stderr kept for the instructor
+
+
+@dataclass(frozen=True)
+class Launched:
+    """How one worker run ended."""
+
+    returncode: int | None
+    timed_out: bool
+    stderr: str
+    isolation: str  # "bwrap", "user", "none" (kit.isolation) or "subprocess" (fallback)
+    cap: str = ""  # which memory/process cap held, as kit.isolation reports it
+
+
+def _isolation() -> Any:
+    try:
+        from kit import isolation  # optional until the integration
+    except ImportError:
+        return None
+    return isolation if hasattr(isolation, "run") else None
+
+
+def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[Path],
+           cwd: Path, env: dict[str, str], memory_mb: int, max_pids: int,
+           timeout: float) -> Launched:
+    """Run ``argv`` (student code inside) to the end or ``timeout``; never raises for
+    anything the command does."""
+    isolation = _isolation()
+    if isolation is not None:
+        done = isolation.run(list(argv), readable=list(readable), writable=list(writable),
+                             cwd=cwd, env=env, memory_mb=memory_mb, max_pids=max_pids,
+                             timeout=timeout)
+        return Launched(done.returncode, bool(done.timed_out), _tail(done.stderr),
+                        str(done.isolation), str(getattr(done, "cap", "")))
+    return _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
+
+
+def _tail(text: Any) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = str(text or "")
+    return text[-STDERR_KEPT:]
+
+
+def _subprocess(argv: Sequence[str], *, cwd: Path, env: dict[str, str],
+                timeout: float) -> Launched:
+    proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    timed_out = False
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        _kill_group(proc.pid)
+        _, err = proc.communicate()
+    _kill_group(proc.pid)  # anything the worker left running in its session
+    return Launched(proc.returncode, timed_out, _tail(err), "subprocess")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

@@ -1,0 +1,277 @@
+"""Run every hidden check of one built sandbox and decide each task.
+
+1. ``prepare``: draw the cases from the secret seed and compute each reference answer
+   in this process, with the same driver on the solution's own ``course`` (trusted code,
+   imported here; the solution is never put where the worker can see it).
+2. ``execute``: write the cases (data only) and the worker into a control folder and
+   launch the worker on the sandbox; it writes one result per case into the one folder it
+   may write. A case that hangs or kills the worker is blamed, the task's remaining cases
+   are skipped, and the worker starts again at the next task.
+3. ``decide``: read each result through ``transport.read_message`` (no pickle, capped)
+   and judge it (``kit.hidden.judge``); a task passes when all its cases do.
+
+The grader process never imports the submission: the sandbox's ``course`` is only ever
+imported by the worker.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kit.hidden import drivers, transport
+from kit.hidden.cases import Case, generate
+from kit.hidden.judge import judge
+from kit.hidden.launch import Launched, launch
+
+HERE = Path(__file__).resolve().parent
+WORKER_FILES = ("worker.py", "drivers.py", "transport.py")
+
+
+@dataclass(frozen=True)
+class HiddenLimits:
+    case_seconds: float = 10.0  # one case (the worker's alarm)
+    total_seconds: float = 240.0  # every launch of one sandbox together
+    startup_seconds: float = 30.0  # added to each launch's timeout: imports
+    memory_mb: int = 2048  # the worker's memory
+    max_pids: int = 32
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The cases of one grading run and their reference answers (reusable across
+    submissions of the run)."""
+
+    seed: int
+    cases: list[Case]
+    expected: list[Any]
+
+
+@dataclass
+class CaseOutcome:
+    task: str
+    label: str
+    passed: bool
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskVerdict:
+    """The hidden checks' verdict on one task."""
+
+    task: str
+    function: str
+    passed: bool
+    cases: list[CaseOutcome]
+    feedback: list[str]  # one line per failed case: task, edge case, output, property
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task, "function": self.function, "passed": self.passed,
+                "cases": len(self.cases), "failed": sum(not c.passed for c in self.cases),
+                "feedback": self.feedback}
+
+
+@dataclass
+class HiddenReport:
+    """Everything the hidden checks decided about one sandbox."""
+
+    tasks: dict[str, TaskVerdict]
+    isolation: str
+    launches: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)  # for the instructor (worker stderr...)
+
+    @property
+    def failed(self) -> list[str]:
+        return [task for task, verdict in self.tasks.items() if not verdict.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"isolation": self.isolation, "launches": self.launches,
+                "seconds": round(self.seconds, 2), "notes": self.notes,
+                "tasks": {task: v.to_json() for task, v in self.tasks.items()}}
+
+
+# ---------------------------------------------------------------------------------------
+# 1. Cases and reference answers
+# ---------------------------------------------------------------------------------------
+
+def new_seed() -> int:
+    """A secret seed for one grading run (never written where student code runs)."""
+    return secrets.randbits(63)
+
+
+def reference(case: Case) -> Any:
+    """The solution's answer to a case, computed here with the same driver."""
+    try:
+        return drivers.run(case.driver, case.spec, drivers.resolve)
+    except Exception as error:
+        raise RuntimeError(f"hidden check of task {case.task} ({case.label}): the solution "
+                           f"itself fails on this case: {error!r}") from error
+
+
+def prepare(seed: int | None = None, tasks: Iterable[str] | None = None) -> Prepared:
+    seed = new_seed() if seed is None else seed
+    cases = generate(seed, tasks)
+    return Prepared(seed, cases, [reference(case) for case in cases])
+
+
+# ---------------------------------------------------------------------------------------
+# 2. The worker
+# ---------------------------------------------------------------------------------------
+
+def result_path(results: Path, index: int) -> Path:
+    return results / f"case-{index:04d}.npz"
+
+
+def _worker_env(results: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(results), "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
+            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def _write_control(control: Path, cases: list[Case]) -> None:
+    control.mkdir()
+    for name in WORKER_FILES:
+        shutil.copy(HERE / name, control / name)
+    transport.write_message(control / "request.npz", {"cases": [
+        {"driver": case.driver, "spec": case.spec} for case in cases]})
+
+
+def _why(launched: Launched, limits: HiddenLimits) -> str:
+    if launched.timed_out:
+        return "timeout: the worker stopped answering (it ignored its per-case alarm)"
+    code = launched.returncode
+    if code is not None and code < 0:
+        return f"the worker process was killed by signal {-code} (memory or a crash)"
+    return f"the worker process ended with status {code} in the middle of this case"
+
+
+def execute(box: Path, cases: list[Case], limits: HiddenLimits,
+            workdir: Path) -> tuple[dict[int, str], list[Launched]]:
+    """Run the worker until every case has a result or a blame; return the blames."""
+    control, results = workdir / "control", workdir / "results"
+    _write_control(control, cases)
+    results.mkdir()
+    blamed: dict[int, str] = {}
+    launches: list[Launched] = []
+    deadline = time.monotonic() + limits.total_seconds
+    start = 0
+    while start < len(cases):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            blamed.update({i: "not run: the hidden checks' time budget was used up"
+                           for i in range(start, len(cases))
+                           if not result_path(results, i).exists()})
+            break
+        timeout = min(left, limits.startup_seconds
+                      + 2 * limits.case_seconds * (len(cases) - start))
+        argv = [sys.executable, "-I", str(control / "worker.py"), str(control), str(box),
+                str(results), str(start), str(limits.case_seconds),
+                str(limits.memory_mb)]
+        launched = launch(argv, readable=[control, box], writable=[results], cwd=results,
+                          env=_worker_env(results), memory_mb=limits.memory_mb,
+                          max_pids=limits.max_pids, timeout=timeout)
+        launches.append(launched)
+        missing = next((i for i in range(start, len(cases))
+                        if not result_path(results, i).exists()), None)
+        if missing is None:
+            break
+        blamed[missing] = _why(launched, limits)
+        start = _next_task_start(cases, missing, blamed)
+    return blamed, launches
+
+
+def _next_task_start(cases: list[Case], culprit: int, blamed: dict[int, str]) -> int:
+    """Skip the culprit's task: its later cases likely repeat what stopped the worker."""
+    task = cases[culprit].task
+    index = culprit + 1
+    while index < len(cases) and cases[index].task == task:
+        blamed[index] = "not run: an earlier case of this task stopped the worker"
+        index += 1
+    return index
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Verdicts
+# ---------------------------------------------------------------------------------------
+
+def decide_case(case: Case, expected: Any, path: Path, blame: str | None) -> CaseOutcome:
+    if blame is not None:
+        return CaseOutcome(case.task, case.label, False, [blame])
+    try:
+        result = transport.read_message(path)
+    except transport.MessageError as error:
+        return CaseOutcome(case.task, case.label, False, [f"unreadable result: {error}"])
+    if not isinstance(result, dict) or result.get("ok") not in (True, False):
+        return CaseOutcome(case.task, case.label, False, ["malformed result"])
+    if result["ok"] is False:
+        error = result.get("error")
+        return CaseOutcome(case.task, case.label, False,
+                           [f"error: {error if isinstance(error, str) else 'unknown'}"])
+    problems = judge(case, expected, result.get("outputs"))
+    return CaseOutcome(case.task, case.label, not problems, [str(p) for p in problems])
+
+
+def task_functions() -> dict[str, str]:
+    from course.tasks import TASKS  # the solution's table
+
+    return {task.id: task.function for task in TASKS}
+
+
+def verdicts(cases: list[Case], outcomes: list[CaseOutcome]) -> dict[str, TaskVerdict]:
+    """One verdict per task, in table order; feedback names the task, the edge case and
+    the output's failed property, and a prerequisite that failed too."""
+    from course.tasks import prerequisites
+
+    functions = task_functions()
+    by_task: dict[str, list[CaseOutcome]] = {}
+    for case, outcome in zip(cases, outcomes, strict=True):
+        by_task.setdefault(case.task, []).append(outcome)
+    failed = {task for task, found in by_task.items() if not all(o.passed for o in found)}
+    result = {}
+    for task, found in by_task.items():
+        name = functions.get(task, "?")
+        lines = [f"task {task} ({name}), {o.label}: {o.problems[0] if o.problems else '?'}"
+                 for o in found if not o.passed]
+        culprits = sorted(prerequisites(task) & failed)
+        if lines and culprits:
+            lines.append(f"task {task} calls the code of task(s) {', '.join(culprits)}, "
+                         f"which failed hidden checks of their own")
+        result[task] = TaskVerdict(task, name, not lines, found, lines)
+    return result
+
+
+def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLimits(),
+                 workdir: Path | None = None) -> HiddenReport:
+    """The hidden checks of ``prepared`` on the sandbox ``box`` (its ``course/``)."""
+    started = time.monotonic()
+    own = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="kit-hidden-")) if workdir is None else workdir
+    try:
+        blamed, launches = execute(Path(box).resolve(), prepared.cases, limits, workdir)
+        pairs = enumerate(zip(prepared.cases, prepared.expected, strict=True))
+        outcomes = [decide_case(case, expected, result_path(workdir / "results", i),
+                                blamed.get(i)) for i, (case, expected) in pairs]
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+    notes = [f"worker stderr: {launched.stderr[-600:]}" for launched in launches
+             if launched.returncode not in (0, None) and launched.stderr]
+    isolation = launches[0].isolation if launches else "none"
+    return HiddenReport(verdicts(prepared.cases, outcomes), isolation, len(launches),
+                        time.monotonic() - started, notes)
+
+
+def run_hidden_checks(box: Path, *, seed: int | None = None,
+                      tasks: Iterable[str] | None = None,
+                      limits: HiddenLimits = HiddenLimits()) -> HiddenReport:
+    """Draw the cases (a fresh secret seed unless given), compute the references and
+    judge the sandbox ``box``: the one call the grader needs per submission."""
+    return run_prepared(box, prepare(seed, tasks), limits)

@@ -1,0 +1,292 @@
+"""The cheat zoo and the subtle-bug zoo of the hidden checks, built from the solution tree.
+
+Every submission here is a copy of the solution's ``course/`` (and notebooks) in which the
+solution region of a few tasks is replaced by a cheat or edited by a one-line bug. Built
+at test time, so no copy of solution code is committed, and a replacement whose target is
+gone fails loudly instead of testing nothing.
+
+Cheats (each fakes the tasks in ``CHEATS[name].tasks``, and nothing else):
+
+* ``patches-check-helpers``: returns zeros and, when called, rebinds the notebook's
+  ``check_close``, ``check_gradient``, ``check_true`` and ``report_check`` (in the frame
+  that called it) to functions that print ``check passed: ...``;
+* ``reads-caller-frame``: returns the ``expected`` array it finds in a calling frame;
+* ``looks-up-public-inputs``: recognises the notebooks' check inputs and returns their
+  answers, zeros for anything else;
+* ``returns-ndarray-subclass``: returns an ndarray subclass of zeros that says it equals
+  anything;
+* ``returns-custom-eq-object``: returns an object whose ``__eq__`` is always true;
+* ``returns-object-array``: returns an object-dtype array whose entries claim to equal
+  anything (as floats they are the right values' negatives).
+
+Subtle bugs (``SUBTLE_BUGS``): one-line edits inside one task's solution region, each
+wrong where the notebooks never look (ReLU's kink, reg > 0 in the net's loss, pad = 0)
+or where they do (the grading zoo's three).
+
+Instructor-only (tests/kit/ is not released).
+"""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Cheat:
+    """A cheat: the tasks it fakes, and for each the code that replaces its region."""
+
+    tasks: tuple[str, ...]
+    regions: dict[str, str]  # task ID -> replacement body (unindented)
+    helpers: dict[str, str]  # file -> module-level code appended to it
+
+
+def copy_solution(base: Path, name: str, root: Path = ROOT) -> Path:
+    """A submission folder holding the solution's course/ and notebooks."""
+    sub = base / name
+    shutil.copytree(root / "course", sub / "course",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "notebooks", sub / "notebooks",
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return sub
+
+
+def region_span(lines: list[str], task_id: str) -> tuple[int, int, str]:
+    """Index of the BEGIN line of a task's region, of its END line, and its indent."""
+    begins = [i for i, line in enumerate(lines)
+              if line.strip() == f"# BEGIN SOLUTION {task_id}"
+              or line.strip().startswith(f"# BEGIN SOLUTION {task_id}:")]
+    assert len(begins) == 1, f"task {task_id}: {len(begins)} BEGIN markers"
+    begin = begins[0]
+    end = next(i for i in range(begin + 1, len(lines)) if lines[i].strip() == "# END SOLUTION")
+    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+    return begin, end, indent
+
+
+def replace_region(path: Path, task_id: str, body: str) -> None:
+    """Replace the code between a task's markers by ``body`` (indented like the markers)."""
+    lines = path.read_text().splitlines(keepends=True)
+    begin, end, indent = region_span(lines, task_id)
+    new = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", indent)
+    path.write_text("".join(lines[: begin + 1]) + new + "".join(lines[end:]))
+
+
+def edit_region(path: Path, task_id: str, old: str, new: str) -> None:
+    """Replace ``old``, which must occur exactly once in the task's region, by ``new``."""
+    lines = path.read_text().splitlines(keepends=True)
+    begin, end, _ = region_span(lines, task_id)
+    region = "".join(lines[begin:end])
+    assert region.count(old) == 1, f"task {task_id}: {old!r} found {region.count(old)} times"
+    path.write_text("".join(lines[:begin]) + region.replace(old, new) + "".join(lines[end:]))
+
+
+# ---------------------------------------------------------------------------------------
+# Cheats
+# ---------------------------------------------------------------------------------------
+
+# Rebinds the check helpers wherever a calling frame's globals hold them (the notebook's
+# namespace), so every later check line of the cell prints a pass.
+FORGE_CHECKS = '''
+
+def _forge_checks():
+    import sys as _sys
+
+    # They return None: a cell ending in a check then displays nothing, as the real
+    # helpers' results do.
+    def check_close(name, actual, expected, threshold=1e-7):
+        print(f"check passed: {name}, relative error below {threshold:.0e}")
+
+    def check_gradient(name, f, x, analytic, dout=None, threshold=1e-7, h=1e-5):
+        check_close(name, analytic, analytic, threshold)
+
+    def check_true(name, ok, detail):
+        print(f"check passed: {name}")
+
+    def report_check(name, value, threshold, measure="relative error"):
+        print(f"check passed: {name}, {measure} below {threshold:.0e}")
+
+    frame = _sys._getframe(1)
+    while frame is not None:
+        names = frame.f_globals
+        if "check_close" in names and not names.get("__name__", "").startswith("course"):
+            names.update(check_close=check_close, check_gradient=check_gradient,
+                         check_true=check_true, report_check=report_check)
+        frame = frame.f_back
+'''
+
+# The first ``expected`` found in a calling frame (locals, then globals).
+FRAME_READER = '''
+
+def _caller_expected(default):
+    import sys as _sys
+
+    frame = _sys._getframe(1)
+    while frame is not None:
+        for scope in (frame.f_locals, frame.f_globals):
+            found = scope.get("expected")
+            if found is not None and not callable(found):
+                return found
+        frame = frame.f_back
+    return default
+'''
+
+# Answers for the notebooks' own check inputs, zeros otherwise.
+PUBLIC_LOOKUP = '''
+
+_PUBLIC_AFFINE_X = np.arange(12, dtype=float).reshape(2, 3, 2)
+_PUBLIC_RELU_X = np.array([[-2.0, -0.5, 0.0], [0.5, 2.0, 3.0]])
+
+
+def _known(x, public):
+    return np.shape(x) == public.shape and np.array_equal(x, public)
+'''
+
+PUBLIC_LOOKUP_OPTIM = '''
+
+_PUBLIC_ADAM = {(1.0, 2.0): (0.9, 2.1), (0.9, 2.1): (0.8, 2.2)}
+'''
+
+LIARS = '''
+
+class _AlwaysEqualArray(np.ndarray):
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+
+class _AlwaysEqual:
+    def __init__(self, value=0.0):
+        self.value = value
+
+    def __eq__(self, other):
+        return True
+
+    def __ne__(self, other):
+        return False
+
+    def __float__(self):
+        return -self.value
+
+    def __hash__(self):
+        return 0
+'''
+
+CHEATS: dict[str, Cheat] = {
+    "patches-check-helpers": Cheat(
+        tasks=("1.1", "1.3", "1.12"),
+        regions={
+            "1.1": "out = np.zeros((N, w.shape[1]))\n_forge_checks()\n",
+            "1.3": "out = np.zeros_like(x)\n_forge_checks()\n",
+            "1.12": "import course.layers as _layers\n\n"
+                    "t = t + 1\nnext_w = np.zeros_like(w)\n_layers._forge_checks()\n",
+        },
+        helpers={"course/layers.py": FORGE_CHECKS},
+    ),
+    "reads-caller-frame": Cheat(
+        tasks=("1.1",),
+        regions={"1.1": "out = _caller_expected(np.zeros((N, w.shape[1])))\n"},
+        helpers={"course/layers.py": FRAME_READER},
+    ),
+    "looks-up-public-inputs": Cheat(
+        tasks=("1.1", "1.3", "1.12"),
+        regions={
+            "1.1": "out = np.zeros((N, w.shape[1]))\n"
+                   "if _known(x, _PUBLIC_AFFINE_X):\n"
+                   "    out = np.array([[16.0, -4.0], [52.0, -4.0]])\n",
+            "1.3": "out = np.zeros_like(x)\n"
+                   "if _known(x, _PUBLIC_RELU_X):\n"
+                   "    out = np.array([[0.0, 0.0, 0.0], [0.5, 2.0, 3.0]])\n",
+            "1.12": "t = t + 1\n"
+                    "known = _PUBLIC_ADAM.get(tuple(np.ravel(w).tolist()))\n"
+                    "next_w = np.zeros_like(w) if known is None else np.array(known)\n",
+        },
+        helpers={"course/layers.py": PUBLIC_LOOKUP, "course/optim.py": PUBLIC_LOOKUP_OPTIM},
+    ),
+    "returns-ndarray-subclass": Cheat(
+        tasks=("1.3",),
+        regions={"1.3": "out = np.zeros(x.shape).view(_AlwaysEqualArray)\n"},
+        helpers={"course/layers.py": LIARS},
+    ),
+    "returns-custom-eq-object": Cheat(
+        tasks=("1.1",),
+        regions={"1.1": "out = _AlwaysEqual()\n"},
+        helpers={"course/layers.py": LIARS},
+    ),
+    "returns-object-array": Cheat(
+        tasks=("1.3",),
+        regions={"1.3": "out = np.empty(x.shape, dtype=object)\n"
+                        "for _i, _v in np.ndenumerate(x):\n"
+                        "    out[_i] = _AlwaysEqual(max(float(_v), 0.0))\n"},
+        helpers={"course/layers.py": LIARS},
+    ),
+}
+
+# Where each task's region lives (the cheats only fake tasks of these two files).
+TASK_FILES = {"1.1": "course/layers.py", "1.3": "course/layers.py", "1.12": "course/optim.py"}
+
+
+def build_cheat(base: Path, name: str, root: Path = ROOT) -> Path:
+    """The submission of one cheat: the solution, with the cheat's regions and helpers."""
+    cheat = CHEATS[name]
+    sub = copy_solution(base, name, root)
+    for rel, code in cheat.helpers.items():
+        with (sub / rel).open("a") as handle:
+            handle.write(code)
+    for task_id, body in cheat.regions.items():
+        replace_region(sub / TASK_FILES[task_id], task_id, body)
+    return sub
+
+
+# ---------------------------------------------------------------------------------------
+# Subtle bugs: (file, task, old, new) edits inside one region
+# ---------------------------------------------------------------------------------------
+
+SUBTLE_BUGS: dict[str, list[tuple[str, str, str, str]]] = {
+    # From the trusted-verdict issue: three bugs the notebooks' checks do not reach.
+    "relu-backward-at-zero": [
+        ("course/layers.py", "1.4", "dout * (x > 0)", "dout * (x >= 0)")],
+    "net-loss-without-reg": [
+        ("course/classifiers/fc_net.py", "1.8",
+         "loss += 0.5 * self.reg * float(np.sum(W * W))", "loss += 0.0"),
+        ("course/classifiers/fc_net.py", "1.8",
+         'grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W', 'grads[f"W{i}"] = grads[f"W{i}"]')],
+    "conv-backward-crop-pad": [
+        ("course/layers.py", "4.2", "dx_pad[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]",
+         "dx_pad[:, :, pad:-pad, pad:-pad]")],
+    # The grading zoo's three (tests/kit/test_grade_zoo.py), which the notebooks catch.
+    "batchnorm-test-sqrt-var-plus-eps": [
+        ("course/layers.py", "2.1", "np.sqrt(running_var + eps)", "(np.sqrt(running_var) + eps)")],
+    "dropout-without-1-over-p": [
+        ("course/layers.py", "3.1", "((rng.random(x.shape) < p) / p)",
+         "(rng.random(x.shape) < p)")],
+    "conv-ignores-stride": [
+        ("course/layers.py", "4.1", "top = i * stride", "top = i * 1"),
+        ("course/layers.py", "4.1", "left = j * stride", "left = j * 1")],
+}
+
+
+def bug_tasks(name: str) -> set[str]:
+    """The tasks a subtle bug edits."""
+    return {task for _, task, _, _ in SUBTLE_BUGS[name]}
+
+
+def build_bug(base: Path, name: str, root: Path = ROOT) -> Path:
+    sub = copy_solution(base, name, root)
+    for rel, task_id, old, new in SUBTLE_BUGS[name]:
+        edit_region(sub / rel, task_id, old, new)
+    return sub
+
+
+def build_all_bugs_in_one(base: Path, name: str, bugs: list[str], root: Path = ROOT) -> Path:
+    """One submission with several subtle bugs at once (the issue's 'three bugs')."""
+    sub = copy_solution(base, name, root)
+    for bug in bugs:
+        for rel, task_id, old, new in SUBTLE_BUGS[bug]:
+            edit_region(sub / rel, task_id, old, new)
+    return sub
