@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grade": ("kit.grade", "regrade submissions with nbval in a sandbox (CSV, JSON, feedback)"),
     "verify": ("kit.verify", "check that a submission's stored notebook outputs reproduce"),
     "gradescope": ("kit.gradescope", "build a Gradescope autograder bundle (autograder.zip)"),
+    "mutants": ("kit.mutants", "one-line mutants of the solutions: what checks and tests catch"),
 }
 
 

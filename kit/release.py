@@ -98,6 +98,7 @@ INSTRUCTOR_ONLY: tuple[str, ...] = (
     STAMP_NAME,
 )
 STUDENT_README_TEMPLATE = Path(__file__).parent / "templates" / "STUDENT_README.md"
+HIDDEN_CHECKS = "kit/hidden/"  # under kit/, so never released; the leak check looks for it
 
 # Used only when the source is not a git repository.
 WALK_SKIP_DIRS = frozenset({
@@ -891,7 +892,8 @@ def _resolve(source: Path, rev: str) -> str | None:
 
 
 def solution_only_lines(source: Path) -> set[str]:
-    """Stripped lines of solution regions (and answer/instructor cells) found nowhere else.
+    """Stripped lines of solution regions (and answer/instructor cells) and of the hidden
+    checks (``HIDDEN_CHECKS``) found nowhere else.
 
     "Elsewhere" is every released file of the source outside regions, kept notebook
     cells included; a line like ``return out`` that also occurs outside a region is not
@@ -905,6 +907,10 @@ def solution_only_lines(source: Path) -> set[str]:
             _collect_lines(source, rel, tasks, hidden, visible)
         except markers.MarkerError as error:
             raise ReleaseError(str(error)) from None
+    # The hidden checks (instructor-only, like all of kit/) are answers too: their inputs
+    # and judges must never reach students, whatever file a line would land in.
+    for path in sorted((source / HIDDEN_CHECKS).glob("*.py")):
+        hidden.update(_stripped(path.read_text(encoding="utf-8")))
     return hidden - visible
 
 

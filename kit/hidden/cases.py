@@ -155,6 +155,14 @@ def _score_cases(rng: np.random.Generator, hinge: bool) -> list[tuple[str, np.nd
     else:
         found.append(("tie: equal scores in every row", np.full((n, c), float(rng.normal())),
                       labels(rng, n, c)))
+        # Stability is per row: each row's own maximum must be the one subtracted.
+        rows = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)[:, None]
+        found.append(("rows about 2e3 apart (each row needs its own maximum)",
+                      1000.0 * rows + normal(rng, n, c), labels(rng, n, c)))
+        spread = normal(rng, n, c)
+        spread[:, 0] += 800.0
+        spread[:, -1] -= 800.0
+        found.append(("scores about 1.6e3 apart within each row", spread, labels(rng, n, c)))
     return found
 
 

@@ -144,9 +144,13 @@ def _write_control(control: Path, cases: list[Case]) -> None:
         {"driver": case.driver, "spec": case.spec} for case in cases]})
 
 
+WATCHDOG_EXIT = 124  # worker.Watchdog.EXIT_STATUS
+
+
 def _why(launched: Launched, limits: HiddenLimits) -> str:
-    if launched.timed_out:
-        return "timeout: the worker stopped answering (it ignored its per-case alarm)"
+    if launched.timed_out or launched.returncode == WATCHDOG_EXIT:
+        return (f"timeout: the case ran longer than {limits.case_seconds:g} s and ignored "
+                f"its alarm")
     code = launched.returncode
     if code is not None and code < 0:
         return f"the worker process was killed by signal {-code} (memory or a crash)"

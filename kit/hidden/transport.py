@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import tempfile
 import zipfile
 from pathlib import Path
@@ -181,16 +182,34 @@ def _load_array(arrays: Any, key: str) -> np.ndarray:
     return value
 
 
-def read_message(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
-    """The tree stored in ``path``; ``MessageError`` for anything but a capped data-only
-    message (nothing is unpickled)."""
+def _read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file of at most ``max_bytes``: never a
+    symlink (which could point at any file of the grader), a FIFO (which would block) or
+    a device."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise MessageError(f"{size} bytes (at most {max_bytes})")
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except OSError as error:
         raise MessageError(f"unreadable ({type(error).__name__})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise MessageError("not a regular file")
+        if info.st_size > max_bytes:
+            raise MessageError(f"{info.st_size} bytes (at most {max_bytes})")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise MessageError(f"more than {max_bytes} bytes")
+    return data
+
+
+def read_message(path: Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    """The tree stored in ``path``; ``MessageError`` for anything but a capped data-only
+    message in a regular file (nothing is unpickled)."""
+    data = _read_regular_file(path, max_bytes)
     _check_archive(data, max_bytes)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:

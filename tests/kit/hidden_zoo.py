@@ -33,6 +33,9 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.tasks import TASKS_BY_ID
+from kit import markers
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,33 +58,31 @@ def copy_solution(base: Path, name: str, root: Path = ROOT) -> Path:
     return sub
 
 
-def region_span(lines: list[str], task_id: str) -> tuple[int, int, str]:
-    """Index of the BEGIN line of a task's region, of its END line, and its indent."""
-    begins = [i for i, line in enumerate(lines)
-              if line.strip() == f"# BEGIN SOLUTION {task_id}"
-              or line.strip().startswith(f"# BEGIN SOLUTION {task_id}:")]
-    assert len(begins) == 1, f"task {task_id}: {len(begins)} BEGIN markers"
-    begin = begins[0]
-    end = next(i for i in range(begin + 1, len(lines)) if lines[i].strip() == "# END SOLUTION")
-    indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
-    return begin, end, indent
+def _region(path: Path, task_id: str) -> tuple[list[str], markers.Region]:
+    """The file's lines and the solution region of ``task_id`` in it (exactly one)."""
+    text = path.read_text()
+    found = [region for region in markers.regions(markers.parse(text, path.name, TASKS_BY_ID))
+             if region.task_id == task_id]
+    assert len(found) == 1, f"{path.name}: {len(found)} regions of task {task_id}"
+    return text.splitlines(keepends=True), found[0]
 
 
 def replace_region(path: Path, task_id: str, body: str) -> None:
     """Replace the code between a task's markers by ``body`` (indented like the markers)."""
-    lines = path.read_text().splitlines(keepends=True)
-    begin, end, indent = region_span(lines, task_id)
-    new = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", indent)
-    path.write_text("".join(lines[: begin + 1]) + new + "".join(lines[end:]))
+    lines, region = _region(path, task_id)
+    begin, end = region.line, region.line + len(markers.split_lines(region.body))
+    new = textwrap.indent(textwrap.dedent(body).strip("\n") + "\n", region.indent)
+    path.write_text("".join(lines[:begin]) + new + "".join(lines[end:]))
 
 
 def edit_region(path: Path, task_id: str, old: str, new: str) -> None:
     """Replace ``old``, which must occur exactly once in the task's region, by ``new``."""
-    lines = path.read_text().splitlines(keepends=True)
-    begin, end, _ = region_span(lines, task_id)
-    region = "".join(lines[begin:end])
-    assert region.count(old) == 1, f"task {task_id}: {old!r} found {region.count(old)} times"
-    path.write_text("".join(lines[:begin]) + region.replace(old, new) + "".join(lines[end:]))
+    lines, region = _region(path, task_id)
+    assert region.body.count(old) == 1, \
+        f"task {task_id}: {old!r} found {region.body.count(old)} times"
+    begin, end = region.line, region.line + len(markers.split_lines(region.body))
+    path.write_text("".join(lines[:begin]) + region.body.replace(old, new)
+                    + "".join(lines[end:]))
 
 
 # ---------------------------------------------------------------------------------------
