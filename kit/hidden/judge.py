@@ -228,13 +228,14 @@ def judge_dropout(case: Case, expected: dict, actual: Any) -> list[Problem]:
     out, mask = get["seeded_out"], get["seeded_mask"]
     kept = mask != 0
     if np.abs(mask[kept] - 1.0 / p).max(initial=0.0) > TOLERANCE / p:
-        problems.append(Problem("mask", f"kept entries must be 1/p = {1 / p:.4g}"))
+        problems.append(Problem("mask", "kept entries must be 1/p (p: the keep probability)"))
     if relative_error(out, x * mask) >= TOLERANCE:
         problems.append(Problem("out", "is not x times the mask stored in the cache"))
     n, rate = x.size, float(kept.mean())
     bound = STAT_SIGMAS * np.sqrt(p * (1 - p) / n) + 0.5 / n
     if abs(rate - p) > bound:
-        problems.append(Problem("mask", f"keeps {rate:.3f} of the entries; p = {p:.3f}"))
+        problems.append(Problem("mask", "keeps a share of the entries too far from p for "
+                                        "chance (p: the keep probability)"))
     if not np.array_equal(get["seeded_again_out"], out):
         problems.append(Problem("out", "the same seed did not repeat the mask"))
     if not np.array_equal(get["global_again_out"], get["global_out"]):
