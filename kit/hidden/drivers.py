@@ -205,3 +205,20 @@ DRIVERS: dict[str, Callable[[dict, Resolve], dict]] = {
 def run(driver: str, spec: dict, resolve: Resolve) -> dict:
     """Run one case's driver."""
     return DRIVERS[driver](spec, resolve)
+
+
+def export_model(model: Any) -> dict:
+    """A trained ``FullyConnectedNet`` as plain data for the grader to rebuild and measure
+    (``kit.hidden.measure``): its class name, normalisation, dropout keep ratio, learned
+    arrays and normalisation running averages. Runs where the model lives (the student's
+    kernel), so the grader checks every field again."""
+    dropout = getattr(model, "dropout_param", {}) or {}
+    return {
+        "class": type(model).__name__,
+        "normalization": getattr(model, "normalization", None),
+        "dropout_keep_ratio": dropout.get("p", 1.0) if getattr(model, "use_dropout", False)
+        else 1.0,
+        "params": dict(model.params),
+        "bn_params": [{key: param.get(key) for key in ("running_mean", "running_var")}
+                      for param in getattr(model, "bn_params", [])],
+    }
