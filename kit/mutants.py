@@ -309,12 +309,12 @@ class Outcome:
 class MutantTree:
     """A private copy of the solution tree in which one file at a time is mutated."""
 
-    COPIED = ("course", "tests", "notebooks", "pyproject.toml")
+    WITH_TESTS = ("course", "tests", "notebooks", "pyproject.toml")
     SKIPPED = ("kit", "safety", "__pycache__", ".ipynb_checkpoints", ".hypothesis")
 
-    def __init__(self, root: Path, base: Path) -> None:
+    def __init__(self, root: Path, base: Path, tests: bool = True) -> None:
         self.root = base / "tree"
-        for name in self.COPIED:
+        for name in self.WITH_TESTS if tests else ("course",):
             source = root / name
             if source.is_dir():
                 shutil.copytree(source, self.root / name,
@@ -372,7 +372,7 @@ def run_task(task: str, mutants: list[Mutant], *, seed: int, student_tests: bool
     limits = HiddenLimits(case_seconds=5.0, total_seconds=120.0)
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="kit-mutants-") as base:
-        tree = MutantTree(root, Path(base))
+        tree = MutantTree(root, Path(base), tests=student_tests)
         for mutant in mutants:
             tree.apply(mutant)
             try:
@@ -474,10 +474,14 @@ def main(argv: list[str]) -> int:
         by_task.setdefault(mutant.task, []).append(mutant)
     started = time.monotonic()
     print(f"kit mutants: {len(mutants)} mutants of {len(by_task)} tasks", file=sys.stderr)
+    def one_task(task: str, found: list[Mutant]) -> list[Outcome]:
+        done = run_task(task, found, seed=seed, student_tests=not args.hidden_only)
+        print(f"  task {task}: {len(done)} mutants, hidden checks catch "
+              f"{sum(bool(o.hidden) for o in done)}", file=sys.stderr, flush=True)
+        return done
+
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(run_task, task, found, seed=seed,
-                               student_tests=not args.hidden_only)
-                   for task, found in by_task.items()]
+        futures = [pool.submit(one_task, task, found) for task, found in by_task.items()]
         outcomes = [o for future in futures for o in future.result()]
     print(report(outcomes))
     print(f"\n{time.monotonic() - started:.0f} s")
