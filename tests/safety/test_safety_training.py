@@ -201,13 +201,13 @@ def test_other_layers_reject_string_input(func) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"weight_scale": float("inf")}, "weight_scale must be a finite number; got inf"),
-    ({"weight_scale": float("nan")}, "weight_scale must be a finite number; got nan"),
-    ({"reg": float("inf")}, "reg must be a finite number; got inf"),
+    ({"weight_scale": float("inf")}, r"weight_scale must be a finite number > 0 .*; got inf"),
+    ({"weight_scale": float("nan")}, r"weight_scale must be a finite number > 0 .*; got nan"),
+    ({"reg": float("inf")}, "reg must be a finite number >= 0; got inf"),
     ({"dtype": "nonsense"}, "dtype must be a floating-point dtype .*got 'nonsense'"),
-    ({"seed": "abc"}, "seed must be None or a non-negative int; got 'abc'"),
-    ({"seed": -1}, "seed must be None or a non-negative int; got -1"),
-    ({"seed": 1.5}, "seed must be None or a non-negative int; got 1.5"),
+    ({"seed": "abc"}, "seed must be None, a non-negative int or a numpy Generator; got 'abc'"),
+    ({"seed": -1}, "seed must be None, a non-negative int or a numpy Generator; got -1"),
+    ({"seed": 1.5}, "seed must be None, a non-negative int or a numpy Generator; got 1.5"),
 ])
 def test_network_rejects_nonsense_hyperparameters(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"FullyConnectedNet: {message}"):
