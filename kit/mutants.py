@@ -25,6 +25,7 @@ import ast
 import dataclasses
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +76,7 @@ class Mutant:
     replacement: str
     before: str  # the changed line(s), as they were and as they become
     after: str
+    original: str = ""  # the replaced span itself, checked before applying
 
     occurrence: int = 1  # the same change of the same text elsewhere in the region
 
@@ -87,6 +89,11 @@ class Mutant:
         return f"{self.task}:{self.operator}:{digest}{suffix}"
 
     def apply(self, text: str) -> str:
+        """``text`` with the mutation; ValueError if ``text`` is not the file the mutant
+        was made from (the span holds something else)."""
+        if text[self.start:self.end] != self.original:
+            raise ValueError(f"{self.path}:{self.line}: the file changed since the mutant "
+                             f"{self.id} was made")
         return text[: self.start] + self.replacement + text[self.end:]
 
     def describe(self) -> str:
@@ -193,8 +200,13 @@ def _deletable(node: ast.stmt) -> bool:
                                                  for t in node.targets)
 
 
+COMMENT = re.compile(r"\s+#\s.*$")  # a trailing comment ("x = 1  # why"): not code
+
+
 def _joined(lines: list[str]) -> str:
-    return " ".join(" ".join(lines).split())
+    """The code of some lines on one line: comments dropped (a comment edit keeps a
+    mutant's id), runs of white space made one space."""
+    return " ".join(" ".join(COMMENT.sub("", line) for line in lines).split())
 
 
 def region_mutants(text: str, path: str, task: str, first: int, last: int) -> list[Mutant]:
@@ -220,7 +232,7 @@ def region_mutants(text: str, path: str, task: str, first: int, last: int) -> li
             return
         seen.add((first_line, after))
         found.append(Mutant(task, path, first_line, operator, start, end, replacement,
-                            before, after))
+                            before, after, text[start:end]))
 
     for node in ast.walk(tree):
         line = getattr(node, "lineno", None)
@@ -278,10 +290,10 @@ def all_mutants(root: Path = ROOT, tasks: Iterable[str] | None = None) -> list[M
 EQUIVALENT: dict[str, str] = {
     "3.1:compare:885b70dd": "rng.random draws from [0, 1) with 2**53 values: '<= p' and "
                             "'< p' differ only when a draw equals p exactly",
-    "4.1:constant:ec1c065a": "the extra padding is an (N + 1)-th example the loops never read",
+    "4.1:constant:9f826838": "the extra padding is an (N + 1)-th example the loops never read",
     "4.1:name:8dce4661": "every entry of out is assigned in the loops, so its initial "
                          "values (zeros or ones) are never read",
-    "4.9:constant:669edcb7": "numpy's reshape infers the size of any negative dimension, so "
+    "4.9:constant:84825210": "numpy's reshape infers the size of any negative dimension, so "
                              "-2 means what -1 means",
     "4.10:constant:346f3367": "numpy's reshape infers the size of any negative dimension",
     "4.10:constant:f695267c": "numpy's reshape infers the size of any negative dimension",
