@@ -23,7 +23,7 @@ Instructor-only: ``kit/`` is never released, and the release's leak check treats
 lines of this package as solution text.
 """
 
-from kit.hidden.launch import Launched, launch
+from kit.hidden.launcher import Launched, launch
 from kit.hidden.run import (
     HiddenLimits,
     HiddenReport,

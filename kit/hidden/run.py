@@ -29,9 +29,10 @@ from typing import Any
 from kit.hidden import drivers, transport
 from kit.hidden.cases import Case, generate
 from kit.hidden.judge import judge
-from kit.hidden.launch import Launched, launch
+from kit.hidden.launcher import Launched, launch
 
 HERE = Path(__file__).resolve().parent
+SOLUTION = HERE.parent.parent  # the solution tree: never visible to the worker
 WORKER_FILES = ("worker.py", "drivers.py", "transport.py")
 
 
@@ -151,9 +152,12 @@ def _why(launched: Launched, limits: HiddenLimits) -> str:
     if launched.timed_out or launched.returncode == WATCHDOG_EXIT:
         return (f"timeout: the case ran longer than {limits.case_seconds:g} s and ignored "
                 f"its alarm")
+    if launched.memory_exceeded:
+        return f"memory: the case needed more than the {limits.memory_mb} MB the worker has"
     code = launched.returncode
-    if code is not None and code < 0:
-        return f"the worker process was killed by signal {-code} (memory or a crash)"
+    if code is not None and (code < 0 or code > 128):  # signal N: -N, or 128 + N from bwrap
+        signal_number = -code if code < 0 else code - 128
+        return f"the worker process was killed by signal {signal_number} (memory or a crash)"
     return f"the worker process ended with status {code} in the middle of this case"
 
 
@@ -181,7 +185,7 @@ def execute(box: Path, cases: list[Case], limits: HiddenLimits,
                 str(limits.memory_mb)]
         launched = launch(argv, readable=[control, box], writable=[results], cwd=results,
                           env=_worker_env(results), memory_mb=limits.memory_mb,
-                          max_pids=limits.max_pids, timeout=timeout)
+                          max_pids=limits.max_pids, timeout=timeout, protect=[SOLUTION])
         launches.append(launched)
         missing = next((i for i in range(start, len(cases))
                         if not result_path(results, i).exists()), None)
@@ -217,8 +221,9 @@ def decide_case(case: Case, expected: Any, path: Path, blame: str | None) -> Cas
         return CaseOutcome(case.task, case.label, False, ["malformed result"])
     if result["ok"] is False:
         error = result.get("error")
-        return CaseOutcome(case.task, case.label, False,
-                           [f"error: {error if isinstance(error, str) else 'unknown'}"])
+        error = error if isinstance(error, str) else "unknown"
+        said = error if error.startswith("timeout:") else f"error: {error}"
+        return CaseOutcome(case.task, case.label, False, [said])
     problems = judge(case, expected, result.get("outputs"))
     return CaseOutcome(case.task, case.label, not problems, [str(p) for p in problems])
 

@@ -1,6 +1,6 @@
 """The hidden-check worker: runs inside the sandbox, calls the submission's code, sends data.
 
-Started by the grader (``kit.hidden.launch``) as::
+Started by the grader (``kit.hidden.launcher.launch``) as::
 
     python -I worker.py CONTROL BOX RESULTS START CASE_SECONDS MEMORY_MB
 

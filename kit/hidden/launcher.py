@@ -6,12 +6,15 @@ writable folder, memory and process caps over the whole tree). Until the integra
 makes isolation mandatory, a plain subprocess is the fallback: its own session, a clean
 environment, killed with its process group at the end or on timeout (the worker sets its
 own address-space limit before running student code). ``Launched.isolation`` says which
-was used, so every report can show it.
+was used, so every report can show it. (Where ``kit.isolation`` finds no way to isolate,
+the fallback runs too, and ``cap`` says why; the integration makes that an error.)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
 import os
 import signal
 import subprocess
@@ -32,6 +35,7 @@ class Launched:
     stderr: str
     isolation: str  # "bwrap", "user", "none" (kit.isolation) or "subprocess" (fallback)
     cap: str = ""  # which memory/process cap held, as kit.isolation reports it
+    memory_exceeded: bool = False  # the sandbox's memory cap stopped it
 
 
 def _isolation() -> Any:
@@ -44,17 +48,29 @@ def _isolation() -> Any:
 
 def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[Path],
            cwd: Path, env: dict[str, str], memory_mb: int, max_pids: int,
-           timeout: float) -> Launched:
+           timeout: float, protect: Sequence[Path] = ()) -> Launched:
     """Run ``argv`` (student code inside) to the end or ``timeout``; never raises for
-    anything the command does."""
+    anything the command does. ``protect``: paths it must never see (the solution tree),
+    checked by ``kit.isolation`` when it runs the command."""
     isolation = _isolation()
     if isolation is not None:
-        done = isolation.run(list(argv), readable=list(readable), writable=list(writable),
-                             cwd=cwd, env=env, memory_mb=memory_mb, max_pids=max_pids,
-                             timeout=timeout)
+        try:
+            done = isolation.run(list(argv), readable=list(readable), writable=list(writable),
+                                 cwd=cwd, env=env, memory_mb=memory_mb, max_pids=max_pids,
+                                 timeout=timeout, **_protect(isolation, protect))
+        except getattr(isolation, "IsolationUnavailableError", ()) as error:
+            fallback = _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
+            return dataclasses.replace(fallback, cap=f"no isolation here: {error}"[:300])
         return Launched(done.returncode, bool(done.timed_out), _tail(done.stderr),
-                        str(done.isolation), str(getattr(done, "cap", "")))
+                        str(done.isolation), str(getattr(done, "cap", "")),
+                        bool(getattr(done, "memory_exceeded", False)))
     return _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
+
+
+def _protect(isolation: Any, protect: Sequence[Path]) -> dict[str, Any]:
+    """``protect=`` for an isolation module that knows it."""
+    wanted = "protect" in inspect.signature(isolation.run).parameters
+    return {"protect": list(protect)} if wanted and protect else {}
 
 
 def _tail(text: Any) -> str:
