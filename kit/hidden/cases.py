@@ -303,6 +303,21 @@ def norm_data(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
     return rng.uniform(-2, 2, size=d) + spread * rng.standard_normal((n, d))
 
 
+BN_MODES = ("train", "train", "train", "test", "test")  # test mode after train mode
+
+
+def running_average_case(task: str, forward: str, label: str, param: dict[str, Any],
+                         data: Callable[[], np.ndarray], channels: int,
+                         rng: np.random.Generator) -> Case:
+    """Three train-mode calls, then two test-mode calls, with one bn_param between them:
+    every ``out`` and the running averages after each call."""
+    gamma, beta = 1.0 + normal(rng, channels, scale=0.3), normal(rng, channels, scale=0.3)
+    steps = [{"args": [data(), gamma, beta, None], "set": {"mode": mode}} for mode in BN_MODES]
+    return Case(task, label, "forward_steps",
+                {"forward": layer(forward), "param_index": 3, "param": param, "steps": steps,
+                 "report": BN_STATE}, options={"steps": list(BN_MODES)})
+
+
 def batchnorm_forward_cases(rng: np.random.Generator) -> list[Case]:
     cases = []
     for label, n, param in [
@@ -312,13 +327,8 @@ def batchnorm_forward_cases(rng: np.random.Generator) -> list[Case]:
         ("N = 1 in train mode", 1, {"eps": float(rng.uniform(1e-4, 1e-2))}),
     ]:
         d = int(rng.integers(2, 7))
-        gamma, beta = 1.0 + normal(rng, d, scale=0.3), normal(rng, d, scale=0.3)
-        steps = [{"args": [norm_data(rng, n, d), gamma, beta, None], "set": {"mode": mode}}
-                 for mode in ("train", "train", "train", "test", "test")]
-        cases.append(Case("2.1", label, "forward_steps",
-                          {"forward": layer("batchnorm_forward"), "param_index": 3,
-                           "param": param, "steps": steps, "report": BN_STATE},
-                          options={"steps": ["train"] * 3 + ["test"] * 2}))
+        cases.append(running_average_case("2.1", "batchnorm_forward", label, param,
+                                          lambda n=n, d=d: norm_data(rng, n, d), d, rng))
     return cases
 
 
@@ -582,14 +592,9 @@ def spatial_batchnorm_forward_cases(rng: np.random.Generator) -> list[Case]:
     ):
         c, h, w = (int(v) for v in rng.integers(1, 5, size=3))
         c = max(c, 2)
-        gamma, beta = 1.0 + normal(rng, c, scale=0.3), normal(rng, c, scale=0.3)
-        steps = [{"args": [spatial_data(rng, n, c, h, w), gamma, beta, None],
-                  "set": {"mode": mode}}
-                 for mode in ("train", "train", "train", "test", "test")]
-        cases.append(Case("4.7", label, "forward_steps",
-                          {"forward": layer("spatial_batchnorm_forward"), "param_index": 3,
-                           "param": param, "steps": steps, "report": BN_STATE},
-                          options={"steps": ["train"] * 3 + ["test"] * 2}))
+        cases.append(running_average_case(
+            "4.7", "spatial_batchnorm_forward", label, param,
+            lambda n=n, c=c, h=h, w=w: spatial_data(rng, n, c, h, w), c, rng))
     return cases
 
 
