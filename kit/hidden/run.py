@@ -183,8 +183,9 @@ def execute(box: Path, cases: list[Case], limits: HiddenLimits,
         argv = [sys.executable, "-I", str(control / "worker.py"), str(control), str(box),
                 str(results), str(start), str(limits.case_seconds),
                 str(limits.memory_mb)]
-        launched = launch(argv, readable=[control, box], writable=[results], cwd=results,
-                          env=_worker_env(results), memory_mb=limits.memory_mb,
+        # Only the package: the sandbox's notebooks hold reference outputs.
+        launched = launch(argv, readable=[control, box / "course"], writable=[results],
+                          cwd=results, env=_worker_env(results), memory_mb=limits.memory_mb,
                           max_pids=limits.max_pids, timeout=timeout, protect=[SOLUTION])
         launches.append(launched)
         missing = next((i for i in range(start, len(cases))
