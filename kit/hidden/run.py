@@ -117,7 +117,22 @@ def reference(case: Case) -> Any:
                            f"itself fails on this case: {error!r}") from error
 
 
+def check_solution_package() -> None:
+    """The ``course`` this process imports must be the solution tree's: imported from
+    anywhere else (a submission's folder as the working directory, say), the reference
+    answers would be that code's, and the grader would run it."""
+    import course
+
+    found = Path(course.__file__).resolve()
+    if found != (SOLUTION / "course" / "__init__.py").resolve():
+        raise RuntimeError(f"the grader imports course from {found.parent}, not from the "
+                           f"solution tree {SOLUTION}: run the kit from the solution tree")
+
+
 def prepare(seed: int | None = None, tasks: Iterable[str] | None = None) -> Prepared:
+    """The cases of a grading run (a fresh secret seed unless given) and the solution's
+    answers to them."""
+    check_solution_package()
     seed = new_seed() if seed is None else seed
     cases = generate(seed, tasks)
     return Prepared(seed, cases, [reference(case) for case in cases])

@@ -392,3 +392,14 @@ def test_pickle_module_is_never_needed_to_read(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(pickle, "loads", refuse)
     monkeypatch.setattr(pickle, "load", refuse)
     assert transport.read_message(tmp_path / "m.npz")["c"] == {"t": 2}
+
+
+def test_references_come_only_from_the_solution_tree(tmp_path: Path, monkeypatch) -> None:
+    import course
+
+    impostor = tmp_path / "course" / "__init__.py"
+    impostor.parent.mkdir()
+    impostor.write_text("")
+    monkeypatch.setattr(course, "__file__", str(impostor))
+    with pytest.raises(RuntimeError, match="not from the solution tree"):
+        run.prepare(1, ["1.1"])
