@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.hidden.cases import Case
+from kit.hidden.case import Case
 from kit.hidden.transport import Rejected
 
 TOLERANCE = 1e-6
