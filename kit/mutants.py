@@ -360,16 +360,30 @@ def hidden_catches(tree: MutantTree, prepared: object, limits: object) -> tuple[
     return bool(failing), failing[0].feedback[0] if failing else ""
 
 
-def tests_catch(tree: MutantTree, task: str, timeout: float = 900.0) -> bool:
-    """Run the students' tests of ``task`` on the mutated tree (derandomized hypothesis)."""
+def _pytest(tree: MutantTree, args: list[str], timeout: float) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COURSE_"))}
     env.update(COURSE_DATASET="digits", PYTHONHASHSEED="0", CI="true",
                PYTHONDONTWRITEBYTECODE="1", MPLBACKEND="Agg")
-    argv = [sys.executable, "-m", "pytest", "tests", "--task", task, "-x", "-q",
-            "-p", "no:cacheprovider", "-W", "ignore", "--no-header", "--tb=no"]
+    argv = [sys.executable, "-m", "pytest", *args, "-q", "-p", "no:cacheprovider",
+            "-W", "ignore", "--no-header"]
+    return subprocess.run(argv, cwd=tree.root, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def task_test_files(tree: MutantTree, task: str) -> list[str]:
+    """The test files holding the students' tests of ``task`` (collected once per task, so
+    each mutant's run imports only those)."""
+    done = _pytest(tree, ["tests", "--task", task, "--collect-only"], timeout=600)
+    return sorted({line.split("::")[0] for line in done.stdout.splitlines() if "::" in line})
+
+
+def tests_catch(tree: MutantTree, task: str, files: list[str],
+                timeout: float = 900.0) -> bool:
+    """Run the students' tests of ``task`` on the mutated tree (derandomized hypothesis)."""
+    if not files:
+        return False
     try:
-        done = subprocess.run(argv, cwd=tree.root, env=env, capture_output=True,
-                              timeout=timeout, check=False)
+        done = _pytest(tree, [*files, "--task", task, "-x", "--tb=no"], timeout=timeout)
     except subprocess.TimeoutExpired:
         return True
     return done.returncode != 0
@@ -385,11 +399,12 @@ def run_task(task: str, mutants: list[Mutant], *, seed: int, student_tests: bool
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="kit-mutants-") as base:
         tree = MutantTree(root, Path(base), tests=student_tests)
+        files = task_test_files(tree, task) if student_tests else []
         for mutant in mutants:
             tree.apply(mutant)
             try:
                 caught, detail = hidden_catches(tree, prepared, limits)
-                tests = tests_catch(tree, task) if student_tests else None
+                tests = tests_catch(tree, task, files) if student_tests else None
             finally:
                 tree.restore(mutant)
             outcomes.append(Outcome(mutant, caught, tests, detail))
