@@ -16,6 +16,7 @@ imported by the worker.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 import sys
@@ -226,6 +227,19 @@ def _next_task_start(cases: list[Case], culprit: int, blamed: dict[int, str]) ->
 # 3. Verdicts
 # ---------------------------------------------------------------------------------------
 
+# What a message of the student's code could show of a hidden input: bracketed values (an
+# array's repr) and non-integer numbers. Shapes (tuples of ints) and names stay readable.
+ARRAY_TEXT = re.compile(r"\[[^\[\]]*\]")
+FLOAT_TEXT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?")
+
+
+def masked(message: str) -> str:
+    """An error message of the student's code with any value it might quote hidden."""
+    for _ in range(4):  # nested brackets, innermost first
+        message = ARRAY_TEXT.sub("[...]", message)
+    return FLOAT_TEXT.sub("<number>", message)
+
+
 def decide_case(case: Case, expected: Any, path: Path, blame: str | None) -> CaseOutcome:
     if blame is not None:
         return CaseOutcome(case.task, case.label, False, [blame])
@@ -237,7 +251,7 @@ def decide_case(case: Case, expected: Any, path: Path, blame: str | None) -> Cas
         return CaseOutcome(case.task, case.label, False, ["malformed result"])
     if result["ok"] is False:
         error = result.get("error")
-        error = error if isinstance(error, str) else "unknown"
+        error = masked(error) if isinstance(error, str) else "unknown"
         said = error if error.startswith("timeout:") else f"error: {error}"
         return CaseOutcome(case.task, case.label, False, [said])
     problems = judge(case, expected, result.get("outputs"))

@@ -403,3 +403,9 @@ def test_references_come_only_from_the_solution_tree(tmp_path: Path, monkeypatch
     monkeypatch.setattr(course, "__file__", str(impostor))
     with pytest.raises(RuntimeError, match="not from the solution tree"):
         run.prepare(1, ["1.1"])
+
+
+def test_an_error_message_of_the_students_code_shows_no_value_it_quotes() -> None:
+    message = "ValueError: x = [[ 0.5 -1.25] [ 3.  4. ]], scale 2.5e-3, got x.shape = (3, 4)"
+    shown = run.masked(message)
+    assert shown == "ValueError: x = [[...] [...]], scale <number>, got x.shape = (3, 4)"
