@@ -36,7 +36,13 @@ from typing import Any
 import nbformat
 
 from course.tasks import NOTEBOOKS
+from kit.errors import KitError
 from kit.outputs import atomic_file
+
+
+class NotebookError(KitError):
+    """A notebook cannot be read; the message names it."""
+
 
 # -- tags and roles ------------------------------------------------------------------------
 
@@ -225,6 +231,15 @@ def in_course_order(paths: Iterable[Path]) -> list[Path]:
 def find_notebooks(folder: Path) -> list[Path]:
     """The notebooks of a folder (``*.ipynb``), in course order."""
     return in_course_order(folder.glob("*.ipynb"))
+
+
+def read_notebook(path: Path, label: str | None = None) -> Any:
+    """A notebook as an nbformat v4 node; ``NotebookError`` (naming ``label``, default the
+    path) if it cannot be read."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises several unrelated types for bad files
+        raise NotebookError(f"{label or path}: not a readable notebook ({error})") from None
 
 
 def load_json(path: Path) -> Any:
