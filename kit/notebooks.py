@@ -105,9 +105,30 @@ def is_experiment(cell: Any) -> bool:
     return is_code(cell) and has_tag(cell, EXPERIMENT)
 
 
+def tag_problem(cell: Any) -> str | None:
+    """What is wrong with the cell's tags (not a list of strings, a tag outside
+    ``CELL_TAGS``, a tag on the wrong cell type), or None."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return f'cell tags must be a list of strings, e.g. ["instructor"]; got {tags!r}'
+    for tag in tags:
+        if tag not in CELL_TAGS:
+            return (f"unknown cell tag {tag!r} (the tags of CONTRIBUTING.md: "
+                    f"{', '.join(CELL_TAGS)})")
+        if cell.get("cell_type") not in CELL_TAGS[tag]:
+            kinds = " or ".join(sorted(CELL_TAGS[tag]))
+            return f"tag {tag!r} is for {kinds} cells, not {cell.get('cell_type')} cells"
+    return None
+
+
+def declared_check(cell: Any) -> str | None:
+    """The cell's ``metadata.check`` name, if it declares one."""
+    return cell.get("metadata", {}).get("check") or None
+
+
 def check_name(cell: Any, index: int) -> str:
     """The check's stable name (``metadata.check``), or ``cell-<index>`` if it has none."""
-    return cell.get("metadata", {}).get("check") or f"cell-{index}"
+    return declared_check(cell) or f"cell-{index}"
 
 
 # -- headings ------------------------------------------------------------------------------

@@ -250,23 +250,11 @@ def process_notebook(source: Path, rel: str, tasks: Mapping[str, Any]) -> Output
                   task_ids=tally.task_ids, notes=notes)
 
 
-def check_tags(cell: Any, rel: str, number: int) -> list[str]:
-    """The cell's tags, after checking each against ``CELL_TAGS`` and the cell type."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise markers.MarkerError(rel, None, f"cell tags must be a list of strings, e.g. "
-                                  f"[\"instructor\"]; got {tags!r}", cell=number)
-    tags = list(tags)
-    for tag in tags:
-        if tag not in nbs.CELL_TAGS:
-            known = ", ".join(nbs.CELL_TAGS)
-            raise markers.MarkerError(rel, None, f"unknown cell tag {tag!r} "
-                                      f"(the tags of CONTRIBUTING.md: {known})", cell=number)
-        if cell.cell_type not in nbs.CELL_TAGS[tag]:
-            kinds = " or ".join(sorted(nbs.CELL_TAGS[tag]))
-            raise markers.MarkerError(rel, None, f"tag {tag!r} is for {kinds} cells, "
-                                      f"not {cell.cell_type} cells", cell=number)
-    return tags
+def check_tags(cell: Any, rel: str, number: int) -> None:
+    """Raise ``MarkerError`` if the cell's tags are not those of ``CELL_TAGS``."""
+    problem = nbs.tag_problem(cell)
+    if problem is not None:
+        raise markers.MarkerError(rel, None, problem, cell=number)
 
 
 def check_no_markers_in_text_cell(cell: Any, rel: str, number: int) -> None:
