@@ -94,21 +94,6 @@ def drop_volatile_metadata(nb: nbformat.NotebookNode) -> None:
         nbs.drop_volatile_cell_metadata(cell)
 
 
-# ``make notebooks`` hygiene: what makes a re-executed notebook differ from the stored one
-# only where its outputs do.
-HYGIENE_STEPS = (
-    nbs.Step("drop per-run cell metadata (timings, UI state)", drop_volatile_metadata),
-    nbs.Step("merge consecutive writes to a stream", merge_streams),
-    nbs.Step("drop widget views and widget state", site_render.drop_widgets),
-    nbs.Step("store the kernel's display name as installed", lambda nb: normalise_kernelspec(nb)),
-)
-
-
-def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
-    """Remove per-run metadata (timings, UI state, widget state) so outputs are the only diff."""
-    nbs.run_steps(nb, HYGIENE_STEPS)
-
-
 def normalise_kernelspec(nb: nbformat.NotebookNode) -> None:
     """Store the kernel's display name as the installed kernel reports it.
 
@@ -138,6 +123,21 @@ def coalesce_streams(outputs: list) -> list:
         else:
             merged.append(output)
     return merged
+
+
+# ``make notebooks`` hygiene: what makes a re-executed notebook differ from the stored one
+# only where its outputs do.
+HYGIENE_STEPS = (
+    nbs.Step("drop per-run cell metadata (timings, UI state)", drop_volatile_metadata),
+    nbs.Step("merge consecutive writes to a stream", merge_streams),
+    nbs.Step("drop widget views and widget state", site_render.drop_widgets),
+    nbs.Step("store the kernel's display name as installed", normalise_kernelspec),
+)
+
+
+def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
+    """Remove per-run metadata (timings, UI state, widget state) so outputs are the only diff."""
+    nbs.run_steps(nb, HYGIENE_STEPS)
 
 
 def execute_notebook(
