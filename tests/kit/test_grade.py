@@ -3,11 +3,13 @@ zoo (test_grade_zoo.py) grades whole submissions."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 
 from kit import grade, outputs
+from kit import notebooks as nbs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,21 +30,21 @@ def test_sanitize_skips_experiments_and_with_a_selection_the_rest_too():
     notebook = references["FullyConnectedNets"]
 
     def skipped(selection: grade.Selection) -> set[int]:
-        copy = __import__("copy").deepcopy(notebook)
+        prepared = copy.deepcopy(notebook)
         for step in grade.sanitize_steps("FullyConnectedNets", selection):
-            step.apply(copy)
-        return {c.index for c in grade.nbs.code_cells(copy)
-                if grade.nbs.has_tag(c.cell, grade.nbs.NBVAL_SKIP)}
+            step.apply(prepared)
+        return {c.index for c in nbs.code_cells(prepared)
+                if nbs.has_tag(c.cell, nbs.NBVAL_SKIP)}
 
-    cells = grade.nbs.code_cells(notebook)
-    experiments = {c.index for c in cells if grade.nbs.is_experiment(c.cell)}
+    cells = nbs.code_cells(notebook)
+    experiments = {c.index for c in cells if nbs.is_experiment(c.cell)}
     assert skipped(grade.select_checks(references)) == experiments
     only = grade.select_checks(references, {"affine-forward"})
     chosen = only.indices("FullyConnectedNets")
     partial = skipped(only)
     assert not partial & chosen and experiments <= partial
     assert all(c.index in partial for c in cells
-               if grade.nbs.is_check(c.cell) and c.index not in chosen)
+               if nbs.is_check(c.cell) and c.index not in chosen)
 
 
 def test_grade_refuses_an_out_folder_it_did_not_make(tmp_path):
