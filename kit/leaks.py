@@ -22,9 +22,15 @@ class LeakError(KitError):
     """Solution text was found in a student tree; the message lists every place."""
 
 
-def solution_only_lines(tree: SolutionTree, skip: Path | None = None) -> set[str]:
+def _tree(source: SolutionTree | Path) -> SolutionTree:
+    return source if isinstance(source, SolutionTree) else SolutionTree.load(source)
+
+
+def solution_only_lines(source: SolutionTree | Path, skip: Path | None = None) -> set[str]:
     """Stripped lines of solution regions (and answer/instructor cells) found nowhere else
-    in the released files of ``tree``. Raises ``MarkerError`` on marker errors."""
+    in the released files of the tree (read from its root if a path is given). Raises
+    ``MarkerError`` on marker errors."""
+    tree = _tree(source)
     hidden: set[str] = set()
     visible: set[str] = set()
     for rel in tree.released_files(skip):
@@ -92,8 +98,8 @@ def _student_lines(path: Path, rel: str) -> Iterable[tuple[str, str]]:
         yield f"{rel}:{lineno}", line
 
 
-def check_no_leaks(tree: SolutionTree, student: Path, skip: Path | None = None) -> None:
+def check_no_leaks(source: SolutionTree | Path, student: Path, skip: Path | None = None) -> None:
     """Raise ``LeakError`` listing every solution-only line found in the student tree."""
-    leaks = find_leaks(student, solution_only_lines(tree, skip))
+    leaks = find_leaks(student, solution_only_lines(source, skip))
     if leaks:
         raise LeakError("solution text in the student tree:\n" + "\n".join(leaks))
