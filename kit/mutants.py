@@ -258,7 +258,7 @@ def region_mutants(text: str, path: str, task: str, first: int, last: int) -> li
 def task_regions(root: Path = ROOT) -> list[tuple[str, str, int, int]]:
     """``(task, path, first body line, last body line)`` of every region in ``course/``
     (the tasks the hidden checks cover; notebook-cell tasks have no region there)."""
-    from kit.release import load_task_table
+    from kit.tree import load_task_table
 
     tasks = load_task_table(root)
     found = []
