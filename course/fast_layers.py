@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -64,16 +64,20 @@ __all__ = [
     "max_pool_forward_reshape",
 ]
 
-# Bytes of one chunk's im2col matrix. Small enough to stay in the L2/L3 caches of a small
-# VM and to keep page faults of fresh temporaries low (large per-call temporaries were
-# costly in the prototypes); large enough that a GEMM per chunk amortises the Python
-# overhead. Not tuned further here: timings on the shared development VM were too noisy.
-CHUNK_BYTES = 2 * 2**20
+# Bytes of one block's largest work buffer (an im2col matrix, say). Blocks of examples
+# this size stay in the per-core L2 cache between the copy that makes them and the GEMM
+# or fold that reads them, and large enough that each GEMM amortises numpy's overhead.
+BLOCK_BYTES = 1 * 2**20
 
-# Threads that run chunks at once: the cores this process may use (at most 4; beyond that
+# Threads that run blocks at once: the cores this process may use (at most 4; beyond that
 # the memory bandwidth, not the cores, bounds these layers).
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else (os.cpu_count() or 1)))
+
+# Below this many bytes of work in a whole call, one block on the calling thread: handing
+# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
+# 8x8 digits) take to compute.
+INLINE_BYTES = 256 * 2**10
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -90,8 +94,8 @@ def _executor() -> ThreadPoolExecutor:
 
 @contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while our own threads run chunks (one BLAS thread per
-    chunk thread), then restore what the user had. Without threadpoolctl: no limit."""
+    """Limit BLAS to one thread while our own threads run blocks (one BLAS thread per
+    block thread), then restore what the user had. Without threadpoolctl: no limit."""
     global _blas
     if _blas is None:
         try:
@@ -107,28 +111,32 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-# Below this many bytes of work in a whole call, one chunk on the calling thread: handing
-# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
-# 8x8 digits) take to compute.
-INLINE_BYTES = 256 * 2**10
-
-
-def _chunks(n: int, bytes_per_example: int) -> list[tuple[int, int]]:
-    """Split range(n) into chunks of about CHUNK_BYTES of im2col each, at least WORKERS
-    chunks when there are that many examples (one chunk for less than INLINE_BYTES)."""
+def _block_size(n: int, bytes_per_example: int) -> int:
+    """Examples per block: about BLOCK_BYTES of work buffer, and at least two blocks per
+    worker thread, so that a thread slowed down by other processes hands its share to the
+    others; the whole batch when the call is small (it then runs on the calling thread)."""
     if n * bytes_per_example <= INLINE_BYTES:
-        return [(0, n)]
-    size = max(1, CHUNK_BYTES // max(1, bytes_per_example))
-    size = min(size, max(1, -(-n // WORKERS)))
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
+        return max(1, n)
+    size = max(1, BLOCK_BYTES // max(1, bytes_per_example))
+    return max(1, min(size, -(-n // (2 * WORKERS))))
 
 
-def _run_chunks(work: Callable[[int, int], Any], chunks: list[tuple[int, int]]) -> list[Any]:
-    """Run ``work(start, stop)`` for every chunk, on the thread pool when it pays."""
-    if WORKERS == 1 or len(chunks) == 1:
-        return [work(a, b) for a, b in chunks]
+def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int,
+                block: int) -> list[Any]:
+    """Run ``work(blocks)`` on up to WORKERS threads that share one iterator over the
+    blocks ``(start, stop)`` of range(n): each thread allocates its buffers once, then
+    takes blocks until none is left. Returns what each thread's ``work`` returned."""
+    blocks = iter([(start, min(n, start + block)) for start in range(0, n, block)])
+    threads = min(WORKERS, -(-n // block))
+    if threads <= 1:
+        return [work(blocks)]
     with _single_threaded_blas():
-        return list(_executor().map(lambda c: work(*c), chunks))
+        helpers = [_executor().submit(work, blocks) for _ in range(threads - 1)]
+        try:
+            mine = work(blocks)  # the calling thread takes blocks too
+        finally:
+            wait(helpers)  # never leave a helper running outside the BLAS limit
+        return [mine] + [future.result() for future in helpers]
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,14 +154,41 @@ def _windows(x_pad: np.ndarray, HH: int, WW: int, stride: int, H_out: int,
                       (sN, sC, sH, sW, sH * stride, sW * stride), writeable=False)
 
 
-def _pad(x: np.ndarray, pad: int) -> np.ndarray:
-    if pad == 0:
+def _pad(x: np.ndarray, pad_h: int, pad_w: int | None = None) -> np.ndarray:
+    """x with pad_h zero rows above and below and pad_w zero columns on each side."""
+    pad_w = pad_h if pad_w is None else pad_w
+    if pad_h == pad_w == 0:
         return x
     N, C, H, W = x.shape
     # np.zeros + slice assignment is faster than np.pad (no generic edge handling).
-    x_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
-    x_pad[:, :, pad:pad + H, pad:pad + W] = x
+    x_pad = np.zeros((N, C, H + 2 * pad_h, W + 2 * pad_w), dtype=x.dtype)
+    x_pad[:, :, pad_h:pad_h + H, pad_w:pad_w + W] = x
     return x_pad
+
+
+def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
+                    bias: np.ndarray | None = None) -> None:
+    """out[n] = w_flat @ im2col(n) (+ bias) for every example n, block by block.
+
+    ``views``: (N, C, HH, WW, H_out, W_out) windows of the input; ``w_flat``: (F, C*HH*WW);
+    ``out``: (N, F, H_out*W_out), written. The forward pass, and dx of a stride-1 layer
+    with many input channels (see ``conv_backward_fast``), are this one function.
+    """
+    N, C, HH, WW, H_out, W_out = views.shape
+    K, P = C * HH * WW, H_out * W_out
+    block = _block_size(N, K * P * out.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        cols_buffer = np.empty((block, C, HH, WW, H_out, W_out), dtype=out.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            cols = cols_buffer[:n]
+            np.copyto(cols, views[start:stop])  # im2col: (n, K, P), copied once
+            np.matmul(w_flat, cols.reshape(n, K, P), out=out[start:stop])  # -> (n, F, P)
+            if bias is not None:
+                out[start:stop] += bias
+
+    _run_blocks(work, N, block)
 
 
 def conv_forward_fast(
@@ -180,16 +215,8 @@ def conv_forward_fast(
     x_pad = _pad(x.astype(dtype, copy=False), pad)
     views = _windows(x_pad, HH, WW, stride, H_out, W_out)
     w_flat = w.reshape(F, C * HH * WW).astype(dtype, copy=False)  # (F, K), K = C*HH*WW
-    bias = b.astype(dtype, copy=False).reshape(1, F, 1)
-    P = H_out * W_out
-    out = np.empty((N, F, P), dtype=dtype)
-
-    def work(start: int, stop: int) -> None:
-        cols = views[start:stop].reshape(stop - start, C * HH * WW, P)  # copy: (n, K, P)
-        np.matmul(w_flat, cols, out=out[start:stop])  # (F, K) @ (n, K, P) -> (n, F, P)
-        out[start:stop] += bias
-
-    _run_chunks(work, _chunks(N, C * HH * WW * P * dtype.itemsize))
+    out = np.empty((N, F, H_out * W_out), dtype=dtype)
+    _correlate_into(out, views, w_flat, b.astype(dtype, copy=False).reshape(1, F, 1))
     return out.reshape(N, F, H_out, W_out), (x, w, b, conv_param)
 
 
@@ -208,44 +235,165 @@ def conv_backward_fast(
     dout = np.asarray(dout)
     stride, pad, H_out, W_out = conv_geometry("conv_backward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     F, _, HH, WW = w.shape
     _expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
                   "(N, F, H_out, W_out), the shape of out")
     dtype = np.result_type(x, w, dout)
-    K, P = C * HH * WW, H_out * W_out
     x_pad = _pad(x.astype(dtype, copy=False), pad)
     views = _windows(x_pad, HH, WW, stride, H_out, W_out)
-    w_flat = w.reshape(F, K).astype(dtype, copy=False)
-    d = dout.astype(dtype, copy=False).reshape(N, F, P)
-    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
-    rows, cols_ = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
+    w = w.astype(dtype, copy=False)
+    dout = dout.astype(dtype, copy=False)
+    dw = _weight_gradient(views, dout.reshape(N, F, H_out * W_out)).reshape(w.shape)
+    db = dout.sum(axis=(0, 2, 3))
+    method = _input_gradient_method(stride, C, F)
+    if method == "correlate":
+        dx = _input_gradient_by_correlation(dout, w, pad)
+    elif method == "flat fold":
+        dx = _input_gradient_by_flat_fold(dout, w, x.shape, pad)
+    else:
+        dx = _input_gradient_by_fold(dout, w, x.shape, stride, pad)
+    return dx, dw, db
 
-    def work(start: int, stop: int) -> np.ndarray:
-        n = stop - start
-        cols = views[start:stop].reshape(n, K, P)  # copy: (n, K, P)
-        d_chunk = d[start:stop]  # (n, F, P)
-        # dw = sum_n d_n @ cols_n.T: one GEMM over the chunk, (F, n*P) @ (n*P, K).
-        dw_part = np.matmul(d_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
-        # Gradient of each im2col entry, written into the buffer cols no longer needs
-        # (unless the reshape needed no copy, e.g. 1x1 filters: then cols is x itself).
-        buffer = cols if cols.flags.writeable else None
-        dcols = np.matmul(w_flat.T, d_chunk, out=buffer)  # (K, F) @ (n, F, P) -> (n, K, P)
-        dcols = dcols.reshape(n, C, HH, WW, H_out, W_out)
-        target = dx_pad[start:stop]
-        # The fold is memory-bound and the largest stage at benchmark size (b) (about
-        # 12 ms of the backward's 34 ms of work, 7x7 filters); an offset-major dcols
-        # layout (contiguous slabs per offset) and smaller chunks measured no faster.
-        for p in range(HH):
-            for q in range(WW):
-                target[:, :, p:p + rows:stride, q:q + cols_:stride] += dcols[:, :, p, q]
-        return dw_part
 
-    parts = _run_chunks(work, _chunks(N, K * P * dtype.itemsize))
-    dw = np.sum(parts, axis=0).reshape(w.shape)
-    db = d.sum(axis=(0, 2))
-    dx = dx_pad[:, :, pad:pad + H, pad:pad + W] if pad else dx_pad
-    return np.ascontiguousarray(dx), dw, db
+def _input_gradient_method(stride: int, C: int, F: int) -> str:
+    """How ``conv_backward_fast`` computes dx: "correlate" (stride 1, C >= F: its GEMM is
+    (C, F*HH*WW) @ (F*HH*WW, H*W), efficient once C is not small), "flat fold" (stride 1,
+    fewer input channels than filters) or "fold" (any stride). The thresholds are measured:
+    see the module docstring."""
+    if stride != 1:
+        return "fold"
+    return "correlate" if C >= F else "flat fold"
+
+
+def _weight_gradient(views: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """dw as (F, C*HH*WW): the sum over examples of ``d[n] @ im2col(n).T``.
+
+    ``views``: (N, C, HH, WW, H_out, W_out) windows of the padded input; ``d``: dout as
+    (N, F, P). Computed as dw.T = sum of ``im2col(n) @ d[n].T``, (K, P) @ (P, F): that
+    orientation of the same product measured about 1.3x faster in OpenBLAS.
+    """
+    N, C, HH, WW, H_out, W_out = views.shape
+    F = d.shape[1]
+    K, P = C * HH * WW, H_out * W_out
+    block = _block_size(N, K * P * d.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
+        cols_buffer = np.empty((block, C, HH, WW, H_out, W_out), dtype=d.dtype)
+        dw_t = np.zeros((K, F), dtype=d.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            cols = cols_buffer[:n]
+            np.copyto(cols, views[start:stop])  # im2col: (n, K, P)
+            products = np.matmul(cols.reshape(n, K, P), d[start:stop].transpose(0, 2, 1))
+            dw_t += products.sum(axis=0)  # (n, K, F) -> (K, F)
+        return dw_t
+
+    return np.sum(_run_blocks(work, N, block), axis=0).T
+
+
+def _input_gradient_by_correlation(dout: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """dx of a stride-1 convolution as a convolution itself: dout, padded by the filter
+    size less one, correlated with the filters flipped in both spatial axes and with C
+    and F swapped, through the forward pass's im2col + GEMM.
+
+    dx[n, c, h, v] = sum over f, p, q of w[f, c, p, q] * dout[n, f, h + pad - p, v + pad - q]
+    """
+    N, F, H_out, W_out = dout.shape
+    _, C, HH, WW = w.shape
+    H, W = H_out + HH - 1 - 2 * pad, W_out + WW - 1 - 2 * pad
+    d_pad = _pad(dout, HH - 1, WW - 1)  # (N, F, H_out + 2(HH-1), W_out + 2(WW-1))
+    views = _windows(d_pad[:, :, pad:, pad:], HH, WW, 1, H, W)
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, HH, WW)
+    dx = np.empty((N, C, H * W), dtype=dout.dtype)
+    _correlate_into(dx, views, w_flipped.reshape(C, F * HH * WW))
+    return dx.reshape(N, C, H, W)
+
+
+def _fold_view(dcols: np.ndarray, C: int, HH: int, WW: int, row: int, length: int,
+               front: int) -> np.ndarray:
+    """Read-only view A of shape (n, C, length, HH, WW) with
+    A[n, c, u, p, q] = dcols[n, c*HH*WW + p*WW + q, front + u - p*row - q].
+
+    Summing A over its last two axes adds every filter offset's slab, shifted by that
+    offset in the row-major flattened padded image, in one numpy call (the col2im fold)."""
+    n, _, _ = dcols.shape
+    s_n, s_k, s_u = dcols.strides
+    return as_strided(dcols[:, :, front:], (n, C, length, HH, WW),
+                      (s_n, s_k * HH * WW, s_u, s_k * WW - row * s_u, s_k - s_u),
+                      writeable=False)
+
+
+def _input_gradient_by_flat_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                                 pad: int) -> np.ndarray:
+    """dx of a stride-1 convolution with few input channels: the gradient of every im2col
+    entry (one GEMM, ``w.T @ dout``), folded back onto the padded image in one strided sum.
+
+    The trick that makes the fold one call: with the padded image flattened row by row
+    (row length Wp), filter offset (p, q) is a shift by ``p*Wp + q``. So dout is widened
+    to rows of Wp (zeros past W_out), the GEMM writes each im2col row as one flat run of
+    H_out*Wp values into a zero-margined buffer, and ``_fold_view`` reads all the shifted
+    runs at once. The zeros in the widened columns and in the margins stand in for the
+    positions a filter offset never reaches.
+    """
+    N, F, H_out, W_out = dout.shape
+    _, C, H, W = x_shape
+    _, _, HH, WW = w.shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    K, run, image = C * HH * WW, H_out * Wp, Hp * Wp
+    front = (HH - 1) * Wp + (WW - 1)  # the largest shift: margin before each run
+    w_t = w.reshape(F, K).T  # (K, F)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    block = _block_size(N, K * (front + image) * dout.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        d_wide = np.zeros((block, F, H_out, Wp), dtype=dout.dtype)  # columns >= W_out stay 0
+        dcols = np.zeros((block, K, front + image), dtype=dout.dtype)  # margins stay 0
+        dx_flat = np.empty((block, C, image), dtype=dout.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            d_wide[:n, :, :, :W_out] = dout[start:stop]
+            # (K, F) @ (n, F, run) -> the runs of dcols, (n, K, run)
+            np.matmul(w_t, d_wide[:n].reshape(n, F, run), out=dcols[:n, :, front:front + run])
+            np.sum(_fold_view(dcols[:n], C, HH, WW, Wp, image, front), axis=(3, 4),
+                   out=dx_flat[:n])
+            padded = dx_flat[:n].reshape(n, C, Hp, Wp)
+            dx[start:stop] = padded[:, :, pad:pad + H, pad:pad + W]
+
+    _run_blocks(work, N, block)
+    return dx
+
+
+def _input_gradient_by_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                            stride: int, pad: int) -> np.ndarray:
+    """dx of a strided convolution: the gradient of every im2col entry (``w.T @ dout``),
+    added back window offset by window offset (HH*WW strided adds of whole slabs)."""
+    N, F, H_out, W_out = dout.shape
+    _, C, H, W = x_shape
+    _, _, HH, WW = w.shape
+    K, P = C * HH * WW, H_out * W_out
+    w_t = w.reshape(F, K).T
+    d = dout.reshape(N, F, P)
+    rows, cols = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    block = _block_size(N, K * P * dout.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        dcols_buffer = np.empty((block, K, P), dtype=dout.dtype)
+        dx_pad = np.empty((block, C, H + 2 * pad, W + 2 * pad), dtype=dout.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            dcols = np.matmul(w_t, d[start:stop], out=dcols_buffer[:n])  # (n, K, P)
+            dcols = dcols.reshape(n, C, HH, WW, H_out, W_out)
+            target = dx_pad[:n]
+            target.fill(0)
+            for p in range(HH):
+                for q in range(WW):
+                    target[:, :, p:p + rows:stride, q:q + cols:stride] += dcols[:, :, p, q]
+            dx[start:stop] = target[:, :, pad:pad + H, pad:pad + W]
+
+    _run_blocks(work, N, block)
+    return dx
 
 
 # CS231n's names for its other fast conv implementations: here they are all the one above.
@@ -280,15 +428,16 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
     N, C = x.shape[:2]
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
 
-    def work(start: int, stop: int) -> None:
-        xs, o = x[start:stop], out[start:stop]
-        o[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
-        for p in range(ph):
-            for q in range(pw):
-                if p or q:
-                    np.maximum(o, _offset_view(xs, p, q, stride, H_out, W_out), out=o)
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        for start, stop in blocks:
+            xs, o = x[start:stop], out[start:stop]
+            o[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
+            for p in range(ph):
+                for q in range(pw):
+                    if p or q:
+                        np.maximum(o, _offset_view(xs, p, q, stride, H_out, W_out), out=o)
 
-    _run_chunks(work, _chunks(N, C * x.shape[2] * x.shape[3] * x.itemsize))
+    _run_blocks(work, N, _block_size(N, C * x.shape[2] * x.shape[3] * x.itemsize))
     return out, (x, pool_param)
 
 
@@ -314,7 +463,11 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     tiling = stride == ph == pw
     dx = np.empty(x.shape, dtype=dtype) if tiling else np.zeros(x.shape, dtype=dtype)
 
-    def work(start: int, stop: int) -> None:
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        for start, stop in blocks:
+            block(start, stop)
+
+    def block(start: int, stop: int) -> None:
         xs, ds, dxs = x[start:stop], dout[start:stop], dx[start:stop]
         # The maximum again (cheaper to recompute than to keep in the cache).
         m = _offset_view(xs, 0, 0, stride, H_out, W_out).copy()
@@ -335,7 +488,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
                 else:
                     target += ds * hit
 
-    _run_chunks(work, _chunks(N, C * H * W * x.itemsize))
+    _run_blocks(work, N, _block_size(N, C * H * W * x.itemsize))
     return dx
 
 

@@ -308,8 +308,8 @@ def _ms(value: float | None) -> str:
 def _environment(torch: Any) -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [f"python {platform.python_version()}, numpy {np.__version__}, cores available "
-             f"{cores}, fast_layers threads {fast_layers.WORKERS}, chunk "
-             f"{fast_layers.CHUNK_BYTES // 2**10} KiB"]
+             f"{cores}, fast_layers threads {fast_layers.WORKERS}, block "
+             f"{fast_layers.BLOCK_BYTES // 2**10} KiB"]
     try:
         from threadpoolctl import threadpool_info
 

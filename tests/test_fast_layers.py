@@ -4,11 +4,20 @@ float32 as float32."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_registry import FAST_TWINS, _seeds, case_named, pool_geometries, task_marks
+from layer_registry import (
+    FAST_TWINS,
+    _seeds,
+    case_named,
+    conv_inputs,
+    pool_geometries,
+    task_marks,
+)
 
 import course.fast_layers as fast
 from course.fast_layers import (
@@ -17,7 +26,12 @@ from course.fast_layers import (
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
-from course.layers import conv_forward_naive, max_pool_backward_naive, max_pool_forward_naive
+from course.layers import (
+    conv_backward_naive,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+)
 
 # Marked with the naive layer's tasks: until they are written, these tests stop at their
 # stubs (the fast layers are given code).
@@ -67,22 +81,41 @@ def test_fast_pool_breaks_ties_like_naive(geometry, seed: int, levels: int) -> N
 
 
 @pytest.mark.task("4.1")
-@pytest.mark.parametrize("chunk_bytes", [1, 10**9])
-def test_fast_conv_same_result_whatever_the_chunking(monkeypatch, chunk_bytes: int) -> None:
-    # One example per chunk (many threads' worth) and one chunk for the whole batch.
-    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: chunk it anyway
+@pytest.mark.task("4.2")
+@pytest.mark.parametrize("method", ["correlate", "flat fold", "fold"])
+@given(inputs=conv_inputs())
+def test_every_conv_dx_method_matches_naive(method: str, inputs: dict) -> None:
+    # conv_backward_fast picks how it computes dx from the geometry; force each way on
+    # every drawn geometry it supports (the first two need stride 1).
+    def forced(stride: int, C: int, F: int) -> str:
+        return method if stride == 1 else "fold"
+
+    out, cache = conv_forward_naive(**inputs)
+    dout = np.random.default_rng(2).standard_normal(out.shape)
+    want = conv_backward_naive(dout, cache)
+    with patch.object(fast, "_input_gradient_method", forced):
+        got = conv_backward_fast(dout, cache)
+    for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
+        _assert_same(g, r, f"{method}: {name}")
+
+
+@pytest.mark.task("4.1")
+@pytest.mark.task("4.2")
+@pytest.mark.parametrize("block_bytes", [1, 10**9])
+def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
+    # One example per block (many threads' worth) and one block for the whole batch.
+    monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
     rng = np.random.default_rng(3)
-    x, w, b = rng.standard_normal((7, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
-    param = {"stride": 1, "pad": 1}
-    out, cache = conv_forward_fast(x, w, b, param)
-    _assert_same(out, conv_forward_naive(x, w, b, param)[0], "out")
-    dout = rng.standard_normal(out.shape)
-    monkeypatch.setattr(fast, "CHUNK_BYTES", 2 * 2**20)
-    reference = conv_backward_fast(dout, cache)
-    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
-    for got, want in zip(conv_backward_fast(dout, cache), reference, strict=True):
-        _assert_same(got, want, "grads")
+    x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
+    for param in ({"stride": 1, "pad": 1}, {"stride": 2, "pad": 0}):
+        out, cache = conv_forward_fast(x, w, b, param)
+        naive_out, naive_cache = conv_forward_naive(x, w, b, param)
+        _assert_same(out, naive_out, "out")
+        dout = rng.standard_normal(out.shape)
+        for got, want in zip(conv_backward_fast(dout, cache),
+                             conv_backward_naive(dout, naive_cache), strict=True):
+            _assert_same(got, want, "grads")
 
 
 def test_float32_stays_float32() -> None:
