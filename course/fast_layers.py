@@ -412,6 +412,33 @@ def _offset_view(x: np.ndarray, p: int, q: int, stride: int, H_out: int,
     return x[:, :, p:p + stride * (H_out - 1) + 1:stride, q:q + stride * (W_out - 1) + 1:stride]
 
 
+class _PoolCache(tuple):
+    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
+    also carries the forward's output as ``.out``: the fast backward then compares each
+    window with its maximum instead of computing the maximum again."""
+
+    out: np.ndarray
+
+    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray) -> _PoolCache:
+        cache = super().__new__(cls, (x, pool_param))
+        cache.out = out
+        return cache
+
+
+def _window_max(xs: np.ndarray, ph: int, pw: int, stride: int, out: np.ndarray) -> None:
+    """out[n, c, i, j] = the maximum of x's window (i, j): one np.maximum per offset."""
+    H_out, W_out = out.shape[2:]
+    offsets = [(p, q) for p in range(ph) for q in range(pw)]
+    if len(offsets) == 1:
+        out[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
+        return
+    (p0, q0), (p1, q1) = offsets[:2]
+    np.maximum(_offset_view(xs, p0, q0, stride, H_out, W_out),
+               _offset_view(xs, p1, q1, stride, H_out, W_out), out=out)
+    for p, q in offsets[2:]:
+        np.maximum(out, _offset_view(xs, p, q, stride, H_out, W_out), out=out)
+
+
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
     """Max pooling, forward pass; same inputs, output and errors as ``max_pool_forward_naive``.
 
@@ -420,7 +447,8 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
 
     Returns a tuple of:
     - out: (N, C, H_out, W_out), x's dtype.
-    - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it).
+    - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it); it
+      also carries ``out``, which the fast backward uses.
     """
     x = np.asarray(x)
     _check_4d("max_pool_forward_fast", "x", x, "(N, C, H, W)")
@@ -430,15 +458,10 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
         for start, stop in blocks:
-            xs, o = x[start:stop], out[start:stop]
-            o[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
-            for p in range(ph):
-                for q in range(pw):
-                    if p or q:
-                        np.maximum(o, _offset_view(xs, p, q, stride, H_out, W_out), out=o)
+            _window_max(x[start:stop], ph, pw, stride, out[start:stop])
 
     _run_blocks(work, N, _block_size(N, C * x.shape[2] * x.shape[3] * x.itemsize))
-    return out, (x, pool_param)
+    return out, _PoolCache(x, pool_param, out)
 
 
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
@@ -458,37 +481,46 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     _expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
                   "(N, C, H_out, W_out), the shape of out")
     dtype = np.result_type(x, dout)
+    maxima = getattr(cache, "out", None)  # None for the naive forward's cache
     # Windows that neither overlap nor leave gaps touch every pixel exactly once, so dx
     # can be written slab by slab without zeroing it first.
     tiling = stride == ph == pw
     dx = np.empty(x.shape, dtype=dtype) if tiling else np.zeros(x.shape, dtype=dtype)
+    block = _block_size(N, C * H * W * x.itemsize)
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
+        shape = (block, C, H_out, W_out)
+        max_buffer = np.empty(shape, dtype=x.dtype) if maxima is None else None
+        free_buffer = np.empty(shape, dtype=bool)  # outputs whose gradient is not yet placed
+        equal_buffer, hit_buffer = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
+        product_buffer = None if tiling else np.empty(shape, dtype=dtype)
         for start, stop in blocks:
-            block(start, stop)
+            n = stop - start
+            xs, ds, dxs = x[start:stop], dout[start:stop], dx[start:stop]
+            if maxima is None:
+                m = max_buffer[:n]
+                _window_max(xs, ph, pw, stride, m)
+            else:
+                m = maxima[start:stop]
+            free, equal, hit = free_buffer[:n], equal_buffer[:n], hit_buffer[:n]
+            free.fill(True)
+            # Offsets in row-major order: each output's gradient goes to the first offset
+            # that holds its maximum. The same operations run whatever the values, so ties
+            # cost nothing extra.
+            for p in range(ph):
+                for q in range(pw):
+                    np.equal(_offset_view(xs, p, q, stride, H_out, W_out), m, out=equal)
+                    np.logical_and(equal, free, out=hit)
+                    np.greater(free, equal, out=free)  # free and not equal
+                    target = _offset_view(dxs, p, q, stride, H_out, W_out)
+                    if tiling:
+                        np.multiply(ds, hit, out=target)
+                    else:  # overlapping windows add up
+                        product = product_buffer[:n]
+                        np.multiply(ds, hit, out=product)
+                        target += product
 
-    def block(start: int, stop: int) -> None:
-        xs, ds, dxs = x[start:stop], dout[start:stop], dx[start:stop]
-        # The maximum again (cheaper to recompute than to keep in the cache).
-        m = _offset_view(xs, 0, 0, stride, H_out, W_out).copy()
-        for p in range(ph):
-            for q in range(pw):
-                if p or q:
-                    np.maximum(m, _offset_view(xs, p, q, stride, H_out, W_out), out=m)
-        free = np.ones(m.shape, dtype=bool)  # outputs whose gradient is not yet placed
-        hit = np.empty(m.shape, dtype=bool)
-        for p in range(ph):
-            for q in range(pw):
-                np.equal(_offset_view(xs, p, q, stride, H_out, W_out), m, out=hit)
-                hit &= free
-                free &= ~hit
-                target = _offset_view(dxs, p, q, stride, H_out, W_out)
-                if tiling:
-                    np.multiply(ds, hit, out=target)
-                else:
-                    target += ds * hit
-
-    _run_blocks(work, N, _block_size(N, C * H * W * x.itemsize))
+    _run_blocks(work, N, block)
     return dx
 
 
