@@ -221,15 +221,18 @@ def conv_forward_fast(
 
 
 def conv_backward_fast(
-    dout: np.ndarray, cache: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dout: np.ndarray, cache: tuple, *, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Convolution, backward pass; same results as ``conv_backward_naive``.
 
     Inputs:
     - dout: (N, F, H_out, W_out); cache: from ``conv_forward_fast`` (or the naive forward).
+    - input_grad: False skips dx, which then comes back as None: a network's first layer,
+      whose input is the data, needs only dw and db (PyTorch skips it the same way for
+      inputs that do not require a gradient). dx is about half of the backward's work.
 
     Returns a tuple of:
-    - dx: (N, C, H, W); dw: (F, C, HH, WW); db: (F,).
+    - dx: (N, C, H, W), or None with ``input_grad=False``; dw: (F, C, HH, WW); db: (F,).
     """
     x, w, b, conv_param = cache
     dout = np.asarray(dout)
@@ -246,6 +249,8 @@ def conv_backward_fast(
     dout = dout.astype(dtype, copy=False)
     dw = _weight_gradient(views, dout.reshape(N, F, H_out * W_out)).reshape(w.shape)
     db = dout.sum(axis=(0, 2, 3))
+    if not input_grad:
+        return None, dw, db
     method = _input_gradient_method(stride, C, F)
     if method == "correlate":
         dx = _input_gradient_by_correlation(dout, w, pad)

@@ -331,18 +331,21 @@ def conv_relu_pool_forward(
 
 
 def conv_relu_pool_backward(
-    dout: np.ndarray, cache: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dout: np.ndarray, cache: tuple, *, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward pass of ``conv_relu_pool_forward``: returns ``dx, dw, db``.
 
     The ReLU's gradient is taken at the pooled values, then the pool hands it to the
     first maximum of each window: the same gradients as ReLU before the pool, where a
     window whose maximum is not positive passes nothing back either way.
+
+    ``input_grad=False`` skips dx (None in its place), for a first layer whose input is
+    the data: see ``conv_backward_fast``.
     """
     conv_cache, relu_cache, pool_cache = cache
     dpooled = relu_backward(dout, relu_cache)
     da = max_pool_backward_fast(dpooled, pool_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def conv_bn_relu_forward(

@@ -110,6 +110,10 @@ def test_conv_relu_pool_gradients_equal_relu_before_pool() -> None:
                                             relu_cache), conv_cache)
     for name, g, r in zip("xwb", got, want, strict=True):
         np.testing.assert_array_equal(g, r, err_msg=f"conv_relu_pool d{name}")
+    dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=False)
+    assert dx is None  # a first layer's data needs no gradient
+    np.testing.assert_array_equal(dw, want[1])
+    np.testing.assert_array_equal(db, want[2])
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -118,6 +118,38 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
             _assert_same(got, want, "grads")
 
 
+@pytest.mark.task("4.1")
+def test_input_grad_false_skips_dx_only() -> None:
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((4, 2, 3, 3)), np.ones(4)
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = conv_backward_fast(dout, cache, input_grad=False)
+    _, dw_all, db_all = conv_backward_fast(dout, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dw, dw_all)
+    np.testing.assert_array_equal(db, db_all)
+
+
+@pytest.mark.task("4.3")
+@pytest.mark.task("4.4")
+def test_pool_caches_serve_either_backward() -> None:
+    # The fast forward's cache also carries its output; it still unpacks as the naive
+    # layer's (x, pool_param), and the fast backward takes the naive cache too (ties).
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2, size=(2, 3, 6, 6)).astype(np.float64)
+    for param in ({"pool_height": 2, "pool_width": 2, "stride": 2},
+                  {"pool_height": 3, "pool_width": 3, "stride": 1}):
+        out, cache_fast = max_pool_forward_fast(x, param)
+        _, cache_naive = max_pool_forward_naive(x, param)
+        dout = rng.standard_normal(out.shape)
+        want = max_pool_backward_naive(dout, cache_naive)
+        for got in (max_pool_backward_fast(dout, cache_fast),
+                    max_pool_backward_fast(dout, cache_naive),
+                    max_pool_backward_naive(dout, cache_fast)):
+            _assert_same(got, want, f"pool dx {param}")
+
+
 def test_float32_stays_float32() -> None:
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, 3, 8, 8)).astype(np.float32)
