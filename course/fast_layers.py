@@ -419,29 +419,39 @@ def _offset_view(x: np.ndarray, p: int, q: int, stride: int, H_out: int,
 
 class _PoolCache(tuple):
     """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
-    also carries the forward's output as ``.out``: the fast backward then compares each
-    window with its maximum instead of computing the maximum again."""
+    also carries the forward's output as ``.out`` (and, for windows that overlap or leave
+    gaps, the row maxima as ``.row_max``): the fast backward then compares windows with
+    their maxima instead of computing them again."""
 
     out: np.ndarray
+    row_max: np.ndarray | None
 
-    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray) -> _PoolCache:
+    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray,
+                row_max: np.ndarray | None) -> _PoolCache:
         cache = super().__new__(cls, (x, pool_param))
-        cache.out = out
+        cache.out, cache.row_max = out, row_max
         return cache
 
 
-def _window_max(xs: np.ndarray, ph: int, pw: int, stride: int, out: np.ndarray) -> None:
-    """out[n, c, i, j] = the maximum of x's window (i, j): one np.maximum per offset."""
-    H_out, W_out = out.shape[2:]
-    offsets = [(p, q) for p in range(ph) for q in range(pw)]
-    if len(offsets) == 1:
-        out[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
+def _max_over_offsets(views: list[np.ndarray], out: np.ndarray) -> None:
+    """out = the elementwise maximum of the views (one np.maximum per view after the
+    first two)."""
+    if len(views) == 1:
+        out[...] = views[0]
         return
-    (p0, q0), (p1, q1) = offsets[:2]
-    np.maximum(_offset_view(xs, p0, q0, stride, H_out, W_out),
-               _offset_view(xs, p1, q1, stride, H_out, W_out), out=out)
-    for p, q in offsets[2:]:
-        np.maximum(out, _offset_view(xs, p, q, stride, H_out, W_out), out=out)
+    np.maximum(views[0], views[1], out=out)
+    for view in views[2:]:
+        np.maximum(out, view, out=out)
+
+
+def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
+    """x[:, :, r, j*stride + q] for every row r and output column j: a view."""
+    return x[:, :, :, q:q + stride * (W_out - 1) + 1:stride]
+
+
+def _row_view(x: np.ndarray, p: int, stride: int, H_out: int) -> np.ndarray:
+    """x[:, :, i*stride + p, :] for every output row i: a view."""
+    return x[:, :, p:p + stride * (H_out - 1) + 1:stride]
 
 
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
@@ -453,20 +463,55 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
     Returns a tuple of:
     - out: (N, C, H_out, W_out), x's dtype.
     - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it); it
-      also carries ``out``, which the fast backward uses.
+      also carries what the fast backward reuses.
     """
     x = np.asarray(x)
     _check_4d("max_pool_forward_fast", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
-    N, C = x.shape[:2]
+    N, C, H, _ = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    # Tiling windows: the maximum over the ph*pw offsets directly. Windows that overlap
+    # (or leave gaps): the maximum over each row's pw columns first, kept for the backward
+    # pass, then over ph rows; (pw-1) + (ph-1) passes instead of ph*pw - 1.
+    tiling = stride == ph == pw
+    row_max = None if tiling else np.empty((N, C, H, W_out), dtype=x.dtype)
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
         for start, stop in blocks:
-            _window_max(x[start:stop], ph, pw, stride, out[start:stop])
+            xs = x[start:stop]
+            if row_max is None:
+                _max_over_offsets([_offset_view(xs, p, q, stride, H_out, W_out)
+                                   for p in range(ph) for q in range(pw)], out[start:stop])
+                continue
+            rows = row_max[start:stop]
+            _max_over_offsets([_column_view(xs, q, stride, W_out) for q in range(pw)], rows)
+            _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
+                              out[start:stop])
 
-    _run_blocks(work, N, _block_size(N, C * x.shape[2] * x.shape[3] * x.itemsize))
-    return out, _PoolCache(x, pool_param, out)
+    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize))
+    return out, _PoolCache(x, pool_param, out, row_max)
+
+
+def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
+                        grad: np.ndarray, targets: list[np.ndarray], add: bool,
+                        buffers: tuple[np.ndarray, ...]) -> None:
+    """Give each entry of ``grad`` to the first candidate (in list order) that equals its
+    maximum: ``targets[k] (+)= grad * (candidate k is the first that equals maxima)``.
+
+    The same operations run whatever the values, so ties cost nothing extra. ``buffers``:
+    three bool arrays and (when ``add``) one of grad's dtype, all shaped like ``maxima``.
+    """
+    free, equal, hit = buffers[:3]  # free: entries whose gradient is not yet placed
+    free.fill(True)
+    for candidate, target in zip(candidates, targets, strict=True):
+        np.equal(candidate, maxima, out=equal)
+        np.logical_and(equal, free, out=hit)
+        np.greater(free, equal, out=free)  # free and not equal
+        if add:  # overlapping windows: gradients add up
+            np.multiply(grad, hit, out=buffers[3])
+            target += buffers[3]
+        else:
+            np.multiply(grad, hit, out=target)
 
 
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
@@ -486,44 +531,72 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     _expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
                   "(N, C, H_out, W_out), the shape of out")
     dtype = np.result_type(x, dout)
-    maxima = getattr(cache, "out", None)  # None for the naive forward's cache
-    # Windows that neither overlap nor leave gaps touch every pixel exactly once, so dx
-    # can be written slab by slab without zeroing it first.
+    # What the fast forward kept (None in the naive forward's cache: computed again).
+    maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
     tiling = stride == ph == pw
-    dx = np.empty(x.shape, dtype=dtype) if tiling else np.zeros(x.shape, dtype=dtype)
     block = _block_size(N, C * H * W * x.itemsize)
+    if tiling:
+        # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.
+        dx = np.empty(x.shape, dtype=dtype)
 
-    def work(blocks: Iterator[tuple[int, int]]) -> None:
-        shape = (block, C, H_out, W_out)
-        max_buffer = np.empty(shape, dtype=x.dtype) if maxima is None else None
-        free_buffer = np.empty(shape, dtype=bool)  # outputs whose gradient is not yet placed
-        equal_buffer, hit_buffer = np.empty(shape, dtype=bool), np.empty(shape, dtype=bool)
-        product_buffer = None if tiling else np.empty(shape, dtype=dtype)
-        for start, stop in blocks:
-            n = stop - start
-            xs, ds, dxs = x[start:stop], dout[start:stop], dx[start:stop]
-            if maxima is None:
-                m = max_buffer[:n]
-                _window_max(xs, ph, pw, stride, m)
-            else:
-                m = maxima[start:stop]
-            free, equal, hit = free_buffer[:n], equal_buffer[:n], hit_buffer[:n]
-            free.fill(True)
-            # Offsets in row-major order: each output's gradient goes to the first offset
-            # that holds its maximum. The same operations run whatever the values, so ties
-            # cost nothing extra.
-            for p in range(ph):
-                for q in range(pw):
-                    np.equal(_offset_view(xs, p, q, stride, H_out, W_out), m, out=equal)
-                    np.logical_and(equal, free, out=hit)
-                    np.greater(free, equal, out=free)  # free and not equal
-                    target = _offset_view(dxs, p, q, stride, H_out, W_out)
-                    if tiling:
-                        np.multiply(ds, hit, out=target)
-                    else:  # overlapping windows add up
-                        product = product_buffer[:n]
-                        np.multiply(ds, hit, out=product)
-                        target += product
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            shape = (block, C, H_out, W_out)
+            max_buffer = np.empty(shape, dtype=x.dtype)
+            masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
+            for start, stop in blocks:
+                n = stop - start
+                xs, dxs = x[start:stop], dx[start:stop]
+                offsets = [(p, q) for p in range(ph) for q in range(pw)]
+                windows = [_offset_view(xs, p, q, stride, H_out, W_out) for p, q in offsets]
+                if maxima is None:
+                    m = max_buffer[:n]
+                    _max_over_offsets(windows, m)
+                else:
+                    m = maxima[start:stop]
+                _route_to_first_max(windows, m, dout[start:stop],
+                                    [_offset_view(dxs, p, q, stride, H_out, W_out)
+                                     for p, q in offsets], False,
+                                    tuple(mask[:n] for mask in masks))
+    else:
+        dx = np.zeros(x.shape, dtype=dtype)
+
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            # Separable, like the forward: the first maximum in row-major order lies in
+            # the first row p whose row maximum equals the window's maximum, at the first
+            # column q of that row that equals the row maximum. So the gradient goes to
+            # the rows first (into drow, one row maximum per row and output column), then
+            # from each row maximum to its first column.
+            small, tall = (block, C, H_out, W_out), (block, C, H, W_out)
+            row_buffer = np.empty(tall, dtype=x.dtype)
+            max_buffer = np.empty(small, dtype=x.dtype)
+            drow_buffer = np.empty(tall, dtype=dtype)
+            small_buffers = (*(np.empty(small, dtype=bool) for _ in range(3)),
+                             np.empty(small, dtype=dtype))
+            tall_buffers = (*(np.empty(tall, dtype=bool) for _ in range(3)),
+                            np.empty(tall, dtype=dtype))
+            for start, stop in blocks:
+                n = stop - start
+                xs, dxs = x[start:stop], dx[start:stop]
+                columns = [_column_view(xs, q, stride, W_out) for q in range(pw)]
+                if row_max is None:
+                    rows = row_buffer[:n]
+                    _max_over_offsets(columns, rows)
+                else:
+                    rows = row_max[start:stop]
+                row_windows = [_row_view(rows, p, stride, H_out) for p in range(ph)]
+                if maxima is None:
+                    m = max_buffer[:n]
+                    _max_over_offsets(row_windows, m)
+                else:
+                    m = maxima[start:stop]
+                drow = drow_buffer[:n]
+                drow.fill(0)
+                _route_to_first_max(row_windows, m, dout[start:stop],
+                                    [_row_view(drow, p, stride, H_out) for p in range(ph)],
+                                    True, tuple(b[:n] for b in small_buffers))
+                _route_to_first_max(columns, rows, drow,
+                                    [_column_view(dxs, q, stride, W_out) for q in range(pw)],
+                                    True, tuple(b[:n] for b in tall_buffers))
 
     _run_blocks(work, N, block)
     return dx

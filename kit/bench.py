@@ -388,7 +388,7 @@ def _load_line(when: str) -> str:
 
 
 def _print_rows(rows: list[Row]) -> None:
-    head = (f"{'case':<16} {'dtype':<8} {'impl':<6} {'fwd ms':>9} {'bwd ms':>9} "
+    head = (f"{'case':<20} {'dtype':<8} {'impl':<6} {'fwd ms':>9} {'bwd ms':>9} "
             f"{'f+b ms':>9} {'GFLOP/s':>8} {'/torch':>7} {'naive/':>7} {'peak MB':>8}")
     print(head)
     print("-" * len(head))
@@ -404,10 +404,10 @@ def _print_rows(rows: list[Row]) -> None:
             slow = f"{fb / fast_fb:7.0f}" if impl.name == "naive" and fb and fast_fb \
                 else f"{'-':>7}"
             peak = f"{row.peak_mb:8.1f}" if impl.name == "fast" and row.peak_mb else f"{'-':>8}"
-            print(f"{row.case:<16} {row.dtype:<8} {impl.name:<6} {_ms(impl.median('fwd'))} "
+            print(f"{row.case:<20} {row.dtype:<8} {impl.name:<6} {_ms(impl.median('fwd'))} "
                   f"{_ms(impl.median('bwd'))} {_ms(fb)} {gflops} {ratio} {slow} {peak}")
         if row.note:
-            print(f"{'':<16} {row.dtype:<8} {row.note}")
+            print(f"{'':<20} {row.dtype:<8} {row.note}")
 
 
 STEP_LABELS = {
@@ -452,7 +452,7 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
         target = targets.get(row.case) if row.dtype == "float32" else FLOAT64_TARGET
         if target is None:
             continue
-        label = f"{row.case:<16} {row.dtype:<8}"
+        label = f"{row.case:<20} {row.dtype:<8}"
         by_name = {impl.name: impl for impl in row.impls}
         if "torch" not in by_name:
             lines.append(f"  {label} fast/torch fwd+bwd <= {target}: no PyTorch")
@@ -462,19 +462,19 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
                      f"{_verdict(ratio, target)}")
     for step in steps:
         by_name = {impl.name: impl.median("fwd+bwd") for impl in step.impls}
-        label = f"{'model batch ' + str(step.batch):<16} {'float32':<8}"
+        label = f"{'model batch ' + str(step.batch):<20} {'float32':<8}"
         if "torch" not in by_name:
             lines.append(f"  {label} kit/torch loss+grads <= {MODEL_TARGET}: no PyTorch")
             continue
         ratio = by_name["kit"] / by_name["torch"]
         lines.append(f"  {label} kit/torch loss+grads {ratio:5.2f} (target <= {MODEL_TARGET}): "
                      f"{_verdict(ratio, MODEL_TARGET)}")
-        lines.append(f"  {'':<16} {'':<8} (first layer's dx skipped: "
+        lines.append(f"  {'':<20} {'':<8} (first layer's dx skipped: "
                      f"{by_name['kit-dx'] / by_name['torch']:.2f})")
     name, limit = MEMORY_TARGET
     for row in rows:
         if row.case == name and row.dtype == "float32" and row.peak_mb is not None:
-            lines.append(f"  {name:<16} {'float32':<8} peak memory of one fwd+bwd "
+            lines.append(f"  {name:<20} {'float32':<8} peak memory of one fwd+bwd "
                          f"{row.peak_mb:.1f} MB (target <= {limit:.0f} MB): "
                          f"{'met' if row.peak_mb <= limit else 'NOT met'}")
     met = sum(line.endswith(": met") for line in lines)

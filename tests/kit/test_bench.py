@@ -12,12 +12,12 @@ from kit import bench
 def test_smoke_run_prints_table_and_targets(capsys, extra) -> None:
     assert bench.main(["--smoke", *extra]) == 0
     out = capsys.readouterr().out
-    assert "case             dtype    impl" in out
+    assert "case                 dtype    impl" in out
     assert "(smoke)" in out and "pool smoke" in out and "pool smoke relu" in out
     assert "ThreeLayerConvNet loss+grads, batch 4 of 3x8x8, float32" in out
     assert "kit, first layer's dx skipped" in out
     assert "Targets (fast or kit over PyTorch" in out
-    assert "model batch 4    float32  kit/torch loss+grads <= 1.2: no PyTorch" in out
+    assert "model batch 4        float32  kit/torch loss+grads <= 1.2: no PyTorch" in out
     assert "load average before" in out and "OPENBLAS_L2_SIZE" in out
     if extra:
         assert "no PyTorch" in out and "float32  torch" not in out
@@ -40,8 +40,8 @@ def test_targets_judge_every_row_and_count_them() -> None:
     kit.times, no_dx.times, plain.times = {"fwd+bwd": [1.1]}, {"fwd+bwd": [0.8]}, {"fwd+bwd": [1.0]}
     steps = [bench.StepRow(50, [kit, no_dx, plain], (3, 32, 32))]
     lines = bench._targets(rows, bench.CONV_CASES, steps)
-    assert "  (b)              float32  fast/torch fwd+bwd  2.00 (target <= 1.0): NOT met" in lines
-    assert "  (b)              float64  fast/torch fwd+bwd  0.50 (target <= 1.0): met" in lines
+    assert "  (b)                  float32  fast/torch fwd+bwd  2.00 (target <= 1.0): NOT met" in lines
+    assert "  (b)                  float64  fast/torch fwd+bwd  0.50 (target <= 1.0): met" in lines
     assert any("model batch 50" in line and "1.10 (target <= 1.2): met" in line
                for line in lines)
     assert any("(first layer's dx skipped: 0.80)" in line for line in lines)
