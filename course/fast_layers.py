@@ -5,34 +5,72 @@ Same signatures, results and caches' meaning as the naive layers of ``course.lay
 pool geometry, overlapping pools included. float32 inputs give float32 results. There is
 no compiled extension: the speed comes from stride tricks, reshapes and BLAS.
 
-How they work, and why. The choices follow what measured fastest in pure-numpy prototypes
-on a 2-core VM; ``make bench`` prints the numbers for this code. One alternative
-was measured here and dropped: an im2col matrix laid out (C*HH*WW, n*H_out*W_out), so that
-forward, dw and dx are one large GEMM per chunk instead of n per-example ones, was no
-faster at sizes (a)-(c) of the benchmark (within noise; slower at (b)).
+How they work, and why. Every choice below was measured on the 2-core development VM,
+interleaved, against the alternative named beside it; ``make bench`` prints the numbers
+for this code. The machine was shared and busy (load average 5 to 10 on 2 cores), so the
+choices were made on single-threaded CPU time (BLAS and WORKERS at 1), the one figure
+that load barely moves, and checked with two threads.
 
 * **Convolution forward** is a batched matrix product. ``as_strided`` gives a view of the
-  padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; reshaping it to
-  ``(n, C*HH*WW, H_out*W_out)`` copies the windows once (the "im2col" matrix of a chunk),
-  and ``w_flat @ cols`` then writes ``(n, F, H_out*W_out)``, already in NCHW order, so no
-  transpose of the output is needed.
-* **dw** is one GEMM per chunk on the same im2col matrix, recomputed in the backward pass
-  instead of cached: caching the whole batch's matrix would cost C*HH*WW times the input's
-  memory (60 MB at 100x3x32x32 with 7x7 filters), more than the rest of the layer.
-* **dx** is ``w_flat.T @ dout`` (the gradient of each im2col column) folded back by one
-  strided add per filter offset (HH*WW adds of whole slabs), which is much faster than
-  ``np.add.at`` or a Python loop over output pixels.
-* **Chunks and threads.** The batch is split into chunks that run on a small pool of
-  Python threads (numpy releases the GIL in copies and BLAS calls), with BLAS limited to
-  one thread meanwhile: many small multi-threaded BLAS calls were erratic, and large
-  per-call temporaries are costly (page faults), so small chunks that stay in cache win.
-  No buffer is larger than one chunk's im2col matrix, apart from the output, the padded
-  input and the gradients themselves.
-* **Max pooling** takes the maximum over the pool's offsets: one ``np.maximum`` of two
-  strided views per offset, which handles tiling, gapped and overlapping windows alike.
-  The backward pass walks the offsets in row-major order and gives each output's gradient
-  to the first offset that holds the maximum (the naive layer's tie rule), with a mask of
-  the outputs already served; for overlapping windows the gradients add up.
+  padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; copying it into a
+  buffer shaped ``(n, C*HH*WW, H_out*W_out)`` makes the windows' "im2col" matrix of a
+  block of examples, and ``w_flat @ cols`` writes ``(n, F, H_out*W_out)``, already in NCHW
+  order. Tried and dropped: a row-flattened "extended" im2col (contiguous copies, but 12%
+  to 19% more GEMM work: 1.2x slower at size (b)) and one GEMM per block on an im2col
+  laid out (C*HH*WW, n*H_out*W_out) (no faster).
+* **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
+  OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
+  im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
+  the backward pass, not cached: the whole batch's matrix would cost C*HH*WW times the
+  input's memory (57 MB at (b)), and making it again from the cached input is cheap.
+* **dx** depends on the geometry (``_input_gradient_method``):
+  - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
+    correlated with the flipped filters (C and F swapped) through the forward's im2col +
+    GEMM. Its GEMM has C rows, so it wins only when C is not small: measured over 20
+    geometries, it was faster exactly when C >= F (1.05x to 1.44x; (c): 9.5 vs 12 ms),
+    and up to 8x slower when C is small ((b): 123 vs 15 ms).
+  - stride 1 and C < F: the gradient of every im2col entry (``w.T @ dout``, one GEMM),
+    folded back onto the image in one numpy call. With the padded image flattened row
+    by row (row length Wp), filter offset (p, q) is a shift by ``p*Wp + q``; dout is
+    widened to rows of Wp (zeros past W_out) so the GEMM writes each im2col row as one
+    flat run into a zero-margined buffer, and a strided view reads all HH*WW shifted runs
+    at once, summed over the offset axes. Before, the fold was HH*WW strided slab adds:
+    13 ms of the 22 ms dx at (b), one thread, now about 5 ms.
+  - stride > 1: that GEMM, then one strided slab add per filter offset (small at (a)).
+  ``input_grad=False`` skips dx (a first layer's input is the data; PyTorch does the
+  same for inputs that need no gradient): about half of the backward's work.
+* **Blocks and threads.** The batch is cut into blocks of about BLOCK_BYTES of work
+  buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c): the buffer stays in the
+  per-core L2 between the copy that makes it and the GEMM or fold that reads it), at
+  least two per thread. WORKERS threads (numpy releases the GIL in copies and BLAS calls)
+  share one iterator over the blocks: each allocates its buffers once per call and takes
+  blocks until none is left, so a thread slowed down by other processes does less of the
+  work; BLAS runs single-threaded meanwhile (one BLAS thread per block thread). No buffer
+  is larger than a thread's block buffers, apart from the output, the padded input and
+  the gradients themselves.
+* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
+  maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
+  backward pass walks the offsets in row-major order and gives each output's gradient to
+  the first offset that equals the maximum (the naive layer's tie rule), with a mask of
+  the outputs already served: the same operations whatever the values, so ties (post-ReLU
+  zeros) cost nothing extra (measured equal, interleaved). The forward's cache carries
+  its output, so the backward compares with it instead of recomputing the maximum (15%
+  of the backward).
+* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. Row maxima over
+  each window's columns first (kept in the cache), then the maximum of ph of them; the
+  backward routes each output's gradient to the first row whose row maximum equals the
+  window's, then from each row maximum to the first column that holds it, which is the
+  row-major first maximum. (pw-1) + (ph-1) passes instead of ph*pw - 1: at 3x3/1 on
+  100x32x32x32, forward + backward 44 ms instead of 70 ms (one thread).
+
+Measured at this module's commit against the one before these choices (single thread,
+CPU time, medians of 15 interleaved runs; load 5 to 6 on 2 cores; PyTorch 2.13.0 CPU,
+OpenBLAS 0.3.31 SkylakeX kernel, no OpenBLAS override): fwd+bwd over PyTorch's, float32,
+(a) 0.86 (was 0.86-0.92), (b) 0.89 (1.23), (c) 1.75 (2.15), pools 0.42-0.83 (0.56-1.11);
+float64 (a)-(c) 0.50-0.96 (0.64-1.08), pools 0.66-1.25 (0.89-1.87); ThreeLayerConvNet
+loss + gradients at batch 50 and 100, 1.53-1.55 (1.91-2.11) times PyTorch's step, which
+computes no gradient for the images (the kit's layers return dx; with
+``input_grad=False`` on the first layer, about 1.25).
 """
 
 from __future__ import annotations
