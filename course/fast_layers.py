@@ -79,7 +79,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -112,10 +112,12 @@ BLOCK_BYTES = 1 * 2**20
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else (os.cpu_count() or 1)))
 
-# Below this many bytes of work in a whole call, one block on the calling thread: handing
-# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
-# 8x8 digits) take to compute.
-INLINE_BYTES = 256 * 2**10
+# Below this many bytes of work in a whole call, one block on the calling thread. Handing
+# work to the pool costs tens of microseconds on a quiet machine and, measured on the
+# busy 2-core VM, now and then milliseconds (a helper thread waiting for a core): the
+# digits network's training step (batch 50 of 1x8x8, its pools about 0.4 MB) took 1.7 ms
+# on one thread and 14 to 90 ms when its pools were split across two.
+INLINE_BYTES = 1 * 2**20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -159,22 +161,29 @@ def _block_size(n: int, bytes_per_example: int) -> int:
     return max(1, min(size, -(-n // (2 * WORKERS))))
 
 
-def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int,
-                block: int) -> list[Any]:
+def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int, block: int,
+                uses_blas: bool = True) -> list[Any]:
     """Run ``work(blocks)`` on up to WORKERS threads that share one iterator over the
     blocks ``(start, stop)`` of range(n): each thread allocates its buffers once, then
-    takes blocks until none is left. Returns what each thread's ``work`` returned."""
+    takes blocks until none is left. Returns what each thread's ``work`` returned.
+
+    The calling thread works too; a helper that has not started by the time the blocks
+    run out is cancelled rather than waited for. ``uses_blas``: limit BLAS to one thread
+    per worker meanwhile.
+    """
     blocks = iter([(start, min(n, start + block)) for start in range(0, n, block)])
     threads = min(WORKERS, -(-n // block))
     if threads <= 1:
         return [work(blocks)]
-    with _single_threaded_blas():
+    with _single_threaded_blas() if uses_blas else nullcontext():
         helpers = [_executor().submit(work, blocks) for _ in range(threads - 1)]
         try:
-            mine = work(blocks)  # the calling thread takes blocks too
+            mine = work(blocks)
         finally:
+            for helper in helpers:
+                helper.cancel()  # succeeds only if it never started: nothing left for it
             wait(helpers)  # never leave a helper running outside the BLAS limit
-        return [mine] + [future.result() for future in helpers]
+        return [mine] + [helper.result() for helper in helpers if not helper.cancelled()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -526,7 +535,7 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
             _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
                               out[start:stop])
 
-    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize))
+    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize), uses_blas=False)
     return out, _PoolCache(x, pool_param, out, row_max)
 
 
@@ -636,7 +645,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
                                     [_column_view(dxs, q, stride, W_out) for q in range(pw)],
                                     True, tuple(b[:n] for b in tall_buffers))
 
-    _run_blocks(work, N, block)
+    _run_blocks(work, N, block, uses_blas=False)
     return dx
 
 
