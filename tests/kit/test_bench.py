@@ -40,8 +40,9 @@ def test_targets_judge_every_row_and_count_them() -> None:
     kit.times, no_dx.times, plain.times = {"fwd+bwd": [1.1]}, {"fwd+bwd": [0.8]}, {"fwd+bwd": [1.0]}
     steps = [bench.StepRow(50, [kit, no_dx, plain], (3, 32, 32))]
     lines = bench._targets(rows, bench.CONV_CASES, steps)
-    assert "  (b)                  float32  fast/torch fwd+bwd  2.00 (target <= 1.0): NOT met" in lines
-    assert "  (b)                  float64  fast/torch fwd+bwd  0.50 (target <= 1.0): met" in lines
+    label = "  (b)                  float"
+    assert f"{label}32  fast/torch fwd+bwd  2.00 (target <= 1.0): NOT met" in lines
+    assert f"{label}64  fast/torch fwd+bwd  0.50 (target <= 1.0): met" in lines
     assert any("model batch 50" in line and "1.10 (target <= 1.2): met" in line
                for line in lines)
     assert any("(first layer's dx skipped: 0.80)" in line for line in lines)
