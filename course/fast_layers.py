@@ -85,7 +85,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from course.layers import _check_4d, _expect_shape, conv_geometry, pool_geometry
+from course._checks import conv_geometry, expect_ndim, expect_shape, pool_geometry
 
 __all__ = [
     "conv_backward_fast",
@@ -252,8 +252,8 @@ def conv_forward_fast(
       pass accepts it).
     """
     x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    _check_4d("conv_forward_fast", "x", x, "(N, C, H, W)")
-    _check_4d("conv_forward_fast", "w", w, "(F, C, HH, WW)")
+    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
     stride, pad, H_out, W_out = conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
     N, C = x.shape[:2]
@@ -287,7 +287,7 @@ def conv_backward_fast(
                                               conv_param)
     N, C = x.shape[:2]
     F, _, HH, WW = w.shape
-    _expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
+    expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
                   "(N, F, H_out, W_out), the shape of out")
     dtype = np.result_type(x, w, dout)
     x_pad = _pad(x.astype(dtype, copy=False), pad)
@@ -513,7 +513,7 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
       also carries what the fast backward reuses.
     """
     x = np.asarray(x)
-    _check_4d("max_pool_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("max_pool_forward_fast", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
     N, C, H, _ = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
@@ -575,7 +575,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dout = np.asarray(dout)
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_fast", x.shape, pool_param)
     N, C, H, W = x.shape
-    _expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
+    expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
                   "(N, C, H_out, W_out), the shape of out")
     dtype = np.result_type(x, dout)
     # What the fast forward kept (None in the naive forward's cache: computed again).
