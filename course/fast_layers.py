@@ -561,6 +561,13 @@ def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
             np.multiply(grad, hit, out=target)
 
 
+def _route_buffers(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
+    """The work buffers of ``_route_to_first_max``: three bool arrays, and one of
+    ``dtype`` for the products that are added (none when dtype is None)."""
+    masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
+    return masks if dtype is None else (*masks, np.empty(shape, dtype=dtype))
+
+
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     """Max pooling, backward pass; same result as ``max_pool_backward_naive`` (ties: the
     first maximum of a window in row-major order gets the gradient).
@@ -589,7 +596,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
         def work(blocks: Iterator[tuple[int, int]]) -> None:
             shape = (block, C, H_out, W_out)
             max_buffer = np.empty(shape, dtype=x.dtype)
-            masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
+            masks = _route_buffers(shape, None)
             for start, stop in blocks:
                 n = stop - start
                 xs, dxs = x[start:stop], dx[start:stop]
@@ -617,10 +624,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
             row_buffer = np.empty(tall, dtype=x.dtype)
             max_buffer = np.empty(small, dtype=x.dtype)
             drow_buffer = np.empty(tall, dtype=dtype)
-            small_buffers = (*(np.empty(small, dtype=bool) for _ in range(3)),
-                             np.empty(small, dtype=dtype))
-            tall_buffers = (*(np.empty(tall, dtype=bool) for _ in range(3)),
-                            np.empty(tall, dtype=dtype))
+            small_buffers, tall_buffers = _route_buffers(small, dtype), _route_buffers(tall, dtype)
             for start, stop in blocks:
                 n = stop - start
                 xs, dxs = x[start:stop], dx[start:stop]
