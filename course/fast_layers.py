@@ -561,6 +561,16 @@ def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
             np.multiply(grad, hit, out=target)
 
 
+def _kept_or_computed(kept: np.ndarray | None, start: int, stop: int,
+                      views: list[np.ndarray], buffer: np.ndarray) -> np.ndarray:
+    """The maxima of examples start:stop: kept by the fast forward, or else the maximum
+    of the views, computed into the buffer."""
+    if kept is not None:
+        return kept[start:stop]
+    _max_over_offsets(views, buffer[:stop - start])
+    return buffer[:stop - start]
+
+
 def _route_buffers(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
     """The work buffers of ``_route_to_first_max``: three bool arrays, and one of
     ``dtype`` for the products that are added (none when dtype is None)."""
@@ -602,11 +612,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
                 xs, dxs = x[start:stop], dx[start:stop]
                 offsets = [(p, q) for p in range(ph) for q in range(pw)]
                 windows = [_offset_view(xs, p, q, stride, H_out, W_out) for p, q in offsets]
-                if maxima is None:
-                    m = max_buffer[:n]
-                    _max_over_offsets(windows, m)
-                else:
-                    m = maxima[start:stop]
+                m = _kept_or_computed(maxima, start, stop, windows, max_buffer)
                 _route_to_first_max(windows, m, dout[start:stop],
                                     [_offset_view(dxs, p, q, stride, H_out, W_out)
                                      for p, q in offsets], False,
@@ -629,17 +635,9 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
                 n = stop - start
                 xs, dxs = x[start:stop], dx[start:stop]
                 columns = [_column_view(xs, q, stride, W_out) for q in range(pw)]
-                if row_max is None:
-                    rows = row_buffer[:n]
-                    _max_over_offsets(columns, rows)
-                else:
-                    rows = row_max[start:stop]
+                rows = _kept_or_computed(row_max, start, stop, columns, row_buffer)
                 row_windows = [_row_view(rows, p, stride, H_out) for p in range(ph)]
-                if maxima is None:
-                    m = max_buffer[:n]
-                    _max_over_offsets(row_windows, m)
-                else:
-                    m = maxima[start:stop]
+                m = _kept_or_computed(maxima, start, stop, row_windows, max_buffer)
                 drow = drow_buffer[:n]
                 drow.fill(0)
                 _route_to_first_max(row_windows, m, dout[start:stop],
