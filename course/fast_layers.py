@@ -35,7 +35,7 @@ that load barely moves, and checked with two threads.
     widened to rows of Wp (zeros past W_out) so the GEMM writes each im2col row as one
     flat run into a zero-margined buffer, and a strided view reads all HH*WW shifted runs
     at once, summed over the offset axes. Before, the fold was HH*WW strided slab adds:
-    13 ms of the 22 ms dx at (b), one thread, now about 5 ms.
+    14 ms of the 22 ms dx at (b), one thread; now about 4 ms (the GEMM writes 19% more).
   - stride > 1: that GEMM, then one strided slab add per filter offset (small at (a)).
   ``input_grad=False`` skips dx (a first layer's input is the data; PyTorch does the
   same for inputs that need no gradient): about half of the backward's work.
@@ -69,8 +69,8 @@ OpenBLAS 0.3.31 SkylakeX kernel, no OpenBLAS override): fwd+bwd over PyTorch's, 
 (a) 0.86 (was 0.86-0.92), (b) 0.89 (1.23), (c) 1.75 (2.15), pools 0.42-0.83 (0.56-1.11);
 float64 (a)-(c) 0.50-0.96 (0.64-1.08), pools 0.66-1.25 (0.89-1.87); ThreeLayerConvNet
 loss + gradients at batch 50 and 100, 1.53-1.55 (1.91-2.11) times PyTorch's step, which
-computes no gradient for the images (the kit's layers return dx; with
-``input_grad=False`` on the first layer, about 1.25).
+computes no gradient for the images (the kit's layers return dx; the same loss with
+``input_grad=False`` on the first layer: 1.06 and 1.17, another run, load 8).
 """
 
 from __future__ import annotations

@@ -118,8 +118,8 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
             _assert_same(got, want, "grads")
 
 
-@pytest.mark.task("4.1")
 def test_input_grad_false_skips_dx_only() -> None:
+    # Given code only (no naive layer): unmarked, it passes on the student stubs too.
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((4, 2, 3, 3)), np.ones(4)
     out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
