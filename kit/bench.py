@@ -458,7 +458,7 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
             lines.append(f"  {label} fast/torch fwd+bwd <= {target}: no PyTorch")
             continue
         ratio = by_name["fast"].median("fwd+bwd") / by_name["torch"].median("fwd+bwd")
-        lines.append(f"  {label} fast/torch fwd+bwd {ratio:5.2f} (target <= {target}): "
+        lines.append(f"  {label} fast/torch fwd+bwd {ratio:6.3f} (target <= {target}): "
                      f"{_verdict(ratio, target)}")
     for step in steps:
         by_name = {impl.name: impl.median("fwd+bwd") for impl in step.impls}
@@ -467,10 +467,10 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
             lines.append(f"  {label} kit/torch loss+grads <= {MODEL_TARGET}: no PyTorch")
             continue
         ratio = by_name["kit"] / by_name["torch"]
-        lines.append(f"  {label} kit/torch loss+grads {ratio:5.2f} (target <= {MODEL_TARGET}): "
+        lines.append(f"  {label} kit/torch loss+grads {ratio:6.3f} (target <= {MODEL_TARGET}): "
                      f"{_verdict(ratio, MODEL_TARGET)}")
         lines.append(f"  {'':<20} {'':<8} (first layer's dx skipped: "
-                     f"{by_name['kit-dx'] / by_name['torch']:.2f})")
+                     f"{by_name['kit-dx'] / by_name['torch']:.3f})")
     name, limit = MEMORY_TARGET
     for row in rows:
         if row.case == name and row.dtype == "float32" and row.peak_mb is not None:

@@ -41,11 +41,11 @@ def test_targets_judge_every_row_and_count_them() -> None:
     steps = [bench.StepRow(50, [kit, no_dx, plain], (3, 32, 32))]
     lines = bench._targets(rows, bench.CONV_CASES, steps)
     label = "  (b)                  float"
-    assert f"{label}32  fast/torch fwd+bwd  2.00 (target <= 1.0): NOT met" in lines
-    assert f"{label}64  fast/torch fwd+bwd  0.50 (target <= 1.0): met" in lines
-    assert any("model batch 50" in line and "1.10 (target <= 1.2): met" in line
+    assert f"{label}32  fast/torch fwd+bwd  2.000 (target <= 1.0): NOT met" in lines
+    assert f"{label}64  fast/torch fwd+bwd  0.500 (target <= 1.0): met" in lines
+    assert any("model batch 50" in line and "1.100 (target <= 1.2): met" in line
                for line in lines)
-    assert any("(first layer's dx skipped: 0.80)" in line for line in lines)
+    assert any("(first layer's dx skipped: 0.800)" in line for line in lines)
     assert any("peak memory" in line and "NOT met" in line for line in lines)
     assert lines[-1] == "  2 of 4 targets met"
 
