@@ -293,6 +293,8 @@ EQUIVALENT: dict[str, str] = {
     "4.1:constant:9f826838": "the extra padding is an (N + 1)-th example the loops never read",
     "4.1:name:8dce4661": "every entry of out is assigned in the loops, so its initial "
                          "values (zeros or ones) are never read",
+    "4.6:constant:f06576dd": "input_grad only says whether the images' gradient, which "
+                             "loss() throws away, is computed: a matter of speed",
     "4.9:constant:84825210": "numpy's reshape infers the size of any negative dimension, so "
                              "-2 means what -1 means",
     "4.10:constant:346f3367": "numpy's reshape infers the size of any negative dimension",
