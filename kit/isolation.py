@@ -223,10 +223,17 @@ def _system_mounts() -> list[str]:
     return [*args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
 
 
+def python_executable() -> str:
+    """The grader's Python as a path that exists inside the sandbox (``..`` folded)."""
+    return os.path.abspath(sys.executable)
+
+
 def python_paths() -> list[Path]:
-    """What the grader's Python needs: the interpreter's installation and the venv."""
-    found = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(),
-             Path(sys.executable).resolve().parent.parent}
+    """What the grader's Python needs: the interpreter's installation and the venv, at
+    their real paths and at the paths the interpreter is known by (symlinks)."""
+    found = set()
+    for path in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent):
+        found |= {Path(os.path.abspath(path)), Path(path).resolve()}
     return sorted(p for p in found if not _inside(p, Path("/usr")))
 
 
@@ -397,6 +404,7 @@ class Sandbox:
             args += [kind, str(path), str(path)]
         for name in ("passwd", "group"):
             args += ["--ro-bind", str(self._private / name), f"/etc/{name}"]
+        args += ["--remount-ro", "/"]  # the skeleton root: only /tmp and writable are not
         if self.cwd is not None:
             args += ["--chdir", str(self.cwd)]
         if status_fd is not None:
