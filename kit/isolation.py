@@ -8,17 +8,17 @@ Three modes, reported with every result (``Completed.isolation``):
     pid, mount, ipc, uts, cgroup and network namespaces: the network is a loopback device
     of its own), ``--new-session``, ``--cap-drop ALL``, ``--unshare-user --uid 65534 --gid
     65534``, ``--disable-userns`` and ``--clearenv`` plus exactly the caller's ``env``. The
-    file system is empty but for private ``/proc``, ``/dev`` and ``/tmp``, read-only
-    binds of the system (``/usr`` and its links, the loader cache), the Python interpreter
-    and the grader's venv, the caller's ``readable`` paths, and read-write binds of the
-    caller's ``writable`` paths. The solution tree, the grader's output folder, other
-    submissions and anything else are not there at all.
+    file system is a read-only skeleton with private ``/proc``, ``/dev`` and ``/tmp``,
+    read-only binds of the system (``/usr`` and its links, the loader cache), the Python
+    interpreter and the grader's venv, the caller's ``readable`` paths, and read-write
+    binds of the caller's ``writable`` paths, all at their own paths. The solution tree,
+    the grader's output folder, other submissions and anything else are not there at all.
 ``user`` (the fallback where namespaces are forbidden, e.g. Docker's default seccomp)
     Gradescope's best practice: the command runs as a dedicated unprivileged user (root
     is needed to switch to it), with a seccomp filter that refuses every socket but unix
     sockets, and only after checking that the user can read none of ``protect`` (the
-    solution, the results). The file system is otherwise shared: ``/tmp`` is the
-    machine's.
+    solution, the results). The ``writable`` folders are handed to that user (chown).
+    The file system is otherwise shared: ``/tmp`` is the machine's.
 ``none`` (only when asked for by name: ``--no-isolation``, for code you trust)
     The command runs as the caller, with the caps below and nothing else.
 
@@ -298,10 +298,10 @@ def _user_can_reach(path: Path, uid: int, gids: set[int], want: int) -> bool:
     (4 read, 2 write, 1 search), by the mode bits (ACLs are not read)."""
     def allowed(info: os.stat_result, bits: int) -> bool:
         if info.st_uid == uid:
-            return bool((info.st_mode >> 6) & bits == bits)
+            return (info.st_mode >> 6) & bits == bits
         if info.st_gid in gids:
-            return bool((info.st_mode >> 3) & bits == bits)
-        return bool(info.st_mode & bits == bits)
+            return (info.st_mode >> 3) & bits == bits
+        return info.st_mode & bits == bits
 
     for folder in reversed(path.parents):
         if not allowed(os.stat(folder), 1):
