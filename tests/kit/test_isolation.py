@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from isolation_helpers import SLEEPER, processes_with, wait_until_gone
 
 from kit import isolation
 from kit.isolation_cgroup import PREFIX
@@ -31,28 +32,6 @@ PYTHON = isolation.python_executable()
 pytestmark = pytest.mark.skipif(isolation.unavailable("bwrap") is not None,
                                 reason=f"bubblewrap cannot run here: "
                                        f"{isolation.unavailable('bwrap')}")
-
-
-def processes_with(token: str) -> list[int]:
-    """Pids of every process on the machine with ``token`` as one of its arguments (a
-    program that merely mentions it in a longer argument does not count)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if token.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-def wait_until_gone(token: str, timeout: float = 5.0) -> list[int]:
-    """The processes holding ``token`` still there after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while (left := processes_with(token)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return left
 
 
 def hostile(tmp_path: Path, code: str, *, readable: list[Path] = (), timeout: float = 60,
@@ -170,19 +149,6 @@ def test_writes_reach_only_the_scratch_folder(tmp_path):
     assert SOLUTION_FILE.read_bytes() == before
     assert (readonly / "given.txt").read_text() == "given\n"
     assert (tmp_path / "scratch" / token).exists()
-
-
-SLEEPER = textwrap.dedent("""
-    import os, sys, time
-    if os.fork() == 0:
-        os.setsid()
-        if os.fork() == 0:
-            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)",
-                                      "{token}"])
-        os._exit(0)
-    time.sleep(0.5)  # the grandchild is running, re-parented, in a session of its own
-    print("forked", flush=True)
-""")
 
 
 def test_a_double_forked_sleeper_dies_with_the_run(tmp_path):

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from isolation_helpers import SLEEPER, wait_until_gone
 
 from kit import isolation
 
@@ -98,27 +99,8 @@ def test_refuses_when_the_user_could_read_a_protected_path(public_tmp):
 
 def test_a_double_forked_sleeper_is_killed_at_the_end(public_tmp):
     token = secrets.token_hex(8)
-    done = run_as_user(public_tmp, f"""
-        import os, sys, time
-        if os.fork() == 0:
-            os.setsid()
-            if os.fork() == 0:
-                os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)",
-                                          "{token}"])
-            os._exit(0)
-        time.sleep(0.5)
-        print("forked")
-    """, protect=[])
+    done = run_as_user(public_tmp, SLEEPER.format(token=token), protect=[])
     assert done.stdout.strip() == b"forked"
     if done.cap == "rlimit":
         pytest.skip("no cgroup here: a process that left the session is not found")
-    left = [p for p in Path("/proc").iterdir() if p.name.isdigit()
-            and token.encode() in _cmdline(p).split(b"\0")]
-    assert left == []
-
-
-def _cmdline(proc: Path) -> bytes:
-    try:
-        return (proc / "cmdline").read_bytes()
-    except OSError:
-        return b""
+    assert wait_until_gone(token, timeout=2) == []
