@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -89,26 +90,81 @@ def run_nbval(tmp_path: Path, box: isolation.Sandbox, nb_path: Path, control: Pa
     return done, records
 
 
-def test_nbval_runs_its_kernel_inside_the_sandbox_over_ipc(tmp_path):
-    control, scratch, ipc, notebooks = (tmp_path / name for name in
-                                        ("control", "scratch", "ipc", "notebooks"))
-    for folder in (control, scratch, ipc, notebooks):
+def layout(tmp_path: Path) -> dict[str, Path]:
+    """The folders of one isolated nbval run: nbval's control folder (outside), the
+    kernel's scratch and ipc folders (writable inside), the notebooks (read-only)."""
+    folders = {name: tmp_path / name for name in ("control", "scratch", "ipc", "notebooks")}
+    for folder in folders.values():
         folder.mkdir()
-    nb_path = notebooks / "probe.ipynb"
-    nbformat.write(notebook(probe_cells(control)), nb_path)
+    return folders
+
+
+def sandbox_for(folders: dict[str, Path]) -> isolation.Sandbox:
+    scratch = folders["scratch"]
     env = isolation.minimal_env(scratch, IPYTHONDIR=str(scratch / "ipython"),
                                 JUPYTER_RUNTIME_DIR=str(scratch / "runtime"))
-    with isolation.Sandbox(readable=[notebooks], writable=[scratch, ipc], env=env,
-                           memory_mb=1024, max_pids=64, cwd=notebooks,
-                           protect=[ROOT / "course", control]) as box:
-        done, records = run_nbval(tmp_path, box, nb_path, control, ipc)
+    return isolation.Sandbox(readable=[folders["notebooks"]],
+                             writable=[scratch, folders["ipc"]], env=env, memory_mb=1024,
+                             max_pids=64, cwd=folders["notebooks"],
+                             protect=[ROOT / "course", folders["control"]])
+
+
+def test_nbval_runs_its_kernel_inside_the_sandbox_over_ipc(tmp_path):
+    folders = layout(tmp_path)
+    nb_path = folders["notebooks"] / "probe.ipynb"
+    nbformat.write(notebook(probe_cells(folders["control"])), nb_path)
+    with sandbox_for(folders) as box:
+        done, records = run_nbval(tmp_path, box, nb_path, folders["control"], folders["ipc"])
         left = box.pids()
     outcomes = {r["cell"]: r["outcome"] for r in records if r["when"] == "call"}
     assert outcomes == {0: "passed", 1: "passed", 2: "passed", 3: "failed", 4: "passed"}, (
         done.stdout[-3000:])
     assert "Timeout" in next(r["message"] for r in records if r["cell"] == 3)
     assert left == set()  # nbval shut the kernel down; nothing of the sandbox remains
-    assert list(ipc.iterdir()) == []  # jupyter_client removed its sockets and file
+    assert list(folders["ipc"].iterdir()) == []  # jupyter_client removed its sockets
+
+
+def test_the_kernel_dies_with_nbval(tmp_path):
+    folders = layout(tmp_path)
+    busy = folders["scratch"] / "busy"
+    nb_path = folders["notebooks"] / "hang.ipynb"
+    nbformat.write(notebook([(f"import time\nopen({str(busy)!r}, 'w').close()\n"
+                              "time.sleep(300)", "")]), nb_path)
+    (folders["control"] / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    with sandbox_for(folders) as box:
+        args, env = isolation.isolated_kernel(box, folders["control"], folders["ipc"])
+        env.update(PATH=os.environ["PATH"], PYTHONPATH=str(folders["control"]),
+                   HOME=str(tmp_path), PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+        nbval = subprocess.Popen(
+            [isolation.python_executable(), "-m", "pytest", "-c",
+             str(folders["control"] / "pytest.ini"), "-p", "no:cacheprovider", "-p",
+             "nbval.plugin", *args, "--nbval", "--nbval-current-env", "-q", str(nb_path)],
+            cwd=folders["control"], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not busy.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert busy.exists(), "the kernel never ran the cell"
+        assert mentioning(folders["ipc"])  # bwrap and the kernel (its connection file)
+        nbval.kill()
+        nbval.wait()
+        deadline = time.monotonic() + 5
+        while mentioning(folders["ipc"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mentioning(folders["ipc"]) == []  # gone with nbval, before the clean-up
+        assert box.pids() == set()
+
+
+def mentioning(path: Path) -> list[int]:
+    """Processes whose command line mentions ``path``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(path).encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_the_ipc_folder_must_be_writable_in_the_sandbox(tmp_path):
