@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import stat
 import sys
 import time
 import zipfile
 from pathlib import Path
-from typing import Any
 
-from kit import grade
+from kit import grade, outputs
+from kit.nbval_runner import Limits
+from kit.reports import to_gradescope
 
 ROOT = grade.ROOT
 
@@ -64,64 +64,33 @@ def _skip(path: Path) -> bool:
 
 def build_bundle(out: Path, root: Path = ROOT) -> Path:
     """Write the autograder zip to ``out`` (atomically) and return its path."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
-                info = zipfile.ZipInfo(name)
-                info.external_attr = (stat.S_IFREG | 0o755) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, text)
-            for item in SOURCE_ITEMS:
-                path = root / item
-                files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
-                                                             if p.is_file())
-                for file in files:
-                    rel = file.relative_to(root)
-                    if not _skip(rel):
-                        archive.write(file, f"source/{rel.as_posix()}")
-        os.replace(temp, out)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    with outputs.atomic_file(out) as temp, zipfile.ZipFile(temp, "w", zipfile.ZIP_DEFLATED) \
+            as archive:
+        for name, text in (("setup.sh", SETUP_SH), ("run_autograder", RUN_AUTOGRADER)):
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFREG | 0o755) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text)
+        for item in SOURCE_ITEMS:
+            path = root / item
+            files = [path] if path.is_file() else sorted(p for p in path.rglob("*")
+                                                         if p.is_file())
+            for file in files:
+                rel = file.relative_to(root)
+                if not _skip(rel):
+                    archive.write(file, f"source/{rel.as_posix()}")
     return out
 
 
-def to_gradescope(result: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """A ``kit grade`` result in Gradescope's results.json format."""
-    tests = []
-    for check in result["checks"]:
-        output = "passed" if check["status"] == "passed" else check["reason"] or "failed"
-        if check["status"] != "passed" and check.get("expected") is not None:
-            output += (f"\n\nExpected:\n{check['expected'].rstrip()}\n\n"
-                       f"Your output:\n{check.get('actual', '').rstrip()}")
-        tests.append({
-            "name": f"{check['notebook']}/{check['name']}"
-                    + (f" ({check['cell']})" if check.get("cell") else ""),
-            "score": check["points"],
-            "max_score": check["max"],
-            "status": "passed" if check["status"] == "passed" else "failed",
-            "output": output,
-            "visibility": "visible",
-        })
-    notes = "\n".join(result["notes"])
-    return {
-        "score": result["total"],
-        "execution_time": round(seconds, 1),
-        "output": (notes + "\n" if notes else "") + f"Status: {result['status']}",
-        "tests": tests,
-    }
-
-
-def run(root_dir: Path, limits: grade.Limits, only: set[str] | None) -> int:
+def run(root_dir: Path, limits: Limits, only: set[str] | None) -> int:
     """Grade ``root_dir/submission`` into ``root_dir/results/results.json``."""
     started = time.monotonic()
     references = grade.reference_notebooks()
     result = grade.grade_one(root_dir / "submission", references, limits, only)
     payload = to_gradescope(result, time.monotonic() - started)
-    grade.write_atomic(root_dir / "results" / "results.json", json.dumps(payload, indent=1))
-    print(f"score {result['total']}/{result['max']} ({result['status']})")
+    outputs.write_atomic(root_dir / "results" / "results.json", json.dumps(payload, indent=1),
+                         private=True)
+    print(f"score {result.total}/{result.max} ({result.status})")
     return 0
 
 
@@ -138,7 +107,7 @@ def main(argv: list[str]) -> int:
         if not (args.root / "submission").is_dir():
             print(f"kit gradescope run: {args.root}/submission is not a folder", file=sys.stderr)
             return 2
-        return run(args.root, grade.Limits(args.timeout, args.wall, args.memory),
+        return run(args.root, Limits(args.timeout, args.wall, args.memory),
                    set(args.only) if args.only else None)
     p = argparse.ArgumentParser(prog="python -m kit gradescope",
                                 description=__doc__.split("\n\n")[0])

@@ -29,12 +29,15 @@ import shutil
 import tempfile
 import textwrap
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import notebooks as nbs
+from kit.errors import KitError
 from kit.markers import parse, parse_python, render_student
+from kit.reports import Note, NoteKind
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
@@ -61,7 +64,7 @@ def _kit_grade_copy_inputs(func):
 
 
 
-class SubmissionError(Exception):
+class SubmissionError(KitError):
     """The submission cannot be read at all (not a folder or zip, a bad zip)."""
 
 
@@ -70,7 +73,7 @@ class Sandbox:
     """A built sandbox: its folder, and what the build noticed about the submission."""
 
     root: Path
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     notebooks: dict[str, Any] = field(default_factory=dict)  # name -> notebook as graded
     snapshot: dict[str, bytes] = field(default_factory=dict)  # every file, as built
 
@@ -91,6 +94,11 @@ class Sandbox:
             path = self.root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
+
+    def add_notebook(self, name: str, notebook: Any) -> None:
+        """Put a notebook, as it will be graded, into the sandbox's notebooks/ folder."""
+        self.notebooks[name] = notebook
+        (self.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(notebook))
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -324,10 +332,10 @@ def _extra_methods(tree: ast.Module, student_tree: ast.Module, student_lines: li
 # ---------------------------------------------------------------------------------------
 
 def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[str],
-                    name: str) -> tuple[Any, list[str]]:
+                    name: str) -> tuple[Any, list[Note]]:
     """The reference notebook with the student's cells for ``notebook_tasks`` (by cell
     ID); a task cell missing from the student's notebook becomes its stub."""
-    notes: list[str] = []
+    notes: list[Note] = []
     graded = copy.deepcopy(reference)
     by_id = {c.get("id"): c for c in (student or {}).get("cells", []) if c.get("id")}
     for number, cell in enumerate(graded["cells"], start=1):
@@ -343,35 +351,32 @@ def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[st
             cell["source"] = "".join(theirs.get("source", []))
         else:
             why = "no notebook submitted" if student is None else "cell missing (by ID)"
-            notes.append(f"{name}: notebook task cell {cell.get('id')}: {why}; "
-                         "graded as not written")
+            notes.append(Note(NoteKind.MISSING, f"{name}: notebook task cell {cell.get('id')}: "
+                                                f"{why}; graded as not written"))
             cell["source"] = render_student(segments)
     return graded, notes
 
 
-def selected(notebook: str, check: str | None, only_checks: set[str] | None) -> bool:
-    """Whether a check is graded: ``only_checks`` holds ``name`` or ``Notebook/name``."""
-    return only_checks is None or check in only_checks or f"{notebook}/{check}" in only_checks
+def skip_cell(cell: Any) -> None:
+    """Tag a code cell so that nbval does not run it."""
+    if nbs.is_code(cell):
+        nbs.add_tag(cell, nbs.NBVAL_SKIP)
 
 
-def mark_for_grading(notebook: Any, only_checks: set[str] | None, name: str = "") -> Any:
-    """Skip experiment cells (and, with ``only_checks``, every other check cell and every
-    training log cell), with nbval's own skip tag."""
+def skip_experiments(notebook: Any) -> None:
+    """Experiment cells (sweeps, timings) are never run when grading or verifying."""
     for cell in notebook["cells"]:
-        if cell.get("cell_type") != "code":
-            continue
-        meta = cell.setdefault("metadata", {})
-        tags = list(meta.get("tags", []))
-        skip = "experiment" in tags
-        if only_checks is not None:
-            if "check" in tags:
-                skip = skip or not selected(name, meta.get("check"), only_checks)
-            elif "nbval-ignore-output" in tags:
-                skip = True
-        if skip and "nbval-skip" not in tags:
-            tags.append("nbval-skip")
-        meta["tags"] = tags
-    return notebook
+        if nbs.is_experiment(cell):
+            skip_cell(cell)
+
+
+# How a notebook is made ready to run, after its task cells are spliced: (name, notebook).
+Prepare = Callable[[str, Any], None]
+
+
+def _skip_experiments_of(name: str, notebook: Any) -> None:
+    del name
+    skip_experiments(notebook)
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,35 +393,31 @@ def editable_files(tasks: list[TaskInfo]) -> dict[str, list[str]]:
 
 
 def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
-          root: Path = ROOT, only_checks: set[str] | None = None,
-          tasks: list[TaskInfo] | None = None) -> Sandbox:
-    """Build the sandbox for one submission in a fresh temporary folder."""
+          root: Path = ROOT, tasks: list[TaskInfo] | None = None,
+          prepare: Prepare = _skip_experiments_of) -> Sandbox:
+    """Build the sandbox for one submission in a fresh temporary folder: the pristine
+    package with the student's task code merged in, and the reference notebooks with the
+    student's notebook-task cells spliced in, each then made ready by ``prepare``
+    (default: experiment cells skipped)."""
     tasks = load_tasks(root) if tasks is None else tasks
     box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-grade-sandbox-")))
     try:
         unpacked = unpack(submission, box.root / "_submission")
         course_dir = find_course_dir(unpacked)
         if course_dir is None:
-            box.notes.append("no course/ folder (or course files) in the submission")
-        shutil.copytree(root / "course", box.root / "course",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            box.notes.append(Note(NoteKind.MISSING,
+                                  "no course/ folder (or course files) in the submission"))
+        _copy_pristine_course(root, box.root)
         for rel, functions in editable_files(tasks).items():
             _merge_file(box, root, rel, functions, course_dir)
         notebook_tasks = [t.id for t in tasks if t.checked_by == "notebook"]
         (box.root / "notebooks").mkdir()
         for name, reference in reference_notebooks.items():
-            student_path = find_student_notebook(unpacked, name)
-            student = None
-            if student_path is not None:
-                try:
-                    student = json.loads(student_path.read_text(encoding="utf-8"))
-                except (OSError, ValueError) as error:
-                    box.notes.append(f"{name}.ipynb could not be read ({error})")
+            student = _read_student_notebook(box, find_student_notebook(unpacked, name))
             graded, notes = splice_notebook(reference, student, notebook_tasks, name)
             box.notes += notes
-            graded = mark_for_grading(graded, only_checks, name)
-            box.notebooks[name] = graded
-            (box.root / "notebooks" / f"{name}.ipynb").write_text(json.dumps(graded))
+            prepare(name, graded)
+            box.add_notebook(name, graded)
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
         box.seal()
     except BaseException:
@@ -425,27 +426,42 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
     return box
 
 
+def _copy_pristine_course(root: Path, box_root: Path) -> None:
+    shutil.copytree(root / "course", box_root / "course",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def _read_student_notebook(box: Sandbox, path: Path | None) -> Any | None:
+    """The student's notebook as JSON; None (with a note) if it cannot be read."""
+    if path is None:
+        return None
+    try:
+        return nbs.load_json(path)
+    except (OSError, ValueError) as error:
+        box.notes.append(Note(NoteKind.UNREADABLE, f"{path.name} could not be read ({error})"))
+        return None
+
+
 def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
                 course_dir: Path | None) -> None:
     pristine = (root / rel).read_text(encoding="utf-8")
     found = find_student_file(course_dir, rel)
     student: str | None = None
-    reason: str | None = None
+    problem: Note | None = None
     if found is not None:
         try:
             student = found.read_text(encoding="utf-8")
             parse_python(student)
         except SyntaxError as error:
-            reason = f"syntax error at {rel}:{error.lineno}: {error.msg}"
+            problem = Note(NoteKind.SYNTAX_ERROR,
+                           f"syntax error at {rel}:{error.lineno}: {error.msg}")
             student = None
         except (OSError, UnicodeDecodeError) as error:
-            reason = f"{rel} could not be read: {error}"
+            problem = Note(NoteKind.UNREADABLE, f"{rel} could not be read: {error}")
             student = None
-    if reason:
-        box.notes.append(reason)
-    merged, notes = merge_python(pristine, student, rel, functions, missing_reason=reason)
-    if not reason:
-        box.notes += notes
+    merged, notes = merge_python(pristine, student, rel, functions,
+                                 missing_reason=problem.text if problem else None)
+    box.notes += [problem] if problem else [Note(NoteKind.MISSING, n) for n in notes]
     (box.root / rel).write_text(merged, encoding="utf-8")
 
 
@@ -455,8 +471,7 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
     box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-verify-sandbox-")))
     try:
         unpacked = unpack(submission, box.root / "_submission")
-        shutil.copytree(root / "course", box.root / "course",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _copy_pristine_course(root, box.root)
         course_dir = find_course_dir(unpacked)
         if course_dir is not None:
             for path in sorted(course_dir.rglob("*.py")):
@@ -469,14 +484,10 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
         for path in sorted(unpacked.rglob("*.ipynb")):
             if ".ipynb_checkpoints" in path.parts or path.stem in box.notebooks:
                 continue
-            try:
-                notebook = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as error:
-                box.notes.append(f"{path.name} could not be read ({error})")
-                continue
-            notebook = mark_for_grading(notebook, None)
-            box.notebooks[path.stem] = notebook
-            (box.root / "notebooks" / path.name).write_text(json.dumps(notebook))
+            notebook = _read_student_notebook(box, path)
+            if notebook is not None:
+                skip_experiments(notebook)
+                box.add_notebook(path.stem, notebook)
         shutil.rmtree(box.root / "_submission", ignore_errors=True)
         box.seal()
     except BaseException:

@@ -6,7 +6,8 @@ handed in are genuine. It runs nbval over the student's notebooks, comparing wit
 stored outputs under the kit's sanitize rules, in the same sandbox and limits as
 ``kit grade`` (experiment cells skipped; cells tagged ``nbval-ignore-output`` run but are
 not compared). Cells are named as the student sees them: the heading above the cell,
-its number among the notebook's cells, and its check name.
+its number among the notebook's cells, and its check name. ``--out`` (new, empty, or
+made by ``kit verify``) receives one ``<submission>.verify.json`` per submission.
 
 Exit status: 0 when every compared cell reproduces, 1 when some do not, 2 on bad usage.
 """
@@ -15,37 +16,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from kit import grade
+from kit import notebooks as nbs
+from kit import outputs
 from kit import sandbox as sb
+from kit.errors import KitError
+from kit.grade import submission_name
+from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
+from kit.reports import trim
+
+OUT_STAMP = outputs.Stamp(".kit-verify", "python -m kit verify")
 
 
 def cell_labels(notebook: Any) -> dict[int, str]:
-    """Code-cell index (nbval's "Cell N") -> 'cell 12 under "Heading" [check-name]'."""
+    """Code-cell index (nbval's "Cell N") -> 'cell 12 under "Heading" [check check-name]'."""
     labels: dict[int, str] = {}
-    heading, index = "", 0
-    for number, cell in enumerate(notebook["cells"], start=1):
-        source = "".join(cell.get("source", []))
-        if cell.get("cell_type") == "markdown" and source.lstrip().startswith("#"):
-            heading = source.lstrip().splitlines()[0].lstrip("#").strip()
-        if cell.get("cell_type") != "code":
-            continue
-        check = cell.get("metadata", {}).get("check")
-        label = f"cell {number}" + (f' under "{heading}"' if heading else "")
-        labels[index] = label + (f" [check {check}]" if check else "")
-        index += 1
+    for code in nbs.code_cells(notebook):
+        check = code.cell.get("metadata", {}).get("check")
+        label = f"cell {code.number}" + (f' under "{code.heading}"' if code.heading else "")
+        labels[code.index] = label + (f" [check {check}]" if check else "")
     return labels
 
 
-def verify_one(submission: Path, limits: grade.Limits, dataset: str = "digits") -> dict[str, Any]:
+def not_reproduced(notebook: Any, run: NotebookRun, limits: Limits) -> list[dict[str, str]]:
+    """Every code cell whose run did not pass (or gave no result), with why."""
+    differing = []
+    for index, label in cell_labels(notebook).items():
+        record = run.records.get(index)
+        if record is not None and record.outcome in ("passed", "skipped"):
+            continue
+        reason = reason_of(record, run.problem, limits)
+        differing.append({
+            "cell": label,
+            "reason": reason.text if reason is not None else "",
+            "stored": trim(record.expected if record else ""),
+            "now": trim(record.actual if record else ""),
+        })
+    return differing
+
+
+def verify_one(submission: Path, limits: Limits, dataset: str = "digits") -> dict[str, Any]:
     """Run one submission's notebooks; return every cell that did not reproduce."""
     started = time.monotonic()
-    report: dict[str, Any] = {"submission": grade.submission_name(submission), "notes": [],
+    report: dict[str, Any] = {"submission": submission_name(submission), "notes": [],
                               "notebooks": {}}
     try:
         box = sb.build_own(submission)
@@ -54,30 +73,18 @@ def verify_one(submission: Path, limits: grade.Limits, dataset: str = "digits") 
         return report
     workdir = Path(tempfile.mkdtemp(prefix="kit-grade-run-"))
     try:
-        report["notes"] += box.notes
+        report["notes"] += [note.text for note in box.notes]
         if not box.notebooks:
             report["notes"].append("no notebooks in the submission")
         deadline = started + limits.wall
         for name, notebook in box.notebooks.items():
             box.restore()
-            records, problem = grade.run_notebook(box.root, name, limits, deadline, workdir,
-                                                dataset)
-            labels = cell_labels(notebook)
-            differing = []
-            for cell, label in labels.items():
-                record = records.get(cell)
-                if record is not None and record["outcome"] in ("passed", "skipped"):
-                    continue
-                differing.append({
-                    "cell": label,
-                    "reason": grade.reason_of(record, problem, limits),
-                    "stored": grade._trim((record or {}).get("expected", "")),
-                    "now": grade._trim((record or {}).get("actual", "")),
-                })
-            report["notebooks"][name] = {"cells": len(labels), "not_reproduced": differing}
+            run = run_notebook(box.root, name, limits, deadline, workdir, dataset)
+            report["notebooks"][name] = {"cells": len(cell_labels(notebook)),
+                                         "not_reproduced": not_reproduced(notebook, run, limits)}
     finally:
         box.cleanup()
-        sb.shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 1)
     return report
 
@@ -96,7 +103,9 @@ def render(report: dict[str, Any]) -> str:
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m kit verify", description=__doc__.split("\n\n")[1])
     p.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION")
-    p.add_argument("--out", type=Path, default=None, help="also write <submission>.verify.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write <submission>.verify.json here (a new or empty folder, "
+                        "or one kit verify made)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (60)")
     p.add_argument("--wall", type=float, default=900.0, help="seconds per submission (900)")
     p.add_argument("--memory", type=int, default=3072, help="MB per process (3072)")
@@ -107,7 +116,13 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"kit verify: no such submission: {', '.join(missing)}", file=sys.stderr)
         return 2
-    limits = grade.Limits(args.timeout, args.wall, args.memory)
+    if args.out is not None:
+        try:
+            outputs.claim_folder(args.out, OUT_STAMP)
+        except KitError as error:
+            print(f"kit verify: {error}", file=sys.stderr)
+            return 2
+    limits = Limits(args.timeout, args.wall, args.memory)
     status = 0
     for submission in args.submissions:
         report = verify_one(submission, limits, args.dataset)
@@ -115,6 +130,6 @@ def main(argv: list[str]) -> int:
         if any(nb["not_reproduced"] for nb in report["notebooks"].values()):
             status = 1
         if args.out is not None:
-            grade.write_atomic(args.out / f"{report['submission']}.verify.json",
-                               json.dumps(report, indent=1) + "\n")
+            outputs.write_atomic(args.out / f"{report['submission']}.verify.json",
+                                 json.dumps(report, indent=1) + "\n", private=True)
     return status

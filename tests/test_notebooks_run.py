@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from notebook_headings import headings_by_cell
 
 from course.tasks import NOTEBOOKS
 
@@ -29,13 +30,6 @@ RUN = os.environ.get("COURSE_RUN_NOTEBOOKS") == "1"
 def _notebooks() -> list[str]:
     found = {p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")}
     return [name for name in NOTEBOOKS if name in found] + sorted(found - set(NOTEBOOKS))
-
-
-def _heading(cell: Any) -> str | None:
-    # The last heading of the cell: the one nearest to the code cells after it.
-    headings = [line.lstrip("#").strip() for line in cell.source.split("\n")
-                if line.startswith("#")]
-    return headings[-1] if headings else None
 
 
 def place(name: str, number: int, heading: str) -> str:
@@ -54,14 +48,13 @@ def run_notebook(path: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    problems, heading = [], ""
+    problems: list[str] = []
     # The kernel imports this tree's course first, whatever .venv has installed.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         p for p in (str(TREE), os.environ.get("PYTHONPATH", "")) if p))
     with client.setup_kernel(env=env):
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type == "markdown":
-                heading = _heading(cell) or heading
+        for index, (cell, heading) in enumerate(zip(nb.cells, headings_by_cell(nb.cells),
+                                                    strict=True)):
             if cell.cell_type != "code":
                 continue
             where = place(name, index + 1, heading)

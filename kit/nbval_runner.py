@@ -1,0 +1,262 @@
+"""Run nbval over one notebook of a sandbox, under limits, and read its signed results.
+
+The grader's side of ``kit/nbval_report.py``. ``run_notebook`` starts ``pytest --nbval``
+in a process of its own with settings the grader controls (its own ``-c`` config,
+``--noconftest``, no plugin autoloading, no cache, the kit's sanitize file), a per-cell
+timeout, a wall-clock deadline and an address-space limit (``RLIMIT_AS``) that every
+process of the run inherits. When the run ends, or its deadline passes, the whole process
+tree is killed (the kernel runs in a session of its own).
+
+Per-cell results never come from the run's stdout: the report plugin writes one record
+per cell to a pipe the student's code cannot reach, each signed with an HMAC whose key
+arrives through another pipe; ``read_records`` keeps only records whose signature checks
+out. ``reason_of`` turns a record (or its absence) into a ``Reason`` that carries its
+kind: what nbval and pytest say is interpreted here, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kit.reports import ANSI, FailureKind, Reason
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = Path(__file__).resolve().parent / "nbval_report.py"
+SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout: float = 60.0  # seconds per cell
+    wall: float = 600.0  # seconds for the whole submission
+    memory_mb: int = 3072  # address space per process
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """What the report plugin said about one cell (signature checked)."""
+
+    cell: int  # nbval's code-cell index
+    outcome: str  # "passed", "failed" or "skipped"
+    when: str = "call"
+    message: str = ""  # pytest's report of a failure
+    expected: str = ""  # the text the reference output printed
+    actual: str = ""  # the text this run printed
+
+
+@dataclass
+class NotebookRun:
+    """The outcome of one notebook's run: its verified records, and whether it ended well."""
+
+    records: dict[int, CellRecord] = field(default_factory=dict)
+    problem: Reason | None = None  # why the run stopped early or ended abnormally
+    seconds: float = 0.0
+
+
+# -- the limits ----------------------------------------------------------------------------
+
+# Sets the limits, then becomes the real command. (Popen's preexec_fn would do the same,
+# but it is unsafe in a threaded program, and --jobs grades in threads.)
+_LIMIT_SHIM = (
+    "import os, resource, sys\n"
+    "limit = int(sys.argv[1]) * 1024 * 1024\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (limit, limit))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def with_limits(cmd: list[str], megabytes: int) -> list[str]:
+    """``cmd`` run under an address-space limit that every process it starts inherits."""
+    return [sys.executable, "-c", _LIMIT_SHIM, str(megabytes), *cmd]
+
+
+def kill_tree(pid: int) -> None:
+    """Kill a process and every descendant (the kernel runs in a session of its own)."""
+    try:
+        import psutil
+    except ImportError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        return
+    try:
+        parent = psutil.Process(pid)
+        procs = [*parent.children(recursive=True), parent]
+    except psutil.NoSuchProcess:
+        procs = []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
+# -- one run -------------------------------------------------------------------------------
+
+
+def _control_dir(base: Path) -> Path:
+    """A folder outside the sandbox with the plugin, the sanitize file and empty configs."""
+    control = Path(tempfile.mkdtemp(prefix="kit-grade-control-", dir=base))
+    shutil.copy(PLUGIN, control / "nbval_report.py")
+    shutil.copy(SANITIZE, control / "sanitize.cfg")
+    (control / "pytest.ini").write_text("[pytest]\naddopts =\n")
+    for sub in ("ipython", "jupyter-config", "jupyter-runtime"):
+        (control / sub).mkdir()
+    return control
+
+
+def _env(box: Path, control: Path, dataset: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COURSE_"))}
+    env.pop("PYTHONSTARTUP", None)
+    env.update(
+        PYTHONPATH=f"{box}{os.pathsep}{control}",
+        PYTHONHASHSEED="0",
+        PYTHONDONTWRITEBYTECODE="1",
+        COURSE_DATASET=dataset,
+        MPLBACKEND="Agg",
+        IPYTHONDIR=str(control / "ipython"),  # no user profile or startup files
+        JUPYTER_CONFIG_DIR=str(control / "jupyter-config"),
+        JUPYTER_RUNTIME_DIR=str(control / "jupyter-runtime"),
+        PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
+    return env
+
+
+def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits) -> list[str]:
+    return [
+        sys.executable, "-m", "pytest", "-c", str(control / "pytest.ini"),
+        "--rootdir", str(box), "--noconftest", "-p", "no:cacheprovider",
+        "-p", "nbval.plugin", "-p", "nbval_report", "--nbval", "--nbval-current-env",
+        "--nbval-sanitize-with", str(control / "sanitize.cfg"),
+        "--nbval-cell-timeout", str(int(limits.cell_timeout)), "-q", "--tb=short",
+        "-W", "ignore", str(notebook),
+    ]
+
+
+def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir: Path,
+                 dataset: str = "digits") -> NotebookRun:
+    """Run nbval over ``box/notebooks/<name>.ipynb`` with the sandbox's package first on
+    the path; return the verified per-cell records and, if the run was stopped or ended
+    abnormally, why. ``deadline`` is a ``time.monotonic()`` value."""
+    begun = time.monotonic()
+    left = deadline - begun
+    if left <= 0:
+        return NotebookRun(problem=Reason(
+            FailureKind.WALL_CLOCK, "wall-clock limit reached before this notebook started"))
+    control = _control_dir(workdir)
+    key = secrets.token_hex(32)
+    cmd = _pytest_command(box, control, box / "notebooks" / f"{name}.ipynb", limits)
+    key_read, key_write = os.pipe()
+    os.write(key_write, key.encode())
+    os.close(key_write)
+    results_read, results_write = os.pipe()
+    env = _env(box, control, dataset)
+    env.update(KIT_GRADE_KEY_FD=str(key_read), KIT_GRADE_RESULTS_FD=str(results_write))
+    try:
+        proc = subprocess.Popen(
+            with_limits(cmd, limits.memory_mb), cwd=box, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+            pass_fds=(key_read, results_write),
+        )
+    finally:
+        os.close(key_read)
+        os.close(results_write)
+    received: list[bytes] = []
+    reader = threading.Thread(target=_drain, args=(results_read, received), daemon=True)
+    reader.start()
+    problem = _wait(proc, left, limits)
+    reader.join(timeout=10)
+    text = b"".join(received).decode("utf-8", errors="replace")
+    shutil.rmtree(control, ignore_errors=True)
+    return NotebookRun(read_records(text, key), problem,
+                       round(time.monotonic() - begun, 1))
+
+
+def _wait(proc: subprocess.Popen[bytes], left: float, limits: Limits) -> Reason | None:
+    """Wait for the run (at most ``left`` seconds), then kill what is left of its tree."""
+    try:
+        _, err = proc.communicate(timeout=left)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.communicate()
+        return Reason(FailureKind.WALL_CLOCK, f"wall-clock limit of {limits.wall:g} s reached")
+    kill_tree(proc.pid)  # a kernel left behind by a crashed run
+    if proc.returncode in (0, 1):  # pytest: all passed / some failed
+        return None
+    tail = ANSI.sub("", err.decode(errors="replace")).strip().splitlines()[-3:]
+    return Reason(FailureKind.RUN_ENDED,
+                  f"the test run ended with status {proc.returncode}: {' / '.join(tail)}")
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read1(65536):
+            into.append(chunk)
+
+
+def read_records(text: str, key: str) -> dict[int, CellRecord]:
+    """The records whose signature checks out, by cell (the last one wins)."""
+    found: dict[int, CellRecord] = {}
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+            payload, mac = entry["record"], entry["mac"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        good = hmac.new(key.encode(), str(payload).encode(), hashlib.sha256).hexdigest()
+        if not (isinstance(mac, str) and hmac.compare_digest(good, mac)):
+            continue
+        record = json.loads(payload)
+        found[int(record["cell"])] = CellRecord(
+            int(record["cell"]), str(record.get("outcome", "")), str(record.get("when", "")),
+            str(record.get("message", "")), str(record.get("expected", "")),
+            str(record.get("actual", "")))
+    return found
+
+
+# -- what a record means ------------------------------------------------------------------
+
+
+def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits) -> Reason | None:
+    """Why a cell did not pass (None when it passed), with the kind of failure."""
+    if record is None:
+        return problem or Reason(FailureKind.NOT_RUN,
+                                 "no result (the run stopped before this cell)")
+    if record.outcome == "passed":
+        return None
+    if record.outcome == "skipped":
+        return Reason(FailureKind.SKIPPED, "skipped")
+    message = ANSI.sub("", record.message)
+    if "kernel died" in message or "Kernel dead" in message:
+        return Reason(FailureKind.KERNEL_DIED,
+                      "kernel died (the student's code ended the Python process)")
+    if "MemoryError" in record.actual or "MemoryError" in message:
+        return Reason(FailureKind.MEMORY,
+                      f"memory: the code needed more than the {limits.memory_mb} MB limit")
+    if "Timeout of" in message:
+        return Reason(FailureKind.TIMEOUT,
+                      f"timeout: the cell ran longer than {limits.cell_timeout:g} s")
+    if "Cell execution caused an exception" in message:
+        errors = [ln for ln in record.actual.splitlines()
+                  if re.match(r"\w+(Error|Exception)?: ", ln)]
+        return Reason(FailureKind.ERROR,
+                      f"error: {errors[-1] if errors else 'the cell raised an exception'}")
+    if "Cell outputs differ" in message:
+        return Reason(FailureKind.WRONG_OUTPUT, "wrong output")
+    return Reason(FailureKind.FAILED, "failed")
