@@ -58,6 +58,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit.errors import KitError
 from kit.isolation_cgroup import TreeCap, create_cap
 
 MODES = ("bwrap", "user", "none")
@@ -78,7 +79,7 @@ BWRAP_FLAGS = (
 )
 
 
-class IsolationError(RuntimeError):
+class IsolationError(KitError):
     """The sandbox could not be set up (a problem of the machine or the caller, never of
     the code that was to run in it)."""
 
