@@ -168,14 +168,31 @@ def _kernel_env(box: Path, home: Path, dataset: str) -> dict[str, str]:
 def _kernel_sandbox(box: Path, control: Path, workdir: Path, limits: Limits,
                     dataset: str) -> tuple[isolation.Sandbox, Path]:
     """The sandbox the notebook's kernel runs in, and the folder for its ipc sockets."""
+    mode = isolation.choose_mode(limits.isolation)
     home = Path(tempfile.mkdtemp(prefix="kernel-", dir=workdir))
     (home / "ipc").mkdir()
+    if mode == "user":
+        _let_the_sandbox_user_in(box, workdir)
     sandbox = isolation.Sandbox(
         readable=[box / "course", *isolation.dataset_paths(dataset)], writable=[home],
         cwd=home, env=_kernel_env(box, home, dataset), memory_mb=limits.memory_mb,
-        max_pids=limits.max_pids, mode=limits.isolation,
+        max_pids=limits.max_pids, mode=mode,
         protect=[ROOT / "course", ROOT / "notebooks", box / "notebooks", control])
     return sandbox, home / "ipc"
+
+
+def _let_the_sandbox_user_in(box: Path, workdir: Path) -> None:
+    """The ``user`` mode runs the kernel as another user (no namespaces to bind folders
+    into): it must reach the sandbox's package and its own folder, and must not read the
+    notebooks (their reference outputs) or the control folders. The grader made all of
+    these, as private temp folders; ``box.restore()`` recreates them, so this runs before
+    each notebook."""
+    for folder in (box, workdir):
+        folder.chmod(0o711)  # others may pass through to what they are given, not list
+    if (box / "notebooks").exists():
+        (box / "notebooks").chmod(0o700)
+    for path in [box / "course", *(box / "course").rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
 
 
 def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits,
