@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from course._checks import expect_float_dtype, expect_int, expect_seed, invalid
+
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
@@ -254,8 +256,9 @@ def load_CIFAR10(
         DatasetError: a file is missing or damaged.
     """
     if (ROOT is None) == (root is None):
-        raise TypeError("load_CIFAR10: give the cifar-10-batches-py folder once, as ROOT "
-                        f"(or its old name root); got ROOT={ROOT!r}, root={root!r}")
+        raise invalid("load_CIFAR10", "give the cifar-10-batches-py folder once, as ROOT "
+                                      f"(or its old name root); got ROOT={ROOT!r}, "
+                                      f"root={root!r}")
     root = Path(ROOT if root is None else root)
     _check_cifar_folder(root)
     parts = [load_CIFAR_batch(root / name) for name in CIFAR10_TRAIN_FILES]
@@ -266,22 +269,13 @@ def load_CIFAR10(
     return Xtr, Ytr, Xte, Yte
 
 
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _check_float_dtype(dtype: Any) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype must be a numpy floating dtype, got {dtype!r}") from None
-    if not np.issubdtype(dt, np.floating):
-        raise ValueError(f"dtype must be a floating dtype (e.g. np.float32), got {dt}")
-    return dt
+def _check_split_arguments(func: str, num_training: Any, num_validation: Any, num_test: Any,
+                           dtype: Any) -> tuple[int, int, int, np.dtype]:
+    """The split sizes as ints (at least one training row) and the dtype as a float dtype."""
+    return (expect_int(func, "num_training", num_training, 1),  # type: ignore[return-value]
+            expect_int(func, "num_validation", num_validation, 0),
+            expect_int(func, "num_test", num_test, 0),
+            expect_float_dtype(func, dtype))
 
 
 def _finish(
@@ -342,10 +336,8 @@ def get_CIFAR10_data(
         DatasetError: the folder is missing, incomplete or damaged.
         ValueError: the requested splits need more rows than the files hold.
     """
-    num_training = _check_count("num_training", num_training, 1)
-    num_validation = _check_count("num_validation", num_validation, 0)
-    num_test = _check_count("num_test", num_test, 0)
-    dt = _check_float_dtype(dtype)
+    num_training, num_validation, num_test, dt = _check_split_arguments(
+        "get_CIFAR10_data", num_training, num_validation, num_test, dtype)
     root = _default_cifar_root() if root is None else Path(root)
     _check_cifar_folder(root)
     class_names = load_cifar10_class_names(root)
@@ -377,17 +369,15 @@ def get_CIFAR10_data(
         start = stop
         del X, y
     if start < wanted:
-        raise ValueError(
+        raise invalid("get_CIFAR10_data", (
             f"num_training + num_validation = {num_training} + {num_validation} = {wanted} "
-            f"rows requested, but the training batches in {root} hold only {start}"
-        )
+            f"rows requested, but the training batches in {root} hold only {start}"))
 
     Xte, yte = load_CIFAR_batch(root / CIFAR10_TEST_FILE)
     if num_test > Xte.shape[0]:
-        raise ValueError(
+        raise invalid("get_CIFAR10_data", (
             f"num_test = {num_test} rows requested, but {root / CIFAR10_TEST_FILE} "
-            f"holds only {Xte.shape[0]}"
-        )
+            f"holds only {Xte.shape[0]}"))
     X_test = Xte[:num_test].astype(dt)  # astype copies, so the full uint8 test set can go
     y_test = yte[:num_test].copy()
     del Xte, yte
@@ -440,16 +430,14 @@ def get_digits_data(
     Raises:
         ValueError: the three sizes add up to more than 1797.
     """
-    num_training = _check_count("num_training", num_training, 1)
-    num_validation = _check_count("num_validation", num_validation, 0)
-    num_test = _check_count("num_test", num_test, 0)
+    num_training, num_validation, num_test, dt = _check_split_arguments(
+        "get_digits_data", num_training, num_validation, num_test, dtype)
+    expect_seed("get_digits_data", seed)
     total = num_training + num_validation + num_test
     if total > DIGITS_COUNT:
-        raise ValueError(
+        raise invalid("get_digits_data", (
             f"num_training + num_validation + num_test = {num_training} + {num_validation} + "
-            f"{num_test} = {total}, but the digits dataset has only {DIGITS_COUNT} images"
-        )
-    dt = _check_float_dtype(dtype)
+            f"{num_test} = {total}, but the digits dataset has only {DIGITS_COUNT} images"))
 
     # Imported here: scikit-learn takes a second to import and CIFAR-10 users never need it.
     from sklearn.datasets import load_digits
@@ -525,9 +513,9 @@ def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]
     else:
         name, source = "auto", ""
     key = name.strip().lower()
-    if key not in DATASETS:
+    if key not in DATASETS:  # case and surrounding spaces do not matter
         where = "dataset" if dataset is not None else "COURSE_DATASET"
-        raise ValueError(f"{where} must be one of {', '.join(map(repr, DATASETS))}; got {name!r}")
+        raise invalid("get_data", f"{where} must be one of {DATASETS!r}; got {name!r}")
 
     if key != "digits":
         _check_data_dir_setting()

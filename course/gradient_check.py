@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from course._checks import expect_float_array, expect_int, expect_seed, expect_shape, invalid
+
 __all__ = [
     "CheckResult",
     "check_close",
@@ -65,13 +67,7 @@ class CheckResult:
 def _require_float_array(func: str, name: str, x: object) -> np.ndarray:
     """Return ``x`` if it is a floating-point ndarray; a numeric gradient perturbs it in place,
     which is impossible for a Python scalar and silently wrong for an integer array."""
-    if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating):
-        got = f"ndarray of dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
-        raise ValueError(
-            f"{func}: {name} must be a floating-point numpy array (it is perturbed in place); "
-            f"got {got}"
-        )
-    return x
+    return expect_float_array(func, name, x, "it is perturbed in place")
 
 
 def _centred_difference(
@@ -112,10 +108,9 @@ def eval_numerical_gradient(
     for ix in np.ndindex(*x.shape):
         f_plus, f_minus = _centred_difference(f, x, ix, h)
         if f_plus.shape != ():
-            raise ValueError(
-                "eval_numerical_gradient: f must return a scalar; "
-                f"got an output of shape {f_plus.shape} (use eval_numerical_gradient_array)"
-            )
+            raise invalid("eval_numerical_gradient", (
+                f"f must return a scalar; got an output of shape {f_plus.shape} (use "
+                "eval_numerical_gradient_array)"))
         grad[ix] = (f_plus - f_minus) / (2 * h)
         if verbose:
             print(f"numeric gradient at index {ix}: {grad[ix]:.6e}")
@@ -144,11 +139,8 @@ def eval_numerical_gradient_array(
     grad = np.zeros(x.shape, dtype=np.float64)
     for ix in np.ndindex(*x.shape):
         f_plus, f_minus = _centred_difference(f, x, ix, h)
-        if f_plus.shape != df.shape:
-            raise ValueError(
-                "eval_numerical_gradient_array: df must have the shape of f's output "
-                f"{f_plus.shape}; got df.shape = {df.shape}"
-            )
+        expect_shape("eval_numerical_gradient_array", "df", df, f_plus.shape,
+                     "(the shape of f's output)")
         grad[ix] = np.sum((f_plus - f_minus) * df) / (2 * h)
     return grad
 
@@ -185,15 +177,12 @@ def grad_check_sparse(
     """
     x = _require_float_array("grad_check_sparse", "x", x)
     analytic_grad = np.asarray(analytic_grad)
-    if analytic_grad.shape != x.shape:
-        raise ValueError(
-            f"grad_check_sparse: analytic_grad must have x's shape {x.shape}; "
-            f"got analytic_grad.shape = {analytic_grad.shape}"
-        )
+    expect_shape("grad_check_sparse", "analytic_grad", analytic_grad, x.shape, "(the shape of x)")
     if x.size == 0:
-        raise ValueError(
-            f"grad_check_sparse: x must have at least one entry; got x.shape = {x.shape}"
-        )
+        raise invalid("grad_check_sparse", f"x must have at least one entry; got x.shape = "
+                                           f"{x.shape}")
+    expect_int("grad_check_sparse", "num_checks", num_checks)
+    expect_seed("grad_check_sparse", seed)
     if seed is None:  # numpy's global state, so np.random.seed(...) repeats the picks
         flat_picks = np.random.randint(0, x.size, size=num_checks)
     else:
@@ -227,10 +216,8 @@ def rel_error(x: np.ndarray | float, y: np.ndarray | float) -> float:
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape:
-        raise ValueError(
-            f"rel_error: x and y must have the same shape; got x.shape = {x.shape}, "
-            f"y.shape = {y.shape}"
-        )
+        raise invalid("rel_error", f"x and y must have the same shape; got x.shape = {x.shape}, "
+                                   f"y.shape = {y.shape}")
     if x.size == 0:
         return 0.0
     scale = np.maximum(_REL_ERROR_FLOOR, np.abs(x) + np.abs(y))

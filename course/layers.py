@@ -11,7 +11,11 @@ layer normalisation (notebook 2), dropout (notebook 3) and the convolutional lay
 (notebook 4) follow them, in that order.
 
 Names of sizes: ``N`` rows in a minibatch, ``D`` inputs and ``M`` outputs of an affine
-layer, ``C`` classes.
+layer, ``C`` classes (CONTRIBUTING.md has the whole glossary).
+
+Each function first checks its inputs with the validators of ``course._checks``. Those
+lines sit outside the solution regions, so they stay in the student release: a shape
+mistake fails loudly at the layer that received the bad array, not three layers on.
 """
 
 from __future__ import annotations
@@ -20,75 +24,46 @@ from typing import Any
 
 import numpy as np
 
+from course._checks import (
+    conv_geometry,
+    expect_choice,
+    expect_dict,
+    expect_ndim,
+    expect_number,
+    expect_real_arrays,
+    expect_seed,
+    expect_shape,
+    group_norm_inputs,
+    norm_eps,
+    norm_inputs,
+    pool_geometry,
+    scores_and_labels,
+    spatial_norm_inputs,
+)
+
 __all__ = [
     "affine_backward",
     "affine_forward",
     "batchnorm_backward",
     "batchnorm_backward_alt",
     "batchnorm_forward",
+    "conv_backward_naive",
+    "conv_forward_naive",
     "dropout_backward",
     "dropout_forward",
     "layernorm_backward",
     "layernorm_forward",
+    "max_pool_backward_naive",
+    "max_pool_forward_naive",
     "relu_backward",
     "relu_forward",
     "softmax_loss",
+    "spatial_batchnorm_backward",
+    "spatial_batchnorm_forward",
+    "spatial_groupnorm_backward",
+    "spatial_groupnorm_forward",
     "svm_loss",
 ]
-
-
-# ---------------------------------------------------------------------------------------
-# Input validation. It sits outside the solution regions, so students keep it: a shape
-# mistake then fails loudly at the layer that received the bad array, not three layers on.
-# ---------------------------------------------------------------------------------------
-
-
-def _expect_shape(func: str, name: str, arr: np.ndarray, expected: tuple[int, ...],
-                  meaning: str = "") -> None:
-    """Raise ValueError unless ``arr.shape == expected``; ``meaning`` explains the dims."""
-    if arr.shape != tuple(expected):
-        dims = f" {meaning}" if meaning else ""
-        raise ValueError(
-            f"{func}: {name} must have shape {tuple(expected)}{dims}; "
-            f"got {name}.shape = {arr.shape}"
-        )
-
-
-def _expect_numeric(func: str, **arrays: Any) -> tuple[np.ndarray, ...]:
-    """Return each named input as an array; ValueError unless it holds real numbers.
-
-    Bool arrays would compute logical results (``True + True`` is ``True`` in a matrix
-    product), and object or string arrays fail deep inside numpy; say which input it was.
-    """
-    result = []
-    for name, value in arrays.items():
-        arr = np.asarray(value)
-        if arr.dtype.kind not in "iuf":
-            raise ValueError(f"{func}: {name} must be an array of real numbers (an int or "
-                             f"float dtype); got {name}.dtype = {arr.dtype}")
-        result.append(arr)
-    return tuple(result)
-
-
-def _validate_scores_and_labels(func: str, x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``x`` as an (N, C) array and ``y`` as an (N,) integer array with labels in [0, C)."""
-    (x,) = _expect_numeric(func, x=x)
-    y = np.asarray(y)
-    if x.ndim != 2:
-        raise ValueError(f"{func}: x must have shape (N, C) (one row of class scores per "
-                         f"example); got x.shape = {x.shape}")
-    N, C = x.shape
-    if N == 0 or C == 0:
-        raise ValueError(f"{func}: x must have shape (N, C) with N >= 1 and C >= 1; "
-                         f"got x.shape = {x.shape}")
-    _expect_shape(func, "y", y, (N,), "(one label per row of x)")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{func}: y must hold integer class labels; got y.dtype = {y.dtype}")
-    if y.min() < 0 or y.max() >= C:
-        bad = y[(y < 0) | (y >= C)][0]
-        raise ValueError(f"{func}: y must hold labels in [0, C) with C = {C} (the columns of "
-                         f"x); got label {bad}")
-    return x, y
 
 
 # ---------------------------------------------------------------------------------------
@@ -117,17 +92,15 @@ def affine_forward(
     What to write [task 1.1]: compute the output and store it in ``out``. ``N`` and ``D``
     are already defined for you; the code after your part builds ``cache`` and returns.
     """
-    x, w, b = _expect_numeric("affine_forward", x=x, w=w, b=b)
-    if x.ndim < 2:
-        raise ValueError("affine_forward: x must have shape (N, d1, ..., dk) with at least "
-                         f"one non-batch dim; got x.shape = {x.shape}")
+    x, w, b = expect_real_arrays("affine_forward", x=x, w=w, b=b)
+    expect_ndim("affine_forward", "x", x, "(N, d1, ..., dk)", "with at least one non-batch dim",
+                min_ndim=2)
     N = x.shape[0]
     D = int(np.prod(x.shape[1:]))
-    if w.ndim != 2 or w.shape[0] != D:
-        raise ValueError(f"affine_forward: w must have shape (D, M) with D = {D} (the product "
-                         f"of x's non-batch dims); got w.shape = {w.shape}")
+    expect_shape("affine_forward", "w", w, ("D", "M"), "(the product of x's non-batch dims)",
+                 D=D)
     M = w.shape[1]
-    _expect_shape("affine_forward", "b", b, (M,), f"(M,) with M = {M} (the columns of w)")
+    expect_shape("affine_forward", "b", b, ("M",), "(the columns of w)", M=M)
 
     # BEGIN SOLUTION 1.1
     x_flat = x.reshape(N, D)  # (N, d1, ..., dk) -> (N, D)
@@ -157,10 +130,10 @@ def affine_backward(
     ``b`` was added to every row of the output.
     """
     x, w, _ = cache  # b is not needed: db depends on dout alone
-    (dout,) = _expect_numeric("affine_backward", dout=dout)
+    (dout,) = expect_real_arrays("affine_backward", dout=dout)
     N = x.shape[0]
     D, M = w.shape
-    _expect_shape("affine_backward", "dout", dout, (N, M), "(N, M), the shape of out")
+    expect_shape("affine_backward", "dout", dout, ("N", "M"), "(the shape of out)", N=N, M=M)
 
     # BEGIN SOLUTION 1.2
     x_flat = x.reshape(N, D)  # (N, d1, ..., dk) -> (N, D)
@@ -188,7 +161,7 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype.
     """
-    (x,) = _expect_numeric("relu_forward", x=x)
+    (x,) = expect_real_arrays("relu_forward", x=x)
 
     # BEGIN SOLUTION 1.3
     out = np.maximum(x, 0)
@@ -214,11 +187,11 @@ def relu_backward(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
     already defined for you.
     """
     x = cache
-    (dout,) = _expect_numeric("relu_backward", dout=dout)
-    _expect_shape("relu_backward", "dout", dout, x.shape, "(the shape of x)")
+    (dout,) = expect_real_arrays("relu_backward", dout=dout)
+    expect_shape("relu_backward", "dout", dout, x.shape, "(the shape of x)")
 
     # BEGIN SOLUTION 1.4
-    dx = dout * (x > 0)
+    dx = dout * (x > 0)  # x's shape: the slope is 1 where x > 0, else 0
     # END SOLUTION
     return dx
 
@@ -236,9 +209,17 @@ def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     ``p[i, j] = exp(x[i, j]) / sum_k exp(x[i, k])`` and the loss is
     ``loss = -(1/N) sum_i log p[i, y[i]]``.
 
-    Scores may be large (1e4 and more): ``exp`` of them overflows. Subtract each row's
-    maximum from the row first; the probabilities do not change and the largest exponent
-    becomes ``exp(0) = 1``.
+    Scores may be huge (1e4 and more), and the loss must stay finite. Two steps do it:
+
+    1. Subtract each row's maximum from the row, ``s[i, j] = x[i, j] - max_k x[i, k]``: the
+       probabilities do not change, and ``exp`` can no longer overflow (the largest
+       exponent is ``exp(0) = 1``).
+    2. Never take ``log`` of a probability: with scores that far apart, ``exp`` of the
+       other entries underflows to 0, and ``log(0)`` is ``-inf``. Compute the
+       log-probabilities directly, in log-sum-exp form,
+       ``log p[i, j] = s[i, j] - log(sum_k exp(s[i, k]))``: each sum is at least 1 (its
+       largest term is ``exp(0)``), so its ``log`` is finite. The gradient needs ``p``
+       itself, which is ``exp(log p)`` (an entry that underflows to 0 is harmless there).
 
     Inputs:
     - x: scores, shape (N, C).
@@ -251,7 +232,7 @@ def softmax_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     What to write [task 1.5]: compute the loss and its gradient and store them in
     ``loss`` and ``dx``; ``N`` is already defined for you.
     """
-    x, y = _validate_scores_and_labels("softmax_loss", x, y)
+    x, y = scores_and_labels("softmax_loss", x, y)
     N = x.shape[0]
 
     # BEGIN SOLUTION 1.5
@@ -275,6 +256,10 @@ def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     1 of the correct class's score:
     ``loss = (1/N) sum_i sum_{j != y[i]} max(0, x[i, j] - x[i, y[i]] + 1)``.
 
+    Huge scores (1e4 and more) need no special care here, unlike in ``softmax_loss``:
+    only differences of scores enter, and there is no ``exp`` or ``log``. Compute the
+    margins ``x[i, j] - x[i, y[i]] + 1`` directly and the loss stays finite.
+
     Inputs:
     - x: scores, shape (N, C).
     - y: integer labels, shape (N,), each in [0, C).
@@ -287,7 +272,7 @@ def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     What to write [task 1.6]: compute the loss and its gradient and store them in
     ``loss`` and ``dx``; ``N`` is already defined for you.
     """
-    x, y = _validate_scores_and_labels("svm_loss", x, y)
+    x, y = scores_and_labels("svm_loss", x, y)
     N = x.shape[0]
 
     # BEGIN SOLUTION 1.6
@@ -309,31 +294,6 @@ def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
 # ---------------------------------------------------------------------------------------
 
 BN_MODES = ("train", "test")
-
-
-def _validate_norm_inputs(func: str, x: Any, gamma: Any, beta: Any,
-                          param: Any, param_name: str) -> tuple[np.ndarray, np.ndarray,
-                                                                np.ndarray]:
-    """Return x (N, D), gamma (D,), beta (D,) as arrays, or raise ValueError naming the
-    argument that is wrong."""
-    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
-    if x.ndim != 2:
-        raise ValueError(f"{func}: x must have shape (N, D) (one row per example); "
-                         f"got x.shape = {x.shape}")
-    D = x.shape[1]
-    _expect_shape(func, "gamma", gamma, (D,), f"(D,) with D = {D} (the columns of x)")
-    _expect_shape(func, "beta", beta, (D,), f"(D,) with D = {D} (the columns of x)")
-    if not isinstance(param, dict):
-        raise ValueError(f"{func}: {param_name} must be a dict; got {type(param).__name__}")
-    return x, gamma, beta
-
-
-def _norm_eps(func: str, param: dict, param_name: str) -> float:
-    """``param["eps"]`` (default 1e-5), which must be a positive number."""
-    eps = param.get("eps", 1e-5)
-    if not (isinstance(eps, (int, float, np.floating)) and eps > 0):
-        raise ValueError(f"{func}: {param_name}['eps'] must be a positive number; got {eps!r}")
-    return float(eps)
 
 
 def batchnorm_forward(
@@ -372,19 +332,18 @@ def batchnorm_forward(
     ``running_mean`` and ``running_var`` are already defined for you; the code after your
     part stores the running averages back into ``bn_param``.
     """
-    x, gamma, beta = _validate_norm_inputs("batchnorm_forward", x, gamma, beta,
-                                           bn_param, "bn_param")
+    x, gamma, beta = norm_inputs("batchnorm_forward", x, gamma, beta, bn_param, "bn_param")
     mode = bn_param.get("mode")
-    if mode not in BN_MODES:
-        raise ValueError(f"batchnorm_forward: bn_param['mode'] must be one of {BN_MODES}; "
-                         f"got {mode!r}")
-    eps = _norm_eps("batchnorm_forward", bn_param, "bn_param")
-    momentum = bn_param.get("momentum", 0.9)
+    expect_choice("batchnorm_forward", "bn_param['mode']", mode, BN_MODES)
+    eps = norm_eps("batchnorm_forward", bn_param, "bn_param")
+    momentum = expect_number("batchnorm_forward", "bn_param['momentum']",
+                             bn_param.get("momentum", 0.9), "[0, 1]")
     D = x.shape[1]
     running_mean = np.asarray(bn_param.get("running_mean", np.zeros(D, dtype=x.dtype)))
     running_var = np.asarray(bn_param.get("running_var", np.zeros(D, dtype=x.dtype)))
-    _expect_shape("batchnorm_forward", "bn_param['running_mean']", running_mean, (D,))
-    _expect_shape("batchnorm_forward", "bn_param['running_var']", running_var, (D,))
+    for name, running in (("running_mean", running_mean), ("running_var", running_var)):
+        expect_shape("batchnorm_forward", f"bn_param[{name!r}]", running, ("D",),
+                     "(the columns of x)", D=D)
 
     # BEGIN SOLUTION 2.1
     if mode == "train":
@@ -429,27 +388,25 @@ def batchnorm_backward(
     What to write [task 2.2]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
     """
     dout = np.asarray(dout)
-    if dout.ndim != 2:
-        raise ValueError(f"batchnorm_backward: dout must have shape (N, D), the shape of "
-                         f"out; got dout.shape = {dout.shape}")
+    expect_ndim("batchnorm_backward", "dout", dout, "(N, D)", "(the shape of out)")
 
     # BEGIN SOLUTION 2.2
-    x_hat, centred, std, gamma = cache
+    x_hat, centred, std, gamma = cache  # (N, D), (N, D), (D,), (D,)
     N = dout.shape[0]
-    dbeta = dout.sum(axis=0)  # out = scaled + beta
-    dgamma = np.sum(dout * x_hat, axis=0)  # scaled = gamma * x_hat
-    dx_hat = dout * gamma  # (N, D)
+    dbeta = dout.sum(axis=0)  # (N, D) -> (D,); out = scaled + beta
+    dgamma = np.sum(dout * x_hat, axis=0)  # (N, D) -> (D,); scaled = gamma * x_hat
+    dx_hat = dout * gamma  # (N, D) * (D,) -> (N, D)
     # x_hat = centred * inv_std with inv_std = 1 / std
-    inv_std = 1.0 / std
-    dinv_std = np.sum(dx_hat * centred, axis=0)  # (D,): inv_std is shared by all rows
-    dcentred = dx_hat * inv_std  # first path into centred
-    dstd = -dinv_std / std**2  # d(1/s)/ds = -1/s^2
-    dvar = dstd * 0.5 / std  # std = sqrt(var + eps)
+    inv_std = 1.0 / std  # (D,)
+    dinv_std = np.sum(dx_hat * centred, axis=0)  # (N, D) -> (D,): shared by all rows
+    dcentred = dx_hat * inv_std  # (N, D), the first path into centred
+    dstd = -dinv_std / std**2  # (D,); d(1/s)/ds = -1/s^2
+    dvar = dstd * 0.5 / std  # (D,); std = sqrt(var + eps)
     # var = mean(centred^2): each row of centred gets 2 * centred / N of dvar
-    dcentred += 2.0 * centred * dvar / N
+    dcentred += 2.0 * centred * dvar / N  # (N, D) * (D,) -> (N, D)
     # centred = x - mu, mu = mean(x): x gets dcentred directly and -mean(dcentred) via mu
-    dmu = -dcentred.sum(axis=0)
-    dx = dcentred + dmu / N
+    dmu = -dcentred.sum(axis=0)  # (N, D) -> (D,)
+    dx = dcentred + dmu / N  # (N, D) + (D,) -> (N, D)
     # END SOLUTION
     return dx, dgamma, dbeta
 
@@ -473,12 +430,10 @@ def batchnorm_backward_alt(
     What to write [task 2.3]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
     """
     dout = np.asarray(dout)
-    if dout.ndim != 2:
-        raise ValueError(f"batchnorm_backward_alt: dout must have shape (N, D), the shape "
-                         f"of out; got dout.shape = {dout.shape}")
+    expect_ndim("batchnorm_backward_alt", "dout", dout, "(N, D)", "(the shape of out)")
 
     # BEGIN SOLUTION 2.3
-    x_hat, _, std, gamma = cache
+    x_hat, _, std, gamma = cache  # (N, D), -, (D,), (D,)
     N = dout.shape[0]
     dbeta = dout.sum(axis=0)  # (D,)
     dgamma = np.sum(dout * x_hat, axis=0)  # (D,)
@@ -518,9 +473,8 @@ def layernorm_forward(
 
     What to write [task 2.4]: compute ``out`` and ``cache``; ``eps`` is defined for you.
     """
-    x, gamma, beta = _validate_norm_inputs("layernorm_forward", x, gamma, beta,
-                                           ln_param, "ln_param")
-    eps = _norm_eps("layernorm_forward", ln_param, "ln_param")
+    x, gamma, beta = norm_inputs("layernorm_forward", x, gamma, beta, ln_param, "ln_param")
+    eps = norm_eps("layernorm_forward", ln_param, "ln_param")
 
     # BEGIN SOLUTION 2.4
     mu = x.mean(axis=1, keepdims=True)  # (N, 1)
@@ -553,17 +507,16 @@ def layernorm_backward(
     What to write [task 2.5]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
     """
     dout = np.asarray(dout)
-    if dout.ndim != 2:
-        raise ValueError(f"layernorm_backward: dout must have shape (N, D), the shape of "
-                         f"out; got dout.shape = {dout.shape}")
+    expect_ndim("layernorm_backward", "dout", dout, "(N, D)", "(the shape of out)")
 
     # BEGIN SOLUTION 2.5
-    x_hat, std, gamma = cache
-    dbeta = dout.sum(axis=0)
-    dgamma = np.sum(dout * x_hat, axis=0)
-    g = dout * gamma  # (N, D)
+    x_hat, std, gamma = cache  # (N, D), (N, 1), (D,)
+    dbeta = dout.sum(axis=0)  # (N, D) -> (D,)
+    dgamma = np.sum(dout * x_hat, axis=0)  # (N, D) -> (D,)
+    g = dout * gamma  # (N, D) * (D,) -> (N, D)
+    # The means run along each row (axis 1), as the statistics did: (N, D) -> (N, 1).
     dx = (g - g.mean(axis=1, keepdims=True)
-          - x_hat * np.mean(g * x_hat, axis=1, keepdims=True)) / std
+          - x_hat * np.mean(g * x_hat, axis=1, keepdims=True)) / std  # (N, D)
     # END SOLUTION
     return dx, dgamma, dbeta
 
@@ -602,18 +555,13 @@ def dropout_forward(x: np.ndarray, dropout_param: dict[str, Any]) -> tuple[np.nd
     ``cache``.
     """
     x = np.asarray(x)
-    if not isinstance(dropout_param, dict):
-        raise ValueError("dropout_forward: dropout_param must be a dict; got "
-                         f"{type(dropout_param).__name__}")
-    p = dropout_param.get("p")
-    if isinstance(p, bool) or not isinstance(p, (int, float, np.number)) or not 0 < p <= 1:
-        raise ValueError("dropout_forward: dropout_param['p'] (the keep probability) must "
-                         f"be a number with 0 < p <= 1; got {p!r}")
+    expect_dict("dropout_forward", "dropout_param", dropout_param)
+    p = expect_number("dropout_forward", "dropout_param['p'] (the keep probability)",
+                      dropout_param.get("p"), "(0, 1]")
     mode = dropout_param.get("mode")
-    if mode not in DROPOUT_MODES:
-        raise ValueError(f"dropout_forward: dropout_param['mode'] must be one of "
-                         f"{DROPOUT_MODES}; got {mode!r}")
+    expect_choice("dropout_forward", "dropout_param['mode']", mode, DROPOUT_MODES)
     seed = dropout_param.get("seed")
+    expect_seed("dropout_forward", seed, "dropout_param['seed']")
     # A fresh generator per call makes a seeded mask repeat; without a seed, the legacy
     # global state (np.random.random) lets np.random.seed(...) make a notebook repeatable.
     rng: Any = np.random if seed is None else np.random.default_rng(seed)
@@ -647,102 +595,19 @@ def dropout_backward(dout: np.ndarray, cache: tuple[dict[str, Any], Any]) -> np.
     dout = np.asarray(dout)
     mode = dropout_param["mode"]
     if mask is not None:
-        _expect_shape("dropout_backward", "dout", dout, mask.shape, "(the shape of x)")
+        expect_shape("dropout_backward", "dout", dout, mask.shape, "(the shape of x)")
 
     # BEGIN SOLUTION 3.2
-    dx = dout * mask if mode == "train" else dout
+    dx = dout * mask if mode == "train" else dout  # x's shape, like mask and dout
     # END SOLUTION
     return dx
 
 
 # ---------------------------------------------------------------------------------------
 # Convolutional layers (notebook 4): convolution, max pooling, spatial normalisation.
-# Images are NCHW: N examples, C channels, H rows, W columns. The geometry checks sit
-# outside the solution regions and are shared with course.fast_layers.
+# Images are NCHW: N examples, C channels, H rows, W columns. The geometry checks
+# (course._checks.conv_geometry, pool_geometry) are shared with course.fast_layers.
 # ---------------------------------------------------------------------------------------
-
-__all__ += [
-    "conv_backward_naive",
-    "conv_forward_naive",
-    "max_pool_backward_naive",
-    "max_pool_forward_naive",
-    "spatial_batchnorm_backward",
-    "spatial_batchnorm_forward",
-    "spatial_groupnorm_backward",
-    "spatial_groupnorm_forward",
-]
-
-
-def _int_param(func: str, params: dict, key: str, minimum: int, pname: str) -> int:
-    """Return ``params[key]`` as an int >= minimum, or raise ValueError naming it."""
-    if not isinstance(params, dict) or key not in params:
-        raise ValueError(f"{func}: {pname} must be a dict with key {key!r}; got {params!r}")
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{func}: {pname}[{key!r}] must be an integer >= {minimum}; "
-                         f"got {value!r}")
-    return int(value)
-
-
-def _check_4d(func: str, name: str, arr: np.ndarray, layout: str) -> None:
-    if arr.ndim != 4:
-        raise ValueError(f"{func}: {name} must have shape {layout}; got {name}.shape = "
-                         f"{arr.shape}")
-
-
-def conv_geometry(func: str, x_shape: tuple[int, ...], w_shape: tuple[int, ...],
-                  b_shape: tuple[int, ...], conv_param: dict) -> tuple[int, int, int, int]:
-    """Validate a convolution's shapes and return ``(stride, pad, H_out, W_out)``.
-
-    ``H_out = 1 + (H + 2 * pad - HH) / stride`` must be a whole number (and the same for
-    the width), the filter must fit inside the padded input, and the channels of x and w
-    must agree. Anything else raises ValueError showing the numbers.
-    """
-    _N, C, H, W = x_shape
-    F, Cw, HH, WW = w_shape
-    stride = _int_param(func, conv_param, "stride", 1, "conv_param")
-    pad = _int_param(func, conv_param, "pad", 0, "conv_param")
-    if Cw != C:
-        raise ValueError(f"{func}: w must have shape (F, C, HH, WW) with C = {C} (the channels "
-                         f"of x); got w.shape = {tuple(w_shape)}")
-    if tuple(b_shape) != (F,):
-        raise ValueError(f"{func}: b must have shape (F,) with F = {F} (the filters of w); "
-                         f"got b.shape = {tuple(b_shape)}")
-    sizes = []
-    for axis, size, k in (("height", H, HH), ("width", W, WW)):
-        padded = size + 2 * pad
-        if k > padded:
-            raise ValueError(f"{func}: filter {axis} {k} is larger than the padded input "
-                             f"{axis} {size} + 2*{pad} = {padded}")
-        if (padded - k) % stride:
-            raise ValueError(f"{func}: output {axis} 1 + ({size} + 2*{pad} - {k}) / {stride} "
-                             f"is not an integer; choose stride and pad so that "
-                             f"{stride} divides {padded - k}")
-        sizes.append(1 + (padded - k) // stride)
-    return stride, pad, sizes[0], sizes[1]
-
-
-def pool_geometry(func: str, x_shape: tuple[int, ...],
-                  pool_param: dict) -> tuple[int, int, int, int, int]:
-    """Validate a max pool's geometry; return ``(ph, pw, stride, H_out, W_out)``.
-
-    No padding: ``H_out = 1 + (H - ph) / stride`` must be a whole number and the window
-    must fit inside the input (likewise for the width); otherwise ValueError.
-    """
-    _, _, H, W = x_shape
-    ph = _int_param(func, pool_param, "pool_height", 1, "pool_param")
-    pw = _int_param(func, pool_param, "pool_width", 1, "pool_param")
-    stride = _int_param(func, pool_param, "stride", 1, "pool_param")
-    sizes = []
-    for axis, size, k in (("height", H, ph), ("width", W, pw)):
-        if k > size:
-            raise ValueError(f"{func}: pool {axis} {k} is larger than the input {axis} {size}")
-        if (size - k) % stride:
-            raise ValueError(f"{func}: output {axis} 1 + ({size} - {k}) / {stride} is not an "
-                             f"integer; choose a stride that divides {size - k}")
-        sizes.append(1 + (size - k) // stride)
-    return ph, pw, stride, sizes[0], sizes[1]
-
 
 def conv_forward_naive(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict
@@ -777,8 +642,8 @@ def conv_forward_naive(
     are defined for you (``np.pad`` pads; use loops, speed comes later).
     """
     x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    _check_4d("conv_forward_naive", "x", x, "(N, C, H, W)")
-    _check_4d("conv_forward_naive", "w", w, "(F, C, HH, WW)")
+    expect_ndim("conv_forward_naive", "x", x, "(N, C, H, W)")
+    expect_ndim("conv_forward_naive", "w", w, "(F, C, HH, WW)")
     stride, pad, H_out, W_out = conv_geometry("conv_forward_naive", x.shape, w.shape,
                                               b.shape, conv_param)
     N, F = x.shape[0], w.shape[0]
@@ -824,23 +689,24 @@ def conv_backward_naive(
                                               b.shape, conv_param)
     N, F = x.shape[0], w.shape[0]
     HH, WW = w.shape[2:]
-    _expect_shape("conv_backward_naive", "dout", dout, (N, F, H_out, W_out),
-                  "(N, F, H_out, W_out), the shape of out")
+    expect_shape("conv_backward_naive", "dout", dout, ("N", "F", "H_out", "W_out"),
+                 "(the shape of out)", N=N, F=F, H_out=H_out, W_out=W_out)
 
     # BEGIN SOLUTION 4.2
-    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(x, dout))
-    dw = np.zeros(w.shape, dtype=np.result_type(w, dout))
-    db = dout.sum(axis=(0, 2, 3))
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H + 2p, W + 2p)
+    dx_pad = np.zeros(x_pad.shape, dtype=np.result_type(x, dout))  # (N, C, H + 2p, W + 2p)
+    dw = np.zeros(w.shape, dtype=np.result_type(w, dout))  # (F, C, HH, WW)
+    db = dout.sum(axis=(0, 2, 3))  # (N, F, H_out, W_out) -> (F,)
     for n in range(N):
         for f in range(F):
             for i in range(H_out):
                 top = i * stride
                 for j in range(W_out):
                     left = j * stride
-                    g = dout[n, f, i, j]
-                    dw[f] += g * x_pad[n, :, top:top + HH, left:left + WW]
-                    dx_pad[n, :, top:top + HH, left:left + WW] += g * w[f]
+                    g = dout[n, f, i, j]  # a scalar
+                    dw[f] += g * x_pad[n, :, top:top + HH, left:left + WW]  # (C, HH, WW)
+                    dx_pad[n, :, top:top + HH, left:left + WW] += g * w[f]  # (C, HH, WW)
+    # Drop the padding's share: (N, C, H + 2p, W + 2p) -> (N, C, H, W).
     dx = dx_pad[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
     # END SOLUTION
     return dx, dw, db
@@ -866,7 +732,7 @@ def max_pool_forward_naive(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray,
     ``W_out`` are defined for you.
     """
     x = np.asarray(x)
-    _check_4d("max_pool_forward_naive", "x", x, "(N, C, H, W)")
+    expect_ndim("max_pool_forward_naive", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_naive", x.shape, pool_param)
     N, C = x.shape[:2]
 
@@ -906,30 +772,23 @@ def max_pool_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dout = np.asarray(dout)
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_naive", x.shape, pool_param)
     N, C = x.shape[:2]
-    _expect_shape("max_pool_backward_naive", "dout", dout, (N, C, H_out, W_out),
-                  "(N, C, H_out, W_out), the shape of out")
+    expect_shape("max_pool_backward_naive", "dout", dout, ("N", "C", "H_out", "W_out"),
+                 "(the shape of out)", N=N, C=C, H_out=H_out, W_out=W_out)
 
     # BEGIN SOLUTION 4.4
-    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))  # (N, C, H, W)
     for n in range(N):
         for c in range(C):
             for i in range(H_out):
                 top = i * stride
                 for j in range(W_out):
                     left = j * stride
-                    window = x[n, c, top:top + ph, left:left + pw]
+                    window = x[n, c, top:top + ph, left:left + pw]  # (ph, pw)
+                    # The first maximum in row-major order, as (row, column) in the window.
                     p, q = np.unravel_index(np.argmax(window), window.shape)
                     dx[n, c, top + p, left + q] += dout[n, c, i, j]
     # END SOLUTION
     return dx
-
-
-def _check_spatial_norm(func: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
-    """Validate spatial batchnorm inputs: x (N, C, H, W), gamma and beta (C,)."""
-    _check_4d(func, "x", x, "(N, C, H, W)")
-    C = x.shape[1]
-    _expect_shape(func, "gamma", gamma, (C,), f"(C,) with C = {C} (the channels of x)")
-    _expect_shape(func, "beta", beta, (C,), f"(C,) with C = {C} (the channels of x)")
 
 
 def spatial_batchnorm_forward(
@@ -956,8 +815,7 @@ def spatial_batchnorm_forward(
     ``batchnorm_forward`` once on a reshaped x (a few lines: think about which axis must
     come last before flattening).
     """
-    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
-    _check_spatial_norm("spatial_batchnorm_forward", x, gamma, beta)
+    x, gamma, beta = spatial_norm_inputs("spatial_batchnorm_forward", x, gamma, beta)
 
     # BEGIN SOLUTION 4.7
     N, C, H, W = x.shape
@@ -985,27 +843,15 @@ def spatial_batchnorm_backward(
     ``batchnorm_backward``.
     """
     dout = np.asarray(dout)
-    _check_4d("spatial_batchnorm_backward", "dout", dout, "(N, C, H, W)")
+    expect_ndim("spatial_batchnorm_backward", "dout", dout, "(N, C, H, W)")
 
     # BEGIN SOLUTION 4.8
     N, C, H, W = dout.shape
-    flat = dout.transpose(0, 2, 3, 1).reshape(N * H * W, C)
-    dx_flat, dgamma, dbeta = batchnorm_backward(flat, cache)
-    dx = dx_flat.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    flat = dout.transpose(0, 2, 3, 1).reshape(N * H * W, C)  # channels last: one row per pixel
+    dx_flat, dgamma, dbeta = batchnorm_backward(flat, cache)  # (N * H * W, C), (C,), (C,)
+    dx = dx_flat.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # back to (N, C, H, W)
     # END SOLUTION
     return dx, dgamma, dbeta
-
-
-def _check_group_norm(func: str, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-                      G: Any) -> None:
-    """Validate group-norm inputs: x (N, C, H, W), gamma/beta (1, C, 1, 1), G divides C."""
-    _check_4d(func, "x", x, "(N, C, H, W)")
-    C = x.shape[1]
-    _expect_shape(func, "gamma", gamma, (1, C, 1, 1), f"(1, C, 1, 1) with C = {C}")
-    _expect_shape(func, "beta", beta, (1, C, 1, 1), f"(1, C, 1, 1) with C = {C}")
-    if isinstance(G, bool) or not isinstance(G, (int, np.integer)) or G < 1 or C % G:
-        raise ValueError(f"{func}: G must be a positive integer that divides C = {C} (the "
-                         f"channels of x); got G = {G!r}")
 
 
 def spatial_groupnorm_forward(
@@ -1035,10 +881,11 @@ def spatial_groupnorm_forward(
     What to write [task 4.9]: compute ``out`` and ``cache``; ``N``, ``C``, ``H``, ``W`` and
     ``eps`` are defined for you. Reshape to (N, G, (C // G) * H * W) to get the statistics.
     """
-    x, gamma, beta = np.asarray(x), np.asarray(gamma), np.asarray(beta)
-    _check_group_norm("spatial_groupnorm_forward", x, gamma, beta, G)
+    x, gamma, beta = group_norm_inputs("spatial_groupnorm_forward", x, gamma, beta, G)
     N, C, H, W = x.shape
-    eps = (gn_param or {}).get("eps", 1e-5)
+    gn_param = {} if gn_param is None else expect_dict("spatial_groupnorm_forward", "gn_param",
+                                                       gn_param)
+    eps = norm_eps("spatial_groupnorm_forward", gn_param, "gn_param")
 
     # BEGIN SOLUTION 4.9
     groups = x.reshape(N, G, -1)  # (N, G, (C // G) * H * W)
@@ -1068,18 +915,24 @@ def spatial_groupnorm_backward(
     normalisation, done per group).
     """
     dout = np.asarray(dout)
+    expect_ndim("spatial_groupnorm_backward", "dout", dout, "(N, C, H, W)")
 
     # BEGIN SOLUTION 4.10
-    x_hat, inv_std, gamma, G = cache
+    x_hat, inv_std, gamma, G = cache  # (N, C, H, W), (N, G, 1), (1, C, 1, 1), int
     N, C, H, W = x_hat.shape
-    dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
-    dgamma = (dout * x_hat).sum(axis=(0, 2, 3), keepdims=True)
+    dbeta = dout.sum(axis=(0, 2, 3), keepdims=True)  # (N, C, H, W) -> (1, C, 1, 1)
+    dgamma = (dout * x_hat).sum(axis=(0, 2, 3), keepdims=True)  # -> (1, C, 1, 1)
     # With g = dL/dx_hat per group of M values: dx = inv_std * (g - mean(g)
     # - x_hat * mean(g * x_hat)), the usual normalisation backward.
-    g = (dout * gamma).reshape(N, G, -1)
-    xh = x_hat.reshape(N, G, -1)
+    g = (dout * gamma).reshape(N, G, -1)  # (N, G, (C // G) * H * W)
+    xh = x_hat.reshape(N, G, -1)  # (N, G, (C // G) * H * W)
     dx = inv_std * (g - g.mean(axis=2, keepdims=True)
-                    - xh * (g * xh).mean(axis=2, keepdims=True))
+                    - xh * (g * xh).mean(axis=2, keepdims=True))  # (N, G, (C // G) * H * W)
     dx = dx.reshape(N, C, H, W)
     # END SOLUTION
     return dx, dgamma, dbeta
+
+
+# course.fast_layers imports these two under the names they had before course._checks.
+_check_4d = expect_ndim
+_expect_shape = expect_shape

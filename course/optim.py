@@ -33,84 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from course._checks import expect_dict, expect_number, expect_shape, invalid
+
 Config = dict[str, Any]
 UpdateRule = Callable[[np.ndarray, np.ndarray, Config | None], tuple[np.ndarray, Config]]
-
-
-def _check_inputs(w: np.ndarray, dw: np.ndarray, config: Config | None) -> Config:
-    """Validate ``w``, ``dw`` and ``config``; return the config dict to fill in."""
-    if np.shape(w) != np.shape(dw):
-        raise ValueError(
-            f"dw must have the shape of w, {np.shape(w)}; got dw of shape {np.shape(dw)}"
-        )
-    if config is None:
-        return {}
-    if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict or None; got {type(config).__name__}")
-    return config
-
-
-def _check_number(rule: str, config: Config, key: str, low: float, high: float | None = None,
-                  low_open: bool = False) -> None:
-    """``config[key]`` must be a finite real number in ``[low, high)`` (``(low, ...)``
-    when ``low_open``); ValueError naming the rule and the key otherwise.
-
-    A string or None would fail deep in training, a negative learning rate would
-    silently climb the loss instead of descending it.
-    """
-    value = config[key]
-    ok = (isinstance(value, (int, float, np.integer, np.floating))
-          and not isinstance(value, (bool, np.bool_)) and np.isfinite(value)
-          and (value > low if low_open else value >= low)
-          and (high is None or value < high))
-    if not ok:
-        bound = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high else "")
-        raise ValueError(f"{rule}: config[{key!r}] must be a finite number {bound}; "
-                         f"got {value!r}")
-
-
-def _check_learning_rate(rule: str, config: Config) -> None:
-    _check_number(rule, config, "learning_rate", 0.0, low_open=True)
-
-
-def _check_epsilon(rule: str, config: Config, w: np.ndarray) -> None:
-    """epsilon must be positive and must not round to 0 in the parameter's dtype."""
-    _check_number(rule, config, "epsilon", 0.0, low_open=True)
-    dtype = np.asarray(w).dtype
-    if dtype.kind == "f" and dtype.type(config["epsilon"]) == 0:
-        raise ValueError(
-            f"{rule}: w has dtype {dtype}, in which epsilon = {config['epsilon']:g} rounds "
-            f"to 0 (the division by sqrt(cache) + epsilon can then be 0/0); use float32 or "
-            f"float64 parameters (e.g. FullyConnectedNet(dtype=np.float32))"
-        )
-
-
-def _keep_dtype(value: Any, w: np.ndarray) -> Any:
-    """Cast an update or state array back to a float parameter's dtype.
-
-    A numpy float64 learning rate (``np.logspace(...)[0]``, or one decayed by a numpy
-    ``lr_decay``) would otherwise promote a float32 parameter to float64, so the
-    dtype after training would depend on which step was last.
-    """
-    dtype = np.asarray(w).dtype
-    if dtype.kind == "f" and isinstance(value, np.ndarray) and value.dtype != dtype:
-        return value.astype(dtype)
-    return value
-
-
-def _state(config: Config, key: str, w: np.ndarray) -> np.ndarray:
-    """Return ``config[key]``, starting it at zeros shaped like ``w`` when absent.
-
-    A state array of another shape almost always means one config dict was shared
-    between two parameters, so say that rather than fail later inside numpy.
-    """
-    value = config.setdefault(key, np.zeros_like(w))
-    if np.shape(value) != np.shape(w):
-        raise ValueError(
-            f"config[{key!r}] must have the shape of w, {np.shape(w)}; got "
-            f"{np.shape(value)} (each parameter needs its own config dict)"
-        )
-    return value
 
 
 def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np.ndarray, Config]:
@@ -128,7 +54,7 @@ def sgd(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[np
     Raises:
         ValueError: if ``dw`` is not shaped like ``w`` or ``config`` is not a dict.
     """
-    config = _check_inputs(w, dw, config)
+    config = _check_inputs("sgd", w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     _check_learning_rate("sgd", config)
     next_w = w - config["learning_rate"] * dw
@@ -160,12 +86,12 @@ def sgd_momentum(
     Raises:
         ValueError: if ``dw`` or ``config["velocity"]`` is not shaped like ``w``.
     """
-    config = _check_inputs(w, dw, config)
+    config = _check_inputs("sgd_momentum", w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("momentum", 0.9)
     _check_learning_rate("sgd_momentum", config)
-    _check_number("sgd_momentum", config, "momentum", 0.0, 1.0)
-    v = _state(config, "velocity", w)
+    _check_config_number("sgd_momentum", config, "momentum", "[0, 1)")
+    v = _state("sgd_momentum", config, "velocity", w)
 
     # BEGIN SOLUTION 1.10
     v = config["momentum"] * v - config["learning_rate"] * dw
@@ -202,14 +128,14 @@ def rmsprop(
     Raises:
         ValueError: if ``dw`` or ``config["cache"]`` is not shaped like ``w``.
     """
-    config = _check_inputs(w, dw, config)
+    config = _check_inputs("rmsprop", w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("decay_rate", 0.99)
     config.setdefault("epsilon", 1e-8)
     _check_learning_rate("rmsprop", config)
-    _check_number("rmsprop", config, "decay_rate", 0.0, 1.0)
+    _check_config_number("rmsprop", config, "decay_rate", "[0, 1)")
     _check_epsilon("rmsprop", config, w)
-    cache = _state(config, "cache", w)
+    cache = _state("rmsprop", config, "cache", w)
 
     # BEGIN SOLUTION 1.11
     rho = config["decay_rate"]
@@ -253,17 +179,17 @@ def adam(w: np.ndarray, dw: np.ndarray, config: Config | None = None) -> tuple[n
     Raises:
         ValueError: if ``dw``, ``config["m"]`` or ``config["v"]`` is not shaped like ``w``.
     """
-    config = _check_inputs(w, dw, config)
+    config = _check_inputs("adam", w, dw, config)
     config.setdefault("learning_rate", 1e-3)
     config.setdefault("beta1", 0.9)
     config.setdefault("beta2", 0.999)
     config.setdefault("epsilon", 1e-8)
     _check_learning_rate("adam", config)
     for key in ("beta1", "beta2"):
-        _check_number("adam", config, key, 0.0, 1.0)
+        _check_config_number("adam", config, key, "[0, 1)")
     _check_epsilon("adam", config, w)
-    m = _state(config, "m", w)
-    v = _state(config, "v", w)
+    m = _state("adam", config, "m", w)
+    v = _state("adam", config, "v", w)
     t = config.setdefault("t", 0)
 
     # BEGIN SOLUTION 1.12
@@ -304,12 +230,12 @@ def adagrad(
     Raises:
         ValueError: if ``dw`` or ``config["cache"]`` is not shaped like ``w``.
     """
-    config = _check_inputs(w, dw, config)
+    config = _check_inputs("adagrad", w, dw, config)
     config.setdefault("learning_rate", 1e-2)
     config.setdefault("epsilon", 1e-8)
     _check_learning_rate("adagrad", config)
     _check_epsilon("adagrad", config, w)
-    cache = _state(config, "cache", w)
+    cache = _state("adagrad", config, "cache", w)
 
     # BEGIN SOLUTION 1.13
     cache = cache + dw**2
@@ -335,7 +261,64 @@ def get_update_rule(name: str) -> UpdateRule:
         return UPDATE_RULES[name]
     except (KeyError, TypeError):
         valid = ", ".join(repr(n) for n in UPDATE_RULES)
-        raise ValueError(
+        raise invalid("Solver", (
             f"update_rule must be one of {valid} or a callable "
-            f"rule(w, dw, config) -> (next_w, config); got {name!r}"
-        ) from None
+            f"rule(w, dw, config) -> (next_w, config); got {name!r}")) from None
+
+
+# ---------------------------------------------------------------------------------------
+# What every rule shares: checks of its arguments (course._checks' validators), the
+# state arrays, and keeping the parameter's dtype.
+# ---------------------------------------------------------------------------------------
+
+
+def _check_inputs(rule: str, w: np.ndarray, dw: np.ndarray, config: Config | None) -> Config:
+    """Validate ``w``, ``dw`` and ``config``; return the config dict to fill in."""
+    expect_shape(rule, "dw", dw, np.shape(w), "(the shape of w)")
+    expect_dict(rule, "config", config, allow_none=True)
+    return {} if config is None else config
+
+
+def _check_config_number(rule: str, config: Config, key: str, interval: str) -> None:
+    """``config[key]`` must be a finite number in ``interval`` (``"[0, 1)"``, ...)."""
+    expect_number(rule, f"config[{key!r}]", config[key], interval)
+
+
+def _check_learning_rate(rule: str, config: Config) -> None:
+    _check_config_number(rule, config, "learning_rate", "(0, inf)")
+
+
+def _check_epsilon(rule: str, config: Config, w: np.ndarray) -> None:
+    """epsilon must be positive and must not round to 0 in the parameter's dtype."""
+    _check_config_number(rule, config, "epsilon", "(0, inf)")
+    dtype = np.asarray(w).dtype
+    if dtype.kind == "f" and dtype.type(config["epsilon"]) == 0:
+        raise invalid(rule, (
+            f"w has dtype {dtype}, in which epsilon = {config['epsilon']:g} rounds to 0 (the "
+            "division by sqrt(cache) + epsilon can then be 0/0); use float32 or float64 "
+            "parameters (e.g. FullyConnectedNet(dtype=np.float32))"))
+
+
+def _state(rule: str, config: Config, key: str, w: np.ndarray) -> np.ndarray:
+    """Return ``config[key]``, starting it at zeros shaped like ``w`` when absent.
+
+    A state array of another shape almost always means one config dict was shared
+    between two parameters, so say that rather than fail later inside numpy.
+    """
+    value = config.setdefault(key, np.zeros_like(w))
+    expect_shape(rule, f"config[{key!r}]", value, np.shape(w),
+                 "(the shape of w; each parameter needs its own config dict)")
+    return value
+
+
+def _keep_dtype(value: Any, w: np.ndarray) -> Any:
+    """Cast an update or state array back to a float parameter's dtype.
+
+    A numpy float64 learning rate (``np.logspace(...)[0]``, or one decayed by a numpy
+    ``lr_decay``) would otherwise promote a float32 parameter to float64, so the
+    dtype after training would depend on which step was last.
+    """
+    dtype = np.asarray(w).dtype
+    if dtype.kind == "f" and isinstance(value, np.ndarray) and value.dtype != dtype:
+        return value.astype(dtype)
+    return value

@@ -147,7 +147,8 @@ def test_load_cifar10_accepts_the_old_keyword(tmp_path):
         load_CIFAR10(ROOT=tmp_path)
     with pytest.raises(DatasetError):
         load_CIFAR10(root=tmp_path)
-    with pytest.raises(TypeError, match="ROOT"):
+    with pytest.raises(ValueError, match="load_CIFAR10: give the cifar-10-batches-py folder "
+                                         "once, as ROOT"):
         load_CIFAR10(tmp_path, root=tmp_path)
 
 

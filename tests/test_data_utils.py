@@ -159,10 +159,10 @@ def test_cifar_too_many_rows_requested(cifar_root: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "pattern"),
     [
-        ({"num_training": 0}, ValueError, "num_training must be at least 1, got 0"),
-        ({"num_validation": -1}, ValueError, "num_validation must be at least 0, got -1"),
-        ({"num_test": 2.5}, TypeError, "num_test must be an int, got float 2.5"),
-        ({"dtype": np.int32}, ValueError, "dtype must be a floating dtype.*int32"),
+        ({"num_training": 0}, ValueError, "num_training must be a positive int; got 0"),
+        ({"num_validation": -1}, ValueError, "num_validation must be an int >= 0; got -1"),
+        ({"num_test": 2.5}, ValueError, "num_test must be an int >= 0; got 2.5"),
+        ({"dtype": np.int32}, ValueError, "dtype must be a floating-point dtype .*got int32"),
     ],
 )
 def test_cifar_bad_arguments(cifar_root: Path, kwargs: dict, error: type, pattern: str) -> None:
@@ -391,11 +391,11 @@ def test_explicit_cifar_without_folder(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def test_unknown_dataset_names_the_valid_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    valid = "must be one of 'auto', 'cifar10', 'digits'"
-    with pytest.raises(ValueError, match=f"^dataset {valid}; got 'mnist'$"):
+    valid = r"must be one of \('auto', 'cifar10', 'digits'\)"
+    with pytest.raises(ValueError, match=f"^get_data: dataset {valid}; got 'mnist'$"):
         get_data("mnist")
     monkeypatch.setenv("COURSE_DATASET", "svhn")
-    with pytest.raises(ValueError, match=f"^COURSE_DATASET {valid}; got 'svhn'$"):
+    with pytest.raises(ValueError, match=f"^get_data: COURSE_DATASET {valid}; got 'svhn'$"):
         get_data()
 
 

@@ -135,7 +135,7 @@ def test_backward_in_test_mode_is_the_identity() -> None:
 @pytest.mark.parametrize("p", [0, -0.5, 1.5, None, True, "0.5"])
 def test_rejects_keep_probability_outside_0_1(p) -> None:
     with pytest.raises(ValueError, match=r"dropout_forward: dropout_param\['p'\] \(the keep "
-                                         r"probability\) must be a number with 0 < p <= 1; "
+                                         r"probability\) must be a finite number in \(0, 1\]; "
                                          rf"got {p!r}"):
         dropout_forward(np.ones(3), {"mode": "train", "p": p})
 

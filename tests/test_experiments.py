@@ -1,10 +1,10 @@
 """Tests of course.experiments: timing, training several models alike, sweep plots."""
 
+from collections.abc import Callable
+
 import matplotlib
 
 matplotlib.use("Agg")
-
-import time
 
 import numpy as np
 import pytest
@@ -14,16 +14,22 @@ from course.experiments import best_times, plot_sweep, train_models
 
 
 def test_best_times_takes_the_fastest_of_interleaved_calls() -> None:
+    # A clock that moves only when a function "runs", by the time that call takes, so the
+    # answer is exact and does not depend on the machine's load.
+    now = [0.0]
     calls: list[str] = []
-    delays = iter([0.02, 0.0, 0.0, 0.0, 0.0, 0.0])  # only the first call of "slow" is slow
+    durations = {"slow": iter([20.0, 3.0, 5.0]), "fast": iter([2.0, 1.0, 4.0])}
 
-    def slow() -> None:
-        calls.append("slow")
-        time.sleep(next(delays))
+    def run(name: str) -> Callable[[], None]:
+        def call() -> None:
+            calls.append(name)
+            now[0] += next(durations[name])
+        return call
 
-    best = best_times({"slow": slow, "fast": lambda: calls.append("fast")}, repeats=3)
-    assert calls == ["slow", "fast"] * 3
-    assert best["slow"] < 0.015  # the 20 ms outlier is not the minimum
+    best = best_times({"slow": run("slow"), "fast": run("fast")}, repeats=3,
+                      clock=lambda: now[0])
+    assert calls == ["slow", "fast"] * 3  # interleaved
+    assert best == {"slow": 3.0, "fast": 1.0}  # the minimum, whichever call it was
     with pytest.raises(ValueError, match="repeats must be a positive int; got 0"):
         best_times({"f": lambda: None}, repeats=0)
 

@@ -135,8 +135,8 @@ def test_numeric_gradient_rejects_non_scalar_f() -> None:
 
 
 def test_numeric_gradient_array_rejects_df_of_the_wrong_shape() -> None:
-    with pytest.raises(ValueError, match=r"df must have the shape of f's output \(2, 3\); "
-                                         r"got df\.shape = \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"df must have shape \(2, 3\) \(the shape of f's "
+                                         r"output\); got df\.shape = \(3, 2\)"):
         eval_numerical_gradient_array(lambda v: v, np.ones((2, 3)), np.ones((3, 2)))
 
 
@@ -187,8 +187,8 @@ def test_grad_check_sparse_prints_the_entry_and_both_gradients(capsys) -> None:
 
 
 def test_grad_check_sparse_rejects_a_gradient_of_the_wrong_shape() -> None:
-    with pytest.raises(ValueError, match=r"analytic_grad must have x's shape \(2, 3\); "
-                                         r"got analytic_grad\.shape = \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"analytic_grad must have shape \(2, 3\) \(the shape "
+                                         r"of x\); got analytic_grad\.shape = \(3, 2\)"):
         grad_check_sparse(_quartic, np.ones((2, 3)), np.ones((3, 2)), seed=0)
 
 

@@ -248,9 +248,9 @@ def test_layernorm_dx_is_batchnorm_dx_of_the_transpose(shape) -> None:
                                                r"\(3,\)"),
         (np.zeros((2, 3, 1)), np.ones(3), np.zeros(3), r"x must have shape \(N, D\).*"
                                                        r"got x\.shape = \(2, 3, 1\)"),
-        (np.zeros((2, 3)), np.ones(4), np.zeros(3), r"gamma must have shape \(3,\).*"
+        (np.zeros((2, 3)), np.ones(4), np.zeros(3), r"gamma must have shape \(D,\) with D = 3.*"
                                                     r"got gamma\.shape = \(4,\)"),
-        (np.zeros((2, 3)), np.ones(3), np.zeros((1, 3)), r"beta must have shape \(3,\).*"
+        (np.zeros((2, 3)), np.ones(3), np.zeros((1, 3)), r"beta must have shape \(D,\) with D = 3.*"
                                                          r"got beta\.shape = \(1, 3\)"),
     ],
     ids=["x-1d", "x-3d", "gamma", "beta"],
@@ -272,7 +272,7 @@ def test_batchnorm_rejects_bad_mode(bn_param) -> None:
                          ids=["batchnorm", "layernorm"])
 def test_norm_forward_rejects_bad_eps_and_non_dict_param(forward) -> None:
     x, gamma, beta = np.zeros((2, 3)), np.ones(3), np.zeros(3)
-    with pytest.raises(ValueError, match=r"\['eps'\] must be a positive number; got -1"):
+    with pytest.raises(ValueError, match=r"\['eps'\] must be a finite number > 0; got -1"):
         forward(x, gamma, beta, {"mode": "train", "eps": -1})
     with pytest.raises(ValueError, match="must be a dict; got NoneType"):
         forward(x, gamma, beta, None)
@@ -280,8 +280,8 @@ def test_norm_forward_rejects_bad_eps_and_non_dict_param(forward) -> None:
 
 def test_batchnorm_rejects_running_mean_of_the_wrong_shape() -> None:
     bn_param = {"mode": "test", "running_mean": np.zeros(4), "running_var": np.ones(3)}
-    with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(3,\); "
-                                         r"got .*shape = \(4,\)"):
+    with pytest.raises(ValueError, match=r"bn_param\['running_mean'\] must have shape \(D,\) "
+                                         r"with D = 3 .*; got .*shape = \(4,\)"):
         batchnorm_forward(np.zeros((2, 3)), np.ones(3), np.zeros(3), bn_param)
 
 

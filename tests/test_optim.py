@@ -252,7 +252,8 @@ def test_given_hyperparameters_are_kept(name):
 @pytest.mark.parametrize("name", RULE_NAMES)
 def test_shape_mismatch_is_a_value_error(name):
     rule = optim.UPDATE_RULES[name]
-    with pytest.raises(ValueError, match=r"dw must have the shape of w, \(2,\); got .*\(3,\)"):
+    with pytest.raises(ValueError, match=rf"{name}: dw must have shape \(2,\) \(the shape of w\); "
+                                         r"got dw\.shape = \(3,\)"):
         rule(W0, np.ones(3))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from course import solver as solver_module
+from course import progress
 from course.solver import Solver
 
 
@@ -34,7 +34,7 @@ def _data() -> dict[str, np.ndarray]:
 
 
 def _train(monkeypatch, capsys, mode: str, **kwargs) -> str:
-    monkeypatch.setenv(solver_module.PROGRESS_ENV, mode)
+    monkeypatch.setenv(progress.PROGRESS_ENV, mode)
     Solver(_Constant(), _data(), num_epochs=2, batch_size=10, print_every=100,
            optim_config={"learning_rate": 0.1}, seed=0, **kwargs).train()
     return capsys.readouterr().out
@@ -59,5 +59,5 @@ def test_static_progress_is_silent_when_not_verbose(monkeypatch, capsys):
 def test_text_mode_uses_the_terminal_bar(monkeypatch, mode):
     from tqdm.std import tqdm
 
-    monkeypatch.setenv(solver_module.PROGRESS_ENV, mode)
-    assert solver_module._progress_bar_class() is tqdm
+    monkeypatch.setenv(progress.PROGRESS_ENV, mode)
+    assert progress.progress_bar_class() is tqdm

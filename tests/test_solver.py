@@ -199,7 +199,7 @@ def test_mismatched_data_lengths():
     ({"batch_size": 0}, "batch_size must be a positive int; got 0"),
     ({"num_epochs": 2.5}, "num_epochs must be a positive int; got 2.5"),
     ({"num_val_samples": -1}, "num_val_samples must be a positive int or None; got -1"),
-    ({"lr_decay": 0}, "lr_decay must be a positive number; got 0"),
+    ({"lr_decay": 0}, "lr_decay must be a finite number > 0; got 0"),
     ({"verbose": 1}, "verbose must be True or False; got 1"),
     ({"optim_config": 0.1}, "optim_config must be a dict; got float"),
     ({"seed": "abc"}, "seed must be None, a non-negative int or a numpy Generator"),

@@ -15,7 +15,6 @@ fast layer and sandwich layer.
 
 from __future__ import annotations
 
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,14 @@ import numpy as np
 import course.fast_layers as _fast_layers
 import course.layer_utils as _layer_utils
 import course.layers as _layers
+from course._checks import (
+    expect_float_dtype,
+    expect_int,
+    expect_number,
+    expect_seed,
+    expect_shape,
+    invalid,
+)
 from course.fast_layers import *  # noqa: F403
 from course.layer_utils import *  # noqa: F403
 from course.layer_utils import (
@@ -37,10 +44,6 @@ from course.layers import affine_backward, affine_forward, softmax_loss
 __all__ = ["ThreeLayerConvNet"]
 for _module in (_layers, _fast_layers, _layer_utils):
     __all__ += [name for name in _module.__all__ if name not in __all__]
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, Integral) and not isinstance(value, bool) and value > 0
 
 
 class ThreeLayerConvNet:
@@ -89,31 +92,26 @@ class ThreeLayerConvNet:
         size=...)``, drawn in that order, biases zeros. ``C, H, W`` are defined for you; the
         code after your part casts every parameter to ``dtype``.
         """
-        if (not isinstance(input_dim, (tuple, list)) or len(input_dim) != 3
-                or not all(_positive_int(d) for d in input_dim)):
-            raise ValueError("ThreeLayerConvNet: input_dim must be (C, H, W), three positive "
-                             f"ints; got {input_dim!r}")
-        C, H, W = (int(d) for d in input_dim)
+        if not isinstance(input_dim, (tuple, list)) or len(input_dim) != 3:
+            raise invalid("ThreeLayerConvNet", f"input_dim must be (C, H, W), three positive "
+                                               f"ints; got {input_dim!r}")
+        C, H, W = (expect_int("ThreeLayerConvNet", f"input_dim's {name}", d)
+                   for name, d in zip("CHW", input_dim, strict=True))
         if H % 2 or W % 2:
-            raise ValueError("ThreeLayerConvNet: input_dim's H and W must be even (the 2x2 "
-                             f"max pool with stride 2 halves them); got H = {H}, W = {W}")
+            raise invalid("ThreeLayerConvNet", f"input_dim's H and W must be even (the 2x2 max "
+                                               f"pool with stride 2 halves them); got H = {H}, "
+                                               f"W = {W}")
         for name, value in (("num_filters", num_filters), ("hidden_dim", hidden_dim),
                             ("num_classes", num_classes), ("filter_size", filter_size)):
-            if not _positive_int(value):
-                raise ValueError(f"ThreeLayerConvNet: {name} must be a positive int; "
-                                 f"got {value!r}")
+            expect_int("ThreeLayerConvNet", name, value)
         if filter_size % 2 == 0:
-            raise ValueError("ThreeLayerConvNet: filter_size must be odd, so that padding "
-                             f"(filter_size - 1) // 2 keeps the image size; got {filter_size}")
-        if not (isinstance(weight_scale, Real) and not isinstance(weight_scale, bool)
-                and weight_scale > 0):
-            raise ValueError("ThreeLayerConvNet: weight_scale must be a positive number; "
-                             f"got {weight_scale!r}")
-        if not (isinstance(reg, Real) and not isinstance(reg, bool) and reg >= 0):
-            raise ValueError(f"ThreeLayerConvNet: reg must be a number >= 0; got {reg!r}")
-        if np.dtype(dtype).kind != "f":
-            raise ValueError("ThreeLayerConvNet: dtype must be a floating-point dtype such as "
-                             f"np.float32; got {np.dtype(dtype)}")
+            raise invalid("ThreeLayerConvNet", f"filter_size must be odd, so that padding "
+                                               f"(filter_size - 1) // 2 keeps the image size; "
+                                               f"got {filter_size}")
+        expect_number("ThreeLayerConvNet", "weight_scale", weight_scale)
+        expect_number("ThreeLayerConvNet", "reg", reg, "[0, inf)")
+        expect_float_dtype("ThreeLayerConvNet", dtype)
+        expect_seed("ThreeLayerConvNet", seed)
 
         self.input_dim = (C, H, W)
         self.reg = reg
@@ -158,13 +156,12 @@ class ThreeLayerConvNet:
         defined for you.
         """
         X = np.asarray(X).astype(self.dtype, copy=False)
-        expected = self.input_dim
-        if X.ndim != 4 or X.shape[1:] != expected:
-            raise ValueError(f"ThreeLayerConvNet.loss: X must have shape (N, C, H, W) = "
-                             f"(N, {', '.join(map(str, expected))}); got X.shape = {X.shape}")
-        if y is not None and np.shape(y) != (X.shape[0],):
-            raise ValueError(f"ThreeLayerConvNet.loss: y must have shape (N,) = "
-                             f"({X.shape[0]},); got y.shape = {np.shape(y)}")
+        C, H, W = self.input_dim
+        expect_shape("ThreeLayerConvNet.loss", "X", X, ("N", "C", "H", "W"), "(input_dim)",
+                     C=C, H=H, W=W)
+        if y is not None:
+            expect_shape("ThreeLayerConvNet.loss", "y", y, ("N",), "(one label per row of X)",
+                         N=X.shape[0])
         filter_size = self.params["W1"].shape[2]
         conv_param = {"stride": 1, "pad": (filter_size - 1) // 2}
         pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}

@@ -11,14 +11,21 @@ dropout layers slot into them by name once they are registered there.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
 
 from course import layer_utils
+from course._checks import (
+    expect_choice,
+    expect_float_dtype,
+    expect_int,
+    expect_number,
+    expect_seed,
+    expect_shape,
+    invalid,
+)
 from course.layer_utils import *  # noqa: F403  (CS231n's fc_net re-exports every layer)
 from course.layer_utils import hidden_block_backward, hidden_block_forward
 from course.layers import affine_backward, affine_forward, softmax_loss
@@ -30,45 +37,6 @@ __all__ = ["FullyConnectedNet", "TwoLayerNet", *layer_utils.__all__]
 
 NORMALIZATIONS = (None, "batchnorm", "layernorm")
 WEIGHT_SCALE_NAMES = ("he", "xavier")
-
-
-def _is_int(value: object) -> bool:
-    """True for Python and numpy integers, False for bools (True is not a layer size)."""
-    return isinstance(value, Integral) and not isinstance(value, bool)
-
-
-def _is_positive_number(value: object) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool) and value > 0
-
-
-def _check_finite(**values: object) -> None:
-    """inf or nan as a scale or a strength is never meant; name the argument."""
-    for name, value in values.items():
-        if isinstance(value, Real) and not math.isfinite(value):
-            raise ValueError(f"FullyConnectedNet: {name} must be a finite number; "
-                             f"got {value!r}")
-
-
-def _check_dtype(dtype: object) -> np.dtype:
-    """``dtype`` as a numpy floating-point dtype, or ValueError naming the argument."""
-    try:
-        resolved = np.dtype(dtype)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        resolved = None
-    if resolved is None or resolved.kind != "f":
-        shown = resolved if resolved is not None else repr(dtype)
-        raise ValueError("FullyConnectedNet: dtype must be a floating-point dtype such "
-                         f"as np.float32 or np.float64; got {shown}")
-    return resolved
-
-
-def _check_seed(seed: object) -> None:
-    """A seed is None, a non-negative int, or a numpy Generator."""
-    ok = (seed is None or isinstance(seed, np.random.Generator)
-          or (_is_int(seed) and seed >= 0))  # type: ignore[operator]
-    if not ok:
-        raise ValueError("FullyConnectedNet: seed must be None or a non-negative int; "
-                         f"got {seed!r}")
 
 
 class FullyConnectedNet:
@@ -142,27 +110,16 @@ class FullyConnectedNet:
         the code after your part casts every parameter to ``dtype``.
         """
         hidden_dims = self._validate_hidden_dims(hidden_dims)
-        for name, value in (("input_dim", input_dim), ("num_classes", num_classes)):
-            if not _is_int(value) or value <= 0:
-                raise ValueError(f"FullyConnectedNet: {name} must be a positive int; "
-                                 f"got {value!r}")
-        if not (normalization is None or
-                (isinstance(normalization, str) and normalization in NORMALIZATIONS)):
-            raise ValueError(f"FullyConnectedNet: normalization must be one of "
-                             f"{NORMALIZATIONS}; got {normalization!r}")
-        if not _is_positive_number(dropout_keep_ratio) or dropout_keep_ratio > 1:
-            raise ValueError("FullyConnectedNet: dropout_keep_ratio must be a number in "
-                             f"(0, 1] (1 = no dropout); got {dropout_keep_ratio!r}")
-        _check_finite(reg=reg, weight_scale=weight_scale,
-                      dropout_keep_ratio=dropout_keep_ratio)
-        if not (isinstance(reg, Real) and not isinstance(reg, bool) and reg >= 0):
-            raise ValueError(f"FullyConnectedNet: reg must be a number >= 0; got {reg!r}")
-        if not (_is_positive_number(weight_scale) or
-                (isinstance(weight_scale, str) and weight_scale in WEIGHT_SCALE_NAMES)):
-            raise ValueError("FullyConnectedNet: weight_scale must be a positive number or "
-                             f"one of {WEIGHT_SCALE_NAMES}; got {weight_scale!r}")
-        _check_dtype(dtype)
-        _check_seed(seed)
+        expect_int("FullyConnectedNet", "input_dim", input_dim)
+        expect_int("FullyConnectedNet", "num_classes", num_classes)
+        expect_choice("FullyConnectedNet", "normalization", normalization, NORMALIZATIONS)
+        expect_number("FullyConnectedNet", "dropout_keep_ratio", dropout_keep_ratio, "(0, 1]")
+        expect_number("FullyConnectedNet", "reg", reg, "[0, inf)")
+        if not (isinstance(weight_scale, str) and weight_scale in WEIGHT_SCALE_NAMES):
+            expect_number("FullyConnectedNet", "weight_scale", weight_scale,
+                          alternative=f"one of {WEIGHT_SCALE_NAMES}")
+        expect_float_dtype("FullyConnectedNet", dtype)
+        expect_seed("FullyConnectedNet", seed)
 
         self.normalization = normalization
         self.use_dropout = dropout_keep_ratio != 1
@@ -205,14 +162,17 @@ class FullyConnectedNet:
     def _validate_hidden_dims(hidden_dims: object) -> list[int]:
         """Return hidden_dims as a list, or raise ValueError unless it is a non-empty
         sequence of positive ints."""
+        error = invalid("FullyConnectedNet", "hidden_dims must be a non-empty sequence of "
+                                             f"positive ints, e.g. [100, 50]; got {hidden_dims!r}")
         if isinstance(hidden_dims, (str, bytes)) or not isinstance(hidden_dims, Sequence):
-            raise ValueError("FullyConnectedNet: hidden_dims must be a non-empty sequence of "
-                             f"positive ints, e.g. [100, 50]; got {hidden_dims!r}")
-        dims = list(hidden_dims)
-        if not dims or not all(_is_int(d) and d > 0 for d in dims):
-            raise ValueError("FullyConnectedNet: hidden_dims must be a non-empty sequence of "
-                             f"positive ints, e.g. [100, 50]; got {hidden_dims!r}")
-        return [int(d) for d in dims]
+            raise error
+        try:
+            dims = [expect_int("FullyConnectedNet", "a hidden dim", d) for d in hidden_dims]
+        except ValueError:
+            raise error from None
+        if not dims:
+            raise error
+        return dims
 
     def _weight_std(self, fan_in: int) -> float:
         """Standard deviation of the initial weights of a layer with ``fan_in`` inputs
@@ -267,14 +227,12 @@ class FullyConnectedNet:
         X = np.asarray(X).astype(self.dtype, copy=False)
         input_dim = self.params["W1"].shape[0]
         if X.ndim < 2 or int(np.prod(X.shape[1:])) != input_dim:
-            raise ValueError(
-                f"FullyConnectedNet.loss: X must have shape (N, d1, ..., dk) with "
-                f"d1 * ... * dk = input_dim = {input_dim}; got X.shape = {X.shape}"
-            )
-        if y is not None and np.shape(y) != (X.shape[0],):
-            raise ValueError(f"FullyConnectedNet.loss: y must have shape (N,) = "
-                             f"({X.shape[0]},), one label per row of X; "
-                             f"got y.shape = {np.shape(y)}")
+            raise invalid("FullyConnectedNet.loss", (
+                f"X must have shape (N, d1, ..., dk) with d1 * ... * dk = input_dim = "
+                f"{input_dim}; got X.shape = {X.shape}"))
+        if y is not None:
+            expect_shape("FullyConnectedNet.loss", "y", y, ("N",), "(one label per row of X)",
+                         N=X.shape[0])
         L = self.num_layers
         mode = "test" if y is None else "train"
         # Dropout and batchnorm behave differently in training and at test time.
@@ -342,7 +300,6 @@ class TwoLayerNet(FullyConnectedNet):
         - seed: seed of the initial weights; None draws them from numpy's global random
           state, so ``np.random.seed(0)`` then ``TwoLayerNet(...)`` repeats them.
         """
-        if not _is_int(hidden_dim) or hidden_dim <= 0:
-            raise ValueError(f"TwoLayerNet: hidden_dim must be a positive int; got {hidden_dim!r}")
+        expect_int("TwoLayerNet", "hidden_dim", hidden_dim)
         super().__init__([hidden_dim], input_dim=input_dim, num_classes=num_classes,
                          reg=reg, weight_scale=weight_scale, dtype=dtype, seed=seed)

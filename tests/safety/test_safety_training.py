@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 from kit_helpers import dead_pid  # tests/kit is on sys.path (see conftest.py)
 
-from course import data_utils, layers, optim
-from course import solver as solver_module
+from course import checkpoints, data_utils, layers, optim
 from course.classifiers.fc_net import FullyConnectedNet
 from course.solver import Solver
 
@@ -93,14 +92,14 @@ def test_failed_checkpoint_write_restores_best_params_and_names_the_file(
     model = Climber()
     solver = Solver(model, ones_data(), **quiet(num_epochs=3,
                                                checkpoint_name=str(tmp_path / "run")))
-    real = solver_module._write_atomically
+    real = checkpoints.write_atomically
 
     def full_disk_after_first(path, payload):
         if path.endswith("_epoch_2.pkl"):
             raise OSError(28, "No space left on device", f".{path}.123.abcd.tmp")
         real(path, payload)
 
-    monkeypatch.setattr(solver_module, "_write_atomically", full_disk_after_first)
+    monkeypatch.setattr(checkpoints, "write_atomically", full_disk_after_first)
     with pytest.raises(OSError) as info:
         solver.train()
     message = str(info.value)
@@ -172,7 +171,7 @@ def test_old_temp_is_stale_even_if_its_pid_was_reused(tmp_path: Path) -> None:
     old.write_bytes(b"x")
     two_days_ago = time.time() - 2 * 24 * 3600
     os.utime(old, (two_days_ago, two_days_ago))
-    assert solver_module.remove_stale_checkpoint_temps(tmp_path / "run") == [str(old)]
+    assert checkpoints.remove_stale_checkpoint_temps(tmp_path / "run") == [str(old)]
 
 
 # -- item 13: layers and the network ---------------------------------------------------
@@ -202,13 +201,13 @@ def test_other_layers_reject_string_input(func) -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"weight_scale": float("inf")}, "weight_scale must be a finite number; got inf"),
-    ({"weight_scale": float("nan")}, "weight_scale must be a finite number; got nan"),
-    ({"reg": float("inf")}, "reg must be a finite number; got inf"),
+    ({"weight_scale": float("inf")}, r"weight_scale must be a finite number > 0 .*; got inf"),
+    ({"weight_scale": float("nan")}, r"weight_scale must be a finite number > 0 .*; got nan"),
+    ({"reg": float("inf")}, "reg must be a finite number >= 0; got inf"),
     ({"dtype": "nonsense"}, "dtype must be a floating-point dtype .*got 'nonsense'"),
-    ({"seed": "abc"}, "seed must be None or a non-negative int; got 'abc'"),
-    ({"seed": -1}, "seed must be None or a non-negative int; got -1"),
-    ({"seed": 1.5}, "seed must be None or a non-negative int; got 1.5"),
+    ({"seed": "abc"}, "seed must be None, a non-negative int or a numpy Generator; got 'abc'"),
+    ({"seed": -1}, "seed must be None, a non-negative int or a numpy Generator; got -1"),
+    ({"seed": 1.5}, "seed must be None, a non-negative int or a numpy Generator; got 1.5"),
 ])
 def test_network_rejects_nonsense_hyperparameters(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=f"FullyConnectedNet: {message}"):
@@ -278,7 +277,7 @@ def test_out_of_range_validation_labels_are_an_error_not_accuracy_zero() -> None
     data = ones_data()
     data["y_val"] = np.full(4, 7)
     solver = Solver(Climber(), data, **quiet())
-    with pytest.raises(ValueError, match=r"labels must be class indices in \[0, 2\).*found 7"):
+    with pytest.raises(ValueError, match=r"y must hold labels in \[0, C\) with C = 2.*got label 7"):
         solver.train()
 
 
