@@ -58,6 +58,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from course.processes import pid_alive
 from kit.errors import KitError
 from kit.isolation_cgroup import TreeCap, create_cap
 
@@ -68,6 +69,7 @@ OUTPUT_LIMIT = 4_000_000  # bytes of stdout (and of stderr) kept from one run
 SHIM = Path(__file__).resolve().parent / "isolation_shim.py"
 KERNEL_PLUGIN = Path(__file__).resolve().parent / "isolation_kernel.py"
 SHIM_FAILED = 125  # the shim's exit status when it could not set the sandbox up
+PRIVATE_PREFIX = "kit-iso-etc-"  # a sandbox's own /etc/passwd and /etc/group, in the temp dir
 INSTALL_COMMAND = "apt-get install -y bubblewrap"
 # Every bwrap run: namespaces, no capabilities, an unprivileged identity, no nested
 # user namespaces (a way back to capabilities), a new session (no TIOCSTI into the
@@ -310,6 +312,15 @@ def _user_can_reach(path: Path, uid: int, gids: set[int], want: int) -> bool:
     return allowed(os.stat(path), want)
 
 
+def _remove_stale_private_folders() -> None:
+    """Remove the private folders of sandboxes whose process is gone (killed with SIGKILL,
+    it could not); the pid in the name tells."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*-*"):
+        owner = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not pid_alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _user_identity(user: str) -> tuple[int, int, set[int]]:
     entry = pwd.getpwnam(user)
     return entry.pw_uid, entry.pw_gid, {entry.pw_gid}
@@ -345,7 +356,8 @@ class Sandbox:
                 raise ValueError(f"env: {key!r} is not a variable name")
         self._check_layout()
         self._cap: TreeCap = create_cap(memory_mb, max_pids)
-        self._private = Path(tempfile.mkdtemp(prefix="kit-iso-etc-"))
+        _remove_stale_private_folders()
+        self._private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
         try:
             self._write_identity_files()
             if self.mode == "user":

@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import tempfile
 import textwrap
 import threading
 import time
@@ -185,6 +186,9 @@ def test_nothing_survives_when_the_caller_is_killed(tmp_path):
         time.sleep(0.05)
     assert processes_with(token), "the sleeper never started"
     groups = list(Path("/sys/fs/cgroup").glob(f"*/**/{PREFIX}{grader.pid}-*"))
+    private = list(Path(tempfile.gettempdir()).glob(
+        f"{isolation.PRIVATE_PREFIX}{grader.pid}-*"))
+    assert len(private) == 1
     os.kill(grader.pid, signal.SIGKILL)
     grader.wait()
     assert wait_until_gone(token) == []
@@ -193,6 +197,7 @@ def test_nothing_survives_when_the_caller_is_killed(tmp_path):
         assert len(groups) == (2 if box.cap == "cgroup v1" else 1 if box.cap == "cgroup v2"
                                else 0)
     assert [group for group in groups if group.exists()] == []
+    assert not private[0].exists()
 
 
 def test_the_network_is_a_loopback_of_its_own(tmp_path):
