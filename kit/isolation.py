@@ -35,13 +35,12 @@ context manager owns the caps and gives the argv that starts a command inside
 (``Sandbox.argv``); ``isolated_kernel`` makes nbval start its kernels that way and talk to
 them over Jupyter's ``ipc`` transport (unix sockets in a folder bound into the sandbox),
 so nbval and the grader's signed records stay outside (``kit/isolation_kernel.py``).
-``python -m kit.isolation`` prints which mode and cap this machine gives, ``--install``
-installs bubblewrap where it can, ``--measure`` times the cost.
+``python -m kit.isolation`` (``kit/isolation_cli.py``) prints which mode and cap this
+machine gives, ``--install`` installs bubblewrap where it can, ``--measure`` times the cost.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import functools
 import json
@@ -657,47 +656,7 @@ def isolated_kernel(sandbox: Sandbox, control: Path, ipc_dir: Path) -> tuple[lis
     return ["-p", "isolation_kernel"], {"KIT_ISOLATED_KERNEL": str(settings)}
 
 
-# ---------------------------------------------------------------------------------------
-# python -m kit.isolation
-# ---------------------------------------------------------------------------------------
+if __name__ == "__main__":  # python -m kit.isolation: see kit/isolation_cli.py
+    from kit.isolation_cli import main
 
-def status_lines() -> list[str]:
-    """What this machine offers, one line per mode, and the cap."""
-    lines = []
-    for mode in MODES:
-        problem = unavailable(mode)
-        label = "available" if problem is None else f"not available: {problem}"
-        if mode == "none":
-            label = "only when asked for (--no-isolation; code you trust)"
-        lines.append(f"{mode:<6} {label}")
-    cap = create_cap(256, 64)
-    lines.append(f"cap    {cap.kind}")
-    cap.remove()
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m kit.isolation",
-        description="Which isolation this machine gives untrusted code (and install it).")
-    parser.add_argument("--install", action="store_true",
-                        help=f"install bubblewrap if missing ({INSTALL_COMMAND}; root only)")
-    parser.add_argument("--measure", action="store_true",
-                        help="time a trivial command and an ipykernel with and without it")
-    args = parser.parse_args(argv)
-    if args.install:
-        try:
-            print(f"bwrap: {ensure_bwrap(install=True)}")
-        except IsolationUnavailableError as error:
-            print(f"kit.isolation: {error}", file=sys.stderr)
-            return 1
-    print("\n".join(status_lines()))
-    if args.measure:
-        from kit.isolation_measure import report
-
-        print(report())
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

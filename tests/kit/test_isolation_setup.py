@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kit import isolation
+from kit.isolation_cli import status_lines
 
 
 @pytest.fixture
@@ -50,6 +51,6 @@ def test_an_unknown_mode_is_a_value_error():
 
 
 def test_the_status_lists_every_mode_and_the_cap():
-    lines = isolation.status_lines()
+    lines = status_lines()
     assert [line.split()[0] for line in lines] == [*isolation.MODES, "cap"]
     assert lines[-1].split(None, 1)[1] in {"cgroup v1", "cgroup v2", "rlimit"}

@@ -1,21 +1,28 @@
-"""What isolation costs: ``python -m kit.isolation --measure``.
+"""``python -m kit.isolation [--install] [--measure]``: what this machine gives untrusted code.
 
-Times, interleaved (plain, isolated, plain, isolated, ...) so that a busy machine slows
-both alike, the start of a trivial command (``/usr/bin/true``), of ``python -c pass``,
+It prints, for each mode of ``kit.isolation``, whether it can run here (and if not, why
+and the fix), and the cap that holds over a sandbox's processes. ``--install`` installs
+bubblewrap where it can (root with apt-get), otherwise it prints the command.
+
+``--measure`` times, interleaved (plain, isolated, plain, isolated, ...) so that a busy
+machine slows both alike, the start of a trivial command (``/usr/bin/true``), of ``python -c pass``,
 and of an ipykernel up to its first reply and back down, with and without the sandbox
 (the kernel isolated the way nbval's is: bwrap, ipc sockets). Prints medians and ratios.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from kit import isolation
+from kit.isolation_cgroup import create_cap
 
 REPEAT = 5
 
@@ -101,3 +108,44 @@ def report(repeat: int = REPEAT) -> str:
     lines.append(f"(medians of {repeat} interleaved pairs; isolation: "
                  f"{isolation.choose_mode()})")
     return "\n".join(lines)
+
+
+def status_lines() -> list[str]:
+    """What this machine offers, one line per mode, and the cap."""
+    lines = []
+    for mode in isolation.MODES:
+        problem = isolation.unavailable(mode)
+        label = "available" if problem is None else f"not available: {problem}"
+        if mode == "none":
+            label = "only when asked for (--no-isolation; code you trust)"
+        lines.append(f"{mode:<6} {label}")
+    cap = create_cap(256, 64)
+    lines.append(f"cap    {cap.kind}")
+    cap.remove()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m kit.isolation",
+        description="Which isolation this machine gives untrusted code (and install it).")
+    parser.add_argument("--install", action="store_true",
+                        help=f"install bubblewrap if missing ({isolation.INSTALL_COMMAND}; "
+                             "root only)")
+    parser.add_argument("--measure", action="store_true",
+                        help="time a trivial command and an ipykernel with and without it")
+    args = parser.parse_args(argv)
+    if args.install:
+        try:
+            print(f"bwrap: {isolation.ensure_bwrap(install=True)}")
+        except isolation.IsolationUnavailableError as error:
+            print(f"kit.isolation: {error}", file=sys.stderr)
+            return 1
+    print("\n".join(status_lines()))
+    if args.measure:
+        print(report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
