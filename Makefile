@@ -19,7 +19,7 @@ TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint unit nbval check grade run lab data student notebooks bench clean
+.PHONY: help setup test quick lint unit nbval check grade run lab data student notebooks bench clean
 
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
@@ -49,6 +49,15 @@ test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned)
 	  echo "== pytest (task tests, other tests, and every notebook run top to bottom)"; \
 	  COURSE_RUN_NOTEBOOKS=1 $(TEST_ENV) $(VPY) -m pytest tests || status=1; \
 	fi; \
+	exit $$status
+
+# The loop while changing code: lint, then every test not marked slow (no notebook runs,
+# no nbval, no release of the whole tree, no grading zoo); run make test before committing.
+quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks): about a minute
+	@status=0; \
+	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== pytest -m 'not slow' (make test runs everything)"; \
+	$(TEST_ENV) $(VPY) -m pytest tests -m "not slow" -q -p no:cacheprovider || status=1; \
 	exit $$status
 
 lint: $(STAMP) ## ruff over the package, tools, tests and notebooks

@@ -142,8 +142,8 @@ def sanitize(submission: Path, references: Mapping[str, Any], selection: Selecti
 # -- phase 2: execute ----------------------------------------------------------------------
 
 
-def execute(box: sb.Sandbox, names: Iterable[str], limits: Limits,
-            deadline: float) -> dict[str, NotebookRun]:
+def execute(box: sb.Sandbox, names: Iterable[str], limits: Limits, deadline: float,
+            dataset: str = "digits") -> dict[str, NotebookRun]:
     """Phase 2: run each notebook of the sandbox under nbval, the sandbox restored to its
     built state before each run (code run for one notebook may rewrite files)."""
     runs: dict[str, NotebookRun] = {}
@@ -151,7 +151,7 @@ def execute(box: sb.Sandbox, names: Iterable[str], limits: Limits,
     try:
         for name in names:
             box.restore()
-            runs[name] = run_notebook(box.root, name, limits, deadline, workdir)
+            runs[name] = run_notebook(box.root, name, limits, deadline, workdir, dataset)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return runs

@@ -44,6 +44,8 @@ import tokenize
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from kit.errors import KitError
+
 # The words used for FUNC in a stub when the region is outside any def.
 OUTSIDE_DEF_PY = "module level"
 OUTSIDE_DEF_CELL = "this cell"
@@ -62,6 +64,8 @@ _END = re.compile(r"^[ \t]*#[ \t]*END[ \t]+SOLUTION[ \t]*$")
 _END_WORDS = re.compile(r"^[ \t]*#[ \t]*END[ \t]+SOLUTION\b")
 # A marker hidden after code ("x = 1  # BEGIN SOLUTION 1.3") would never be seen as one.
 _INLINE_MARKER = re.compile(r"#[ \t]*(?:BEGIN|END)[ \t]+SOLUTION\b")
+# The marker words anywhere in a line of text (a markdown cell must not hold them).
+_MARKER_WORDS = re.compile(r"\b(?:BEGIN|END)[ \t]+SOLUTION\b")
 # Python's own line breaks; str.splitlines would also split on form feeds and friends.
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 _LINE_END = re.compile(r"(\r\n|\r|\n)\Z")
@@ -69,7 +73,7 @@ _DEF_LINE = re.compile(r"^([ \t]*)(?:async[ \t]+)?def[ \t]+(\w+)")
 _CLASS_LINE = re.compile(r"^([ \t]*)class[ \t]+(\w+)")
 
 
-class MarkerError(ValueError):
+class MarkerError(KitError, ValueError):
     """A marker problem at a place in a file: ``path:line: reason``.
 
     In a notebook the place is a cell (counted from 1 in file order) and a line of that
@@ -230,6 +234,22 @@ def restore(student_text: str, solution_regions: Sequence[Region]) -> str:
         pos = at + len(region.stub())
     parts.append(student_text[pos:])
     return "".join(parts)
+
+
+def mentions_marker(line: str) -> bool:
+    """True if the line holds the words of a marker anywhere (``BEGIN SOLUTION``, ...)."""
+    return bool(_MARKER_WORDS.search(line))
+
+
+def marker_line(line: str) -> tuple[str, str] | None:
+    """``("begin", what follows the words)`` or ``("end", "")`` for a comment line that
+    opens or closes a region, else None. Lenient (nothing is checked): for showing code
+    whose markers ``parse`` has checked elsewhere."""
+    if begin := _BEGIN_WORDS.match(line):
+        return "begin", line[begin.end():].strip()
+    if _END_WORDS.match(line):
+        return "end", ""
+    return None
 
 
 def body_lines(region: Region) -> list[str]:

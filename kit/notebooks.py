@@ -36,7 +36,13 @@ from typing import Any
 import nbformat
 
 from course.tasks import NOTEBOOKS
+from kit.errors import KitError
 from kit.outputs import atomic_file
+
+
+class NotebookError(KitError):
+    """A notebook cannot be read; the message names it."""
+
 
 # -- tags and roles ------------------------------------------------------------------------
 
@@ -99,9 +105,30 @@ def is_experiment(cell: Any) -> bool:
     return is_code(cell) and has_tag(cell, EXPERIMENT)
 
 
+def tag_problem(cell: Any) -> str | None:
+    """What is wrong with the cell's tags (not a list of strings, a tag outside
+    ``CELL_TAGS``, a tag on the wrong cell type), or None."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        return f'cell tags must be a list of strings, e.g. ["instructor"]; got {tags!r}'
+    for tag in tags:
+        if tag not in CELL_TAGS:
+            return (f"unknown cell tag {tag!r} (the tags of CONTRIBUTING.md: "
+                    f"{', '.join(CELL_TAGS)})")
+        if cell.get("cell_type") not in CELL_TAGS[tag]:
+            kinds = " or ".join(sorted(CELL_TAGS[tag]))
+            return f"tag {tag!r} is for {kinds} cells, not {cell.get('cell_type')} cells"
+    return None
+
+
+def declared_check(cell: Any) -> str | None:
+    """The cell's ``metadata.check`` name, if it declares one."""
+    return cell.get("metadata", {}).get("check") or None
+
+
 def check_name(cell: Any, index: int) -> str:
     """The check's stable name (``metadata.check``), or ``cell-<index>`` if it has none."""
-    return cell.get("metadata", {}).get("check") or f"cell-{index}"
+    return declared_check(cell) or f"cell-{index}"
 
 
 # -- headings ------------------------------------------------------------------------------
@@ -225,6 +252,15 @@ def in_course_order(paths: Iterable[Path]) -> list[Path]:
 def find_notebooks(folder: Path) -> list[Path]:
     """The notebooks of a folder (``*.ipynb``), in course order."""
     return in_course_order(folder.glob("*.ipynb"))
+
+
+def read_notebook(path: Path, label: str | None = None) -> Any:
+    """A notebook as an nbformat v4 node; ``NotebookError`` (naming ``label``, default the
+    path) if it cannot be read."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises several unrelated types for bad files
+        raise NotebookError(f"{label or path}: not a readable notebook ({error})") from None
 
 
 def load_json(path: Path) -> Any:

@@ -34,16 +34,15 @@ import ast
 import builtins
 import importlib
 import inspect
-import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
+from kit import notebooks as nbs
+from kit.errors import KitError
 
 # A cell containing one of these is set-up for CS231n's Cython build or for Colab / Drive
 # (the build cell also mentions Drive, so it is tested first for the more precise label).
@@ -63,7 +62,7 @@ IPYTHON_LINE = re.compile(r"^(\s*)([%!]|\?\w|\w.*\?$)")
 BUILTIN_NAMES = set(dir(builtins)) | {"display", "get_ipython", "__file__", "In", "Out"}
 
 
-class PortError(Exception):
+class PortError(KitError):
     """A notebook cannot be read or written; the message says which and why."""
 
 
@@ -320,22 +319,14 @@ def missing_names(uses: Uses) -> list[tuple[int, str]]:
 # -- one notebook ------------------------------------------------------------------------
 
 
-def _heading(cell: Any) -> str | None:
-    # The last heading of the cell: the one nearest to the code cells after it.
-    headings = [line.lstrip("#").strip() for line in cell.source.split("\n")
-                if line.startswith("#")]
-    return headings[-1] if headings else None
-
-
 def port_notebook(nb: Any, report: NotebookReport) -> Any:
     """Rewrite ``nb`` in place (drop set-up cells, rename imports) and fill ``report``."""
-    kept, uses, heading = [], Uses(), ""
+    kept, uses = [], Uses()
     by_number: dict[int, CellReport] = {}
-    for number, cell in enumerate(nb.cells, start=1):
+    for number, (cell, heading) in enumerate(zip(nb.cells, nbs.headings_above(nb.cells),
+                                                 strict=True), start=1):
         cell_report = CellReport(number, heading)
         by_number[number] = cell_report
-        if cell.cell_type == "markdown":
-            heading = _heading(cell) or heading
         if cell.cell_type != "code":
             kept.append(cell)
             continue
@@ -374,10 +365,7 @@ def _collect_cell(source: str, number: int, uses: Uses, report: CellReport) -> N
 
 
 def read(path: Path) -> Any:
-    try:
-        return nbformat.read(path, as_version=4)
-    except Exception as error:  # nbformat raises several unrelated types for bad files
-        raise PortError(f"{path}: not a readable notebook ({error})") from None
+    return nbs.read_notebook(path)
 
 
 def check_target(target: Path, source: Path) -> None:
@@ -387,26 +375,12 @@ def check_target(target: Path, source: Path) -> None:
     if not target.exists():
         return
     try:
-        written_by_us = PORT_KEY in nbformat.read(target, as_version=4).metadata
-    except Exception:
+        written_by_us = PORT_KEY in nbs.read_notebook(target).metadata
+    except nbs.NotebookError:
         written_by_us = False
     if not written_by_us:
         raise PortError(f"{target}: exists and was not written by 'python -m kit port'; "
                         "refusing to overwrite it (move it or choose another --out)")
-
-
-def write(nb: Any, target: Path) -> None:
-    """Write beside ``target`` and rename into place, so an interrupted port leaves no
-    half-written notebook."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        nbformat.write(nb, tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def port_file(source: Path, out: Path) -> NotebookReport:
@@ -416,7 +390,7 @@ def port_file(source: Path, out: Path) -> NotebookReport:
     report = NotebookReport(source, target)
     port_notebook(nb, report)
     nb.metadata[PORT_KEY] = {"ported_from": source.name}
-    write(nb, target)
+    nbs.write_notebook(nb, target)
     return report
 
 
@@ -438,7 +412,7 @@ def main(argv: list[str]) -> int:
     for source in args.notebooks:
         try:
             print(port_file(source, args.out).render())
-        except PortError as error:
+        except KitError as error:
             print(f"port: {error}", file=sys.stderr)
             status = 1
     return status

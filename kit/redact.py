@@ -6,7 +6,7 @@ feedback, Gradescope's ``output``) comes from processes that ran next to the sol
 a traceback through given code, a submission that found and printed solution source.
 ``Redactor.redact`` removes every line that is *solution-only*, i.e. a line of a solution
 region (or of an ``answer`` or ``instructor`` notebook cell) that the student release
-does not contain anywhere (``kit.release.solution_only_lines``, which finds the regions
+does not contain anywhere (``kit.leaks.solution_only_lines``, which finds the regions
 with ``kit.markers``), and puts one note where lines were taken out; then it caps the
 text (``cap``). A line counts as a solution line when, with ANSI colours, a traceback's
 ``---> 12`` prefix and runs of spaces removed, it *is* one, or it *holds* one of at least
@@ -73,7 +73,7 @@ class Redactor:
     @classmethod
     def for_tree(cls, root: Path = ROOT) -> Redactor:
         """The redactor for the solution tree at ``root`` (reads its sources once)."""
-        from kit.release import solution_only_lines
+        from kit.leaks import solution_only_lines
 
         return cls(solution_only_lines(root))
 

@@ -11,32 +11,30 @@ Usage::
   a modified, new or deleted file (caches such as ``__pycache__`` aside) is named and
   refused, so a re-release never destroys a student's work. A folder inside ``.git`` is
   refused. Temporary folders a killed release left beside ``DIR`` (their names carry the
-  pid) are removed by the next run, which says so.
+  pid) are removed by the next run, which says so (``kit.outputs``).
 * ``--branch`` also commits the student tree on that branch of the source repository
   (created if missing, else one new commit on top of its tip), without touching the
   source's working tree, index or current branch. An unchanged tree makes no commit.
-  Only a branch the tool owns is accepted: a new literal name, or a branch all of whose
-  commits carry the ``Release-Tool:`` trailer; ``main``, ``master``, the default branch,
-  a branch checked out in any worktree and ``@{-1}``-style names are refused before
-  anything is written.
+  Only a branch the tool owns is accepted (``kit.branch``), checked before anything is
+  written.
 
 What happens, in order (nothing is written until every file has been checked):
 
-1. The task table is loaded from the *source* tree's ``course/tasks.py`` (by path, so a
-   fixture tree can carry its own table).
-2. Files: in a git repository, only what git tracks (``git ls-files --cached``), so a
-   scratch file or a symlinked venv never leaks; untracked files and uncommitted changes
-   are named in a WARNING on stderr. Otherwise a walk that skips
-   ``WALK_SKIP_DIRS``, ``WALK_SKIP_SUFFIXES`` and ``datasets/*`` except its README. Paths
-   matching ``INSTRUCTOR_ONLY`` are left out; ``README.md`` is replaced by
+1. The source is read once (``kit.tree.SolutionTree``): its task table from its own
+   ``course/tasks.py`` (by path, so a fixture tree can carry its own table), and its
+   files: in a git repository only what git tracks, so a scratch file or a symlinked venv
+   never leaks; untracked files and uncommitted changes are named in a WARNING on stderr.
+   Paths matching ``kit.tree.INSTRUCTOR_ONLY`` are left out; ``README.md`` is replaced by
    ``kit/templates/STUDENT_README.md``.
-3. ``.py`` files: solution regions (see ``kit.markers``) become stubs; a file without
-   regions is copied byte for byte. Notebooks: code cells get the same treatment, every
-   output and execution count is cleared, volatile metadata is removed, tags are checked
-   against ``CELL_TAGS``, ``instructor`` cells are dropped and ``answer`` cells become an
-   answer prompt (keeping the ``answer`` tag). Other files are copied as they are (mode
-   bits included).
-4. Everything is written to a temporary folder beside ``--out``, then renamed into place.
+2. ``.py`` files: solution regions (see ``kit.markers``) become stubs; a file without
+   regions is copied byte for byte. Notebooks go through ``STUDENT_NOTEBOOK_STEPS``: tags
+   are checked against ``kit.notebooks.CELL_TAGS``, ``answer`` cells become an answer
+   prompt (keeping the ``answer`` tag), code cells get the same stubs, every output and
+   execution count is cleared, volatile metadata is removed and ``instructor`` cells are
+   dropped. Other files are copied as they are (mode bits included).
+3. Everything is written to a temporary folder beside ``--out``; the leak check
+   (``kit.leaks``) searches it for any line of a solution, and only a tree without one is
+   renamed into place.
 
 The stamp ``.release.json`` records the tool, the format version, the source commit and
 whether the source had uncommitted changes. It contains no time stamp, so two releases
@@ -49,18 +47,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
-import re
 import shutil
 import stat
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -68,60 +60,28 @@ from typing import Any
 
 import nbformat
 
-from course.processes import pid_alive
-from kit import markers
+from kit import markers, outputs
+from kit import notebooks as nbs
+from kit.branch import RELEASE_TRAILER, check_branch, commit_branch
+from kit.errors import KitError
+from kit.leaks import check_no_leaks
+from kit.tree import RELEASE_STAMP, SolutionTree, git, is_instructor_only
 
-STAMP_NAME = ".release.json"
+__all__ = ["RELEASE_TRAILER", "Release", "ReleaseError", "build_release", "is_instructor_only",
+           "main", "write_release"]
+
+STAMP_NAME = RELEASE_STAMP
 STAMP_TOOL = "python -m kit release"
 STAMP_FORMAT = 2  # 2: the stamp lists every file written, with its SHA-256
-# The line in every commit this tool makes; a branch is the tool's only if all its commits
-# carry it (or, for branches made before the trailer existed, the old message line).
-RELEASE_TRAILER = "Release-Tool: python -m kit release"
-_OLD_MESSAGE_LINE = "^Generated by 'python -m kit release' from source commit"
-# Never committed to, whatever their history: the branches people work on.
-PROTECTED_BRANCHES = ("main", "master")
+STAMP = outputs.Stamp(STAMP_NAME, STAMP_TOOL)
 # What running the student tree creates; a re-release may remove these (all regenerable).
 REGENERABLE = frozenset({"__pycache__", ".pytest_cache", ".hypothesis", ".ruff_cache",
                          ".mypy_cache", ".ipynb_checkpoints", ".venv"})
-# A temporary folder of an interrupted release is stale after this many seconds even if
-# its pid is alive again (pids are reused).
-STALE_TEMP_AGE = 24 * 3600
-
-# Paths (relative, posix) that exist only for instructors. A trailing "/" means a folder.
-INSTRUCTOR_ONLY: tuple[str, ...] = (
-    "kit/",  # this tool and the other instructor commands
-    "tests/kit/",  # tests of the tools, with fixture trees full of markers
-    "tests/safety/",  # the safety suite: tests the tools and the solution code together
-    ".ci/",  # the solution tree's CI entry point
-    "CONTRIBUTING.md",  # conventions for writing solutions
-    "README.md",  # replaced by kit/templates/STUDENT_README.md
-    STAMP_NAME,
-)
 STUDENT_README_TEMPLATE = Path(__file__).parent / "templates" / "STUDENT_README.md"
-
-# Used only when the source is not a git repository.
-WALK_SKIP_DIRS = frozenset({
-    ".git", ".venv", "venv", "build", "__pycache__", ".pytest_cache", ".hypothesis",
-    ".ruff_cache", ".mypy_cache", ".ipynb_checkpoints",
-})
-WALK_SKIP_SUFFIXES = (".pyc", ".pyo", ".egg-info")
-
-# The tag vocabulary of CONTRIBUTING.md section 2: tag -> cell types it may be on.
-CELL_TAGS: dict[str, frozenset[str]] = {
-    "check": frozenset({"code"}),
-    "experiment": frozenset({"code"}),
-    "answer": frozenset({"markdown"}),
-    "instructor": frozenset({"code", "markdown", "raw"}),
-    "nbval-ignore-output": frozenset({"code"}),
-    "nbval-skip": frozenset({"code"}),
-}
 ANSWER_PROMPT = "**Your answer:** *write your answer here.*"
-# Metadata that records a particular run or a particular screen, not the notebook.
-VOLATILE_CELL_METADATA = ("execution", "ExecuteTime", "collapsed", "scrolled", "papermill")
-VOLATILE_NOTEBOOK_METADATA = ("widgets", "papermill", "execution")
 
 
-class ReleaseError(Exception):
+class ReleaseError(KitError):
     """The release cannot be made; the message says why (and where)."""
 
 
@@ -141,162 +101,19 @@ class Output:
 
 @dataclass
 class Release:
-    """The checked, in-memory student tree and what is known about its source."""
+    """The checked, in-memory student tree and the source it was made from."""
 
     outputs: list[Output]
-    commit: str | None  # None: no git repository, or no commit yet
-    dirty: bool | None  # uncommitted or untracked changes; None outside git
+    tree: SolutionTree
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def commit(self) -> str | None:
+        return self.tree.commit
 
-# -- the task table ----------------------------------------------------------------------
-
-
-def load_tasks_module(source: Path) -> ModuleType:
-    """Execute ``source/course/tasks.py`` as a private module and return it."""
-    path = source / "course" / "tasks.py"
-    if not path.is_file():
-        raise ReleaseError(f"{path}: not found (the task table of the source tree)")
-    name = f"_kit_release_tasks_{uuid.uuid4().hex}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the file executes.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        del sys.modules[name]
-    if not isinstance(getattr(module, "TASKS_BY_ID", None), Mapping):
-        raise ReleaseError(f"{path}: defines no TASKS_BY_ID table")
-    return module
-
-
-def load_task_table(source: Path) -> Mapping[str, Any]:
-    """The ``TASKS_BY_ID`` table of the source tree (task ID -> task)."""
-    return load_tasks_module(source).TASKS_BY_ID
-
-
-# -- which files -------------------------------------------------------------------------
-
-
-def git(args: list[str], cwd: Path, env: Mapping[str, str] | None = None,
-        stdin: str | None = None) -> str:
-    """Run git; return its stdout, or raise ``ReleaseError`` with its stderr."""
-    result = subprocess.run(["git", *args], cwd=cwd, env=_git_env(env), input=stdin,
-                            capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise ReleaseError(f"git {' '.join(args)} failed in {cwd}: {result.stderr.strip()}")
-    return result.stdout
-
-
-def _git_env(extra: Mapping[str, str] | None) -> dict[str, str]:
-    # Variables inherited from a git hook would redirect our commands to another repo/index.
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"}}
-    env.update(extra or {})
-    return env
-
-
-def in_git_repo(source: Path) -> bool:
-    """True if ``source`` is inside a git working tree."""
-    try:
-        return git(["rev-parse", "--is-inside-work-tree"], source).strip() == "true"
-    except (ReleaseError, OSError):
-        return False
-
-
-def list_source_files(source: Path) -> list[str]:
-    """Every candidate file of the source tree, as sorted posix paths relative to it."""
-    if in_git_repo(source):
-        # Tracked files only: a scratch file or a symlinked venv that nobody added to git
-        # must not reach students (untracked_files names them in a warning instead).
-        listing = git(["ls-files", "-z", "--cached"], source)
-        names = {name for name in listing.split("\0") if name}
-        # A file deleted but not yet committed is still in the index: skip it.
-        return sorted(n for n in names if (source / n).is_file() or (source / n).is_symlink())
-    return sorted(_walk(source))
-
-
-def untracked_files(source: Path) -> list[str]:
-    """Files git does not track and does not ignore: left out of the release, and named."""
-    if not in_git_repo(source):
-        return []
-    listing = git(["ls-files", "-z", "--others", "--exclude-standard"], source)
-    return sorted(name for name in listing.split("\0") if name)
-
-
-def modified_files(source: Path) -> list[str]:
-    """Tracked files whose working-tree or staged content differs from HEAD."""
-    if not in_git_repo(source):
-        return []
-    listing = git(["--no-optional-locks", "status", "-z", "--porcelain",
-                   "--untracked-files=no", "--", "."], source)
-    # Entries are "XY path"; a rename adds the old path as a separate entry (skipped).
-    names, entries = [], listing.split("\0")
-    index = 0
-    while index < len(entries):
-        entry = entries[index]
-        index += 1
-        if len(entry) > 3:
-            names.append(entry[3:])
-            if entry[0] in "RC":
-                index += 1
-    return sorted(names)
-
-
-def dirty_tree_warnings(source: Path) -> list[str]:
-    """Loud warnings naming what a dirty source tree means for the release."""
-    warnings = []
-    modified = modified_files(source)
-    if modified:
-        warnings.append("the source has uncommitted changes; these files are released as they "
-                        f"are in the working tree, not as committed: {', '.join(modified)}")
-    untracked = untracked_files(source)
-    if untracked:
-        warnings.append("not tracked by git, so NOT released (git add them if they belong in "
-                        f"the release): {', '.join(untracked)}")
-    return warnings
-
-
-def _walk(source: Path) -> Iterable[str]:
-    for folder, dirs, files in os.walk(source):
-        rel_folder = Path(folder).relative_to(source).as_posix()
-        dirs[:] = [d for d in dirs if d not in WALK_SKIP_DIRS and not d.endswith(".egg-info")]
-        for name in files:
-            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
-            if name.endswith(WALK_SKIP_SUFFIXES):
-                continue
-            if rel.startswith("datasets/") and rel != "datasets/README.md":
-                continue  # downloaded data
-            yield rel
-
-
-def is_instructor_only(rel: str) -> bool:
-    """True if the path is left out of the student tree (see ``INSTRUCTOR_ONLY``)."""
-    return any(rel.startswith(p) if p.endswith("/") else rel == p for p in INSTRUCTOR_ONLY)
-
-
-def released_files(source: Path, skip: Path | None = None) -> list[str]:
-    """The source files that go to the student tree (before README.md is added).
-
-    ``skip`` (the output folder, when it lies inside the source) and any folder holding a
-    release stamp are left out, so a release never swallows an earlier one.
-    """
-    names = list_source_files(source)
-    stamped = [n[: -len(STAMP_NAME)] for n in names if n.endswith("/" + STAMP_NAME)]
-    skip_rel = _relative_inside(skip, source) if skip else None
-    if skip_rel:
-        stamped.append(skip_rel + "/")
-    return [n for n in names if not is_instructor_only(n)
-            and not any(n.startswith(prefix) for prefix in stamped)]
-
-
-def _relative_inside(path: Path, root: Path) -> str | None:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return None
+    @property
+    def dirty(self) -> bool | None:
+        return self.tree.dirty
 
 
 # -- per-file processing -----------------------------------------------------------------
@@ -323,71 +140,127 @@ def _decode(raw: bytes, rel: str) -> str:
 
 
 def read_notebook(source: Path, rel: str) -> Any:
-    """Read a notebook as nbformat v4, or raise ``MarkerError`` naming the file."""
-    try:
-        return nbformat.read(source / rel, as_version=4)
-    except Exception as error:  # nbformat raises several unrelated types for bad files
-        raise markers.MarkerError(rel, None, f"not a readable notebook ({error})") from None
+    """Read a notebook as nbformat v4, or raise ``NotebookError`` naming the file."""
+    return nbs.read_notebook(source / rel, rel)
+
+
+@dataclass
+class NotebookTally:
+    """What the steps did to one notebook, for the summary."""
+
+    stubs: int = 0
+    answers: int = 0
+    dropped: int = 0
+    task_ids: set[str] = field(default_factory=set)
+
+
+# A step of the student notebook pipeline: (notebook, its path, the task table, the tally).
+NotebookChange = Callable[[Any, str, Mapping[str, Any], NotebookTally], None]
+
+
+def _kept_cells(nb: Any) -> Iterable[tuple[int, Any]]:
+    """(Jupyter's cell number, cell) of every cell that stays in the student tree; the
+    numbers are those of the source notebook, as error messages must name them."""
+    for number, cell in enumerate(nb.cells, start=1):
+        if not nbs.has_tag(cell, nbs.INSTRUCTOR):
+            yield number, cell
+
+
+def check_all_tags(nb: Any, rel: str, tasks: Mapping[str, Any], tally: NotebookTally) -> None:
+    for number, cell in enumerate(nb.cells, start=1):
+        check_tags(cell, rel, number)
+
+
+def replace_answers(nb: Any, rel: str, tasks: Mapping[str, Any], tally: NotebookTally) -> None:
+    for _, cell in _kept_cells(nb):
+        if nbs.has_tag(cell, nbs.ANSWER):
+            tally.answers += 1
+            cell.source = ANSWER_PROMPT
+            cell.pop("attachments", None)
+
+
+def refuse_markers_in_text(nb: Any, rel: str, tasks: Mapping[str, Any],
+                           tally: NotebookTally) -> None:
+    for number, cell in _kept_cells(nb):
+        if not nbs.is_code(cell) and not nbs.has_tag(cell, nbs.ANSWER):
+            check_no_markers_in_text_cell(cell, rel, number)
+
+
+def stub_regions(nb: Any, rel: str, tasks: Mapping[str, Any], tally: NotebookTally) -> None:
+    for number, cell in _kept_cells(nb):
+        if nbs.is_code(cell):
+            found = _stub_cell(cell, rel, number, tasks)
+            tally.stubs += len(found)
+            tally.task_ids.update(region.task_id for region in found)
+
+
+def clear_outputs(nb: Any, rel: str, tasks: Mapping[str, Any], tally: NotebookTally) -> None:
+    for cell in nb.cells:
+        if nbs.is_code(cell):
+            cell.outputs, cell.execution_count = [], None
+
+
+def drop_volatile_metadata(nb: Any, rel: str, tasks: Mapping[str, Any],
+                           tally: NotebookTally) -> None:
+    for cell in nb.cells:
+        nbs.drop_volatile_cell_metadata(cell)
+        # outputs_hidden is screen state, and there are no outputs any more.
+        jupyter = cell.metadata.get("jupyter")
+        if isinstance(jupyter, dict):
+            jupyter.pop("outputs_hidden", None)
+            if not jupyter:
+                del cell.metadata["jupyter"]
+    nbs.drop_volatile_notebook_metadata(nb)
+    # The instructor's Python version; Jupyter fills in the student's own when it saves.
+    language_info = nb.metadata.get("language_info")
+    if isinstance(language_info, dict):
+        language_info.pop("version", None)
+
+
+def drop_instructor_cells(nb: Any, rel: str, tasks: Mapping[str, Any],
+                          tally: NotebookTally) -> None:
+    kept = [cell for _, cell in _kept_cells(nb)]
+    tally.dropped += len(nb.cells) - len(kept)
+    nb.cells = kept
+
+
+# The student notebook, step by step (instructor cells go last, so that every message
+# before names cells as the source notebook numbers them).
+STUDENT_NOTEBOOK_STEPS: tuple[tuple[str, NotebookChange], ...] = (
+    ("check every cell's tags", check_all_tags),
+    ("answer cells become a prompt", replace_answers),
+    ("no marker in markdown or raw cells", refuse_markers_in_text),
+    ("solution regions become stubs", stub_regions),
+    ("clear outputs and execution counts", clear_outputs),
+    ("drop volatile metadata", drop_volatile_metadata),
+    ("drop instructor cells", drop_instructor_cells),
+)
 
 
 def process_notebook(source: Path, rel: str, tasks: Mapping[str, Any]) -> Output:
-    """A notebook: check tags, drop/replace cells, stub regions, clear outputs."""
+    """A notebook through ``STUDENT_NOTEBOOK_STEPS``."""
     nb = read_notebook(source, rel)
-    cells, stubs, dropped, answers = [], 0, 0, 0
-    task_ids: set[str] = set()
-    for number, cell in enumerate(nb.cells, start=1):
-        tags = check_tags(cell, rel, number)
-        if "instructor" in tags:
-            dropped += 1
-            continue
-        if "answer" in tags:
-            answers += 1
-            cell.source = ANSWER_PROMPT
-            cell.pop("attachments", None)
-        if cell.cell_type != "code" and "answer" not in tags:
-            check_no_markers_in_text_cell(cell, rel, number)
-        if cell.cell_type == "code":
-            found = _stub_cell(cell, rel, number, tasks)
-            stubs += len(found)
-            task_ids.update(region.task_id for region in found)
-            cell.outputs, cell.execution_count = [], None
-        _clean_cell_metadata(cell.metadata)
-        cells.append(cell)
-    nb.cells = cells
-    _clean_notebook_metadata(nb.metadata)
+    tally = NotebookTally()
+    nbs.run_steps(nb, [nbs.Step(name, lambda nb, change=change: change(nb, rel, tasks, tally))
+                       for name, change in STUDENT_NOTEBOOK_STEPS])
     notes = ["outputs cleared"]
-    notes += [f"{answers} answer cell(s) replaced"] if answers else []
-    notes += [f"{dropped} instructor cell(s) dropped"] if dropped else []
-    return Output(rel, notebook=nb, mode_from=source / rel, stubs=stubs, task_ids=task_ids,
-                  notes=notes)
+    notes += [f"{tally.answers} answer cell(s) replaced"] if tally.answers else []
+    notes += [f"{tally.dropped} instructor cell(s) dropped"] if tally.dropped else []
+    return Output(rel, notebook=nb, mode_from=source / rel, stubs=tally.stubs,
+                  task_ids=tally.task_ids, notes=notes)
 
 
-def check_tags(cell: Any, rel: str, number: int) -> list[str]:
-    """The cell's tags, after checking each against ``CELL_TAGS`` and the cell type."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-        raise markers.MarkerError(rel, None, f"cell tags must be a list of strings, e.g. "
-                                  f"[\"instructor\"]; got {tags!r}", cell=number)
-    tags = list(tags)
-    for tag in tags:
-        if tag not in CELL_TAGS:
-            known = ", ".join(CELL_TAGS)
-            raise markers.MarkerError(rel, None, f"unknown cell tag {tag!r} "
-                                      f"(the tags of CONTRIBUTING.md: {known})", cell=number)
-        if cell.cell_type not in CELL_TAGS[tag]:
-            kinds = " or ".join(sorted(CELL_TAGS[tag]))
-            raise markers.MarkerError(rel, None, f"tag {tag!r} is for {kinds} cells, "
-                                      f"not {cell.cell_type} cells", cell=number)
-    return tags
-
-
-_TEXT_MARKER = re.compile(r"\b(?:BEGIN|END)[ \t]+SOLUTION\b")
+def check_tags(cell: Any, rel: str, number: int) -> None:
+    """Raise ``MarkerError`` if the cell's tags are not those of ``CELL_TAGS``."""
+    problem = nbs.tag_problem(cell)
+    if problem is not None:
+        raise markers.MarkerError(rel, None, problem, cell=number)
 
 
 def check_no_markers_in_text_cell(cell: Any, rel: str, number: int) -> None:
     """Markdown and raw cells are not processed: a marker there would ship its region."""
     for lineno, line in enumerate(markers.split_lines(cell.source), start=1):
-        if _TEXT_MARKER.search(line):
+        if markers.mentions_marker(line):
             raise markers.MarkerError(
                 rel, lineno, f"solution marker in a {cell.cell_type} cell: markers work only "
                 "in code cells, so this text would reach students. Move the solution into a "
@@ -404,26 +277,6 @@ def _stub_cell(cell: Any, rel: str, number: int,
         markers.check_student_compiles(cell.source, student, rel, found, cell=number)
         cell.source = student
     return found
-
-
-def _clean_cell_metadata(metadata: dict[str, Any]) -> None:
-    for key in VOLATILE_CELL_METADATA:
-        metadata.pop(key, None)
-    # outputs_hidden is screen state, and there are no outputs any more.
-    jupyter = metadata.get("jupyter")
-    if isinstance(jupyter, dict):
-        jupyter.pop("outputs_hidden", None)
-        if not jupyter:
-            del metadata["jupyter"]
-
-
-def _clean_notebook_metadata(metadata: dict[str, Any]) -> None:
-    for key in VOLATILE_NOTEBOOK_METADATA:
-        metadata.pop(key, None)
-    # The instructor's Python version; Jupyter fills in the student's own when it saves.
-    language_info = metadata.get("language_info")
-    if isinstance(language_info, dict):
-        language_info.pop("version", None)
 
 
 def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
@@ -494,24 +347,21 @@ def add_per_file_ignores(text: str, files: list[str], rules: Iterable[str]) -> s
 # -- the whole release -------------------------------------------------------------------
 
 
-def build_release(source: Path, skip: Path | None = None) -> Release:
+def build_release(tree: SolutionTree, skip: Path | None = None) -> Release:
     """Check and render every file in memory; raise ``ReleaseError`` listing all problems."""
-    tasks_module = load_tasks_module(source)
-    tasks = tasks_module.TASKS_BY_ID
-    files = released_files(source, skip)
-    outputs, errors = [], []
+    files = tree.released_files(skip)
+    outputs_, errors = [], []
     for rel in files:
         try:
-            outputs.append(process_file(source, rel, tasks))
-        except markers.MarkerError as error:
+            outputs_.append(process_file(tree.root, rel, tree.tasks))
+        except (markers.MarkerError, nbs.NotebookError) as error:
             errors.append(str(error))
     if errors:
         raise ReleaseError("\n".join(errors))
-    outputs.append(student_readme(tasks_module, files))
-    outputs = with_stub_lint_settings(outputs)
-    commit, dirty = source_state(source)
-    release = Release(sorted(outputs, key=lambda o: o.rel), commit, dirty)
-    release.warnings = _missing_task_warnings(release, tasks)
+    outputs_.append(student_readme(tree.tasks_module, files))
+    outputs_ = with_stub_lint_settings(outputs_)
+    release = Release(sorted(outputs_, key=lambda o: o.rel), tree)
+    release.warnings = _missing_task_warnings(release, tree.tasks)
     return release
 
 
@@ -535,19 +385,6 @@ def _missing_task_warnings(release: Release, tasks: Mapping[str, Any]) -> list[s
             elsewhere = f" (found in {', '.join(found_in)})" if found_in else ""
             warnings.append(f"task {task_id}: no solution region in {path}{elsewhere}")
     return warnings
-
-
-def source_state(source: Path) -> tuple[str | None, bool | None]:
-    """(HEAD commit, whether there are uncommitted or untracked changes); None if unknown."""
-    if not in_git_repo(source):
-        return None, None
-    try:
-        commit = git(["rev-parse", "-q", "--verify", "HEAD^{commit}"], source).strip()
-    except ReleaseError:
-        commit = None  # a repository without commits
-    # --no-optional-locks: a plain status may rewrite the index's stat cache.
-    status = git(["--no-optional-locks", "status", "--porcelain", "--", "."], source)
-    return commit or None, bool(status.strip())
 
 
 def stamp(release: Release, files: int, manifest: Mapping[str, str] | None = None) -> bytes:
@@ -612,23 +449,13 @@ def changes_since_release(folder: Path) -> list[str]:
 
 def check_out_dir(out: Path, source: Path) -> None:
     """Refuse an ``--out`` that this command may not replace."""
-    resolved, src = out.resolve(), source.resolve()
-    if resolved == src or src.is_relative_to(resolved):
-        raise ReleaseError(f"--out {out}: this would replace the source tree {source}")
-    if not out.exists() and not out.is_symlink():
-        return
-    if not out.is_dir() or out.is_symlink():
-        raise ReleaseError(f"--out {out}: exists and is not a plain folder (a file or a "
-                           "link); refusing to replace it")
-    if (out / ".git").exists():
+    how = "Remove it or choose another --out."
+    outputs.refuse_overlap(out, [("the source tree", source)], how=how)
+    if out.is_dir() and not out.is_symlink() and (out / ".git").exists():
         raise ReleaseError(f"--out {out}: is a git checkout (it has .git), perhaps a clone of "
                            "the student branch with someone's work in it; refusing to replace it")
-    if any(out.iterdir()) and not is_release_dir(out):
-        raise ReleaseError(
-            f"--out {out}: exists, is not empty and was not written by '{STAMP_TOOL}' "
-            f"(no {STAMP_NAME} stamp); refusing to replace it. Remove it or choose another --out."
-        )
-    if is_release_dir(out):
+    outputs.refuse_foreign(out, STAMP, how=how)
+    if STAMP.owns(out):
         changes = changes_since_release(out)
         if changes:
             shown = "\n  ".join(changes[:20]) + ("\n  ..." if len(changes) > 20 else "")
@@ -640,14 +467,15 @@ def check_out_dir(out: Path, source: Path) -> None:
             )
 
 
-def check_out_not_in_git_dir(out: Path, source: Path) -> None:
+def check_out_not_in_git_dir(out: Path, tree: SolutionTree) -> None:
     """Refuse an ``--out`` inside a ``.git`` folder: writing there corrupts the repository."""
     resolved = out.resolve()
     if ".git" in resolved.parts or ".git" in out.parts:
         raise ReleaseError(f"--out {out}: is inside a .git folder; writing there would corrupt "
                            "the repository. Choose a folder outside .git, e.g. build/student")
-    if not in_git_repo(source):
+    if tree.git is None:
         return
+    source = tree.root
     for flag in ("--absolute-git-dir", "--git-common-dir"):
         git_dir = Path(git(["rev-parse", flag], source).strip())
         git_dir = (source / git_dir).resolve() if not git_dir.is_absolute() else git_dir
@@ -659,64 +487,23 @@ def check_out_not_in_git_dir(out: Path, source: Path) -> None:
 
 def is_release_dir(folder: Path) -> bool:
     """True if ``folder`` holds a stamp written by this command."""
-    try:
-        data = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("tool") == STAMP_TOOL
+    return STAMP.owns(folder)
 
 
 def write_release(release: Release, out: Path) -> None:
-    """Write the tree beside ``out`` and rename it into place (replacing an old release)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for removed in remove_stale_temps(out):
-        print(f"release: removed {removed}, left by an interrupted release", file=sys.stderr)
-    # The pid in the name tells a later run whether the writer is still alive.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.release-{os.getpid()}-", dir=out.parent))
-    try:
+    """Write the tree beside ``out``, check it for leaks, and swap it into place
+    (replacing an old release). A leak raises ``ReleaseError`` and publishes nothing."""
+    folder = outputs.OwnedFolder(out, STAMP, verb="release")
+    folder.remove_stale_temps(lambda removed: print(
+        f"release: removed {removed}, left by an interrupted release", file=sys.stderr))
+    with folder.building() as tmp:
         for output in release.outputs:
             _write_output(output, tmp)
         (tmp / STAMP_NAME).write_bytes(stamp(release, len(release.outputs), manifest_of(tmp)))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the tree is meant to be shared
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def remove_stale_temps(out: Path) -> list[Path]:
-    """Remove temporary folders that an interrupted release into ``out`` left beside it.
-
-    Only folders named by ``write_release`` for this ``out`` (``.NAME.release-PID-*``,
-    ``.NAME.old-PID-*``) whose process is gone, or that are older than a day, are
-    removed; an ``.old-`` folder must also hold a release stamp. Returns what was removed.
-    """
-    pattern = re.compile(rf"^\.{re.escape(out.name)}\.(release|old)-(\d+)-[\w]+$")
-    removed = []
-    try:
-        entries = list(out.parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if not match or entry.is_symlink() or not entry.is_dir():
-            continue
-        if match.group(1) == "old" and not is_release_dir(entry):
-            continue
-        age = time.time() - entry.lstat().st_mtime
-        if pid_alive(int(match.group(2))) and age < STALE_TEMP_AGE:
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
+        try:
+            check_no_leaks(release.tree, tmp, skip=out)
+        except KitError as error:
+            raise ReleaseError(f"{error}\nThe release was not published.") from None
 
 
 def _write_output(output: Output, root: Path) -> None:
@@ -733,247 +520,6 @@ def _write_output(output: Output, root: Path) -> None:
     if output.mode_from is not None:
         mode = output.mode_from.stat().st_mode
         target.chmod(stat.S_IMODE(mode))
-
-
-# -- the branch --------------------------------------------------------------------------
-
-
-def commit_branch(source: Path, out: Path, branch: str, release: Release) -> str:
-    """Commit the tree in ``out`` on ``branch`` of the source repository; return a summary.
-
-    Uses a temporary index (``GIT_INDEX_FILE``) and plumbing, so the source's working tree,
-    index, HEAD and current branch are untouched. The stamp file is committed with the
-    rest, so the branch and the folder agree. No commit is made if the tree is unchanged.
-    """
-    check_branch(source, branch)
-    ref = f"refs/heads/{branch}"
-    git_dir = git(["rev-parse", "--absolute-git-dir"], source).strip()
-    with tempfile.TemporaryDirectory(prefix="kit-release-index-") as tmp:
-        env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        base = ["--git-dir", git_dir, "--work-tree", str(out.resolve())]
-        # -f: commit exactly what was written, even files a .gitignore would hide.
-        git([*base, "add", "-A", "-f", "--", "."], out, env)
-        tree = git([*base, "write-tree"], out, env).strip()
-    tip = _resolve(source, f"{ref}^{{commit}}")
-    if tip and _resolve(source, f"{tip}^{{tree}}") == tree:
-        return f"branch {branch}: already at this tree ({tip[:12]}); no commit made"
-    parents = ["-p", tip] if tip else []
-    new = git(["commit-tree", tree, *parents, "-F", "-"], source,
-              stdin=commit_message(release)).strip()
-    git(["update-ref", "-m", f"{STAMP_TOOL}", ref, new, tip or "0" * len(new)], source)
-    verb = "new commit on" if tip else "created"
-    return f"branch {branch}: {verb} {new[:12]}"
-
-
-def check_branch(source: Path, branch: str) -> None:
-    """Refuse a branch we cannot commit to: no repository, bad name, checked out."""
-    if not in_git_repo(source):
-        raise ReleaseError(f"--branch {branch}: the source {source} is not a git repository")
-    check_branch_name(source, branch)
-    if _current_branch(source) == f"refs/heads/{branch}":
-        raise ReleaseError(f"--branch {branch}: it is the branch checked out in {source}; "
-                           "committing to it would leave that working tree out of sync")
-    check_branch_owned(source, branch)
-
-
-def check_branch_name(source: Path, branch: str) -> None:
-    """A literal branch name: ``@{-1}``, ``-x`` or ``HEAD`` would resolve to something else."""
-    # Not --branch: that form expands @{-1} to the previous branch, i.e. someone's work.
-    bad = (not branch or branch.startswith(("-", "@")) or "@{" in branch
-           or branch == "HEAD" or branch.startswith("refs/"))
-    try:
-        git(["check-ref-format", f"refs/heads/{branch}"], source)
-    except ReleaseError:
-        bad = True
-    if bad:
-        raise ReleaseError(f"--branch {branch}: not a valid branch name (give a plain new "
-                           "name such as 'student'; @{-1}, HEAD, refs/... and names starting "
-                           "with '-' are refused)")
-
-
-def check_branch_owned(source: Path, branch: str) -> None:
-    """Refuse a branch this tool does not own.
-
-    Owned means: a new name, or an existing branch every commit of which the tool made
-    (``RELEASE_TRAILER`` in its message). ``main``, ``master``, the default branch and
-    a branch checked out in any worktree of the repository are always refused.
-    """
-    protected = {*PROTECTED_BRANCHES, *_default_branches(source)}
-    if branch in protected:
-        raise ReleaseError(f"--branch {branch}: refusing to commit the student tree to "
-                           f"'{branch}' (main, master and the default branch are never "
-                           "release branches); choose a new name such as 'student'")
-    worktree = _worktree_of(source, branch)
-    if worktree is not None:
-        raise ReleaseError(f"--branch {branch}: it is checked out in the worktree {worktree}; "
-                           "committing to it would leave that working tree out of sync")
-    tip = _resolve(source, f"refs/heads/{branch}^{{commit}}")
-    if tip is None:
-        return
-    foreign = foreign_commits(source, tip)
-    if foreign:
-        shown = ", ".join(c[:12] for c in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise ReleaseError(
-            f"--branch {branch}: the branch has {len(foreign)} commit(s) the release tool did "
-            f"not make ({shown}); refusing to add the student tree on top of someone's work. "
-            "Choose a new branch name, or delete that branch yourself if it is a release."
-        )
-
-
-def foreign_commits(source: Path, tip: str) -> list[str]:
-    """Commits reachable from ``tip`` whose message lacks the release tool's mark."""
-    listing = git(["rev-list", "--invert-grep", f"--grep=^{RELEASE_TRAILER}$",
-                   f"--grep={_OLD_MESSAGE_LINE}", tip], source)
-    return listing.split()
-
-
-def _default_branches(source: Path) -> set[str]:
-    """The default branch as far as git knows: origin's HEAD and init.defaultBranch."""
-    names = set()
-    try:
-        ref = git(["symbolic-ref", "-q", "refs/remotes/origin/HEAD"], source).strip()
-        if ref:
-            names.add(ref.removeprefix("refs/remotes/origin/"))
-    except ReleaseError:
-        pass
-    try:
-        configured = git(["config", "--get", "init.defaultBranch"], source).strip()
-        if configured:
-            names.add(configured)
-    except ReleaseError:
-        pass
-    return names
-
-
-def _worktree_of(source: Path, branch: str) -> str | None:
-    """The worktree (of any linked worktree of the repository) with ``branch`` checked out."""
-    listing = git(["worktree", "list", "--porcelain"], source)
-    path = None
-    for line in listing.splitlines():
-        if line.startswith("worktree "):
-            path = line[len("worktree "):]
-        elif line == f"branch refs/heads/{branch}":
-            return path
-    return None
-
-
-def commit_message(release: Release) -> str:
-    """One release commit: which source commit, and whether it had uncommitted changes."""
-    return (f"Student release of {describe_source(release)}\n\n"
-            f"Generated by '{STAMP_TOOL}' from source commit {release.commit or 'none'}.\n"
-            f"The source had {'' if release.dirty else 'no '}uncommitted changes.\n\n"
-            f"{RELEASE_TRAILER}\n")
-
-
-def describe_source(release: Release) -> str:
-    """``abc123def456 (clean)``, ``... (with uncommitted changes)`` or ``not a git tree``."""
-    if release.dirty is None:
-        return "not a git repository"
-    commit = release.commit[:12] if release.commit else "no commit yet"
-    return f"{commit} ({'with uncommitted changes' if release.dirty else 'clean'})"
-
-
-def _current_branch(source: Path) -> str | None:
-    try:
-        return git(["symbolic-ref", "-q", "HEAD"], source).strip() or None
-    except ReleaseError:
-        return None  # detached HEAD
-
-
-def _resolve(source: Path, rev: str) -> str | None:
-    try:
-        return git(["rev-parse", "-q", "--verify", rev], source).strip() or None
-    except ReleaseError:
-        return None
-
-
-# -- leak check --------------------------------------------------------------------------
-
-
-def solution_only_lines(source: Path) -> set[str]:
-    """Stripped lines of solution regions (and answer/instructor cells) found nowhere else.
-
-    "Elsewhere" is every released file of the source outside regions, kept notebook
-    cells included; a line like ``return out`` that also occurs outside a region is not
-    solution-only. Raises ``ReleaseError`` if the source has marker errors.
-    """
-    tasks = load_task_table(source)
-    hidden: set[str] = set()
-    visible: set[str] = set()
-    for rel in released_files(source):
-        try:
-            _collect_lines(source, rel, tasks, hidden, visible)
-        except markers.MarkerError as error:
-            raise ReleaseError(str(error)) from None
-    return hidden - visible
-
-
-def _collect_lines(source: Path, rel: str, tasks: Mapping[str, Any],
-                   hidden: set[str], visible: set[str]) -> None:
-    if rel.endswith(".ipynb"):
-        for number, cell in enumerate(read_notebook(source, rel).cells, start=1):
-            tags = cell.get("metadata", {}).get("tags", [])
-            if "instructor" in tags or "answer" in tags:
-                hidden.update(_stripped(cell.source))
-            elif cell.cell_type == "code":
-                _split_regions(markers.parse(cell.source, rel, tasks, cell=number),
-                               hidden, visible)
-            else:
-                visible.update(_stripped(cell.source))
-        return
-    try:
-        text = (source / rel).read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return  # binary files hold no solution text
-    if rel.endswith(".py"):
-        _split_regions(markers.parse(text, rel, tasks), hidden, visible)
-    else:
-        visible.update(_stripped(text))
-
-
-def _split_regions(segments: list[markers.Segment], hidden: set[str], visible: set[str]) -> None:
-    for region in markers.regions(segments):
-        hidden.update(markers.body_lines(region))
-    visible.update(_stripped(markers.outside_text(segments)))
-
-
-def _stripped(text: str) -> set[str]:
-    return {line.strip() for line in markers.split_lines(text) if line.strip()}
-
-
-def find_leaks(student: Path, secret_lines: set[str]) -> list[str]:
-    """Every ``path:line: text`` of the student tree whose stripped text is a secret line.
-
-    Notebooks are searched cell by cell (their JSON would hide lines inside strings).
-    """
-    leaks = []
-    for path in sorted(p for p in student.rglob("*") if p.is_file()):
-        rel = path.relative_to(student).as_posix()
-        for where, line in _student_lines(path, rel):
-            if line.strip() in secret_lines:
-                leaks.append(f"{where}: {line.strip()}")
-    return leaks
-
-
-def _student_lines(path: Path, rel: str) -> Iterable[tuple[str, str]]:
-    if rel.endswith(".ipynb"):
-        for number, cell in enumerate(nbformat.read(path, as_version=4).cells, start=1):
-            for lineno, line in enumerate(markers.split_lines(cell.source), start=1):
-                yield f"{rel}: cell {number}, line {lineno}", line
-        return
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return
-    for lineno, line in enumerate(markers.split_lines(text), start=1):
-        yield f"{rel}:{lineno}", line
-
-
-def check_no_leaks(source: Path, student: Path) -> None:
-    """Raise ``AssertionError`` listing every solution-only line found in the student tree."""
-    leaks = find_leaks(student, solution_only_lines(source))
-    if leaks:
-        raise AssertionError("solution text in the student tree:\n" + "\n".join(leaks))
 
 
 # -- command line ------------------------------------------------------------------------
@@ -999,7 +545,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def summary(release: Release, out: Path) -> str:
     """The lines printed after writing: files, stubs per file, notebooks, destination."""
     lines = [f"release: {len(release.outputs)} files written to {out} "
-             f"(source: {describe_source(release)})"]
+             f"(source: {release.tree.describe()})"]
     for output in release.outputs:
         if output.stubs or output.notebook is not None:
             notes = ", ".join([f"{output.stubs} stub(s)", *output.notes])
@@ -1019,16 +565,16 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     written = False
     try:
-        check_arguments(args.source, args.out, args.branch)
-        release = build_release(args.source, skip=args.out)
-        for warning in dirty_tree_warnings(args.source):
+        tree = check_arguments(args.source, args.out, args.branch)
+        release = build_release(tree, skip=args.out)
+        for warning in tree.dirty_warnings():
             print(f"WARNING: {warning}", file=sys.stderr)
         write_release(release, args.out)
         written = True
         print(summary(release, args.out))
         if args.branch:
-            print(commit_branch(args.source, args.out, args.branch, release))
-    except ReleaseError as error:
+            print(commit_branch(tree, args.out, args.branch))
+    except KitError as error:
         print(error, file=sys.stderr)
         done = f"{args.out} was written, the branch was not" if written else "nothing written"
         print(f"release: stopped; {done}", file=sys.stderr)
@@ -1036,11 +582,14 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def check_arguments(source: Path, out: Path, branch: str | None) -> None:
-    """Everything about the options that can be checked before reading the files."""
+def check_arguments(source: Path, out: Path, branch: str | None) -> SolutionTree:
+    """Everything about the options that can be checked before reading the files; the
+    source tree, read once."""
     if not (source / "course").is_dir():
         raise ReleaseError(f"--source {source}: no course/ folder; not a solution tree")
-    check_out_not_in_git_dir(out, source)
+    tree = SolutionTree.load(source)
+    check_out_not_in_git_dir(out, tree)
     check_out_dir(out, source)
     if branch is not None:
         check_branch(source, branch)
+    return tree

@@ -23,13 +23,14 @@ solution cells are spliced into the reference notebook by cell ID.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import json
 import shutil
 import tempfile
 import textwrap
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from kit import notebooks as nbs
 from kit.errors import KitError
 from kit.markers import parse, parse_python, render_student
 from kit.reports import Note, NoteKind
+from kit.tree import load_tasks_module
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
@@ -77,6 +79,20 @@ class Sandbox:
     notebooks: dict[str, Any] = field(default_factory=dict)  # name -> notebook as graded
     snapshot: dict[str, bytes] = field(default_factory=dict)  # every file, as built
 
+    @classmethod
+    @contextlib.contextmanager
+    def fresh(cls, prefix: str) -> Iterator[Sandbox]:
+        """A sandbox in a new temporary folder, for the block to fill; sealed (and the
+        unpacked submission removed) when the block ends, deleted if it raises."""
+        box = cls(Path(tempfile.mkdtemp(prefix=prefix)))
+        try:
+            yield box
+            shutil.rmtree(box.root / "_submission", ignore_errors=True)
+            box.seal()
+        except BaseException:
+            box.cleanup()
+            raise
+
     def seal(self) -> None:
         """Remember every file of the built sandbox (in memory, out of the student's reach)."""
         self.snapshot = {p.relative_to(self.root).as_posix(): p.read_bytes()
@@ -114,8 +130,6 @@ class TaskInfo:
 
 def load_tasks(root: Path = ROOT) -> list[TaskInfo]:
     """The task table of the tree at ``root`` (read from its course/tasks.py)."""
-    from kit.release import load_tasks_module
-
     module = load_tasks_module(root)
     return [TaskInfo(t.id, t.path, t.function, t.checked_by) for t in module.TASKS]
 
@@ -400,8 +414,7 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
     student's notebook-task cells spliced in, each then made ready by ``prepare``
     (default: experiment cells skipped)."""
     tasks = load_tasks(root) if tasks is None else tasks
-    box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-grade-sandbox-")))
-    try:
+    with Sandbox.fresh("kit-grade-sandbox-") as box:
         unpacked = unpack(submission, box.root / "_submission")
         course_dir = find_course_dir(unpacked)
         if course_dir is None:
@@ -418,11 +431,6 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
             box.notes += notes
             prepare(name, graded)
             box.add_notebook(name, graded)
-        shutil.rmtree(box.root / "_submission", ignore_errors=True)
-        box.seal()
-    except BaseException:
-        box.cleanup()
-        raise
     return box
 
 
@@ -468,8 +476,7 @@ def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
 def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
     """A sandbox for ``kit verify``: the student's own package (their ``course/*.py`` over
     the pristine package, whole) and their own notebooks, experiment cells skipped."""
-    box = Sandbox(Path(tempfile.mkdtemp(prefix="kit-verify-sandbox-")))
-    try:
+    with Sandbox.fresh("kit-verify-sandbox-") as box:
         unpacked = unpack(submission, box.root / "_submission")
         _copy_pristine_course(root, box.root)
         course_dir = find_course_dir(unpacked)
@@ -488,9 +495,4 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
             if notebook is not None:
                 skip_experiments(notebook)
                 box.add_notebook(path.stem, notebook)
-        shutil.rmtree(box.root / "_submission", ignore_errors=True)
-        box.seal()
-    except BaseException:
-        box.cleanup()
-        raise
     return box

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from kit.release import is_instructor_only
+from kit.tree import is_instructor_only, load_task_table
 
 SAMPLES = 3  # a candidate must agree with the solution on every one of these
 OPTIM_TASKS = ("sgd_momentum", "rmsprop", "adam", "adagrad")
@@ -182,7 +182,6 @@ def find_shadows(root: Path, files: Iterable[Path] | None = None,
     ``root`` is the solution tree whose ``course`` package is importable (the kit's own).
     """
     if tasks is None:
-        from kit.release import load_task_table
         tasks = dict(load_task_table(root))
     with _tests_on_path(root):
         known, unchecked = recipes(root, tasks)

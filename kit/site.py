@@ -30,14 +30,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import shutil
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,17 +45,17 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 from tqdm import tqdm
 
-from course.processes import pid_alive
-from course.tasks import NOTEBOOKS, TASKS
-from kit import site_render
+from course.tasks import TASKS
+from kit import notebooks as nbs
+from kit import outputs, site_render
+from kit.errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STAMP_NAME = ".kit-site.json"
 STAMP_TOOL = "python -m kit site"
-BUILDING = ".building-"  # infix of the temporary sibling a build writes into
-
-# Metadata that changes on every execution; stripped so re-executed notebooks diff cleanly.
-VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
+STAMP = outputs.Stamp(STAMP_NAME, STAMP_TOOL)
+BUILD_VERB = "building"
+BUILDING = f".{BUILD_VERB}-"  # infix of the temporary sibling a build writes into
 
 # Kernel settings for every run: the Solver prints its final progress line as text (a
 # widget would be stored as a bar frozen at 0%, and shows nothing in the site).
@@ -67,7 +64,7 @@ KERNEL_ENV = {"COURSE_PROGRESS": "static"}
 RETINA_CONFIG = "c.InlineBackend.figure_formats = {'retina'}\n"
 
 
-class SiteError(Exception):
+class SiteError(KitError):
     """The site cannot be written where asked; the message says what was found and what to do."""
 
 
@@ -83,20 +80,18 @@ class NotebookResult:
 
 def find_notebooks(folder: Path) -> list[Path]:
     """Notebooks in ``folder``: course order (``course.tasks.NOTEBOOKS``) first, others by name."""
-    found = {p.stem: p for p in folder.glob("*.ipynb")}
-    ordered = [found.pop(name) for name in NOTEBOOKS if name in found]
-    return ordered + [found[name] for name in sorted(found)]
+    return nbs.find_notebooks(folder)
 
 
-def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
-    """Remove per-run metadata (timings, UI state, widget state) so outputs are the only diff."""
+def merge_streams(nb: nbformat.NotebookNode) -> None:
     for cell in nb.cells:
-        for key in VOLATILE_CELL_METADATA:
-            cell.metadata.pop(key, None)
         if cell.cell_type == "code":
             cell.outputs = coalesce_streams(cell.outputs)
-    site_render.drop_widgets(nb)
-    normalise_kernelspec(nb)
+
+
+def drop_volatile_metadata(nb: nbformat.NotebookNode) -> None:
+    for cell in nb.cells:
+        nbs.drop_volatile_cell_metadata(cell)
 
 
 def normalise_kernelspec(nb: nbformat.NotebookNode) -> None:
@@ -128,6 +123,21 @@ def coalesce_streams(outputs: list) -> list:
         else:
             merged.append(output)
     return merged
+
+
+# ``make notebooks`` hygiene: what makes a re-executed notebook differ from the stored one
+# only where its outputs do.
+HYGIENE_STEPS = (
+    nbs.Step("drop per-run cell metadata (timings, UI state)", drop_volatile_metadata),
+    nbs.Step("merge consecutive writes to a stream", merge_streams),
+    nbs.Step("drop widget views and widget state", site_render.drop_widgets),
+    nbs.Step("store the kernel's display name as installed", normalise_kernelspec),
+)
+
+
+def strip_volatile_metadata(nb: nbformat.NotebookNode) -> None:
+    """Remove per-run metadata (timings, UI state, widget state) so outputs are the only diff."""
+    nbs.run_steps(nb, HYGIENE_STEPS)
 
 
 def execute_notebook(
@@ -230,76 +240,20 @@ def retina_profile() -> Iterator[dict[str, str]]:
 
 
 def check_out_dir(out: Path, notebooks: Path, root: Path | None = None) -> None:
-    """Refuse an ``--out`` this command may not replace; ``SiteError`` says what was found.
+    """Refuse an ``--out`` this command may not replace; ``OutputError`` says what was found.
 
     ``root`` is the solution tree (default: the one this module belongs to).
     """
-    target, root = out.resolve(), (root or REPO_ROOT).resolve()
     how = "Choose a new folder (the default is build/site) or move that folder away yourself."
-    if ".git" in target.parts:
-        raise SiteError(f"--out {out}: is inside a .git folder; refusing to write there. {how}")
-    if target == root or root.is_relative_to(target):
-        raise SiteError(
-            f"--out {out}: is {'the tree' if target == root else 'a parent of the tree'} "
-            f"{root}; replacing it would delete the tree. {how}"
-        )
-    if target == Path.cwd().resolve() or Path.cwd().resolve().is_relative_to(target):
-        raise SiteError(f"--out {out}: is the current folder or one of its parents. {how}")
-    if notebooks.resolve().is_relative_to(target):
-        raise SiteError(f"--out {out}: holds the notebooks being built ({notebooks}). {how}")
-    if not target.exists() and not out.is_symlink():
-        return
-    if out.is_symlink() or not target.is_dir():
-        raise SiteError(f"--out {out}: exists and is not a plain folder (a file or a link). {how}")
-    if not is_site_dir(target) and any(target.iterdir()):
-        names = sorted(p.name for p in target.iterdir())
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise SiteError(
-            f"--out {out}: exists, holds {len(names)} entries ({shown}) and has no "
-            f"{STAMP_NAME} stamp, so '{STAMP_TOOL}' did not create it; refusing to replace "
-            f"it. {how}"
-        )
+    outputs.refuse_overlap(out, [("the tree", root or REPO_ROOT),
+                                 ("the current folder", Path.cwd()),
+                                 ("the folder of the notebooks being built", notebooks)], how=how)
+    outputs.refuse_foreign(out, STAMP, how=how)
 
 
 def is_site_dir(folder: Path) -> bool:
     """True if ``folder`` holds the stamp this command writes into every site."""
-    try:
-        data = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("tool") == STAMP_TOOL
-
-
-def _write_stamp(folder: Path, student: bool) -> None:
-    data = {"tool": STAMP_TOOL, "pid": os.getpid(), "student": student}
-    (folder / STAMP_NAME).write_text(json.dumps(data) + "\n", encoding="utf-8")
-
-
-def remove_stale_builds(out: Path) -> list[Path]:
-    """Remove temporary siblings of ``out`` left by killed builds (stamped, owner pid gone)."""
-    removed = []
-    for folder in out.parent.glob(f".{out.name}{BUILDING}*"):
-        try:
-            pid = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8")).get("pid")
-        except (OSError, ValueError, AttributeError):
-            continue  # not ours beyond doubt: leave it
-        if is_site_dir(folder) and isinstance(pid, int) and not pid_alive(pid):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-
-
-def swap_in(tmp: Path, out: Path) -> None:
-    """Put the finished site ``tmp`` at ``out``; the old one goes only once the new one is in."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
+    return STAMP.owns(folder)
 
 
 # -- building ------------------------------------------------------------------------
@@ -322,19 +276,13 @@ def build(options: BuildOptions) -> list[NotebookResult]:
     extra = {} if options.pythonpath is None else {"PYTHONPATH": str(options.pythonpath)}
     if options.out is None:
         return _run_all(options, kernel_env(extra), sink=None)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in remove_stale_builds(options.out):
-        print(f"removed {stale}, left by an interrupted build", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{options.out.name}{BUILDING}", dir=options.out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; a site is meant to be read
-        _write_stamp(tmp, options.student)
+    folder = outputs.OwnedFolder(options.out, STAMP, verb=BUILD_VERB)
+    folder.remove_stale_temps(lambda stale: print(
+        f"removed {stale}, left by an interrupted build", flush=True))
+    with folder.building() as tmp:
+        STAMP.write(tmp, pid=os.getpid(), student=options.student)
         with retina_profile() as ipython:
             results = _run_all(options, kernel_env({**extra, **ipython}), sink=tmp)
-        swap_in(tmp, options.out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return results
 
 
@@ -354,9 +302,9 @@ def _run_all(
             result = NotebookResult(path.stem, True, 0.0)
         results.append(result)
         if sink is None:
-            _write_atomically(path, nb)
+            nbs.write_notebook(nb, path)
         else:
-            _write_atomically(sink / path.name, nb)
+            nbs.write_notebook(nb, sink / path.name)
             pages.append(site_render.render_notebook(nb, path.stem, options.student))
         verdict = "done" if result.ok else f"FAILED: {result.error}"
         if options.execute:
@@ -364,16 +312,6 @@ def _run_all(
     if sink is not None:
         write_pages(sink, pages, results, options)
     return results
-
-
-def _write_atomically(path: Path, nb: nbformat.NotebookNode) -> None:
-    # A Ctrl-C during the write must not leave a truncated notebook behind.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        nbformat.write(nb, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_pages(
@@ -413,12 +351,13 @@ def write_pages(
 def student_tree() -> Iterator[Path]:
     """The student release of this tree, written to a temporary folder for the build."""
     from kit import release  # imported late: only --student needs it
+    from kit.tree import SolutionTree
 
     with tempfile.TemporaryDirectory(prefix="kit-site-student-") as folder:
         tree = Path(folder) / "student"
         try:
-            release.write_release(release.build_release(REPO_ROOT), tree)
-        except release.ReleaseError as error:
+            release.write_release(release.build_release(SolutionTree.load(REPO_ROOT)), tree)
+        except KitError as error:
             raise SiteError(f"--student: the student release cannot be made:\n{error}") from error
         yield tree
 
@@ -503,7 +442,7 @@ def _main_guarded(args: argparse.Namespace) -> int:
                 return _main(args, tree / "notebooks" if args.notebooks is None else args.notebooks,
                              pythonpath=tree)
         return _main(args, args.notebooks or REPO_ROOT / "notebooks", pythonpath=None)
-    except SiteError as error:
+    except (SiteError, outputs.OutputError) as error:
         print(f"site: {error}", file=sys.stderr)
         print("site: stopped; nothing written", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ from typing import Any
 
 import nbformat
 
+from kit import markers
+
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SITE_TEMPLATE = TEMPLATES / "site"
 ASSETS = SITE_TEMPLATE / "assets"
@@ -41,8 +43,6 @@ _DISPLAY_RE = re.compile(r"\$\$(.+?)\$\$", re.DOTALL)
 _INLINE_RE = re.compile(r"(?<![\\$])\$(?![\s$])((?:[^$\n]|\n(?!\s*\n))+?)(?<![\s\\])\$(?!\d)")
 _HEADING_RE = re.compile(r'<h([1-6]) id="([^"]+)"[^>]*>(.*?)</h\1>', re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
-_BEGIN_RE = re.compile(r"^\s*#\s*BEGIN SOLUTION\b\s*(.*)$")
-_END_RE = re.compile(r"^\s*#\s*END SOLUTION\b")
 
 
 class MathError(ValueError):
@@ -106,10 +106,10 @@ def render_code(source: str) -> str:
     """Highlighted code, each ``BEGIN SOLUTION`` ... ``END SOLUTION`` region folded."""
     chunks: list[tuple[str, list[str]]] = [("code", [])]
     for line in source.splitlines():
-        begin = _BEGIN_RE.match(line)
-        if begin:
-            chunks.append((begin.group(1).strip() or "solution", []))
-        elif _END_RE.match(line):
+        marker = markers.marker_line(line)
+        if marker is not None and marker[0] == "begin":
+            chunks.append((marker[1] or "solution", []))
+        elif marker is not None:
             chunks.append(("code", []))
         else:
             chunks[-1][1].append(line)

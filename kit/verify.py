@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,8 +25,8 @@ from kit import isolation, outputs
 from kit import notebooks as nbs
 from kit import sandbox as sb
 from kit.errors import KitError
-from kit.grade import submission_name
-from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
+from kit.grade import execute, submission_name
+from kit.nbval_runner import Limits, NotebookRun, reason_of
 from kit.reports import trim
 
 OUT_STAMP = outputs.Stamp(".kit-verify", "python -m kit verify")
@@ -38,7 +36,7 @@ def cell_labels(notebook: Any) -> dict[int, str]:
     """Code-cell index (nbval's "Cell N") -> 'cell 12 under "Heading" [check check-name]'."""
     labels: dict[int, str] = {}
     for code in nbs.code_cells(notebook):
-        check = code.cell.get("metadata", {}).get("check")
+        check = nbs.declared_check(code.cell)
         label = f"cell {code.number}" + (f' under "{code.heading}"' if code.heading else "")
         labels[code.index] = label + (f" [check {check}]" if check else "")
     return labels
@@ -71,21 +69,18 @@ def verify_one(submission: Path, limits: Limits, dataset: str = "digits") -> dic
     except sb.SubmissionError as error:
         report["notes"].append(str(error))
         return report
-    workdir = Path(tempfile.mkdtemp(prefix="kit-grade-run-"))
     try:
         report["notes"] += [note.text for note in box.notes]
         if not box.notebooks:
             report["notes"].append("no notebooks in the submission")
-        deadline = started + limits.wall
+        runs = execute(box, box.notebooks, limits, started + limits.wall, dataset)
         for name, notebook in box.notebooks.items():
-            box.restore()
-            run = run_notebook(box.root, name, limits, deadline, workdir, dataset)
-            report["notebooks"][name] = {"cells": len(cell_labels(notebook)),
-                                         "not_reproduced": not_reproduced(notebook, run, limits)}
-            report["isolation"] = f"{run.isolation} ({run.cap})"
+            report["notebooks"][name] = {
+                "cells": len(cell_labels(notebook)),
+                "not_reproduced": not_reproduced(notebook, runs[name], limits)}
+            report["isolation"] = f"{runs[name].isolation} ({runs[name].cap})"
     finally:
         box.cleanup()
-        shutil.rmtree(workdir, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 1)
     return report
 

@@ -9,7 +9,7 @@ import pytest
 
 from kit import markers
 from kit.redact import FRAGMENT_MIN, LIMIT, Redactor, cap, withheld_note
-from kit.release import load_task_table
+from kit.tree import load_task_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -29,9 +29,10 @@ from test_grade_zoo import correct, inject
 
 from kit import grade, isolation, markers
 from kit.isolation_cgroup import PREFIX
+from kit.leaks import solution_only_lines
 from kit.nbval_runner import Limits
-from kit.release import load_task_table, solution_only_lines
 from kit.reports import to_json
+from kit.tree import load_task_table
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"affine-forward", "relu-forward", "svm-loss", "softmax-loss", "sgd-momentum", "adam"}

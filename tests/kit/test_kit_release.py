@@ -18,8 +18,8 @@ import nbformat
 import pytest
 from kit_helpers import Run, git, run_release, snapshot
 
-from kit import markers
-from kit import release as kit_release
+from kit import leaks, markers
+from kit.tree import SolutionTree, load_task_table
 
 TODO_11 = ("    # TODO [task 1.1] scale_forward: "
            "write this part (the docstring says what it returns).\n")
@@ -333,7 +333,7 @@ def test_out_accepts_an_empty_folder_and_a_folder_inside_the_source(src: Path) -
 def test_leak_check_finds_solution_only_lines_and_nothing_in_the_release(
     src: Path, tmp_path: Path
 ) -> None:
-    secret = kit_release.solution_only_lines(src)
+    secret = leaks.solution_only_lines(SolutionTree.load(src))
     for line in ["out = np.multiply(x, factor)", "flat = x.reshape(x.shape[0], -1)",
                  "row[mask] = low", "result = v + v", "learning_rate = 0.5",
                  "INSTRUCTOR_ONLY_CONSTANT = 1234",
@@ -343,8 +343,8 @@ def test_leak_check_finds_solution_only_lines_and_nothing_in_the_release(
     assert "return out" not in secret and "return result" not in secret
     out = tmp_path / "student"
     released(src, out)
-    assert kit_release.find_leaks(out, secret) == []
-    kit_release.check_no_leaks(src, out)
+    assert leaks.find_leaks(out, secret) == []
+    leaks.check_no_leaks(SolutionTree.load(src), out)
 
 
 def test_leak_check_reports_a_planted_leak_with_its_place(src: Path, tmp_path: Path) -> None:
@@ -356,17 +356,36 @@ def test_leak_check_reports_a_planted_leak_with_its_place(src: Path, tmp_path: P
     nb = nbformat.read(nb_path, as_version=4)
     nb.cells[0].source += "\nresult = v + v"
     nbformat.write(nb, nb_path)
-    leaks = kit_release.find_leaks(out, kit_release.solution_only_lines(src))
-    assert leaks == ["course/utils.py:7: mask = row < low",
+    found = leaks.find_leaks(out, leaks.solution_only_lines(SolutionTree.load(src)))
+    assert found == ["course/utils.py:7: mask = row < low",
                      "notebooks/Demo.ipynb: cell 1, line 4: result = v + v"]
-    with pytest.raises(AssertionError, match="solution text in the student tree"):
-        kit_release.check_no_leaks(src, out)
+    with pytest.raises(leaks.LeakError, match="solution text in the student tree"):
+        leaks.check_no_leaks(SolutionTree.load(src), out)
+
+
+def test_the_release_refuses_to_publish_a_tree_with_a_leak(src: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "student"
+    released(src, out)
+    before = snapshot(out)
+
+    # A release bug: the regions of .py files come out with their solutions in place.
+    def solution_text(segments: list[markers.Segment]) -> str:
+        return "".join(s if isinstance(s, str) else s.source for s in segments)
+
+    monkeypatch.setattr(markers, "render_student", solution_text)
+    result = run_release("--source", src, "--out", out)
+    assert result.code == 1
+    assert "solution text in the student tree" in result.err
+    assert "course/layers.py" in result.err and "The release was not published" in result.err
+    assert snapshot(out) == before  # the previous release stays
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".student.")]  # no temp
 
 
 def test_restoring_the_regions_gives_back_the_solution_files(src: Path, tmp_path: Path) -> None:
     out = tmp_path / "student"
     released(src, out)
-    tasks = kit_release.load_task_table(src)
+    tasks = load_task_table(src)
     text = (src / "course" / "layers.py").read_text()
     found = markers.regions(markers.parse(text, "course/layers.py", tasks))
     assert len(found) == 3
@@ -381,7 +400,7 @@ def test_restoring_the_regions_gives_back_the_solution_files(src: Path, tmp_path
 
 
 def test_the_task_table_is_read_from_the_source_tree(src: Path) -> None:
-    table = kit_release.load_task_table(src)
+    table = load_task_table(src)
     assert list(table) == ["1.1", "1.2", "1.3", "2.1", "2.2"]
     assert "course" not in str(type(next(iter(table.values()))).__module__).split(".")[:1]
 

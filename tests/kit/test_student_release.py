@@ -36,7 +36,8 @@ from nbclient.exceptions import CellExecutionError
 
 from course.tasks import NOTEBOOKS, prerequisites
 from kit import markers
-from kit import release as kit_release
+from kit.leaks import check_no_leaks
+from kit.tree import SolutionTree, load_task_table
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +98,7 @@ def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     student = tmp_path_factory.mktemp(request.param) / "student"
     result = run_release("--source", source, "--out", student)
     assert result.code == 0, f"release of {source} failed:\n{result.err}"
-    tasks = dict(kit_release.load_task_table(source))
+    tasks = dict(load_task_table(source))
     return Released(request.param, source, student, tasks, notebooks)
 
 
@@ -178,12 +179,12 @@ def test_every_stub_belongs_to_a_task_of_the_table(released: Released) -> None:
 
 
 def test_no_solution_text_in_the_student_tree(released: Released) -> None:
-    kit_release.check_no_leaks(released.source, released.student)
+    check_no_leaks(SolutionTree.load(released.source), released.student)
 
 
 def test_putting_the_regions_back_gives_the_solution_files(released: Released) -> None:
     restored = 0
-    for rel in kit_release.released_files(released.source):
+    for rel in SolutionTree.load(released.source).released_files():
         if rel.endswith((".py", ".ipynb")):
             for place, cell, solution, student in paired_texts(released, rel):
                 found = markers.regions(markers.parse(solution, rel, released.tasks, cell=cell))
@@ -402,7 +403,7 @@ def ruff(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def solve_every_stub(released: Released, tree: Path) -> int:
     """Put the solution back into every stubbed .py file of ``tree``; return the count."""
     solved = 0
-    for rel in kit_release.released_files(released.source):
+    for rel in SolutionTree.load(released.source).released_files():
         if rel.endswith(".py"):
             solution = (released.source / rel).read_text(encoding="utf-8")
             found = markers.regions(markers.parse(solution, rel, released.tasks))
@@ -422,7 +423,7 @@ def test_ruff_fix_keeps_every_task_solvable(released: Released, tmp_path: Path) 
     assert clean.returncode == 0, f"the release is not ruff-clean:\n{clean.stdout}"
     fixed = ruff(tree, "--fix")
     assert fixed.returncode == 0, fixed.stdout
-    changed = [rel for rel in kit_release.released_files(released.source)
+    changed = [rel for rel in SolutionTree.load(released.source).released_files()
                if rel.endswith((".py", ".ipynb")) and (tree / rel).exists()
                and (tree / rel).read_bytes() != (released.student / rel).read_bytes()]
     assert changed == [], f"ruff --fix rewrote {changed}"
@@ -430,3 +431,28 @@ def test_ruff_fix_keeps_every_task_solvable(released: Released, tmp_path: Path) 
     code, cases = run_task_tests(tree, tmp_path / "work", "-m", "task")
     failures = [f"{test}: {first_line(failure)}" for test, _, failure in cases if failure]
     assert code == 0 and cases and not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_scoreboard_of_the_student_release_lists_every_task_as_not_started(tmp_path):
+    from course.rubric import task_points
+    from course.tasks import TASKS
+
+    out = tmp_path / "student"
+    release = subprocess.run([sys.executable, "-m", "kit", "release", "--out", str(out)],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert release.returncode == 0, release.stderr
+    env = {**os.environ, "PYTHONPATH": str(out), "COURSE_DATASET": "digits"}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-m", "task", "--scoreboard",
+         "-p", "no:cacheprovider", "-W", "ignore", "--tb=no"],
+        cwd=out, capture_output=True, text=True, timeout=900, env=env)
+    rows = {line.split("|")[0].strip(): [c.strip() for c in line.split("|")]
+            for line in run.stdout.splitlines() if line.count("|") == 3}
+    for task in TASKS:
+        status, points = rows[task.id][1], rows[task.id][2]
+        if task.checked_by == "notebook":
+            assert (status, points) == ("NOTEBOOK", f"-/{task_points(task)}")
+        else:
+            assert (status, points) == ("TODO", f"0/{task_points(task)}"), rows[task.id]
+    assert "Total: 0 of" in run.stdout

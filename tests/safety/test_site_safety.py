@@ -62,7 +62,7 @@ def _site(*args: str) -> int:
     [
         (".", "replacing it would delete the tree"),
         ("..", "a parent of the tree"),
-        ("notebooks", "holds the notebooks being built"),
+        ("notebooks", "the folder of the notebooks being built"),
         ("course", "has no .kit-site.json stamp"),
         (".git/site", "inside a .git folder"),
     ],
