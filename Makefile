@@ -21,11 +21,19 @@ NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_saniti
 .DEFAULT_GOAL := help
 .PHONY: help setup test quick lint unit nbval check grade run lab data student notebooks bench clean
 
+# Targets that need the solution tree (kit/, reference outputs): `make help` lists them
+# only there, and in the student tree they say so and stop.
+SOLUTION_ONLY := nbval grade run student bench notebooks
+
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
 	@echo "needs Python creates .venv and installs requirements.txt."
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z][a-z-]*:.*## / {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk -v hide="$(if $(wildcard kit),,$(SOLUTION_ONLY))" \
+	  'BEGIN {FS = ":.*## "; n = split(hide, h, " "); for (i = 1; i <= n; i++) skip[h[i]] = 1} \
+	   /^[a-z][a-z-]*:.*## / && !($$1 in skip) {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@[ -d kit ] || { echo; echo "Without make: python -m course check [TASK...] and python -m course test"; \
+	  echo "(run with the venv's Python: .venv/bin/python, or .venv\\Scripts\\python on Windows)."; }
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -66,7 +74,10 @@ lint: $(STAMP) ## ruff over the package, tools, tests and notebooks
 unit: $(STAMP) ## unit, property and release tests only
 	$(TEST_ENV) $(VPY) -m pytest tests
 
+# In the student tree the notebooks carry no reference outputs to compare (a student's may
+# come from CIFAR-10): `make test` runs them top to bottom instead.
 nbval: $(STAMP) ## check the notebooks' stored outputs with nbval
+	@[ -d kit ] || { echo "make nbval compares the solution tree's reference outputs; here 'make test' runs every notebook top to bottom."; exit 1; }
 	$(TEST_ENV) $(VPY) -m pytest notebooks $(NBVAL)
 
 # The scoreboard is the result, so a failing task is a row of the table, not a make error:

@@ -18,7 +18,11 @@ so a loop such as ``for k, v in data.items(): print(k, v.shape)`` works on all o
   0..16 to 0..255 so both datasets are in the same units.
 
 ``get_data()`` picks between them (argument, else env ``COURSE_DATASET``, else automatic)
-and prints one line saying which it uses and why.
+and prints one line saying which it uses and why. It also asks for ``unit_scale``: every
+image is divided by one number, the standard deviation of the training pixels around
+their per-pixel means, so the inputs have mean 0 and standard deviation 1. That is the
+scale weight initialisation assumes (He and Xavier keep a layer's output at its input's
+size, which is then about 1). The loaders' own default stays 0..255, as in CS231n.
 
 A CIFAR-10 folder that exists but is incomplete or damaged raises :class:`DatasetError`
 (a ``ValueError``), naming the file at fault and saying to run ``get_datasets.sh`` again;
@@ -278,6 +282,12 @@ def _check_split_arguments(func: str, num_training: Any, num_validation: Any, nu
             expect_float_dtype(func, dtype))
 
 
+def _divide_in_place(splits: tuple[np.ndarray, ...], scale: float) -> None:
+    """Divide each array by ``scale`` in place (no full-size temporary)."""
+    for split in splits:
+        split /= split.dtype.type(scale)
+
+
 def _finish(
     X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
     X_test: np.ndarray, y_test: np.ndarray, mean_image: np.ndarray, class_names: np.ndarray,
@@ -303,6 +313,7 @@ def get_CIFAR10_data(
     subtract_mean: bool = True,
     dtype: Any = np.float32,
     root: str | os.PathLike | None = None,
+    unit_scale: bool = False,
 ) -> dict[str, np.ndarray]:
     """Load CIFAR-10 and split it for training, as the CS231n notebooks do.
 
@@ -310,6 +321,10 @@ def get_CIFAR10_data(
     training split, rows ``[num_training, num_training + num_validation)`` the validation
     split, and the first ``num_test`` rows of ``test_batch`` the test split. If
     ``subtract_mean``, the per-pixel mean of the training split is subtracted from all three.
+    If ``unit_scale``, all three (and ``mean_image``) are then divided by one number: the
+    standard deviation of the training split's pixels around their per-pixel means, so
+    the training images have standard deviation 1 (the scale He and Xavier initialisation
+    assume). The default keeps CS231n's units, 0..255.
 
     Memory: the float arrays are allocated once at their final size and filled one batch
     at a time, and the mean is accumulated in exact integer sums, so no float64 copy of the
@@ -324,6 +339,7 @@ def get_CIFAR10_data(
         subtract_mean: subtract the training split's mean image from every split.
         dtype: floating dtype of the image arrays (float32 by default to halve memory).
         root: the ``cifar-10-batches-py`` folder; default ``<datasets dir>/cifar-10-batches-py``.
+        unit_scale: divide by the training pixels' standard deviation (see above).
 
     Returns:
         A dict with ``X_train`` ``(num_training, 3, 32, 32)``, ``X_val``
@@ -350,6 +366,8 @@ def get_CIFAR10_data(
     # Sums of uint8 pixels over <= 50000 rows fit easily in int64 and are exact, so the
     # mean does not depend on the order of additions or on the chosen dtype.
     pixel_sums = np.zeros(_CIFAR_SHAPE, dtype=np.int64)
+    # And of their squares (at most 50000 * 255**2 per pixel), for unit_scale's variance.
+    square_sums = np.zeros(_CIFAR_SHAPE, dtype=np.int64)
 
     start = 0  # global index of the current batch's first row
     for X, y in _batch_rows(root):
@@ -366,6 +384,8 @@ def get_CIFAR10_data(
                 dest_y[a - lo:b - lo] = y[a - start:b - start]
                 if dest_X is X_train:
                     pixel_sums += X[a - start:b - start].sum(axis=0, dtype=np.int64)
+                    if unit_scale:
+                        square_sums += _square_sums(X[a - start:b - start])
         start = stop
         del X, y
     if start < wanted:
@@ -389,7 +409,26 @@ def get_CIFAR10_data(
             split -= mean_image
     else:
         mean_image = np.zeros(_CIFAR_SHAPE, dtype=dt)
+    if unit_scale:
+        # Per-pixel variance E[x^2] - E[x]^2 from the exact sums, averaged over pixels.
+        means = pixel_sums / num_training
+        variance = float(np.mean(square_sums / num_training - means * means))
+        _divide_in_place((X_train, X_val, X_test, mean_image), _pixel_scale(variance))
     return _finish(X_train, y_train, X_val, y_val, X_test, y_test, mean_image, class_names)
+
+
+def _square_sums(rows: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """Per-pixel sums of squares of uint8 ``rows``, exact, a few MB of temporaries at a time."""
+    total = np.zeros(rows.shape[1:], dtype=np.int64)
+    for start in range(0, rows.shape[0], chunk):
+        part = rows[start:start + chunk].astype(np.uint16)  # 255**2 fits in uint16
+        total += (part * part).sum(axis=0, dtype=np.int64)
+    return total
+
+
+def _pixel_scale(variance: float) -> float:
+    """The standard deviation to divide by (1 for a training set whose pixels never vary)."""
+    return float(np.sqrt(variance)) if variance > 0 else 1.0
 
 
 # ----------------------------------------------------------------------------- digits
@@ -402,6 +441,7 @@ def get_digits_data(
     subtract_mean: bool = True,
     dtype: Any = np.float32,
     seed: int = 0,
+    unit_scale: bool = False,
 ) -> dict[str, np.ndarray]:
     """Load scikit-learn's bundled handwritten digits, shaped and split like CIFAR-10.
 
@@ -410,7 +450,10 @@ def get_digits_data(
     with ``np.random.default_rng(seed).permutation`` and split in that shuffled order:
     the first ``num_training`` rows, the next ``num_validation``, the next ``num_test``.
     If ``subtract_mean``, the per-pixel mean of the training split is subtracted from all
-    three. Nothing is downloaded: the images ship inside scikit-learn.
+    three. If ``unit_scale``, all three (and ``mean_image``) are then divided by the
+    standard deviation of the training split's pixels around their per-pixel means, so the
+    training images have standard deviation 1. Nothing is downloaded: the images ship
+    inside scikit-learn.
 
     Args:
         num_training: rows in the training split (>= 1).
@@ -419,6 +462,7 @@ def get_digits_data(
         subtract_mean: subtract the training split's mean image from every split.
         dtype: floating dtype of the image arrays.
         seed: seed of the shuffle; the same seed gives the same split.
+        unit_scale: divide by the training pixels' standard deviation (see above).
 
     Returns:
         A dict with ``X_train`` ``(num_training, 1, 8, 8)``, ``X_val``
@@ -459,9 +503,11 @@ def get_digits_data(
 
     # The data is tiny, so the arithmetic runs in float64 and is rounded to dtype once.
     mean64 = X[idx_train].mean(axis=0) if subtract_mean else np.zeros((1, 8, 8))
+    scale = _pixel_scale(float(X[idx_train].var(axis=0).mean())) if unit_scale else 1.0
+    mean64 = mean64 / scale
 
     def split(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.ascontiguousarray((X[idx] - mean64).astype(dt)), labels[idx].copy()
+        return np.ascontiguousarray((X[idx] / scale - mean64).astype(dt)), labels[idx].copy()
 
     X_train, y_train = split(idx_train)
     X_val, y_val = split(idx_val)
@@ -492,6 +538,7 @@ def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]
         dataset: ``"auto"``, ``"cifar10"``, ``"digits"`` or None (case-insensitive).
         **kwargs: passed to :func:`get_CIFAR10_data` or :func:`get_digits_data`
             (``num_training``, ``num_validation``, ``num_test``, ``subtract_mean``, ``dtype``, ...).
+            ``unit_scale`` is True unless given: the images come with standard deviation 1.
 
     Returns:
         The dict described in :func:`get_CIFAR10_data` / :func:`get_digits_data`.
@@ -532,6 +579,7 @@ def get_data(dataset: str | None = None, **kwargs: Any) -> dict[str, np.ndarray]
     else:
         reason = f" ({source})"
 
+    kwargs.setdefault("unit_scale", True)
     if key == "cifar10":
         print(f"Using the CIFAR-10 dataset{reason}.")
         return get_CIFAR10_data(**kwargs)

@@ -32,6 +32,7 @@ __all__ = [
     "check_close",
     "check_gradient",
     "check_model_gradients",
+    "check_regularisation",
     "check_true",
     "eval_numerical_gradient",
     "eval_numerical_gradient_array",
@@ -347,5 +348,63 @@ def check_model_gradients(
         else:
             result = check_gradient(line, loss_at_current_params, model.params[name],
                                     grads[name], threshold=threshold, h=h)
+        passed = passed and result.passed
+    return CheckResult(label, passed)
+
+
+def check_regularisation(
+    label: str,
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    threshold: float = 1e-7,
+) -> CheckResult:
+    """Check the L2 term of ``model.loss(X, y)`` against the same model without it.
+
+    With ``reg = model.reg`` the loss must be the data loss plus
+    ``reg / 2 * sum(W ** 2)`` over the weights (the parameters whose names start with
+    ``W``), each weight's gradient the data gradient plus ``reg * W``, and every other
+    gradient (biases, gamma, beta) the data gradient unchanged. The data loss and
+    gradients are the model's own, computed with ``model.reg = 0`` (restored afterwards),
+    so this checks only the regularisation; check the data gradients numerically (at
+    ``reg = 0``) as well.
+
+    Prints one verdict line for the loss,
+    ``<label>: loss = data loss + reg / 2 * sum of squared weights``, then one per
+    parameter in sorted name order: ``<label>: gradient of W1 = data gradient + reg * W1``
+    or ``<label>: gradient of b1 = data gradient (not regularised)``.
+
+    Inputs:
+    - label: what is being checked, e.g. ``"reg = 3.14"``.
+    - model: has ``params``, a number ``reg`` and ``loss(X, y) -> (loss, grads)``.
+      Use float64 parameters.
+    - X, y: a (small) minibatch and its labels.
+    - threshold: each relative error must be below this.
+
+    Returns:
+    - a CheckResult named ``label``, truthy when every line passed. A parameter missing
+      from either ``grads`` fails its line.
+    """
+    reg = float(model.reg)
+    total, grads = model.loss(X, y)
+    model.reg = 0.0
+    try:
+        data_loss, data_grads = model.loss(X, y)
+    finally:
+        model.reg = reg
+    weights = sorted(name for name in model.params if name.startswith("W"))
+    penalty = 0.5 * reg * sum(float(np.sum(model.params[name] ** 2)) for name in weights)
+    passed = check_close(f"{label}: loss = data loss + reg / 2 * sum of squared weights",
+                         total, data_loss + penalty, threshold).passed
+    for name in sorted(model.params):
+        if name in weights:
+            line = f"{label}: gradient of {name} = data gradient + reg * {name}"
+        else:
+            line = f"{label}: gradient of {name} = data gradient (not regularised)"
+        if name not in grads or name not in data_grads:
+            result = check_true(line, False, "loss() returned no gradient for it")
+        else:
+            added = reg * model.params[name] if name in weights else 0.0
+            result = check_close(line, grads[name], data_grads[name] + added, threshold)
         passed = passed and result.passed
     return CheckResult(label, passed)

@@ -77,8 +77,12 @@ def show_class_examples(
     - seed: which examples are drawn (the figure is the same on every run).
     """
     rng = np.random.default_rng(seed)
-    images = to_displayable(X, mean_image)
-    grey = images.shape[-1] == 1
+    picked = [rng.choice(np.flatnonzero(y == c), size=min(per_class, int(np.sum(y == c))),
+                         replace=False) for c in range(len(class_names))]
+    # Only the shown images are converted: all of CIFAR-10 in float64 would take 1.2 GB.
+    shown = np.concatenate(picked).astype(np.int64)
+    images = dict(zip(shown.tolist(), to_displayable(X[shown], mean_image), strict=True))
+    grey = X.shape[1] == 1
     num_classes = len(class_names)
     # Panels shrink when many classes would make the figure wider than a page.
     side = min(1.1, FIGURE_WIDTH / num_classes)
@@ -86,8 +90,7 @@ def show_class_examples(
         per_class, num_classes, figsize=(side * num_classes, side * per_class), squeeze=False
     )
     for c, name in enumerate(class_names):
-        members = np.flatnonzero(y == c)
-        picks = rng.choice(members, size=min(per_class, members.size), replace=False)
+        picks = picked[c]
         for row in range(per_class):
             ax = axes[row, c]
             ax.axis("off")

@@ -55,7 +55,7 @@ class Page:
 
     name: str
     title: str
-    description: str
+    description: str  # Markdown (one paragraph): see description_html
     body: str
     toc: list[tuple[int, str, str]] = field(default_factory=list)  # (level, id, text)
 
@@ -227,6 +227,7 @@ def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False)
     from nbconvert import HTMLExporter  # imported late: slow, and not needed for --in-place
 
     nb = nbformat.from_dict(nb)  # a copy: the placeholders must not reach the .ipynb
+    description = notebook_description(nb)  # before its math becomes placeholders
     drop_widgets(nb)
     shrink_images(nb)
     formulas: list[tuple[str, bool]] = []
@@ -251,7 +252,7 @@ def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False)
         raise MathError(f"{name}.ipynb: {error}") from error
     toc = headings(body)
     title = next((text for level, _, text in toc if level == 1), name)
-    return Page(name, title, notebook_description(nb), body, [h for h in toc if h[0] in (2, 3)])
+    return Page(name, title, description, body, [h for h in toc if h[0] in (2, 3)])
 
 
 def headings(body: str) -> list[tuple[int, str, str]]:
@@ -267,7 +268,8 @@ def headings(body: str) -> list[tuple[int, str, str]]:
 
 
 def notebook_description(nb: nbformat.NotebookNode) -> str:
-    """The first paragraph after the title of the notebook's first markdown cell (plain text)."""
+    """The first paragraph after the title of the notebook's first markdown cell (its
+    Markdown source, on one line; :func:`description_html` renders it)."""
     for cell in nb.cells:
         if cell.cell_type != "markdown":
             continue
@@ -276,6 +278,17 @@ def notebook_description(nb: nbformat.NotebookNode) -> str:
         if prose:
             return " ".join(prose[0].split())
     return ""
+
+
+def description_html(markdown: str) -> str:
+    """Inline HTML of a one-paragraph Markdown description: emphasis, code and math rendered
+    as on the notebook's page (no literal ``**`` or ``*``), without the enclosing ``<p>``."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    formulas: list[tuple[str, bool]] = []
+    rendered = markdown2html_mistune(extract_math(markdown, formulas)).strip()
+    rendered = re.sub(r"^<p>(.*)</p>$", r"\1", rendered, flags=re.DOTALL)
+    return substitute_math(rendered, formulas)
 
 
 # -- the frame around a page, and the index ----------------------------------------------
@@ -405,7 +418,7 @@ def _index_item(entry: IndexEntry) -> str:
     return (
         f'<li class="notebook-entry {entry.status}">'
         f'<h2><a href="{page.name}.html">{html.escape(page.title)}</a></h2>'
-        f"<p>{html.escape(page.description)}</p>"
+        f'<p class="description">{description_html(page.description)}</p>'
         f'<p class="meta">{page.name}.ipynb: {run}.'
         f' <a href="{page.name}.ipynb">Notebook file</a></p>'
         f"{task_list}</li>"

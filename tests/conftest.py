@@ -5,25 +5,35 @@
 * ``pytest --scoreboard`` replaces pytest's own report with one row per task of
   ``course.tasks``: ``TASK | STATUS | POINTS | DESCRIPTION`` (points from
   ``course.rubric``) and the total. ``make check`` runs it on the task tests. Only the table
-  is printed (no progress line, no warnings summary); with ``--task`` each failing test is
-  shown too, briefly, with hypothesis' failing input as shapes rather than a repr.
+  is printed (no progress line, no warnings summary).
+* A row is ``TODO`` while the task's stub is there, ``FAIL`` when a test fails on the
+  task's own code, and ``BLOCKED`` when its tests stop at another task's stub or fail
+  after calling another task that does not pass (which task's code a test ran is traced
+  at run time, see ``CallRecorder``): a correct task is never TODO or FAIL because of
+  another one. ``needs X first`` names the tasks to make pass first.
+* With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
+  and under the table each task that does not pass gets its first failure (hypothesis'
+  failing input shown as shapes rather than a repr) or the task that stopped it.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
 import json
 import os
 import re
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from course.rubric import checks_of_task, task_points
-from course.tasks import TASKS, Task, task_sort_key
+from course.tasks import TASKS, TASKS_BY_ID, Task, task_sort_key
 
 # Property tests: enough examples to find shape bugs, few enough for a 2-core CI.
 settings.register_profile(
@@ -52,8 +62,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE",
 os.environ.setdefault("COURSE_DATASET", "digits")
 
 
-# Where notebook tasks' check cells are looked up (absent when this file runs on its own).
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# The tree's root: task files (for their stubs) and notebooks (for notebook tasks' check
+# cells) are looked up there; both are absent when this file runs on its own.
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = ROOT / "notebooks"
 _TASK_ID = re.compile(r"\d+\.\d+")
 
 
@@ -68,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             config.pluginmanager.unregister(reporter)
+        config.stash[_RECORDER_KEY] = CallRecorder(task_code_objects())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,6 +98,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="print only a per-task scoreboard with points (instead of pytest's report)",
+    )
+    group.addoption(
+        "--scoreboard-calls",
+        default=None,
+        metavar="FILE",
+        help="with --scoreboard: also write to FILE, as JSON, the other tasks whose "
+        "functions each task's tests called (tests/kit compares it with `requires`)",
     )
 
 
@@ -118,6 +138,10 @@ def _task_ids(item: pytest.Item) -> list[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = set(wanted_tasks(config))
     if wanted:
+        if config.getoption("--scoreboard"):
+            # The rows of the wanted tasks say whether the tasks they call pass, so those
+            # tasks' tests run too (their rows are not shown).
+            wanted = wanted.union(*(_prerequisites(t) for t in wanted))
         selected, deselected = [], []
         for item in items:
             (selected if wanted & set(_task_ids(item)) else deselected).append(item)
@@ -127,17 +151,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[_TASK_OF_TEST] = {item.nodeid: _task_ids(item) for item in items}
 
 
+def _prerequisites(task_id: str) -> set[str]:
+    found: set[str] = set()
+    pending = list(TASKS_BY_ID[task_id].requires)
+    while pending:
+        current = pending.pop()
+        if current not in found:
+            found.add(current)
+            pending.extend(TASKS_BY_ID[current].requires)
+    return found
+
+
 _TASK_OF_TEST = pytest.StashKey[dict]()
-# Outcome per test node ID for this session ("passed", "failed", "todo", "skipped").
-# Module-level because pytest_runtest_logreport receives no config object.
-_OUTCOMES: dict[str, str] = {}
-_FAILURES: dict[str, str] = {}  # node ID -> failure text (for the --task report)
+# What each test did, by node ID. Module-level because pytest_runtest_logreport receives
+# no config object.
+_OUTCOMES: dict[str, str] = {}  # "passed", "failed" or "skipped"
+_FAILURES: dict[str, str] = {}  # failure text (for the --task report)
+_STUB_HIT: dict[str, str] = {}  # the task whose stub raised NotImplementedError in the test
+_CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
+
+# A stub's message, as the release writes it: "task 1.3 (relu_forward): not written yet; ..."
+_STUB_MESSAGE = re.compile(r"task (\d+(?:\.\d+)+) \([^)]*\): not written yet")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    _OUTCOMES.clear()
-    _FAILURES.clear()
+    for record in (_OUTCOMES, _FAILURES, _STUB_HIT, _CALLED):
+        record.clear()
     _COLLECT_ERRORS.clear()
 
 
@@ -146,13 +186,112 @@ def pytest_collectreport(report: pytest.CollectReport) -> None:
         _COLLECT_ERRORS.append(f"{report.nodeid or 'collection'}:\n{report.longreprtext}")
 
 
+# -- which task's code a test ran ----------------------------------------------------------
+
+
+class CallRecorder:
+    """Notes which task functions run during a test, with ``sys.settrace``.
+
+    The scoreboard blames a failure on the test's own task only when no other task it
+    called is failing; knowing the calls takes a trace function that looks at each Python
+    call (and nothing finer: it returns None, so no line events). Nothing in ``course`` is
+    replaced or wrapped, so the code under test is exactly the student's.
+    """
+
+    def __init__(self, code_tasks: dict[Any, str]) -> None:
+        self.code_tasks = code_tasks
+        self.called: set[str] = set()
+        self._previous: Any = None
+
+    def _trace(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            task_id = self.code_tasks.get(frame.f_code)
+            if task_id is not None:
+                self.called.add(task_id)
+
+    def __enter__(self) -> CallRecorder:
+        self.called = set()
+        self._previous = sys.gettrace()
+        sys.settrace(self._trace)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        sys.settrace(self._previous)
+
+
+def task_code_objects() -> dict[Any, str]:
+    """The code object of every pytest-checked task's function -> its task ID.
+
+    Modules that do not import (a syntax error in a student file) are left out: their
+    tests report the error themselves.
+    """
+    found: dict[Any, str] = {}
+    for task in TASKS:
+        if task.checked_by != "pytest" or not task.path.endswith(".py"):
+            continue
+        module_name = task.path.removesuffix(".py").replace("/", ".")
+        try:
+            owner: Any = importlib.import_module(module_name)
+        except Exception:  # any import error: the tests of that module will show it
+            continue
+        *owners, name = task.function.split(".")
+        for part in owners:
+            owner = getattr(owner, part, None)
+        function = getattr(owner, "__dict__", {}).get(name) if owner is not None else None
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            found[code] = task.id
+    return found
+
+
+_RECORDER_KEY = pytest.StashKey[CallRecorder]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    recorder = item.config.stash.get(_RECORDER_KEY, None)
+    if recorder is None:
+        yield
+        return
+    with recorder:
+        yield
+    _CALLED[item.nodeid] = set(recorder.called)
+
+
+def _stub_task(error: BaseException | None) -> str | None:
+    """The task whose stub raised ``error`` (looking inside exception groups), or None."""
+    if error is None:
+        return None
+    if isinstance(error, NotImplementedError):
+        match = _STUB_MESSAGE.search(str(error))
+        if match:
+            return match.group(1)
+    for inner in getattr(error, "exceptions", ()):  # ExceptionGroup (hypothesis, several bugs)
+        found = _stub_task(inner)
+        if found:
+            return found
+    return _stub_task(error.__cause__
+                      or (None if error.__suppress_context__ else error.__context__))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and call.excinfo is not None and item.nodeid not in _STUB_HIT:
+        stub = _stub_task(call.excinfo.value)
+        if stub is None and "NotImplementedError" in (report.longreprtext or ""):
+            found = _STUB_MESSAGE.search(report.longreprtext)
+            stub = found.group(1) if found else None
+        if stub is not None:
+            _STUB_HIT[item.nodeid] = stub
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # A test fails if its set-up, call or tear-down fails; a failure whose traceback
-    # ends in NotImplementedError is a stub the student has not written yet.
+    # A test fails if its set-up, call or tear-down fails.
     if report.failed:
-        text = str(report.longrepr) if report.longrepr else ""
-        _OUTCOMES[report.nodeid] = "todo" if "NotImplementedError" in text else "failed"
-        _FAILURES.setdefault(report.nodeid, text)
+        _OUTCOMES[report.nodeid] = "failed"
+        _FAILURES.setdefault(report.nodeid, str(report.longrepr) if report.longrepr else "")
     elif report.nodeid not in _OUTCOMES and (report.when == "call" or report.skipped):
         _OUTCOMES[report.nodeid] = "skipped" if report.skipped else "passed"
 
@@ -160,22 +299,133 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.getoption("--scoreboard"):
         return
-    print_scoreboard(session.config)
+    rows = task_rows(session.config)
+    calls_file = session.config.getoption("--scoreboard-calls")
+    if calls_file:
+        _write_calls(Path(calls_file), session.config)
+    print_scoreboard(session.config, rows)
     # Asking for notebook tasks only selects no test: that is an answer, not an error.
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK
 
 
-def _task_status(outcomes: list[str]) -> str:
-    if not outcomes:
-        return "NO TESTS"
-    if "failed" in outcomes:
-        return "FAIL"
-    if "todo" in outcomes:
-        return "TODO"
-    if all(o == "skipped" for o in outcomes):
-        return "SKIPPED"
-    return "PASS"
+def _write_calls(path: Path, config: pytest.Config) -> None:
+    """Which other tasks' functions each task's tests called (tests/kit checks ``requires``)."""
+    calls: dict[str, set[str]] = defaultdict(set)
+    for nodeid, task_ids in config.stash.get(_TASK_OF_TEST, {}).items():
+        for task_id in task_ids:
+            calls[task_id] |= _CALLED.get(nodeid, set()) - {task_id}
+    path.write_text(json.dumps({t: sorted(c, key=task_sort_key) for t, c in calls.items()},
+                               indent=1))
+
+
+# -- from test outcomes to a status per task -------------------------------------------
+
+
+@dataclass
+class Row:
+    """The scoreboard's verdict on one task."""
+
+    task: Task
+    status: str  # PASS, FAIL, TODO, BLOCKED, NO TESTS, SKIPPED (NOTEBOOK rows: see below)
+    needs: list[str] = field(default_factory=list)  # tasks to make pass first
+    own_failures: list[str] = field(default_factory=list)  # node IDs failing on its own code
+    stopped_by: dict[str, list[str]] = field(default_factory=dict)  # node ID -> its blockers
+
+
+def _stub_in_source(task: Task) -> bool:
+    """True when the task's file still holds its stub (the release's ``raise`` line)."""
+    if not task.path.endswith(".py"):
+        return False
+    try:
+        text = (ROOT / task.path).read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return re.search(r"NotImplementedError\(\s*[\"']task " + re.escape(task.id) + r" \(",
+                     text) is not None
+
+
+def task_rows(config: pytest.Config) -> dict[str, Row]:
+    """A Row per pytest-checked task whose tests ran (and per task of the table).
+
+    A failing test counts against its own task only when the failure is its task's own:
+    not the stub of another task (``stopped_by``), and not in a test that called a task
+    which does not pass (the failure may be that task's). Those make the row BLOCKED, with
+    the tasks to fix first in ``needs``; a correct task is never TODO or FAIL because of
+    another one.
+    """
+    tests_of: dict[str, list[str]] = defaultdict(list)
+    for nodeid, task_ids in config.stash.get(_TASK_OF_TEST, {}).items():
+        if nodeid in _OUTCOMES:
+            for task_id in task_ids:
+                tests_of[task_id].append(nodeid)
+    rows: dict[str, Row] = {}
+    in_progress: set[str] = set()
+
+    def status_of(task_id: str) -> str | None:
+        """The status of a task, or None when its tests did not run (or on a cycle)."""
+        if task_id not in rows:
+            if task_id in in_progress or task_id not in TASKS_BY_ID or not tests_of[task_id]:
+                return None
+            in_progress.add(task_id)
+            rows[task_id] = judge(TASKS_BY_ID[task_id])
+            in_progress.discard(task_id)
+        return rows[task_id].status
+
+    def judge(task: Task) -> Row:
+        row = Row(task, "PASS")
+        outcomes = []
+        for nodeid in tests_of[task.id]:
+            outcome = _OUTCOMES[nodeid]
+            outcomes.append(outcome)
+            if outcome != "failed":
+                continue
+            stub = _STUB_HIT.get(nodeid)
+            if stub == task.id:
+                row.status = "TODO"
+                continue
+            blockers = [stub] if stub else [
+                other for other in sorted(_CALLED.get(nodeid, set()) - {task.id},
+                                          key=task_sort_key)
+                if status_of(other) not in (None, "PASS", "SKIPPED")]
+            if blockers:
+                row.stopped_by[nodeid] = blockers
+            else:
+                row.own_failures.append(nodeid)
+        if row.status != "TODO":
+            if _stub_in_source(task):
+                row.status = "TODO"
+            elif row.own_failures:
+                row.status = "FAIL"
+            elif row.stopped_by:
+                row.status = "BLOCKED"
+            elif not outcomes:
+                row.status = "NO TESTS"
+            elif all(o == "skipped" for o in outcomes):
+                row.status = "SKIPPED"
+        waiting = set().union(*row.stopped_by.values())
+        if row.status == "TODO":  # its tests will call these once it is written
+            waiting |= {r for r in task.requires if status_of(r) not in (None, "PASS")}
+        row.needs = sorted(root_causes(waiting), key=task_sort_key)
+        return row
+
+    def root_causes(task_ids: set[str]) -> set[str]:
+        """The tasks to fix first: a BLOCKED task stands for the tasks that block it."""
+        found: set[str] = set()
+        for task_id in task_ids:
+            status_of(task_id)
+            row = rows.get(task_id)
+            if row is not None and row.status == "BLOCKED" and row.needs:
+                found |= set(row.needs)
+            else:
+                found.add(task_id)
+        return found
+
+    for task in TASKS:
+        if task.checked_by == "pytest":
+            status_of(task.id)
+            rows.setdefault(task.id, Row(task, "TODO" if _stub_in_source(task) else "NO TESTS"))
+    return rows
 
 
 def describe_failure(text: str, limit: int = 25) -> str:
@@ -294,50 +544,78 @@ def _notebook_row(task: Task) -> str:
     )
 
 
-def print_scoreboard(config: pytest.Config) -> None:
-    """Write the scoreboard (and, with --task, the failures) to stdout."""
-    by_task: dict[str, list[str]] = defaultdict(list)
-    task_of_test = config.stash.get(_TASK_OF_TEST, {})
-    for nodeid, task_ids in task_of_test.items():
-        outcome = _OUTCOMES.get(nodeid)
-        for task_id in task_ids:
-            if outcome is not None:
-                by_task[task_id].append(outcome)
+def _row_line(row: Row) -> str:
+    task = row.task
+    points = task_points(task)
+    got = points if row.status == "PASS" else 0
+    score = f"{got}/{points}"
+    line = f"{task.id:<6} | {row.status:<8} | {score:>6} | {task.title} ({task.function})"
+    if row.needs:
+        needs = ", ".join(row.needs)
+        line += (f"; some of its tests need {needs} first" if row.status == "FAIL"
+                 else f"; needs {needs} first")
+    return line
+
+
+def _task_report(row: Row, rows: dict[str, Row]) -> str:
+    """What ``make check TASK=<id>`` says under the table about one task that does not pass."""
+    task = row.task
+    lines: list[str] = []
+    if row.status == "TODO":
+        lines.append(f"task {task.id} ({task.function}) is still a stub: write it in "
+                     f"{task.path} (its TODO line says where).")
+    if row.own_failures:
+        first, *others = row.own_failures
+        lines.append(f"FAILED {first}\n{describe_failure(_FAILURES.get(first, ''))}")
+        if others:
+            shown = "\n".join(f"  {nodeid}" for nodeid in others[:10])
+            more = f"\n  ... and {len(others) - 10} more" if len(others) > 10 else ""
+            lines.append(f"{len(others)} more failing test(s) of task {task.id}:\n{shown}{more}")
+    stubbed = sorted({_STUB_HIT[n] for n in row.stopped_by if n in _STUB_HIT},
+                     key=task_sort_key)
+    if stubbed:
+        count = sum(n in _STUB_HIT for n in row.stopped_by)
+        names = ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in stubbed)
+        lines.append(f"task {task.id}: {count} of its tests stopped at the stub of "
+                     f"{names}, which they call: write {' and '.join(stubbed)} first.")
+    failing = sorted(set(row.needs) - set(stubbed), key=task_sort_key)
+    if failing:
+        count = sum(n not in _STUB_HIT for n in row.stopped_by)
+        names = ", ".join(f"{t} ({TASKS_BY_ID[t].function}, {rows[t].status})"
+                          for t in failing if t in rows)
+        lines.append(f"task {task.id}: {count} of its tests failed after calling code of "
+                     f"tasks that do not pass yet: {names}. The failures may be theirs: "
+                     f"make those pass first (make check TASK={failing[0]}).")
+    return "\n".join(lines)
+
+
+def print_scoreboard(config: pytest.Config, rows: dict[str, Row]) -> None:
+    """Write the scoreboard (and, with --task, what stops each task) to stdout."""
     wanted = set(wanted_tasks(config))
-    rows = [t for t in TASKS if not wanted or t.id in wanted]
+    shown = [t for t in TASKS if not wanted or t.id in wanted]
     out = sys.stdout
     for error in _COLLECT_ERRORS:
         out.write(f"error while loading the tests: {describe_failure(error)}\n\n")
     if wanted:
-        for nodeid, text in _FAILURES.items():
-            if nodeid in task_of_test and _OUTCOMES.get(nodeid) == "failed":
-                out.write(f"FAILED {nodeid}\n{describe_failure(text)}\n\n")
+        for task in shown:
+            row = rows.get(task.id)
+            report = _task_report(row, rows) if row is not None else ""
+            if report:
+                out.write(report + "\n\n")
     header = f"{'TASK':<6} | {'STATUS':<8} | {'POINTS':>6} | DESCRIPTION"
     out.write(header + "\n" + "-" * (len(header) + 30) + "\n")
-    earned = possible = 0
-    for task in rows:
-        if task.checked_by == "notebook":
-            out.write(_notebook_row(task) + "\n")
-            continue
-        outcomes = by_task.get(task.id, [])
-        status = _task_status(outcomes)
-        points = task_points(task)
-        got = points if status == "PASS" else 0
-        earned, possible = earned + got, possible + points
-        score = f"{got}/{points}"
-        line = f"{task.id:<6} | {status:<8} | {score:>6} | {task.title} ({task.function})"
-        # Its tests call these tasks' code first, so they cannot reach it before then.
-        waiting = [r for r in task.requires if _task_status(by_task.get(r, [])) != "PASS"]
-        if status == "TODO" and waiting:
-            line += f"; needs {', '.join(waiting)} first"
-        out.write(line + "\n")
-    tested = [t for t in rows if t.checked_by == "pytest"]
-    done = sum(_task_status(by_task.get(t.id, [])) == "PASS" for t in tested)
+    for task in shown:
+        out.write((_notebook_row(task) if task.checked_by == "notebook"
+                   else _row_line(rows[task.id])) + "\n")
+    tested = [rows[t.id] for t in shown if t.checked_by == "pytest"]
+    done = sum(row.status == "PASS" for row in tested)
     if tested:
+        earned = sum(task_points(row.task) for row in tested if row.status == "PASS")
+        possible = sum(task_points(row.task) for row in tested)
         out.write(
             f"Total: {earned} of {possible} points; {done} of {len(tested)} tested tasks pass.\n"
         )
-    notebook_tasks = [t for t in rows if t.checked_by == "notebook"]
+    notebook_tasks = [t for t in shown if t.checked_by == "notebook"]
     if notebook_tasks:
         nb_points = sum(task_points(t) for t in notebook_tasks)
         out.write(
@@ -346,7 +624,8 @@ def print_scoreboard(config: pytest.Config) -> None:
         )
     if done < len(tested):
         out.write(
-            "TODO = still a stub; FAIL = written but wrong. "
+            "TODO = still a stub; FAIL = written but wrong; BLOCKED = its tests stopped in "
+            "a task that does not pass yet (fix the one after 'needs' first).\n"
             "Details of one task: make check TASK=<id>\n"
         )
     out.flush()

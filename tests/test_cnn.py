@@ -91,7 +91,7 @@ def test_bad_arguments_are_rejected(kwargs, message) -> None:
         ThreeLayerConvNet(**kwargs)
 
 
-@pytest.mark.task("4.5")
+@pytest.mark.task("4.6")
 def test_loss_rejects_images_of_the_wrong_shape() -> None:
     model = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=0)
     with pytest.raises(ValueError, match=r"X must have shape \(N, C, H, W\) with C = 1, H = 8, "

@@ -132,6 +132,39 @@ def test_cifar_without_mean_subtraction_keeps_pixels(cifar_root: Path) -> None:
     assert data["X_train"].dtype == np.float32
 
 
+@pytest.mark.parametrize("subtract_mean", [True, False])
+def test_cifar_unit_scale_divides_by_the_training_pixels_standard_deviation(
+    cifar_root: Path, subtract_mean: bool
+) -> None:
+    kwargs = {"num_training": 9, "num_validation": 4, "num_test": 5, "dtype": np.float64,
+              "root": cifar_root, "subtract_mean": subtract_mean}
+    plain = get_CIFAR10_data(**kwargs)
+    scaled = get_CIFAR10_data(**kwargs, unit_scale=True)
+    # One number: the spread of each training pixel around its own mean, over all pixels.
+    train = expected_images(range(0, 9), "train").astype(np.float64)
+    scale = np.sqrt(np.mean((train - train.mean(axis=0)) ** 2))
+    for key in ("X_train", "X_val", "X_test", "mean_image"):
+        np.testing.assert_allclose(scaled[key], plain[key] / scale, rtol=1e-12, atol=1e-12,
+                                   err_msg=key)
+    if subtract_mean:
+        assert scaled["X_train"].std() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_digits_unit_scale_gives_standard_deviation_one() -> None:
+    plain = get_digits_data(dtype=np.float64)
+    scaled = get_digits_data(dtype=np.float64, unit_scale=True)
+    scale = plain["X_train"].std()  # mean-subtracted per pixel: this is the pixels' spread
+    for key in ("X_train", "X_val", "X_test", "mean_image"):
+        np.testing.assert_allclose(scaled[key], plain[key] / scale, rtol=1e-10, atol=1e-12)
+    assert scaled["X_train"].std() == pytest.approx(1.0)
+
+
+def test_get_data_gives_unit_scale_unless_asked_otherwise() -> None:
+    assert get_data("digits")["X_train"].std() == pytest.approx(1.0, rel=1e-5)
+    pixels = get_data("digits", unit_scale=False)
+    assert pixels["X_train"].std() > 50  # 0..255 pixels, mean-subtracted
+
+
 def test_cifar_class_names_come_from_batches_meta(tmp_path: Path) -> None:
     names = tuple(f"fixture-class-{i}" for i in range(10))
     root = make_cifar_folder(tmp_path, label_names=names)
@@ -322,7 +355,8 @@ def test_auto_uses_cifar_when_present(
     cifar_root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("COURSE_DATA_DIR", str(cifar_root.parent))
-    data = get_data(num_training=9, num_validation=4, num_test=5, subtract_mean=False)
+    data = get_data(num_training=9, num_validation=4, num_test=5, subtract_mean=False,
+                    unit_scale=False)
     out = capsys.readouterr().out
     assert out == "Using the CIFAR-10 dataset: found in $COURSE_DATA_DIR.\n"
     np.testing.assert_array_equal(data["X_val"], expected_images(range(9, 13), "train"))
@@ -402,7 +436,8 @@ def test_unknown_dataset_names_the_valid_ones(monkeypatch: pytest.MonkeyPatch) -
 def test_kwargs_reach_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COURSE_DATASET", "digits")
     a = get_data(seed=1, num_training=50, num_validation=0, num_test=0, subtract_mean=False)
-    b = get_digits_data(seed=1, num_training=50, num_validation=0, num_test=0, subtract_mean=False)
+    b = get_digits_data(seed=1, num_training=50, num_validation=0, num_test=0, subtract_mean=False,
+                        unit_scale=True)  # get_data's default
     np.testing.assert_array_equal(a["X_train"], b["X_train"])
     with pytest.raises(TypeError, match="seed"):
         get_data("cifar10", seed=1)

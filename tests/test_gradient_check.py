@@ -11,6 +11,7 @@ from course.gradient_check import (
     check_close,
     check_gradient,
     check_model_gradients,
+    check_regularisation,
     check_true,
     eval_numerical_gradient,
     eval_numerical_gradient_array,
@@ -347,6 +348,53 @@ def test_check_model_gradients_flags_a_wrong_or_missing_gradient(capsys):
     assert check_model_gradients("toy", _Quadratic(drop_b=True), X, None).passed is False
     assert capsys.readouterr().out.splitlines()[1] == (
         "check FAILED: toy: gradient of b: loss() returned no gradient for it")
+
+
+class _RegularisedToy:
+    """Data loss sum(W1 * x) + b1 (gradients x and 1), plus an L2 term done as ``mistake`` says."""
+
+    def __init__(self, mistake: str | None = None) -> None:
+        self.params = {"W1": np.array([1.0, -2.0]), "b1": np.array([3.0])}
+        self.reg = 0.5
+        self.mistake = mistake
+
+    def loss(self, X, y):
+        W, b = self.params["W1"], self.params["b1"]
+        loss = float(np.sum(W * X) + b[0])
+        grads = {"W1": X.copy(), "b1": np.ones(1)}
+        if self.mistake != "no term":
+            loss += 0.5 * self.reg * float(np.sum(W**2))
+            grads["W1"] = grads["W1"] + self.reg * W
+        if self.mistake == "bias too":
+            grads["b1"] = grads["b1"] + self.reg * b
+        return loss, grads
+
+
+def test_check_regularisation_compares_with_the_model_at_reg_zero(capsys):
+    X = np.array([2.0, 5.0])
+    model = _RegularisedToy()
+    assert check_regularisation("toy", model, X, None).passed is True
+    assert model.reg == 0.5  # restored
+    assert capsys.readouterr().out.splitlines() == [
+        "check passed: toy: loss = data loss + reg / 2 * sum of squared weights, "
+        "relative error below 1e-07",
+        "check passed: toy: gradient of W1 = data gradient + reg * W1, "
+        "relative error below 1e-07",
+        "check passed: toy: gradient of b1 = data gradient (not regularised), "
+        "relative error below 1e-07",
+    ]
+
+
+def test_check_regularisation_fails_the_line_of_each_mistake(capsys):
+    X = np.array([2.0, 5.0])
+    assert check_regularisation("toy", _RegularisedToy("no term"), X, None).passed is False
+    lines = capsys.readouterr().out.splitlines()
+    # 0.5 * 0.5 * (1 + 4) = 1.25 missing from the loss, 0.5 * W1 from its gradient.
+    assert [line.split(":")[0] for line in lines] == ["check FAILED", "check FAILED",
+                                                       "check passed"]
+    assert check_regularisation("toy", _RegularisedToy("bias too"), X, None).passed is False
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("check FAILED: toy: gradient of b1 = data gradient")
 
 
 def test_check_result_is_truthy_only_when_passed_and_shows_nothing_in_notebooks():

@@ -14,6 +14,9 @@ TESTS = Path(__file__).resolve().parent
 SAMPLE = """
 import pytest
 
+from course.layers import relu_forward  # task 1.3: a stub in the student tree
+
+
 @pytest.mark.task("1.1")
 def test_written_and_right():
     assert 1 + 1 == 2
@@ -37,6 +40,28 @@ def test_waits_for_its_forward_pass():
 @pytest.mark.task("1.3")
 def test_also_wrong():
     assert 2 + 2 == 5
+
+@pytest.mark.task("1.6")
+def test_fails_after_calling_a_failing_task():
+    relu_forward([[1.0]])  # 1.3 fails here: this failure may be its fault
+    assert False
+
+@pytest.mark.task("1.7")
+def test_fails_on_its_own():
+    assert False, "wrong on its own"
+
+@pytest.mark.task("1.7")
+def test_fails_after_calling_a_failing_task_too():
+    relu_forward([[1.0]])
+    assert False
+
+@pytest.mark.task("2.1")
+def test_batchnorm_wrong():
+    assert False
+
+@pytest.mark.task("2.2")
+def test_batchnorm_backward_still_a_stub():
+    raise NotImplementedError("task 2.2 (batchnorm_backward): not written yet")
 
 def test_not_a_task():
     assert True
@@ -76,9 +101,6 @@ def test_scoreboard_reports_pass_todo_fail_and_untested(tmp_path):
     # 1.2 requires 1.1, which passes here: no "needs" note
     assert "needs" not in _row(out, "1.2")[3]
     assert _row(out, "1.3")[1:3] == ["FAIL", f"0/{_points('1.3')}"]
-    # 1.4 requires 1.3, which does not pass: the row says to write 1.3 first
-    assert _row(out, "1.4")[1:3] == ["TODO", f"0/{_points('1.4')}"]
-    assert _row(out, "1.4")[3].endswith("(relu_backward); needs 1.3 first")
     assert _row(out, "1.5")[1:3] == ["NO TESTS", f"0/{_points('1.5')}"]
     notebook_task = next(t.id for t in TASKS if t.checked_by == "notebook")
     assert _row(out, notebook_task)[1:3] == ["NOTEBOOK", f"-/{_points(notebook_task)}"]
@@ -88,6 +110,39 @@ def test_scoreboard_reports_pass_todo_fail_and_untested(tmp_path):
     assert total in out
     assert "make check TASK=<id>" in out  # the hint, since not everything passes
     assert result.returncode == 1  # failures still fail the run
+
+
+def test_another_tasks_stub_or_failure_blocks_a_row_and_names_that_task(tmp_path):
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    # 1.4's test stops at the stub of 1.3: not 1.4's fault, so not TODO nor FAIL.
+    assert _row(out, "1.4")[1:3] == ["BLOCKED", f"0/{_points('1.4')}"]
+    assert _row(out, "1.4")[3].endswith("(relu_backward); needs 1.3 first")
+    # 1.6's only failure comes after calling relu_forward (task 1.3, failing here; a stub
+    # in the student tree): it may be 1.3's, so 1.6 waits for it.
+    assert _row(out, "1.6")[1] == "BLOCKED"
+    assert _row(out, "1.6")[3].endswith("; needs 1.3 first")
+    # 1.7 also fails a test that calls nothing else: its own failure, so FAIL, and the
+    # row still says which of its tests wait for 1.3.
+    assert _row(out, "1.7")[1] == "FAIL"
+    assert _row(out, "1.7")[3].endswith("; some of its tests need 1.3 first")
+    # A stub whose prerequisite does not pass: TODO, and which task to write first.
+    assert _row(out, "2.2")[1] == "TODO"
+    assert _row(out, "2.2")[3].endswith("; needs 2.1 first")
+    assert "BLOCKED = " in out  # the legend explains the status
+
+
+def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
+    out = _pytest(tmp_path, "--task", "1.3", "--scoreboard", "--tb=short").stdout
+    assert "FAILED test_sample.py::test_written_but_wrong" in out
+    assert "assert (2 + 2) == 5" in out
+    assert "1 more failing test(s) of task 1.3:\n  test_sample.py::test_also_wrong" in out
+    out = _pytest(tmp_path, "--task", "1.4", "--scoreboard", "--tb=short").stdout
+    # 1.4 requires 1.3: its tests ran too, so the row knows 1.3 fails (its row is not shown).
+    assert "1 of its tests stopped at the stub of 1.3 (relu_forward)" in out
+    assert _row(out, "1.4")[1] == "BLOCKED"
+    assert not any(line.startswith("1.3 ") for line in out.splitlines())
+    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short").stdout
+    assert "failed after calling code of tasks that do not pass yet: 1.3" in out
 
 
 def test_scoreboard_is_the_only_output(tmp_path):
@@ -108,7 +163,7 @@ def test_no_hint_when_every_selected_task_passes(tmp_path):
 
 def test_task_option_runs_only_that_task(tmp_path):
     result = _pytest(tmp_path, "--task", "1.1", "-rN")
-    assert "2 passed, 5 deselected" in result.stdout
+    assert "2 passed, 10 deselected" in result.stdout
     assert result.returncode == 0
 
 

@@ -231,3 +231,140 @@ def test_other_notebooks_lines_fail_on_the_bug_they_name(case):
         assert verdicts.get(label) is False, (label, verdicts)
     passing = {label for label, ok in verdicts.items() if ok}
     assert passing <= still_true, passing - still_true
+
+
+# -- bugs that used to pass every line of their check cell -------------------------------
+
+
+def _relu_backward_passes_at_zero(dout: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    return dout * (cache >= 0)  # the bug: x == 0 lets the gradient through
+
+
+def _regularisation_bug(cls: type, kind: str) -> type:
+    """``cls`` whose loss gets the L2 term wrong: "none" (no term at all), "loss only"
+    (in the loss, not in the gradients) or "doubled" (reg * sum W^2, gradients 2 reg W)."""
+
+    class Wrong(cls):  # type: ignore[misc, valid-type]
+        def _loss_with_reg(self, X: np.ndarray, y: np.ndarray, reg: float) -> Any:
+            saved, self.reg = self.reg, reg
+            try:
+                return super().loss(X, y)
+            finally:
+                self.reg = saved
+
+        def loss(self, X: np.ndarray, y: np.ndarray | None = None) -> Any:
+            if y is None:
+                return super().loss(X)
+            if kind == "none":
+                return self._loss_with_reg(X, y, 0.0)
+            if kind == "loss only":
+                return (self._loss_with_reg(X, y, self.reg)[0],
+                        self._loss_with_reg(X, y, 0.0)[1])
+            return self._loss_with_reg(X, y, 2 * self.reg)
+
+    return Wrong
+
+
+def _crop_with_negative_index(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """conv_backward_naive that crops dx_pad[:, :, pad:-pad, pad:-pad]: empty when pad = 0."""
+
+    def wrong(dout: np.ndarray, cache: tuple) -> tuple:
+        dx, dw, db = backward(dout, cache)
+        pad = cache[3]["pad"]
+        return (dx if pad else dx[:, :, 0:0, 0:0]), dw, db
+
+    return wrong
+
+
+def _eps_outside_sqrt(x, gamma, beta, bn_param):
+    """Train-mode batchnorm dividing by sqrt(var) + eps instead of sqrt(var + eps)."""
+    eps = bn_param.get("eps", 1e-5)
+    centred = x - x.mean(axis=0)
+    return gamma * centred / (np.sqrt(x.var(axis=0)) + eps) + beta, None
+
+
+def _fc_reg_labels(label: str, params: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """(loss and weight-gradient lines, bias lines) of check_regularisation for ``label``."""
+    weights = {f"{label}: loss = data loss + reg / 2 * sum of squared weights"} | {
+        f"{label}: gradient of {p} = data gradient + reg * {p}" for p in params if p[0] == "W"}
+    biases = {f"{label}: gradient of {p} = data gradient (not regularised)"
+              for p in params if p[0] != "W"}
+    return weights, biases
+
+
+def item17_cases() -> dict[str, tuple[str, dict[str, Any], set[str], set[str]]]:
+    """id -> (cell source, wrong names, labels that must fail, labels still true)."""
+    from course.classifiers.cnn import ThreeLayerConvNet
+    from course.classifiers.fc_net import FullyConnectedNet
+    from course.layers import conv_backward_naive
+
+    fc_params = ("W1", "W2", "W3", "b1", "b2", "b3")
+    fc_reg, fc_bias = _fc_reg_labels("reg = 3.14", fc_params)
+    fc_plain = {"initial loss vs log C (small weights, reg = 0)"} | {
+        f"reg = 0.0: gradient of {p}" for p in fc_params}
+    cnn_reg, cnn_bias = _fc_reg_labels("ThreeLayerConvNet, reg = 0.5", fc_params)
+    cnn_plain = {f"ThreeLayerConvNet, reg = 0.0: gradient of {p}" for p in fc_params}
+    fc_cell = named_check_cell("FullyConnectedNets", "fc-net-loss-gradients")
+    conv_lines = {f"conv_backward_naive {g}, {where}" for g in ("dx", "dw", "db")
+                  for where in ("stride 1, pad 0", "stride 1, pad 1", "stride 2, pad 1")}
+    return {
+        "relu-backward at the kink": (
+            named_check_cell("FullyConnectedNets", "relu-backward"),
+            {"relu_backward": _relu_backward_passes_at_zero},
+            {"relu_backward, a hand-worked example with x exactly 0 (dx = 0 there)"},
+            {"relu_backward dx"}),
+        "fc net without L2": (
+            fc_cell, {"FullyConnectedNet": _regularisation_bug(FullyConnectedNet, "none")},
+            fc_reg, fc_plain | fc_bias),
+        "fc net L2 in the loss only": (
+            fc_cell,
+            {"FullyConnectedNet": _regularisation_bug(FullyConnectedNet, "loss only")},
+            fc_reg - {"reg = 3.14: loss = data loss + reg / 2 * sum of squared weights"},
+            fc_plain | fc_bias | {"reg = 3.14: loss = data loss + reg / 2 * sum of squared "
+                                  "weights"}),
+        "fc net L2 doubled": (
+            fc_cell, {"FullyConnectedNet": _regularisation_bug(FullyConnectedNet, "doubled")},
+            fc_reg, fc_plain | fc_bias),
+        "conv net without L2": (
+            named_check_cell("ConvolutionalNetworks", "cnn-gradients"),
+            {"ThreeLayerConvNet": _regularisation_bug(ThreeLayerConvNet, "none")},
+            cnn_reg, cnn_plain | cnn_bias),
+        "conv backward crops an empty border": (
+            named_check_cell("ConvolutionalNetworks", "conv-backward-naive"),
+            {"conv_backward_naive": _crop_with_negative_index(conv_backward_naive)},
+            {"conv_backward_naive dx, stride 1, pad 0"},
+            conv_lines - {"conv_backward_naive dx, stride 1, pad 0"}),
+        "batchnorm eps outside the square root": (
+            named_check_cell("BatchNormalization", "bn-train-stats"),
+            {"batchnorm_forward": _eps_outside_sqrt},
+            {"batchnorm train mode, hand-worked example (x - mean) / sqrt(var + eps), eps = 3"},
+            {"batchnorm train mode: column means equal beta",
+             "batchnorm train mode: column stds equal gamma"}),
+    }
+
+
+def _data_namespace() -> dict[str, Any]:
+    """What the first cells of FullyConnectedNets define and the check cells use."""
+    from course.data_utils import get_data
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        data = get_data("digits")
+    return {"data": data, "num_classes": len(data["class_names"]),
+            "input_dim": int(np.prod(data["X_train"].shape[1:]))}
+
+
+@pytest.mark.parametrize("case", list(item17_cases()))
+def test_each_bug_that_used_to_pass_now_fails_its_line(case: str) -> None:
+    source, wrong, must_fail, still_true = item17_cases()[case]
+    base = {**_namespace("course.layers", "course.layer_utils", "course.classifiers.fc_net",
+                         "course.classifiers.cnn", "course.fast_layers",
+                         "course.gradient_check"), **_data_namespace()}
+    right = run_cell(source, base)
+    assert right and all(right.values()), right
+    verdicts = run_cell(source, {**base, **wrong}, known=set(right))
+    assert set(verdicts) == set(right), "the same lines are printed"
+    for label in must_fail:
+        assert verdicts.get(label) is False, (label, verdicts)
+    passing = {label for label, ok in verdicts.items() if ok}
+    assert passing <= still_true, passing - still_true
+    assert must_fail | still_true == set(right), "every line is accounted for"

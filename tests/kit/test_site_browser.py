@@ -58,6 +58,16 @@ PAGE_FACTS = r"""(() => {
                                  && m.getBoundingClientRect().width === 0).length,
           viewport: !!document.querySelector('meta[name=viewport]'),
           measure: document.querySelector('main').getBoundingClientRect().width,
+          // Code of at most 100 characters a line (ruff's limit) that scrolls sideways:
+          // the length of its longest line.
+          codeScrolls: [...document.querySelectorAll('.input_area pre')]
+            .map(pre => ({pre, widest: Math.max(...pre.textContent.split('\n')
+                                                 .map(l => l.length))}))
+            .filter(({pre, widest}) => widest <= 100 && !pre.closest('details:not([open])')
+                                       && pre.scrollWidth > pre.clientWidth + 1)
+            .map(({widest}) => widest),
+          descriptions: [...document.querySelectorAll('.notebook-entry .description')]
+            .map(p => ({text: p.textContent, html: p.innerHTML})),
           rootFont: parseFloat(getComputedStyle(document.documentElement).fontSize)};
 })()"""
 
@@ -108,7 +118,10 @@ def test_every_page_works_offline(sites, browser, which):
         # Prose at a comfortable measure: 45-50 rem of text column.
         assert 45 <= facts["measure"] / facts["rootFont"] <= 52, (where, facts["measure"])
         _check_links(page, facts, where)
+        # Every code line of up to ruff's 100 characters fits without scrolling.
+        assert facts["codeScrolls"] == [], (where, facts["codeScrolls"])
         if page.name == "index.html":
+            _check_descriptions(facts, where)
             continue
         assert facts["title"] and facts["title"] != "Notebook", where
         assert "$$" not in facts["text"] and "\\frac" not in facts["text"], where
@@ -119,6 +132,29 @@ def test_every_page_works_offline(sites, browser, which):
     foreign = [u for u in browser.requests if not u.startswith(("file://", "data:", "about:"))]
     assert foreign == [], foreign
     assert browser.failed == [], browser.failed
+
+
+def _check_descriptions(facts: dict, where: str) -> None:
+    # Each notebook's introduction is rendered Markdown: no literal ** or *word* markers.
+    assert facts["descriptions"], where
+    for description in facts["descriptions"]:
+        text = description["text"]
+        assert "**" not in text and not re.search(r"(^|\s)\*\w", text), (where, text)
+        assert "KITMATH" not in text and "$" not in text, (where, text)
+
+
+def test_markdown_in_a_description_is_rendered_on_the_index(sites, browser):
+    facts = _visit(browser, sites["fixture"] / "index.html", "fixture-index-description")
+    (description,) = facts["descriptions"]
+    assert "<strong>tiny</strong>" in description["html"], description
+    assert "<em>math</em>" in description["html"] and "<code>figure</code>" in description["html"]
+
+
+def test_code_of_88_and_100_characters_fits_without_scrolling(sites, browser):
+    # The fixture has one line of each width; the page's check is in PAGE_FACTS.
+    facts = _visit(browser, sites["fixture"] / "SiteFixture.html", "fixture-code-width")
+    assert "width_100" in facts["text"] and "width_88" in facts["text"]
+    assert facts["codeScrolls"] == [], facts["codeScrolls"]
 
 
 def _check_links(page: Path, facts: dict, where: str) -> None:

@@ -1,0 +1,57 @@
+"""`make help` lists only the targets that work in the tree it runs in.
+
+The Makefile is shared by the solution tree and the student release; the release has no
+kit/, so the targets that need it (or the solution's reference outputs) are not offered
+there, and `make nbval` says what to run instead.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+MAKEFILE = Path(__file__).resolve().parent.parent / "Makefile"
+SOLUTION_ONLY = {"nbval", "grade", "run", "student", "bench", "notebooks"}
+STUDENT_TARGETS = {"setup", "check", "test", "lab", "data", "lint", "clean"}
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def _make(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["make", "--no-print-directory", *args], cwd=folder,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def _listed(output: str) -> set[str]:
+    return set(re.findall(r"^  make (\S+)", output, re.MULTILINE))
+
+
+def _tree(tmp_path: Path, with_kit: bool) -> Path:
+    shutil.copy(MAKEFILE, tmp_path / "Makefile")
+    if with_kit:
+        (tmp_path / "kit").mkdir()
+    return tmp_path
+
+
+def test_student_tree_help_lists_only_what_works_there(tmp_path: Path) -> None:
+    out = _make(_tree(tmp_path, with_kit=False), "help").stdout
+    assert _listed(out) >= STUDENT_TARGETS
+    assert not SOLUTION_ONLY & _listed(out)
+    assert "python -m course check" in out  # the form without make
+
+
+def test_solution_tree_help_lists_every_target(tmp_path: Path) -> None:
+    out = _make(_tree(tmp_path, with_kit=True), "help").stdout
+    assert _listed(out) >= STUDENT_TARGETS | SOLUTION_ONLY
+
+
+def test_every_hidden_target_refuses_to_run_in_the_student_tree() -> None:
+    # Each recipe starts by checking for kit/ (and says what to do instead).
+    text = MAKEFILE.read_text()
+    for target in SOLUTION_ONLY:
+        recipe = re.search(rf"^{target}:.*\n((?:\t.*\n|#.*\n)+)", text, re.MULTILINE)
+        assert recipe and "[ -d kit ]" in recipe.group(1), target
