@@ -158,7 +158,7 @@ def _write_control(control: Path, cases: list[Case]) -> None:
     for name in WORKER_FILES:
         shutil.copy(HERE / name, control / name)
     transport.write_message(control / "request.npz", {"cases": [
-        {"driver": case.driver, "spec": case.spec} for case in cases]})
+        {"task": case.task, "driver": case.driver, "spec": case.spec} for case in cases]})
 
 
 WATCHDOG_EXIT = 124  # worker.Watchdog.EXIT_STATUS

@@ -345,7 +345,8 @@ def test_the_request_carries_no_answer(tmp_path: Path) -> None:
     prepared = run.prepare(21)
     run._write_control(tmp_path / "control", prepared.cases)
     request = transport.read_message(tmp_path / "control" / "request.npz")
-    assert [set(c) for c in request["cases"]] == [{"driver", "spec"}] * len(prepared.cases)
+    assert [set(c) for c in request["cases"]] == [{"task", "driver", "spec"}] * len(
+        prepared.cases)
     sent = [a for a in _arrays(request) if a.size > 1]
     for case, expected in zip(prepared.cases, prepared.expected, strict=True):
         if case.judge == "match":
