@@ -19,6 +19,12 @@ Each submission (a folder or a ``.zip``) goes through three phases:
    ``course/rubric.py`` gives it (``kit.reports`` holds the typed result); the outputs a
    student will read are capped and any solution line in them withheld (``kit.redact``).
 
+Beside the notebooks, the **hidden checks** (``kit.hidden``) call each task's code in an
+isolated worker on inputs drawn from the batch's secret seed and judge the answers in the
+grader's own process; a check cell under a ``[task X]`` heading earns its points only if
+nbval passes it and task X passes its hidden checks (``failed: hidden check`` otherwise,
+both verdicts side by side in the JSON, a count per submission in ``grades.csv``).
+
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
 ``<submission>.json`` (every check: name, notebook, points, max, status, reason, and for a
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import shutil
 import sys
 import tempfile
@@ -43,11 +50,12 @@ from pathlib import Path
 from typing import Any
 
 from course.rubric import CHECKS, DEFAULT_POINTS, check_points
-from kit import isolation, outputs
+from kit import hidden, isolation, outputs
 from kit import notebooks as nbs
 from kit import reports as rp
 from kit import sandbox as sb
 from kit.errors import KitError
+from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
 from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
 from kit.redact import Redactor
 
@@ -73,12 +81,21 @@ def submission_name(path: Path) -> str:
 # -- which checks are graded (decided once) ------------------------------------------------
 
 
+TASK_IN_HEADING = re.compile(r"\[task ([0-9]+(?:\.[0-9]+)+)\]")
+
+
 @dataclass(frozen=True)
 class GradedCheck:
     notebook: str
     index: int  # nbval's code-cell index
     name: str
     heading: str
+
+    @property
+    def task(self) -> str | None:
+        """The task the check grades: the ``[task X]`` of the heading it sits under."""
+        found = TASK_IN_HEADING.search(self.heading)
+        return found.group(1) if found else None
 
 
 @dataclass(frozen=True)
@@ -171,9 +188,23 @@ def for_student(text: str, root: Path = ROOT) -> str:
     return redactor(root).redact(rp.ANSI.sub("", text or ""), rp.TRIM)
 
 
+def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.Verdict | None:
+    """The hidden checks' verdict on the task a check grades (None: it has none)."""
+    if report is None or task not in report.tasks:
+        return None
+    verdict = report.tasks[task]
+    if verdict.passed:
+        return rp.Verdict(True)
+    return rp.Verdict(False, rp.Reason(rp.FailureKind.HIDDEN,
+                                       f"failed: hidden check: {verdict.feedback[0]}"),
+                      None, "\n".join(verdict.feedback))
+
+
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
-          root: Path = ROOT) -> list[rp.CheckResult]:
-    """Phase 3: one result per selected check, from its cell's record (or its absence)."""
+          root: Path = ROOT, hidden_report: hidden.HiddenReport | None = None,
+          ) -> list[rp.CheckResult]:
+    """Phase 3: one result per selected check, from its cell's record (or its absence)
+    and its task's hidden checks."""
     results = []
     for notebook, checks in selection.checks.items():
         run = runs.get(notebook, NotebookRun(problem=rp.Reason(
@@ -189,8 +220,32 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
                 verdict = rp.Verdict(False, reason, for_student(record.expected, root),
                                      for_student(record.actual or record.message, root))
             results.append(rp.CheckResult(check.name, notebook, check.heading,
-                                          check_points(notebook, check.name), verdict))
+                                          check_points(notebook, check.name), verdict,
+                                          hidden_verdict(check.task, hidden_report),
+                                          check.task))
     return results
+
+
+def hidden_tasks(selection: Selection, root: Path = ROOT) -> list[str]:
+    """The tasks of the selected checks that have hidden checks (those of this tree: a
+    tree graded from elsewhere, a test's fixture, has none)."""
+    if root.resolve() != ROOT.resolve():
+        return []
+    found = {c.task for checks in selection.checks.values() for c in checks}
+    return [task for task in HIDDEN_TASKS if task in found]
+
+
+def run_hidden(box: sb.Sandbox, prepared: hidden.Prepared, limits: Limits,
+               selection: Selection, root: Path = ROOT) -> hidden.HiddenReport | None:
+    """The hidden checks of the selected checks' tasks, isolated as the notebooks are."""
+    wanted = set(hidden_tasks(selection, root))
+    if not wanted:
+        return None
+    mine = [i for i, case in enumerate(prepared.cases) if case.task in wanted]
+    subset = hidden.Prepared(prepared.seed, [prepared.cases[i] for i in mine],
+                             [prepared.expected[i] for i in mine])
+    return hidden.run_prepared(box.root, subset, hidden.HiddenLimits(
+        memory_mb=min(limits.memory_mb, 2048), isolation=limits.isolation, fallback=False))
 
 
 def _isolation_label(run: NotebookRun) -> str | None:
@@ -199,12 +254,15 @@ def _isolation_label(run: NotebookRun) -> str | None:
 
 
 def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
-              only_checks: set[str] | None = None, root: Path = ROOT) -> rp.GradeResult:
-    """Grade one submission; never raises for anything the submission does."""
+              only_checks: set[str] | None = None, root: Path = ROOT,
+              prepared: hidden.Prepared | None = None) -> rp.GradeResult:
+    """Grade one submission; never raises for anything the submission does.
+    ``prepared``: the batch's hidden-check cases (one secret seed); None draws new ones."""
     started = time.monotonic()
     result = rp.GradeResult(submission_name(submission))
     selection = select_checks(references, only_checks)
     runs: dict[str, NotebookRun] = {}
+    hidden_report = None
     try:
         box = sanitize(submission, references, selection, root)
     except sb.SubmissionError as error:
@@ -212,12 +270,16 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
     else:
         try:
             result.notes += box.notes
+            if prepared is None and hidden_tasks(selection, root):
+                prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
+            if prepared is not None:
+                hidden_report = run_hidden(box, prepared, limits, selection, root)
             runs = execute(box, references, limits, started + limits.wall)
         finally:
             box.cleanup()
         result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
                        for name, run in runs.items()]
-    result.checks = score(selection, runs, limits, root)
+    result.checks = score(selection, runs, limits, root, hidden_report)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)
     return result
@@ -300,9 +362,13 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
         progress.step(f"{result.submission}: {result.total}/{result.max}")
 
     if pending:
+        # One secret seed for the batch: every submission meets the same hidden inputs,
+        # and the solution's answers are computed once.
+        tasks = hidden_tasks(select_checks(references, only_checks), root)
+        prepared = hidden.prepare(tasks=tasks) if tasks else None
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(grade_one, p, refs_for(p), limits, only_checks, root)
-                       for p in pending]
+            futures = [pool.submit(grade_one, p, refs_for(p), limits, only_checks, root,
+                                   prepared) for p in pending]
             for future in as_completed(futures):
                 finish(future.result())
     write_csv()
@@ -367,5 +433,8 @@ def main(argv: list[str]) -> int:
         print(f"kit grade: {error}", file=sys.stderr)
         return 2
     print(rp.summary_table(results))
+    line = rp.hidden_summary(results)
+    if line:
+        print(f"\n{line}")
     print(f"\nReports in {args.out}/ (grades.csv, <submission>.json, <submission>.md)")
     return 0

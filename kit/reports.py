@@ -2,9 +2,11 @@
 
 The result of grading one submission is a ``GradeResult``: notes on the submission, one
 ``NotebookRun`` per notebook run, and one ``CheckResult`` per graded check. A check holds
-one ``Verdict`` per way of judging it: today the notebook's check cell under nbval
-(``notebook``); a second, ``hidden``, is reserved for checks the grader runs itself. A
-check passes only if every verdict it has passes, and earns its points then. A failed
+one ``Verdict`` per way of judging it: the notebook's check cell under nbval
+(``notebook``), and ``hidden``, the hidden checks of the task the cell grades
+(``kit.hidden``: the grader calls the task's code on inputs only it knows and judges
+the answers in its own process). A check passes only if every verdict it has passes, and
+earns its points then; the JSON shows both verdicts side by side. A failed
 verdict carries a ``Reason``: its ``kind`` (what the status line and the reports act on)
 and the phrase shown to people; nothing reads the phrase back.
 
@@ -49,6 +51,7 @@ class FailureKind(str, Enum):
     NOT_RUN = "not run"  # the run stopped before this cell
     UNREADABLE = "unreadable"  # the submission could not be read at all
     SKIPPED = "skipped"
+    HIDDEN = "hidden check"  # the grader's own check of the task failed (kit.hidden)
     FAILED = "failed"  # none of the above
 
 
@@ -105,7 +108,8 @@ class CheckResult:
     heading: str  # the heading the check cell sits under, as the student sees it
     max_points: int
     notebook_verdict: Verdict  # the check cell's outputs under nbval
-    hidden: Verdict | None = None  # reserved: the grader's own check of the same tasks
+    hidden: Verdict | None = None  # the hidden checks of its task (None: it has none)
+    task: str | None = None  # the task the check cell grades (its heading's [task X])
 
     @property
     def verdicts(self) -> list[Verdict]:
@@ -210,7 +214,20 @@ def check_to_json(check: CheckResult) -> dict[str, Any]:
     if not check.passed and evidence.expected is not None:
         data["expected"] = evidence.expected
         data["actual"] = evidence.actual or ""
+    if check.hidden is not None:  # the two verdicts side by side
+        data["task"] = check.task
+        data["notebook_status"] = "passed" if evidence.passed else "failed"
+        data["hidden_status"] = "passed" if check.hidden.passed else "failed"
+        if not check.hidden.passed:
+            data["hidden_feedback"] = (check.hidden.actual or "").splitlines()
     return data
+
+
+def hidden_only_failures(check: CheckResult) -> bool:
+    """Passed in the notebook, failed its hidden checks: a bug the notebook does not reach,
+    or tampering."""
+    return check.notebook_verdict.passed and check.hidden is not None \
+        and not check.hidden.passed
 
 
 def to_json(result: GradeResult) -> dict[str, Any]:
@@ -229,10 +246,17 @@ def to_json(result: GradeResult) -> dict[str, Any]:
 
 def check_from_json(data: dict[str, Any]) -> CheckResult:
     passed = data["status"] == "passed"
+    hidden = None
+    if "hidden_status" in data:
+        hidden_passed = data["hidden_status"] == "passed"
+        hidden = Verdict(hidden_passed, None if hidden_passed else Reason(
+            FailureKind.HIDDEN, data.get("reason", "")), None,
+            "\n".join(data.get("hidden_feedback", [])))
+        passed = data.get("notebook_status") == "passed"
     verdict = Verdict(passed, None if passed else Reason(None, data.get("reason", "")),
                       data.get("expected"), data.get("actual"))
     return CheckResult(data["name"], data["notebook"], data.get("cell", ""), int(data["max"]),
-                       verdict)
+                       verdict, hidden, data.get("task"))
 
 
 def from_json(data: dict[str, Any]) -> GradeResult:
@@ -289,6 +313,11 @@ def feedback_markdown(result: GradeResult) -> str:
                       "", "Expected:", "", "```", evidence.expected.rstrip(), "```", "",
                       "Yours:", "", "```", (evidence.actual or "").rstrip(), "```",
                       "</details>", "", *_TABLE_HEAD]
+        if check.hidden is not None and not check.hidden.passed:
+            lines += ["", f"<details><summary>{check.name}: what the hidden checks found "
+                          "(their inputs stay hidden)</summary>", "",
+                      *(f"- {line}" for line in (check.hidden.actual or "").splitlines()),
+                      "</details>", "", *_TABLE_HEAD]
     return "\n".join(lines) + "\n"
 
 
@@ -296,11 +325,25 @@ def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
     """``grades.csv``: submission, total, max, status and a subtotal per notebook."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", "total", "max", "status", *notebooks, "isolation"])
+    writer.writerow(["submission", "total", "max", "status", *notebooks, "isolation",
+                     "hidden_check_failures"])
     for result in sorted(results, key=lambda r: r.submission):
         writer.writerow([result.submission, result.total, result.max, result.status,
-                         *(result.subtotal(n) for n in notebooks), result.isolation])
+                         *(result.subtotal(n) for n in notebooks), result.isolation,
+                         sum(hidden_only_failures(c) for c in result.checks)])
     return buffer.getvalue()
+
+
+def hidden_summary(results: Iterable[GradeResult]) -> str | None:
+    """One line for the instructor: the checks the notebook passed but the hidden checks
+    failed, over the batch (None when there are none)."""
+    counts = {r.submission: sum(hidden_only_failures(c) for c in r.checks) for r in results}
+    checks, submissions = sum(counts.values()), sum(1 for n in counts.values() if n)
+    if not checks:
+        return None
+    return (f"{checks} check(s) passed in the notebook but failed hidden checks, in "
+            f"{submissions} submission(s): bugs the notebook does not reach, or tampering "
+            f"(hidden_check_failures in grades.csv)")
 
 
 def summary_table(results: list[GradeResult]) -> str:
@@ -324,6 +367,8 @@ def to_gradescope(result: GradeResult, seconds: float) -> dict[str, Any]:
         if not check.passed and evidence.expected is not None:
             output += (f"\n\nExpected:\n{evidence.expected.rstrip()}\n\n"
                        f"Your output:\n{(evidence.actual or '').rstrip()}")
+        if check.hidden is not None and not check.hidden.passed:
+            output += f"\n\nHidden checks:\n{(check.hidden.actual or '').rstrip()}"
         tests.append({
             "name": f"{check.notebook}/{check.name}"
                     + (f" ({check.heading})" if check.heading else ""),

@@ -48,22 +48,29 @@ def _isolation() -> Any:
 
 def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[Path],
            cwd: Path, env: dict[str, str], memory_mb: int, max_pids: int,
-           timeout: float, protect: Sequence[Path] = ()) -> Launched:
+           timeout: float, protect: Sequence[Path] = (), mode: str | None = None,
+           fallback: bool = True) -> Launched:
     """Run ``argv`` (student code inside) to the end or ``timeout``; never raises for
     anything the command does. ``protect``: paths it must never see (the solution tree),
-    checked by ``kit.isolation`` when it runs the command."""
+    checked by ``kit.isolation``. ``mode``: the isolation mode (None: the best this
+    machine has). ``fallback``: where no isolation can be had, run a plain subprocess
+    (tools, tests) instead of raising ``kit.isolation``'s error (grading)."""
     isolation = _isolation()
     if isolation is not None:
         try:
             done = isolation.run(list(argv), readable=list(readable), writable=list(writable),
                                  cwd=cwd, env=env, memory_mb=memory_mb, max_pids=max_pids,
-                                 timeout=timeout, **_protect(isolation, protect))
+                                 timeout=timeout, mode=mode, **_protect(isolation, protect))
         except getattr(isolation, "IsolationUnavailableError", ()) as error:
-            fallback = _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
-            return dataclasses.replace(fallback, cap=f"no isolation here: {error}"[:300])
+            if not fallback:
+                raise
+            plain = _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
+            return dataclasses.replace(plain, cap=f"no isolation here: {error}"[:300])
         return Launched(done.returncode, bool(done.timed_out), _tail(done.stderr),
                         str(done.isolation), str(getattr(done, "cap", "")),
                         bool(getattr(done, "memory_exceeded", False)))
+    if not fallback:
+        raise RuntimeError("kit.isolation is not importable: student code cannot be isolated")
     return _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
 
 

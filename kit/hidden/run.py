@@ -44,6 +44,8 @@ class HiddenLimits:
     startup_seconds: float = 30.0  # added to each launch's timeout: imports
     memory_mb: int = 2048  # the worker's memory
     max_pids: int = 32
+    isolation: str | None = None  # kit.isolation's mode; None: the best this machine has
+    fallback: bool = True  # without any isolation, a plain subprocess (False: refuse)
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,8 @@ def execute(box: Path, cases: list[Case], limits: HiddenLimits,
         # Only the package: the sandbox's notebooks hold reference outputs.
         launched = launch(argv, readable=[control, box / "course"], writable=[results],
                           cwd=results, env=_worker_env(results), memory_mb=limits.memory_mb,
-                          max_pids=limits.max_pids, timeout=timeout, protect=[SOLUTION])
+                          max_pids=limits.max_pids, timeout=timeout, protect=[SOLUTION],
+                          mode=limits.isolation, fallback=limits.fallback)
         launches.append(launched)
         missing = next((i for i in range(start, len(cases))
                         if not result_path(results, i).exists()), None)
