@@ -1,0 +1,100 @@
+"""``kit grade`` with the hidden checks: the cheats earn nothing for what they faked.
+
+One batch (``--jobs 2``) over the cheats of ``hidden_zoo``, the issue's three subtle bugs
+in one submission, and the correct solution, graded on a few check cells (one per faked
+or buggy task, in two notebooks) so that it stays quick. A check cell counts only when
+nbval passes it and its task passes its hidden checks; the JSON shows both verdicts,
+``grades.csv`` counts the checks only the hidden checks failed, and the batch ends with
+one line saying how many.
+
+Instructor-only (tests/kit/ is not released). Slow: a grading batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hidden_zoo import CHEATS, build_all_bugs_in_one, build_cheat, copy_solution
+
+from kit import grade
+from kit import reports as rp
+from kit.nbval_runner import Limits
+
+pytestmark = pytest.mark.slow
+
+CHECK_OF_TASK = {"1.1": "affine-forward", "1.3": "relu-forward", "1.4": "relu-backward",
+                 "1.8": "fc-net-loss-gradients", "1.12": "adam", "4.2": "conv-backward-naive"}
+ONLY = {f"FullyConnectedNets/{name}" for task, name in CHECK_OF_TASK.items() if task != "4.2"}
+ONLY |= {"ConvolutionalNetworks/conv-backward-naive"}
+ISSUE_BUGS = ["relu-backward-at-zero", "net-loss-without-reg", "conv-backward-crop-pad"]
+LIMITS = Limits(cell_timeout=60, wall=300, memory_mb=2048)
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("hidden-grade")
+    subs = [copy_solution(base, "correct"),
+            build_all_bugs_in_one(base, "issue-bugs", ISSUE_BUGS),
+            *(build_cheat(base, name) for name in CHEATS)]
+    out = base / "grades"
+    results = grade.grade_batch(subs, out, jobs=2, limits=LIMITS, only_checks=ONLY,
+                                notebooks=["FullyConnectedNets", "ConvolutionalNetworks"])
+    return {"out": out, "results": {r.submission: r for r in results}}
+
+
+def _checks(result: rp.GradeResult) -> dict[str, rp.CheckResult]:
+    return {c.name: c for c in result.checks}
+
+
+def test_the_correct_solution_passes_both_verdicts_everywhere(batch: dict) -> None:
+    result = batch["results"]["correct"]
+    assert result.total == result.max > 0
+    assert all(c.hidden is not None and c.hidden.passed for c in result.checks)
+
+
+@pytest.mark.parametrize("name", sorted(CHEATS))
+def test_a_cheat_earns_nothing_for_the_tasks_it_faked(batch: dict, name: str) -> None:
+    checks = _checks(batch["results"][name])
+    for task in CHEATS[name].tasks:
+        check = checks[CHECK_OF_TASK[task]]
+        assert check.points == 0, (task, check)
+        assert check.hidden is not None and not check.hidden.passed
+        if check.notebook_verdict.passed:  # what the notebook alone would have given
+            assert check.reason_text.startswith("failed: hidden check: task ")
+
+
+def test_the_issues_three_bugs_lose_their_own_checks_and_no_other(batch: dict) -> None:
+    result = batch["results"]["issue-bugs"]
+    assert {c.name for c in result.checks if not c.passed} == {
+        "relu-backward", "fc-net-loss-gradients", "conv-backward-naive"}
+
+
+def test_both_verdicts_side_by_side_in_the_json_and_the_count_in_the_csv(batch: dict) -> None:
+    out: Path = batch["out"]
+    saved = json.loads((out / "patches-check-helpers.json").read_text())
+    adam = next(c for c in saved["checks"] if c["name"] == "adam")
+    assert (adam["notebook_status"], adam["hidden_status"], adam["task"]) == (
+        "passed", "failed", "1.12")
+    assert adam["hidden_feedback"][0].startswith("task 1.12 (adam), ")
+    assert adam["points"] == 0
+    rows = {row["submission"]: row for row in csv.DictReader(
+        (out / "grades.csv").read_text().splitlines())}
+    for name, result in batch["results"].items():
+        expected = sum(rp.hidden_only_failures(c) for c in result.checks)
+        assert int(rows[name]["hidden_check_failures"]) == expected
+    assert int(rows["patches-check-helpers"]["hidden_check_failures"]) >= 3
+    reread = rp.load_result(out, "patches-check-helpers")
+    assert reread is not None and reread.total == batch["results"]["patches-check-helpers"].total
+
+
+def test_the_student_reads_what_failed_and_the_instructor_one_line(batch: dict) -> None:
+    feedback = (batch["out"] / "reads-caller-frame.md").read_text()
+    assert "failed: hidden check: task 1.1 (affine_forward)" in feedback
+    assert "what the hidden checks found (their inputs stay hidden)" in feedback
+    line = rp.hidden_summary(batch["results"].values())
+    assert line is not None and "passed in the notebook but failed hidden checks" in line
+    assert rp.hidden_summary([batch["results"]["correct"]]) is None
