@@ -77,7 +77,7 @@ def test_checks_of_a_task_come_in_notebook_order():
 def test_unknown_names_are_errors_that_say_where_to_add_them():
     with pytest.raises(KeyError, match="FullyConnectedNets/no-such-check belongs to no task"):
         task_of_check("FullyConnectedNets", "no-such-check")
-    with pytest.raises(KeyError, match="task 9.9 has no points"):
+    with pytest.raises(KeyError, match=r"task 9\.9 has no points"):
         task_points("9.9")
 
 
