@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from course import notebook_outputs as saved
+from course.rubric import task_of_check
 from course.tasks import NOTEBOOKS, TASKS
 
 MARK = b"made by python -m course handin"
@@ -100,8 +101,15 @@ def stubbed_tasks(tree: Path, notebooks: dict[str, dict]) -> list[str]:
 def notebook_summary(name: str, notebook: dict) -> str:
     """One line: how many check cells passed, failed or were not run (names them)."""
     checks = saved.saved_checks(notebook, name).values()
-    failed = [c.name for c in checks if c.ran and not c.passed]
-    not_run = [c.name for c in checks if not c.ran]
+
+    def named(check: saved.SavedCheck) -> str:
+        try:
+            return f"{check.name} (task {task_of_check(name, check.name)})"
+        except KeyError:
+            return check.name
+
+    failed = [named(c) for c in checks if c.ran and not c.passed]
+    not_run = [named(c) for c in checks if not c.ran]
     parts = [f"{sum(c.passed for c in checks)} of {len(checks)} check cells passed"]
     if failed:
         parts.append(f"did not pass: {', '.join(failed)}")

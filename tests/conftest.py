@@ -674,6 +674,6 @@ def print_scoreboard(config: pytest.Config, rows: dict[str, Row]) -> None:
             "TODO = still a stub; FAIL = written but wrong; BLOCKED = its tests stopped in "
             "a task that does not pass yet (fix the one after 'needs' first); NOT RUN = a "
             "notebook task whose check cell has no saved output.\n"
-            "Details of one task: make check TASK=<id>\n"
+            + ("" if wanted else "Details of one task: make check TASK=<id>\n")
         )
     out.flush()

@@ -11,16 +11,17 @@ from pathlib import Path
 import pytest
 
 from course.handin import MARK, HandinError, make_handin, report
+from course.rubric import task_of_check
 from course.tasks import NOTEBOOKS, TASKS
 
 PASSED = "check passed: it works\n"
 
 
-def _notebook(ran: bool = True, text: str = PASSED, source: str = "x = 1") -> dict:
+def _notebook(ran: bool = True, text: str = PASSED, check: str = "some-check") -> dict:
     cell = {"cell_type": "code", "id": "c1", "execution_count": 1 if ran else None,
-            "metadata": {"tags": ["check"], "check": "some-check"},
+            "metadata": {"tags": ["check"], "check": check},
             "outputs": [{"output_type": "stream", "name": "stdout", "text": [text]}] if ran
-            else [], "source": [source]}
+            else [], "source": ["x = 1"]}
     return {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
@@ -86,11 +87,17 @@ def test_an_unreadable_notebook_is_refused(tmp_path: Path) -> None:
 
 
 def test_failed_and_unrun_check_cells_are_reported_but_handed_in(tmp_path: Path) -> None:
-    failing = _notebook(text="check FAILED: it works, error 0.5 (must be below 1e-07)\n")
-    tree = _tree(tmp_path, {NOTEBOOKS[0]: failing})
+    failing = _notebook(text="check FAILED: it works, error 0.5 (must be below 1e-07)\n",
+                        check="relu-backward")
+    half_run = _notebook(ran=False, check="dropout-backward")
+    half_run["cells"].insert(0, _notebook()["cells"][0])  # ran up to the cell before it
+    tree = _tree(tmp_path, {"FullyConnectedNets": failing, "Dropout": half_run})
     text = report(make_handin(tree))
-    assert f"notebooks/{NOTEBOOKS[0]}.ipynb: 0 of 1 check cells passed; did not pass: " \
-           "some-check" in text
+    assert ("notebooks/FullyConnectedNets.ipynb: 0 of 1 check cells passed; did not pass: "
+            f"relu-backward (task {task_of_check('FullyConnectedNets', 'relu-backward')})"
+            ) in text
+    assert ("notebooks/Dropout.ipynb: 1 of 2 check cells passed; not run: dropout-backward "
+            f"(task {task_of_check('Dropout', 'dropout-backward')})") in text
 
 
 def test_it_never_overwrites_a_file_it_did_not_make(tmp_path: Path) -> None:

@@ -143,6 +143,7 @@ def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
     assert "FAILED test_sample.py::test_written_but_wrong" in out
     assert "assert (2 + 2) == 5" in out
     assert "1 more failing test(s) of task 1.3:\n  test_sample.py::test_also_wrong" in out
+    assert "TASK=<id>" not in out  # the task was asked for already
     out = _pytest(tmp_path, "--task", "1.4", "--scoreboard", "--tb=short").stdout
     # 1.4 requires 1.3: its tests ran too, so the row knows 1.3 fails (its row is not shown).
     assert "1 of its tests stopped at the stub of 1.3 (relu_forward)" in out
