@@ -120,8 +120,9 @@ student: $(STAMP) ## instructors: build the student release in build/student and
 	@[ -d kit ] || { echo "make student runs in the solution tree (it needs kit/)."; exit 1; }
 	$(VPY) -m kit release --out build/student --branch student
 
-# PyTorch is optional and never a requirement: `.venv/bin/pip install torch` adds its columns.
-bench: $(STAMP) ## instructors: time naive/fast conv and pool layers (and PyTorch if installed)
+# PyTorch is optional and never a requirement: `.venv/bin/pip install torch==2.13.0` adds its
+# columns. Benchmark with the OpenBLAS overrides unset: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench
+bench: $(STAMP) ## instructors: time the conv/pool layers and the ThreeLayerConvNet step, against PyTorch if installed
 	@[ -d kit ] || { echo "make bench runs in the solution tree (it needs kit/)."; exit 1; }
 	$(VPY) -m kit bench
 

@@ -5,34 +5,72 @@ Same signatures, results and caches' meaning as the naive layers of ``course.lay
 pool geometry, overlapping pools included. float32 inputs give float32 results. There is
 no compiled extension: the speed comes from stride tricks, reshapes and BLAS.
 
-How they work, and why. The choices follow what measured fastest in pure-numpy prototypes
-on a 2-core VM; ``make bench`` prints the numbers for this code. One alternative
-was measured here and dropped: an im2col matrix laid out (C*HH*WW, n*H_out*W_out), so that
-forward, dw and dx are one large GEMM per chunk instead of n per-example ones, was no
-faster at sizes (a)-(c) of the benchmark (within noise; slower at (b)).
+How they work, and why. Every choice below was measured on the 2-core development VM,
+interleaved, against the alternative named beside it; ``make bench`` prints the numbers
+for this code. The machine was shared and busy (load average 5 to 10 on 2 cores), so the
+choices were made on single-threaded CPU time (BLAS and WORKERS at 1), the one figure
+that load barely moves, and checked with two threads.
 
 * **Convolution forward** is a batched matrix product. ``as_strided`` gives a view of the
-  padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; reshaping it to
-  ``(n, C*HH*WW, H_out*W_out)`` copies the windows once (the "im2col" matrix of a chunk),
-  and ``w_flat @ cols`` then writes ``(n, F, H_out*W_out)``, already in NCHW order, so no
-  transpose of the output is needed.
-* **dw** is one GEMM per chunk on the same im2col matrix, recomputed in the backward pass
-  instead of cached: caching the whole batch's matrix would cost C*HH*WW times the input's
-  memory (60 MB at 100x3x32x32 with 7x7 filters), more than the rest of the layer.
-* **dx** is ``w_flat.T @ dout`` (the gradient of each im2col column) folded back by one
-  strided add per filter offset (HH*WW adds of whole slabs), which is much faster than
-  ``np.add.at`` or a Python loop over output pixels.
-* **Chunks and threads.** The batch is split into chunks that run on a small pool of
-  Python threads (numpy releases the GIL in copies and BLAS calls), with BLAS limited to
-  one thread meanwhile: many small multi-threaded BLAS calls were erratic, and large
-  per-call temporaries are costly (page faults), so small chunks that stay in cache win.
-  No buffer is larger than one chunk's im2col matrix, apart from the output, the padded
-  input and the gradients themselves.
-* **Max pooling** takes the maximum over the pool's offsets: one ``np.maximum`` of two
-  strided views per offset, which handles tiling, gapped and overlapping windows alike.
-  The backward pass walks the offsets in row-major order and gives each output's gradient
-  to the first offset that holds the maximum (the naive layer's tie rule), with a mask of
-  the outputs already served; for overlapping windows the gradients add up.
+  padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; copying it into a
+  buffer shaped ``(n, C*HH*WW, H_out*W_out)`` makes the windows' "im2col" matrix of a
+  block of examples, and ``w_flat @ cols`` writes ``(n, F, H_out*W_out)``, already in NCHW
+  order. Tried and dropped: a row-flattened "extended" im2col (contiguous copies, but 12%
+  to 19% more GEMM work: 1.2x slower at size (b)) and one GEMM per block on an im2col
+  laid out (C*HH*WW, n*H_out*W_out) (no faster).
+* **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
+  OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
+  im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
+  the backward pass, not cached: the whole batch's matrix would cost C*HH*WW times the
+  input's memory (57 MB at (b)), and making it again from the cached input is cheap.
+* **dx** depends on the geometry (``_input_gradient_method``):
+  - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
+    correlated with the flipped filters (C and F swapped) through the forward's im2col +
+    GEMM. Its GEMM has C rows, so it wins only when C is not small: measured over 20
+    geometries, it was faster exactly when C >= F (1.05x to 1.44x; (c): 9.5 vs 12 ms),
+    and up to 8x slower when C is small ((b): 123 vs 15 ms).
+  - stride 1 and C < F: the gradient of every im2col entry (``w.T @ dout``, one GEMM),
+    folded back onto the image in one numpy call. With the padded image flattened row
+    by row (row length Wp), filter offset (p, q) is a shift by ``p*Wp + q``; dout is
+    widened to rows of Wp (zeros past W_out) so the GEMM writes each im2col row as one
+    flat run into a zero-margined buffer, and a strided view reads all HH*WW shifted runs
+    at once, summed over the offset axes. Before, the fold was HH*WW strided slab adds:
+    14 ms of the 22 ms dx at (b), one thread; now about 4 ms (the GEMM writes 19% more).
+  - stride > 1: that GEMM, then one strided slab add per filter offset (small at (a)).
+  ``input_grad=False`` skips dx (a first layer's input is the data; PyTorch does the
+  same for inputs that need no gradient): about half of the backward's work.
+* **Blocks and threads.** The batch is cut into blocks of about BLOCK_BYTES of work
+  buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c): the buffer stays in the
+  per-core L2 between the copy that makes it and the GEMM or fold that reads it), at
+  least two per thread. WORKERS threads (numpy releases the GIL in copies and BLAS calls)
+  share one iterator over the blocks: each allocates its buffers once per call and takes
+  blocks until none is left, so a thread slowed down by other processes does less of the
+  work; BLAS runs single-threaded meanwhile (one BLAS thread per block thread). No buffer
+  is larger than a thread's block buffers, apart from the output, the padded input and
+  the gradients themselves.
+* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
+  maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
+  backward pass walks the offsets in row-major order and gives each output's gradient to
+  the first offset that equals the maximum (the naive layer's tie rule), with a mask of
+  the outputs already served: the same operations whatever the values, so ties (post-ReLU
+  zeros) cost nothing extra (measured equal, interleaved). The forward's cache carries
+  its output, so the backward compares with it instead of recomputing the maximum (15%
+  of the backward).
+* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. Row maxima over
+  each window's columns first (kept in the cache), then the maximum of ph of them; the
+  backward routes each output's gradient to the first row whose row maximum equals the
+  window's, then from each row maximum to the first column that holds it, which is the
+  row-major first maximum. (pw-1) + (ph-1) passes instead of ph*pw - 1: at 3x3/1 on
+  100x32x32x32, forward + backward 44 ms instead of 70 ms (one thread).
+
+Measured at this module's commit against the one before these choices (single thread,
+CPU time, medians of 15 interleaved runs; load 5 to 6 on 2 cores; PyTorch 2.13.0 CPU,
+OpenBLAS 0.3.31 SkylakeX kernel, no OpenBLAS override): fwd+bwd over PyTorch's, float32,
+(a) 0.86 (was 0.86-0.92), (b) 0.89 (1.23), (c) 1.75 (2.15), pools 0.42-0.83 (0.56-1.11);
+float64 (a)-(c) 0.50-0.96 (0.64-1.08), pools 0.66-1.25 (0.89-1.87); ThreeLayerConvNet
+loss + gradients at batch 50 and 100, 1.53-1.55 (1.91-2.11) times PyTorch's step, which
+computes no gradient for the images (the kit's layers return dx; the same loss with
+``input_grad=False`` on the first layer: 1.06 and 1.17, another run, load 8).
 """
 
 from __future__ import annotations
@@ -40,14 +78,14 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from course.layers import _check_4d, _expect_shape, conv_geometry, pool_geometry
+from course._checks import conv_geometry, expect_ndim, expect_shape, pool_geometry
 
 __all__ = [
     "conv_backward_fast",
@@ -64,16 +102,22 @@ __all__ = [
     "max_pool_forward_reshape",
 ]
 
-# Bytes of one chunk's im2col matrix. Small enough to stay in the L2/L3 caches of a small
-# VM and to keep page faults of fresh temporaries low (large per-call temporaries were
-# costly in the prototypes); large enough that a GEMM per chunk amortises the Python
-# overhead. Not tuned further here: timings on the shared development VM were too noisy.
-CHUNK_BYTES = 2 * 2**20
+# Bytes of one block's largest work buffer (an im2col matrix, say). Blocks of examples
+# this size stay in the per-core L2 cache between the copy that makes them and the GEMM
+# or fold that reads them, and large enough that each GEMM amortises numpy's overhead.
+BLOCK_BYTES = 1 * 2**20
 
-# Threads that run chunks at once: the cores this process may use (at most 4; beyond that
+# Threads that run blocks at once: the cores this process may use (at most 4; beyond that
 # the memory bandwidth, not the cores, bounds these layers).
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else (os.cpu_count() or 1)))
+
+# Below this many bytes of work in a whole call, one block on the calling thread. Handing
+# work to the pool costs tens of microseconds on a quiet machine and, measured on the
+# busy 2-core VM, now and then milliseconds (a helper thread waiting for a core): the
+# digits network's training step (batch 50 of 1x8x8, its pools about 0.4 MB) took 1.7 ms
+# on one thread and 14 to 90 ms when its pools were split across two.
+INLINE_BYTES = 1 * 2**20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -90,8 +134,8 @@ def _executor() -> ThreadPoolExecutor:
 
 @contextmanager
 def _single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while our own threads run chunks (one BLAS thread per
-    chunk thread), then restore what the user had. Without threadpoolctl: no limit."""
+    """Limit BLAS to one thread while our own threads run blocks (one BLAS thread per
+    block thread), then restore what the user had. Without threadpoolctl: no limit."""
     global _blas
     if _blas is None:
         try:
@@ -107,28 +151,39 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-# Below this many bytes of work in a whole call, one chunk on the calling thread: handing
-# work to the pool costs tens of microseconds, more than tiny layers (gradient checks,
-# 8x8 digits) take to compute.
-INLINE_BYTES = 256 * 2**10
-
-
-def _chunks(n: int, bytes_per_example: int) -> list[tuple[int, int]]:
-    """Split range(n) into chunks of about CHUNK_BYTES of im2col each, at least WORKERS
-    chunks when there are that many examples (one chunk for less than INLINE_BYTES)."""
+def _block_size(n: int, bytes_per_example: int) -> int:
+    """Examples per block: about BLOCK_BYTES of work buffer, and at least two blocks per
+    worker thread, so that a thread slowed down by other processes hands its share to the
+    others; the whole batch when the call is small (it then runs on the calling thread)."""
     if n * bytes_per_example <= INLINE_BYTES:
-        return [(0, n)]
-    size = max(1, CHUNK_BYTES // max(1, bytes_per_example))
-    size = min(size, max(1, -(-n // WORKERS)))
-    return [(start, min(n, start + size)) for start in range(0, n, size)]
+        return max(1, n)
+    size = max(1, BLOCK_BYTES // max(1, bytes_per_example))
+    return max(1, min(size, -(-n // (2 * WORKERS))))
 
 
-def _run_chunks(work: Callable[[int, int], Any], chunks: list[tuple[int, int]]) -> list[Any]:
-    """Run ``work(start, stop)`` for every chunk, on the thread pool when it pays."""
-    if WORKERS == 1 or len(chunks) == 1:
-        return [work(a, b) for a, b in chunks]
-    with _single_threaded_blas():
-        return list(_executor().map(lambda c: work(*c), chunks))
+def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int, block: int,
+                uses_blas: bool = True) -> list[Any]:
+    """Run ``work(blocks)`` on up to WORKERS threads that share one iterator over the
+    blocks ``(start, stop)`` of range(n): each thread allocates its buffers once, then
+    takes blocks until none is left. Returns what each thread's ``work`` returned.
+
+    The calling thread works too; a helper that has not started by the time the blocks
+    run out is cancelled rather than waited for. ``uses_blas``: limit BLAS to one thread
+    per worker meanwhile.
+    """
+    blocks = iter([(start, min(n, start + block)) for start in range(0, n, block)])
+    threads = min(WORKERS, -(-n // block))
+    if threads <= 1:
+        return [work(blocks)]
+    with _single_threaded_blas() if uses_blas else nullcontext():
+        helpers = [_executor().submit(work, blocks) for _ in range(threads - 1)]
+        try:
+            mine = work(blocks)
+        finally:
+            for helper in helpers:
+                helper.cancel()  # succeeds only if it never started: nothing left for it
+            wait(helpers)  # never leave a helper running outside the BLAS limit
+        return [mine] + [helper.result() for helper in helpers if not helper.cancelled()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,14 +201,41 @@ def _windows(x_pad: np.ndarray, HH: int, WW: int, stride: int, H_out: int,
                       (sN, sC, sH, sW, sH * stride, sW * stride), writeable=False)
 
 
-def _pad(x: np.ndarray, pad: int) -> np.ndarray:
-    if pad == 0:
+def _pad(x: np.ndarray, pad_h: int, pad_w: int | None = None) -> np.ndarray:
+    """x with pad_h zero rows above and below and pad_w zero columns on each side."""
+    pad_w = pad_h if pad_w is None else pad_w
+    if pad_h == pad_w == 0:
         return x
     N, C, H, W = x.shape
     # np.zeros + slice assignment is faster than np.pad (no generic edge handling).
-    x_pad = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=x.dtype)
-    x_pad[:, :, pad:pad + H, pad:pad + W] = x
+    x_pad = np.zeros((N, C, H + 2 * pad_h, W + 2 * pad_w), dtype=x.dtype)
+    x_pad[:, :, pad_h:pad_h + H, pad_w:pad_w + W] = x
     return x_pad
+
+
+def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
+                    bias: np.ndarray | None = None) -> None:
+    """out[n] = w_flat @ im2col(n) (+ bias) for every example n, block by block.
+
+    ``views``: (N, C, HH, WW, H_out, W_out) windows of the input; ``w_flat``: (F, C*HH*WW);
+    ``out``: (N, F, H_out*W_out), written. The forward pass, and dx of a stride-1 layer
+    with many input channels (see ``conv_backward_fast``), are this one function.
+    """
+    N, C, HH, WW, H_out, W_out = views.shape
+    K, P = C * HH * WW, H_out * W_out
+    block = _block_size(N, K * P * out.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        cols_buffer = np.empty((block, C, HH, WW, H_out, W_out), dtype=out.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            cols = cols_buffer[:n]
+            np.copyto(cols, views[start:stop])  # im2col: (n, K, P), copied once
+            np.matmul(w_flat, cols.reshape(n, K, P), out=out[start:stop])  # -> (n, F, P)
+            if bias is not None:
+                out[start:stop] += bias
+
+    _run_blocks(work, N, block)
 
 
 def conv_forward_fast(
@@ -170,8 +252,8 @@ def conv_forward_fast(
       pass accepts it).
     """
     x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    _check_4d("conv_forward_fast", "x", x, "(N, C, H, W)")
-    _check_4d("conv_forward_fast", "w", w, "(F, C, HH, WW)")
+    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
     stride, pad, H_out, W_out = conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
     N, C = x.shape[:2]
@@ -180,72 +262,190 @@ def conv_forward_fast(
     x_pad = _pad(x.astype(dtype, copy=False), pad)
     views = _windows(x_pad, HH, WW, stride, H_out, W_out)
     w_flat = w.reshape(F, C * HH * WW).astype(dtype, copy=False)  # (F, K), K = C*HH*WW
-    bias = b.astype(dtype, copy=False).reshape(1, F, 1)
-    P = H_out * W_out
-    out = np.empty((N, F, P), dtype=dtype)
-
-    def work(start: int, stop: int) -> None:
-        cols = views[start:stop].reshape(stop - start, C * HH * WW, P)  # copy: (n, K, P)
-        np.matmul(w_flat, cols, out=out[start:stop])  # (F, K) @ (n, K, P) -> (n, F, P)
-        out[start:stop] += bias
-
-    _run_chunks(work, _chunks(N, C * HH * WW * P * dtype.itemsize))
+    out = np.empty((N, F, H_out * W_out), dtype=dtype)
+    _correlate_into(out, views, w_flat, b.astype(dtype, copy=False).reshape(1, F, 1))
     return out.reshape(N, F, H_out, W_out), (x, w, b, conv_param)
 
 
 def conv_backward_fast(
-    dout: np.ndarray, cache: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dout: np.ndarray, cache: tuple, *, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Convolution, backward pass; same results as ``conv_backward_naive``.
 
     Inputs:
     - dout: (N, F, H_out, W_out); cache: from ``conv_forward_fast`` (or the naive forward).
+    - input_grad: False skips dx, which then comes back as None: a network's first layer,
+      whose input is the data, needs only dw and db (PyTorch skips it the same way for
+      inputs that do not require a gradient). dx is about half of the backward's work.
 
     Returns a tuple of:
-    - dx: (N, C, H, W); dw: (F, C, HH, WW); db: (F,).
+    - dx: (N, C, H, W), or None with ``input_grad=False``; dw: (F, C, HH, WW); db: (F,).
     """
     x, w, b, conv_param = cache
     dout = np.asarray(dout)
     stride, pad, H_out, W_out = conv_geometry("conv_backward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
-    N, C, H, W = x.shape
+    N, C = x.shape[:2]
     F, _, HH, WW = w.shape
-    _expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
+    expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
                   "(N, F, H_out, W_out), the shape of out")
     dtype = np.result_type(x, w, dout)
-    K, P = C * HH * WW, H_out * W_out
     x_pad = _pad(x.astype(dtype, copy=False), pad)
     views = _windows(x_pad, HH, WW, stride, H_out, W_out)
-    w_flat = w.reshape(F, K).astype(dtype, copy=False)
-    d = dout.astype(dtype, copy=False).reshape(N, F, P)
-    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
-    rows, cols_ = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
+    w = w.astype(dtype, copy=False)
+    dout = dout.astype(dtype, copy=False)
+    dw = _weight_gradient(views, dout.reshape(N, F, H_out * W_out)).reshape(w.shape)
+    db = dout.sum(axis=(0, 2, 3))
+    if not input_grad:
+        return None, dw, db
+    method = _input_gradient_method(stride, C, F)
+    if method == "correlate":
+        dx = _input_gradient_by_correlation(dout, w, pad)
+    elif method == "flat fold":
+        dx = _input_gradient_by_flat_fold(dout, w, x.shape, pad)
+    else:
+        dx = _input_gradient_by_fold(dout, w, x.shape, stride, pad)
+    return dx, dw, db
 
-    def work(start: int, stop: int) -> np.ndarray:
-        n = stop - start
-        cols = views[start:stop].reshape(n, K, P)  # copy: (n, K, P)
-        d_chunk = d[start:stop]  # (n, F, P)
-        # dw = sum_n d_n @ cols_n.T: one GEMM over the chunk, (F, n*P) @ (n*P, K).
-        dw_part = np.matmul(d_chunk, cols.transpose(0, 2, 1)).sum(axis=0)
-        # Gradient of each im2col entry, written into the buffer cols no longer needs
-        # (unless the reshape needed no copy, e.g. 1x1 filters: then cols is x itself).
-        buffer = cols if cols.flags.writeable else None
-        dcols = np.matmul(w_flat.T, d_chunk, out=buffer)  # (K, F) @ (n, F, P) -> (n, K, P)
-        dcols = dcols.reshape(n, C, HH, WW, H_out, W_out)
-        target = dx_pad[start:stop]
-        # The fold is memory-bound and the largest stage at benchmark size (b) (about
-        # 12 ms of the backward's 34 ms of work, 7x7 filters); an offset-major dcols
-        # layout (contiguous slabs per offset) and smaller chunks measured no faster.
-        for p in range(HH):
-            for q in range(WW):
-                target[:, :, p:p + rows:stride, q:q + cols_:stride] += dcols[:, :, p, q]
-        return dw_part
 
-    parts = _run_chunks(work, _chunks(N, K * P * dtype.itemsize))
-    dw = np.sum(parts, axis=0).reshape(w.shape)
-    db = d.sum(axis=(0, 2))
-    dx = dx_pad[:, :, pad:pad + H, pad:pad + W] if pad else dx_pad
-    return np.ascontiguousarray(dx), dw, db
+def _input_gradient_method(stride: int, C: int, F: int) -> str:
+    """How ``conv_backward_fast`` computes dx: "correlate" (stride 1, C >= F: its GEMM is
+    (C, F*HH*WW) @ (F*HH*WW, H*W), efficient once C is not small), "flat fold" (stride 1,
+    fewer input channels than filters) or "fold" (any stride). The thresholds are measured:
+    see the module docstring."""
+    if stride != 1:
+        return "fold"
+    return "correlate" if C >= F else "flat fold"
+
+
+def _weight_gradient(views: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """dw as (F, C*HH*WW): the sum over examples of ``d[n] @ im2col(n).T``.
+
+    ``views``: (N, C, HH, WW, H_out, W_out) windows of the padded input; ``d``: dout as
+    (N, F, P). Computed as dw.T = sum of ``im2col(n) @ d[n].T``, (K, P) @ (P, F): that
+    orientation of the same product measured about 1.3x faster in OpenBLAS.
+    """
+    N, C, HH, WW, H_out, W_out = views.shape
+    F = d.shape[1]
+    K, P = C * HH * WW, H_out * W_out
+    block = _block_size(N, K * P * d.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
+        cols_buffer = np.empty((block, C, HH, WW, H_out, W_out), dtype=d.dtype)
+        dw_t = np.zeros((K, F), dtype=d.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            cols = cols_buffer[:n]
+            np.copyto(cols, views[start:stop])  # im2col: (n, K, P)
+            products = np.matmul(cols.reshape(n, K, P), d[start:stop].transpose(0, 2, 1))
+            dw_t += products.sum(axis=0)  # (n, K, F) -> (K, F)
+        return dw_t
+
+    return np.sum(_run_blocks(work, N, block), axis=0).T
+
+
+def _input_gradient_by_correlation(dout: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
+    """dx of a stride-1 convolution as a convolution itself: dout, padded by the filter
+    size less one, correlated with the filters flipped in both spatial axes and with C
+    and F swapped, through the forward pass's im2col + GEMM.
+
+    dx[n, c, h, v] = sum over f, p, q of w[f, c, p, q] * dout[n, f, h + pad - p, v + pad - q]
+    """
+    N, F, H_out, W_out = dout.shape
+    _, C, HH, WW = w.shape
+    H, W = H_out + HH - 1 - 2 * pad, W_out + WW - 1 - 2 * pad
+    d_pad = _pad(dout, HH - 1, WW - 1)  # (N, F, H_out + 2(HH-1), W_out + 2(WW-1))
+    views = _windows(d_pad[:, :, pad:, pad:], HH, WW, 1, H, W)
+    w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, HH, WW)
+    dx = np.empty((N, C, H * W), dtype=dout.dtype)
+    _correlate_into(dx, views, w_flipped.reshape(C, F * HH * WW))
+    return dx.reshape(N, C, H, W)
+
+
+def _fold_view(dcols: np.ndarray, C: int, HH: int, WW: int, row: int, length: int,
+               front: int) -> np.ndarray:
+    """Read-only view A of shape (n, C, length, HH, WW) with
+    A[n, c, u, p, q] = dcols[n, c*HH*WW + p*WW + q, front + u - p*row - q].
+
+    Summing A over its last two axes adds every filter offset's slab, shifted by that
+    offset in the row-major flattened padded image, in one numpy call (the col2im fold)."""
+    n, _, _ = dcols.shape
+    s_n, s_k, s_u = dcols.strides
+    return as_strided(dcols[:, :, front:], (n, C, length, HH, WW),
+                      (s_n, s_k * HH * WW, s_u, s_k * WW - row * s_u, s_k - s_u),
+                      writeable=False)
+
+
+def _input_gradient_by_flat_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                                 pad: int) -> np.ndarray:
+    """dx of a stride-1 convolution with few input channels: the gradient of every im2col
+    entry (one GEMM, ``w.T @ dout``), folded back onto the padded image in one strided sum.
+
+    The trick that makes the fold one call: with the padded image flattened row by row
+    (row length Wp), filter offset (p, q) is a shift by ``p*Wp + q``. So dout is widened
+    to rows of Wp (zeros past W_out), the GEMM writes each im2col row as one flat run of
+    H_out*Wp values into a zero-margined buffer, and ``_fold_view`` reads all the shifted
+    runs at once. The zeros in the widened columns and in the margins stand in for the
+    positions a filter offset never reaches.
+    """
+    N, F, H_out, W_out = dout.shape
+    _, C, H, W = x_shape
+    _, _, HH, WW = w.shape
+    Hp, Wp = H + 2 * pad, W + 2 * pad
+    K, run, image = C * HH * WW, H_out * Wp, Hp * Wp
+    front = (HH - 1) * Wp + (WW - 1)  # the largest shift: margin before each run
+    w_t = w.reshape(F, K).T  # (K, F)
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    block = _block_size(N, K * (front + image) * dout.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        d_wide = np.zeros((block, F, H_out, Wp), dtype=dout.dtype)  # columns >= W_out stay 0
+        dcols = np.zeros((block, K, front + image), dtype=dout.dtype)  # margins stay 0
+        dx_flat = np.empty((block, C, image), dtype=dout.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            d_wide[:n, :, :, :W_out] = dout[start:stop]
+            # (K, F) @ (n, F, run) -> the runs of dcols, (n, K, run)
+            np.matmul(w_t, d_wide[:n].reshape(n, F, run), out=dcols[:n, :, front:front + run])
+            np.sum(_fold_view(dcols[:n], C, HH, WW, Wp, image, front), axis=(3, 4),
+                   out=dx_flat[:n])
+            padded = dx_flat[:n].reshape(n, C, Hp, Wp)
+            dx[start:stop] = padded[:, :, pad:pad + H, pad:pad + W]
+
+    _run_blocks(work, N, block)
+    return dx
+
+
+def _input_gradient_by_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
+                            stride: int, pad: int) -> np.ndarray:
+    """dx of a strided convolution: the gradient of every im2col entry (``w.T @ dout``),
+    added back window offset by window offset (HH*WW strided adds of whole slabs)."""
+    N, F, H_out, W_out = dout.shape
+    _, C, H, W = x_shape
+    _, _, HH, WW = w.shape
+    K, P = C * HH * WW, H_out * W_out
+    w_t = w.reshape(F, K).T
+    d = dout.reshape(N, F, P)
+    rows, cols = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
+    dx = np.empty(x_shape, dtype=dout.dtype)
+    block = _block_size(N, K * P * dout.itemsize)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        dcols_buffer = np.empty((block, K, P), dtype=dout.dtype)
+        dx_pad = np.empty((block, C, H + 2 * pad, W + 2 * pad), dtype=dout.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            dcols = np.matmul(w_t, d[start:stop], out=dcols_buffer[:n])  # (n, K, P)
+            dcols = dcols.reshape(n, C, HH, WW, H_out, W_out)
+            target = dx_pad[:n]
+            target.fill(0)
+            for p in range(HH):
+                for q in range(WW):
+                    target[:, :, p:p + rows:stride, q:q + cols:stride] += dcols[:, :, p, q]
+            dx[start:stop] = target[:, :, pad:pad + H, pad:pad + W]
+
+    _run_blocks(work, N, block)
+    return dx
 
 
 # CS231n's names for its other fast conv implementations: here they are all the one above.
@@ -264,6 +464,43 @@ def _offset_view(x: np.ndarray, p: int, q: int, stride: int, H_out: int,
     return x[:, :, p:p + stride * (H_out - 1) + 1:stride, q:q + stride * (W_out - 1) + 1:stride]
 
 
+class _PoolCache(tuple):
+    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
+    also carries the forward's output as ``.out`` (and, for windows that overlap or leave
+    gaps, the row maxima as ``.row_max``): the fast backward then compares windows with
+    their maxima instead of computing them again."""
+
+    out: np.ndarray
+    row_max: np.ndarray | None
+
+    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray,
+                row_max: np.ndarray | None) -> _PoolCache:
+        cache = super().__new__(cls, (x, pool_param))
+        cache.out, cache.row_max = out, row_max
+        return cache
+
+
+def _max_over_offsets(views: list[np.ndarray], out: np.ndarray) -> None:
+    """out = the elementwise maximum of the views (one np.maximum per view after the
+    first two)."""
+    if len(views) == 1:
+        out[...] = views[0]
+        return
+    np.maximum(views[0], views[1], out=out)
+    for view in views[2:]:
+        np.maximum(out, view, out=out)
+
+
+def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
+    """x[:, :, r, j*stride + q] for every row r and output column j: a view."""
+    return x[:, :, :, q:q + stride * (W_out - 1) + 1:stride]
+
+
+def _row_view(x: np.ndarray, p: int, stride: int, H_out: int) -> np.ndarray:
+    """x[:, :, i*stride + p, :] for every output row i: a view."""
+    return x[:, :, p:p + stride * (H_out - 1) + 1:stride]
+
+
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
     """Max pooling, forward pass; same inputs, output and errors as ``max_pool_forward_naive``.
 
@@ -272,24 +509,73 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
 
     Returns a tuple of:
     - out: (N, C, H_out, W_out), x's dtype.
-    - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it).
+    - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it); it
+      also carries what the fast backward reuses.
     """
     x = np.asarray(x)
-    _check_4d("max_pool_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("max_pool_forward_fast", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
-    N, C = x.shape[:2]
+    N, C, H, _ = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    # Tiling windows: the maximum over the ph*pw offsets directly. Windows that overlap
+    # (or leave gaps): the maximum over each row's pw columns first, kept for the backward
+    # pass, then over ph rows; (pw-1) + (ph-1) passes instead of ph*pw - 1.
+    tiling = stride == ph == pw
+    row_max = None if tiling else np.empty((N, C, H, W_out), dtype=x.dtype)
 
-    def work(start: int, stop: int) -> None:
-        xs, o = x[start:stop], out[start:stop]
-        o[...] = _offset_view(xs, 0, 0, stride, H_out, W_out)
-        for p in range(ph):
-            for q in range(pw):
-                if p or q:
-                    np.maximum(o, _offset_view(xs, p, q, stride, H_out, W_out), out=o)
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        for start, stop in blocks:
+            xs = x[start:stop]
+            if row_max is None:
+                _max_over_offsets([_offset_view(xs, p, q, stride, H_out, W_out)
+                                   for p in range(ph) for q in range(pw)], out[start:stop])
+                continue
+            rows = row_max[start:stop]
+            _max_over_offsets([_column_view(xs, q, stride, W_out) for q in range(pw)], rows)
+            _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
+                              out[start:stop])
 
-    _run_chunks(work, _chunks(N, C * x.shape[2] * x.shape[3] * x.itemsize))
-    return out, (x, pool_param)
+    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize), uses_blas=False)
+    return out, _PoolCache(x, pool_param, out, row_max)
+
+
+def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
+                        grad: np.ndarray, targets: list[np.ndarray], add: bool,
+                        buffers: tuple[np.ndarray, ...]) -> None:
+    """Give each entry of ``grad`` to the first candidate (in list order) that equals its
+    maximum: ``targets[k] (+)= grad * (candidate k is the first that equals maxima)``.
+
+    The same operations run whatever the values, so ties cost nothing extra. ``buffers``:
+    three bool arrays and (when ``add``) one of grad's dtype, all shaped like ``maxima``.
+    """
+    free, equal, hit = buffers[:3]  # free: entries whose gradient is not yet placed
+    free.fill(True)
+    for candidate, target in zip(candidates, targets, strict=True):
+        np.equal(candidate, maxima, out=equal)
+        np.logical_and(equal, free, out=hit)
+        np.greater(free, equal, out=free)  # free and not equal
+        if add:  # overlapping windows: gradients add up
+            np.multiply(grad, hit, out=buffers[3])
+            target += buffers[3]
+        else:
+            np.multiply(grad, hit, out=target)
+
+
+def _kept_or_computed(kept: np.ndarray | None, start: int, stop: int,
+                      views: list[np.ndarray], buffer: np.ndarray) -> np.ndarray:
+    """The maxima of examples start:stop: kept by the fast forward, or else the maximum
+    of the views, computed into the buffer."""
+    if kept is not None:
+        return kept[start:stop]
+    _max_over_offsets(views, buffer[:stop - start])
+    return buffer[:stop - start]
+
+
+def _route_buffers(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
+    """The work buffers of ``_route_to_first_max``: three bool arrays, and one of
+    ``dtype`` for the products that are added (none when dtype is None)."""
+    masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
+    return masks if dtype is None else (*masks, np.empty(shape, dtype=dtype))
 
 
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
@@ -306,36 +592,62 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     dout = np.asarray(dout)
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_fast", x.shape, pool_param)
     N, C, H, W = x.shape
-    _expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
+    expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
                   "(N, C, H_out, W_out), the shape of out")
     dtype = np.result_type(x, dout)
-    # Windows that neither overlap nor leave gaps touch every pixel exactly once, so dx
-    # can be written slab by slab without zeroing it first.
+    # What the fast forward kept (None in the naive forward's cache: computed again).
+    maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
     tiling = stride == ph == pw
-    dx = np.empty(x.shape, dtype=dtype) if tiling else np.zeros(x.shape, dtype=dtype)
+    block = _block_size(N, C * H * W * x.itemsize)
+    if tiling:
+        # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.
+        dx = np.empty(x.shape, dtype=dtype)
 
-    def work(start: int, stop: int) -> None:
-        xs, ds, dxs = x[start:stop], dout[start:stop], dx[start:stop]
-        # The maximum again (cheaper to recompute than to keep in the cache).
-        m = _offset_view(xs, 0, 0, stride, H_out, W_out).copy()
-        for p in range(ph):
-            for q in range(pw):
-                if p or q:
-                    np.maximum(m, _offset_view(xs, p, q, stride, H_out, W_out), out=m)
-        free = np.ones(m.shape, dtype=bool)  # outputs whose gradient is not yet placed
-        hit = np.empty(m.shape, dtype=bool)
-        for p in range(ph):
-            for q in range(pw):
-                np.equal(_offset_view(xs, p, q, stride, H_out, W_out), m, out=hit)
-                hit &= free
-                free &= ~hit
-                target = _offset_view(dxs, p, q, stride, H_out, W_out)
-                if tiling:
-                    np.multiply(ds, hit, out=target)
-                else:
-                    target += ds * hit
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            shape = (block, C, H_out, W_out)
+            max_buffer = np.empty(shape, dtype=x.dtype)
+            masks = _route_buffers(shape, None)
+            for start, stop in blocks:
+                n = stop - start
+                xs, dxs = x[start:stop], dx[start:stop]
+                offsets = [(p, q) for p in range(ph) for q in range(pw)]
+                windows = [_offset_view(xs, p, q, stride, H_out, W_out) for p, q in offsets]
+                m = _kept_or_computed(maxima, start, stop, windows, max_buffer)
+                _route_to_first_max(windows, m, dout[start:stop],
+                                    [_offset_view(dxs, p, q, stride, H_out, W_out)
+                                     for p, q in offsets], False,
+                                    tuple(mask[:n] for mask in masks))
+    else:
+        dx = np.zeros(x.shape, dtype=dtype)
 
-    _run_chunks(work, _chunks(N, C * H * W * x.itemsize))
+        def work(blocks: Iterator[tuple[int, int]]) -> None:
+            # Separable, like the forward: the first maximum in row-major order lies in
+            # the first row p whose row maximum equals the window's maximum, at the first
+            # column q of that row that equals the row maximum. So the gradient goes to
+            # the rows first (into drow, one row maximum per row and output column), then
+            # from each row maximum to its first column.
+            small, tall = (block, C, H_out, W_out), (block, C, H, W_out)
+            row_buffer = np.empty(tall, dtype=x.dtype)
+            max_buffer = np.empty(small, dtype=x.dtype)
+            drow_buffer = np.empty(tall, dtype=dtype)
+            small_buffers, tall_buffers = _route_buffers(small, dtype), _route_buffers(tall, dtype)
+            for start, stop in blocks:
+                n = stop - start
+                xs, dxs = x[start:stop], dx[start:stop]
+                columns = [_column_view(xs, q, stride, W_out) for q in range(pw)]
+                rows = _kept_or_computed(row_max, start, stop, columns, row_buffer)
+                row_windows = [_row_view(rows, p, stride, H_out) for p in range(ph)]
+                m = _kept_or_computed(maxima, start, stop, row_windows, max_buffer)
+                drow = drow_buffer[:n]
+                drow.fill(0)
+                _route_to_first_max(row_windows, m, dout[start:stop],
+                                    [_row_view(drow, p, stride, H_out) for p in range(ph)],
+                                    True, tuple(b[:n] for b in small_buffers))
+                _route_to_first_max(columns, rows, drow,
+                                    [_column_view(dxs, q, stride, W_out) for q in range(pw)],
+                                    True, tuple(b[:n] for b in tall_buffers))
+
+    _run_blocks(work, N, block, uses_blas=False)
     return dx
 
 

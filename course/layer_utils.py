@@ -312,6 +312,11 @@ def conv_relu_pool_forward(
 ) -> tuple[np.ndarray, tuple]:
     """Convolution, ReLU, then max pooling.
 
+    Computed as convolution, max pooling, then ReLU, which gives the same output: the
+    ReLU never changes which value of a window is largest (the maximum of ``max(v, 0)``
+    over a window is ``max(maximum, 0)``), and applied after the pool it touches a
+    quarter of the values (2x2 pools). Its backward pass gives the same gradients too.
+
     Inputs:
     - x, w, b, conv_param: as for ``conv_relu_forward``.
     - pool_param: {"pool_height", "pool_width", "stride"}.
@@ -320,19 +325,27 @@ def conv_relu_pool_forward(
     - out: the pooled output; cache: ``(conv_cache, relu_cache, pool_cache)``.
     """
     a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    s, relu_cache = relu_forward(a)
-    out, pool_cache = max_pool_forward_fast(s, pool_param)
+    pooled, pool_cache = max_pool_forward_fast(a, pool_param)
+    out, relu_cache = relu_forward(pooled)
     return out, (conv_cache, relu_cache, pool_cache)
 
 
 def conv_relu_pool_backward(
-    dout: np.ndarray, cache: tuple
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Backward pass of ``conv_relu_pool_forward``: returns ``dx, dw, db``."""
+    dout: np.ndarray, cache: tuple, *, input_grad: bool = True
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Backward pass of ``conv_relu_pool_forward``: returns ``dx, dw, db``.
+
+    The ReLU's gradient is taken at the pooled values, then the pool hands it to the
+    first maximum of each window: the same gradients as ReLU before the pool, where a
+    window whose maximum is not positive passes nothing back either way.
+
+    ``input_grad=False`` skips dx (None in its place), for a first layer whose input is
+    the data: see ``conv_backward_fast``.
+    """
     conv_cache, relu_cache, pool_cache = cache
-    ds = max_pool_backward_fast(dout, pool_cache)
-    da = relu_backward(ds, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    dpooled = relu_backward(dout, relu_cache)
+    da = max_pool_backward_fast(dpooled, pool_cache)
+    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
 
 
 def conv_bn_relu_forward(

@@ -1,10 +1,18 @@
-"""Benchmark of the conv and pool layers: naive, fast (pure numpy) and PyTorch's CPU ops.
+"""Benchmark of the conv and pool layers and of the network students train: naive, fast
+(pure numpy) and PyTorch's CPU ops.
 
-``make bench`` (or ``python -m kit bench``) prints, for the sizes of issue 7, the forward,
-backward and forward+backward times of each implementation in float32 and float64, the
-GFLOP/s reached, the ratios fast/PyTorch and naive/fast, and the peak memory of one fast
-forward+backward; then one ThreeLayerConvNet training step against the same network in
-PyTorch, and whether each target is met.
+``make bench`` (or ``python -m kit bench``) prints three tables:
+
+1. Layers: for three conv sizes and three max-pool geometries (each pool on random normal
+   input and on post-ReLU input, the one a network feeds it: many zeros, so many tied
+   maxima), the forward, backward and forward+backward times of each implementation in
+   float32 and float64, the GFLOP/s reached, the ratios fast/PyTorch and naive/fast, and
+   the peak memory of one fast forward+backward.
+2. Training step: ``ThreeLayerConvNet.loss`` with gradients (3x32x32 images, 32 filters of
+   7x7, hidden 100, 10 classes, float32) at batch 50 and 100, against the same network in
+   PyTorch. Two PyTorch columns: the network as a PyTorch user trains it (no gradient for
+   the images), and with the images' gradient too, which the kit's layers always return.
+3. Targets: each ratio against its target, met or not.
 
 How it measures, so that ratios mean something on a busy machine:
 
@@ -17,6 +25,10 @@ How it measures, so that ratios mean something on a busy machine:
 * Peak memory is what ``tracemalloc`` sees (numpy reports its buffers to it) during one
   fast forward+backward, including the output and the gradients; inputs and ``dout``
   exist beforehand and are not counted.
+
+The environment lines say what else was running (load average before and after), the BLAS
+library and kernel, and the OpenBLAS overrides (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) in
+force: compare runs made under the same ones.
 
 PyTorch is never a dependency of the kit. To include it, install the CPU wheel into the
 kit's venv: ``.venv/bin/pip install torch`` (e.g. ``torch==2.13.0``; the CPU wheel is
@@ -34,10 +46,12 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
+import course.classifiers.cnn as cnn
 from course import fast_layers
 from course.classifiers.cnn import ThreeLayerConvNet
 from course.fast_layers import (
@@ -76,21 +90,27 @@ class PoolCase:
     size: int
     stride: int
     target: float
+    relu: bool = False  # input max(z, 0) for z random normal: what conv_relu feeds a pool
 
 
 CONV_CASES = (
-    ConvCase("(a)", (100, 3, 31, 31), (25, 3, 3, 3), 2, 1, 1.2),
-    ConvCase("(b)", (100, 3, 32, 32), (32, 3, 7, 7), 1, 3, 1.3),
-    ConvCase("(c)", (50, 64, 16, 16), (64, 64, 3, 3), 1, 1, 2.5),
+    ConvCase("(a)", (100, 3, 31, 31), (25, 3, 3, 3), 2, 1, 1.0),
+    ConvCase("(b)", (100, 3, 32, 32), (32, 3, 7, 7), 1, 3, 1.0),
+    ConvCase("(c)", (50, 64, 16, 16), (64, 64, 3, 3), 1, 1, 1.8),
 )
-POOL_CASES = (
-    PoolCase("pool 2x2/2 3ch", (100, 3, 32, 32), 2, 2, 1.0),
-    PoolCase("pool 2x2/2 32ch", (100, 32, 32, 32), 2, 2, 1.0),
-    PoolCase("pool 3x3/1 32ch", (100, 32, 32, 32), 3, 1, 2.0),
-)
+POOL_CASES = tuple(
+    PoolCase(f"{name}{' relu' if relu else ''}", shape, size, stride, 1.0, relu)
+    for name, shape, size, stride in (("pool 2x2/2 3ch", (100, 3, 32, 32), 2, 2),
+                                      ("pool 2x2/2 32ch", (100, 32, 32, 32), 2, 2),
+                                      ("pool 3x3/1 32ch", (100, 32, 32, 32), 3, 1))
+    for relu in (False, True))
 SMOKE_CONV = (ConvCase("(smoke)", (4, 2, 9, 9), (3, 2, 3, 3), 2, 1, 99.0),)
-SMOKE_POOL = (PoolCase("pool smoke", (4, 2, 8, 8), 2, 2, 99.0),)
+SMOKE_POOL = (PoolCase("pool smoke", (4, 2, 8, 8), 2, 2, 99.0),
+              PoolCase("pool smoke relu", (4, 2, 8, 8), 2, 2, 99.0, True))
 MEMORY_TARGET = ("(b)", 50.0)  # MB of one fast fwd+bwd in float32
+FLOAT64_TARGET = 1.0  # fast/PyTorch of every float64 row: no slower than PyTorch's float64
+MODEL_BATCHES = (50, 100)
+MODEL_TARGET = 1.2  # ThreeLayerConvNet loss+grads, kit/PyTorch (PyTorch without image grad)
 OPS = ("fwd", "bwd", "fwd+bwd")
 
 
@@ -121,18 +141,19 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def _interleave(impls: list[Impl], budget_s: float, min_reps: int, max_reps: int) -> int:
+def _interleave(impls: list[Impl], budget_s: float, min_reps: int, max_reps: int,
+                ops: tuple[str, ...] = OPS) -> int:
     """Warm up, then time every op of every implementation in turn, repeatedly."""
     for impl in impls:
-        for op in OPS:
+        for op in ops:
             impl.ops[op]()
-    round_s = sum(_timed(impl.ops[op]) for impl in impls for op in OPS)
+    round_s = sum(_timed(impl.ops[op]) for impl in impls for op in ops)
     reps = int(min(max_reps, max(min_reps, budget_s / max(round_s, 1e-9))))
     for impl in impls:
-        impl.times = {op: [] for op in OPS}
+        impl.times = {op: [] for op in ops}
     for _ in range(reps):
         for impl in impls:
-            for op in OPS:
+            for op in ops:
                 impl.times[op].append(_timed(impl.ops[op]))
     return reps
 
@@ -241,6 +262,8 @@ def bench_conv(case: ConvCase, dtype: Any, budget: float, naive: bool, torch: An
 def bench_pool(case: PoolCase, dtype: Any, budget: float, naive: bool, torch: Any) -> Row:
     rng = np.random.default_rng(1)
     x = rng.standard_normal(case.x).astype(dtype)
+    if case.relu:
+        x = np.maximum(x, 0)
     param = {"pool_height": case.size, "pool_width": case.size, "stride": case.stride}
     out, _ = max_pool_forward_fast(x, param)
     dout = rng.standard_normal(out.shape).astype(dtype)
@@ -267,49 +290,71 @@ def bench_pool(case: PoolCase, dtype: Any, budget: float, naive: bool, torch: An
     return Row(case.name, np.dtype(dtype).name, impls, 0.0, peak, note)
 
 
-def bench_net_step(budget: float, torch: Any, smoke: bool) -> list[Impl]:
-    """One SGD training step (loss, gradients, update) of ThreeLayerConvNet, batch 100
-    of 3x32x32, float32, against the same architecture in PyTorch."""
-    N, shape = (4, (3, 8, 8)) if smoke else (100, (3, 32, 32))
+@dataclass
+class StepRow:
+    batch: int
+    impls: list[Impl]  # "kit", "kit-dx", then (with PyTorch) "torch" and "torch+dx"
+    shape: tuple[int, int, int]
+
+
+def bench_net_step(N: int, budget: float, torch: Any, smoke: bool) -> StepRow:
+    """``ThreeLayerConvNet.loss`` with gradients on a batch of N images, float32, against
+    the same architecture in PyTorch: as a PyTorch user trains it (the images need no
+    gradient, so PyTorch skips the first convolution's dx) and with the images' gradient
+    too (the same work as the kit, whose conv_relu_pool_backward always returns dx)."""
+    shape = (3, 8, 8) if smoke else (3, 32, 32)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((N, *shape)).astype(np.float32)
     y = rng.integers(0, 10, N)
     model = ThreeLayerConvNet(input_dim=shape, weight_scale=1e-2, seed=0)
 
-    def numpy_step() -> None:
-        _, grads = model.loss(X, y)
-        for name, g in grads.items():
-            model.params[name] -= 1e-3 * g
+    def kit_step() -> None:
+        model.loss(X, y)
 
-    impls = [Impl("fast", {op: numpy_step for op in OPS})]
+    def kit_step_without_image_dx() -> None:
+        # The same loss with the first layer's dx skipped: the work PyTorch does.
+        students_backward = cnn.conv_relu_pool_backward
+        cnn.conv_relu_pool_backward = partial(students_backward, input_grad=False)
+        try:
+            model.loss(X, y)
+        finally:
+            cnn.conv_relu_pool_backward = students_backward
+
+    impls = [Impl("kit", {op: kit_step for op in OPS}),
+             Impl("kit-dx", {op: kit_step_without_image_dx for op in OPS})]
     if torch is not None:
         nn = torch.nn
         C, H, W = shape
         net = nn.Sequential(nn.Conv2d(C, 32, 7, padding=3), nn.ReLU(), nn.MaxPool2d(2),
                             nn.Flatten(), nn.Linear(32 * (H // 2) * (W // 2), 100), nn.ReLU(),
                             nn.Linear(100, 10))
-        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
         tX, ty = torch.from_numpy(X), torch.from_numpy(y)
+        tX_grad = tX.clone().requires_grad_()
 
-        def torch_step() -> None:
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(tX), ty).backward()
-            opt.step()
+        def torch_step(images: Any) -> Callable[[], None]:
+            def step() -> None:
+                net.zero_grad()
+                torch.nn.functional.cross_entropy(net(images), ty).backward()
+            return step
 
-        impls.append(Impl("torch", {op: torch_step for op in OPS}))
-    _interleave(impls, budget, 5, 40)
-    return impls
+        impls.append(Impl("torch", {op: torch_step(tX) for op in OPS}))
+        impls.append(Impl("torch+dx", {op: torch_step(tX_grad) for op in OPS}))
+    # Each op of Impl runs the whole step; timing only one of them is enough.
+    for impl in impls:
+        impl.ops = {"fwd+bwd": impl.ops["fwd+bwd"]}
+    _interleave(impls, budget, 5, 60, ops=("fwd+bwd",))
+    return StepRow(N, impls, shape)
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{1e3 * value:9.2f}"
+    return f"{'-':>9}" if value is None else f"{1e3 * value:9.2f}"
 
 
 def _environment(torch: Any) -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [f"python {platform.python_version()}, numpy {np.__version__}, cores available "
-             f"{cores}, fast_layers threads {fast_layers.WORKERS}, chunk "
-             f"{fast_layers.CHUNK_BYTES // 2**10} KiB"]
+             f"{cores}, fast_layers threads {fast_layers.WORKERS}, block "
+             f"{fast_layers.BLOCK_BYTES // 2**10} KiB"]
     try:
         from threadpoolctl import threadpool_info
 
@@ -319,7 +364,10 @@ def _environment(torch: Any) -> list[str]:
                          f"architecture {info.get('architecture')}")
     except ImportError:
         lines.append("threadpoolctl not installed: BLAS unknown")
-    lines.append(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    overrides = ", ".join(f"{name}={os.environ.get(name, '(unset)')}"
+                          for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    lines.append(f"OpenBLAS overrides: {overrides}")
+    lines.append(_load_line("before"))
     if torch is None:
         lines.append("PyTorch: not used (absent or --no-torch; .venv/bin/pip install torch "
                      "to compare)")
@@ -328,8 +376,19 @@ def _environment(torch: Any) -> list[str]:
     return lines
 
 
+def _load_line(when: str) -> str:
+    """What else the machine was doing: the 1-minute load average (this run counts as
+    about 1 of it) and the cores."""
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:  # pragma: no cover - not on every platform
+        return f"load average {when}: unknown"
+    return (f"load average {when}: {one:.2f} (1 min), {five:.2f} (5 min) on "
+            f"{os.cpu_count()} cores; this benchmark adds about 1")
+
+
 def _print_rows(rows: list[Row]) -> None:
-    head = (f"{'case':<16} {'dtype':<8} {'impl':<6} {'fwd ms':>9} {'bwd ms':>9} "
+    head = (f"{'case':<20} {'dtype':<8} {'impl':<6} {'fwd ms':>9} {'bwd ms':>9} "
             f"{'f+b ms':>9} {'GFLOP/s':>8} {'/torch':>7} {'naive/':>7} {'peak MB':>8}")
     print(head)
     print("-" * len(head))
@@ -345,32 +404,82 @@ def _print_rows(rows: list[Row]) -> None:
             slow = f"{fb / fast_fb:7.0f}" if impl.name == "naive" and fb and fast_fb \
                 else f"{'-':>7}"
             peak = f"{row.peak_mb:8.1f}" if impl.name == "fast" and row.peak_mb else f"{'-':>8}"
-            print(f"{row.case:<16} {row.dtype:<8} {impl.name:<6} {_ms(impl.median('fwd'))} "
+            print(f"{row.case:<20} {row.dtype:<8} {impl.name:<6} {_ms(impl.median('fwd'))} "
                   f"{_ms(impl.median('bwd'))} {_ms(fb)} {gflops} {ratio} {slow} {peak}")
         if row.note:
-            print(f"{'':<16} {row.dtype:<8} {row.note}")
+            print(f"{'':<20} {row.dtype:<8} {row.note}")
 
 
-def _targets(rows: list[Row], cases: tuple[Any, ...]) -> list[str]:
+STEP_LABELS = {
+    "kit": "kit (model.loss as students run it)",
+    "kit-dx": "kit, first layer's dx skipped",
+    "torch": "torch (images need no gradient)",
+    "torch+dx": "torch, images' gradient too",
+}
+
+
+def _print_steps(steps: list[StepRow]) -> None:
+    for step in steps:
+        by_name = {impl.name: impl.median("fwd+bwd") for impl in step.impls}
+        print(f"ThreeLayerConvNet loss+grads, batch {step.batch} of "
+              f"{'x'.join(map(str, step.shape))}, float32")
+        for name, label in STEP_LABELS.items():
+            if name not in by_name:
+                continue
+            ratios = [f"{_ratio(by_name[name], by_name.get(other)):>5} x {other}"
+                      for other in ("torch", "torch+dx")
+                      if not name.startswith("torch") and other in by_name]
+            print(f"  {label:<38} {_ms(by_name[name])} ms   {'   '.join(ratios)}")
+    print("  The kit's conv_relu_pool_backward returns the images' gradient (dx), which the")
+    print("  loss throws away; PyTorch computes none for inputs that need no gradient. The")
+    print("  'dx skipped' row runs the same loss with conv_relu_pool_backward(...,")
+    print("  input_grad=False), the work PyTorch does.")
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return f"{ours / theirs:.2f}" if ours and theirs else "-"
+
+
+def _verdict(ratio: float, target: float) -> str:
+    return "met" if ratio <= target else "NOT met"
+
+
+def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> list[str]:
+    """One line per target: the measured ratio (or peak memory), the target, met or not."""
     lines = []
     targets = {case.name: case.target for case in cases}
     for row in rows:
-        if row.dtype != "float32" or row.case not in targets:
+        target = targets.get(row.case) if row.dtype == "float32" else FLOAT64_TARGET
+        if target is None:
             continue
+        label = f"{row.case:<20} {row.dtype:<8}"
         by_name = {impl.name: impl for impl in row.impls}
         if "torch" not in by_name:
-            lines.append(f"  {row.case:<16} fast/torch <= {targets[row.case]}: no PyTorch")
+            lines.append(f"  {label} fast/torch fwd+bwd <= {target}: no PyTorch")
             continue
         ratio = by_name["fast"].median("fwd+bwd") / by_name["torch"].median("fwd+bwd")
-        verdict = "met" if ratio <= targets[row.case] else "NOT met"
-        lines.append(f"  {row.case:<16} fast/torch fwd+bwd {ratio:5.2f} "
-                     f"(target <= {targets[row.case]}): {verdict}")
+        lines.append(f"  {label} fast/torch fwd+bwd {ratio:6.3f} (target <= {target}): "
+                     f"{_verdict(ratio, target)}")
+    for step in steps:
+        by_name = {impl.name: impl.median("fwd+bwd") for impl in step.impls}
+        label = f"{'model batch ' + str(step.batch):<20} {'float32':<8}"
+        if "torch" not in by_name:
+            lines.append(f"  {label} kit/torch loss+grads <= {MODEL_TARGET}: no PyTorch")
+            continue
+        ratio = by_name["kit"] / by_name["torch"]
+        lines.append(f"  {label} kit/torch loss+grads {ratio:6.3f} (target <= {MODEL_TARGET}): "
+                     f"{_verdict(ratio, MODEL_TARGET)}")
+        lines.append(f"  {'':<20} {'':<8} (first layer's dx skipped: "
+                     f"{by_name['kit-dx'] / by_name['torch']:.3f})")
     name, limit = MEMORY_TARGET
     for row in rows:
         if row.case == name and row.dtype == "float32" and row.peak_mb is not None:
-            verdict = "met" if row.peak_mb <= limit else "NOT met"
-            lines.append(f"  {name:<16} peak memory of one fwd+bwd {row.peak_mb:.1f} MB "
-                         f"(target <= {limit:.0f} MB): {verdict}")
+            lines.append(f"  {name:<20} {'float32':<8} peak memory of one fwd+bwd "
+                         f"{row.peak_mb:.1f} MB (target <= {limit:.0f} MB): "
+                         f"{'met' if row.peak_mb <= limit else 'NOT met'}")
+    met = sum(line.endswith(": met") for line in lines)
+    judged = sum(line.endswith("met") for line in lines)
+    lines.append(f"  {met} of {judged} targets met")
     return lines
 
 
@@ -435,21 +544,18 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     _print_rows(rows)
     print("  /torch: fast (or naive) fwd+bwd time over PyTorch's; naive/: naive over fast;")
     print("  GFLOP/s of fwd+bwd (3x the forward's 2*N*F*H_out*W_out*C*HH*WW); naive in")
-    print("  float32 only, timed once; peak MB: tracemalloc over one fast fwd+bwd.")
+    print("  float32 only, timed once; peak MB: tracemalloc over one fast fwd+bwd. 'relu':")
+    print("  the pool's input is max(z, 0), z random normal (half zeros: many tied maxima).")
     print()
-    step = bench_net_step(budget * 2, torch, args.smoke)
-    fast_t = step[0].median("fwd+bwd")
-    size = "batch 4, 3x8x8" if args.smoke else "batch 100, 3x32x32"
-    line = f"ThreeLayerConvNet SGD step, {size}, float32: fast {_ms(fast_t)} ms"
-    if len(step) > 1:
-        torch_t = step[1].median("fwd+bwd")
-        line += f", torch {_ms(torch_t)} ms, fast/torch {fast_t / torch_t:.2f}"
-    print(line)
+    batches = (4,) if args.smoke else MODEL_BATCHES
+    steps = [bench_net_step(N, budget * 2, torch, args.smoke) for N in batches]
+    _print_steps(steps)
     print()
-    print("Targets (float32):")
-    for line in _targets(rows, (*conv_cases, *pool_cases)):
+    print("Targets (fast or kit over PyTorch, medians; float64 rows: no slower than "
+          "PyTorch's float64):")
+    for line in _targets(rows, (*conv_cases, *pool_cases), steps):
         print(line)
-    print(f"\n(benchmark took {time.perf_counter() - start:.0f} s)")
+    print(f"\n({_load_line('after')}; the benchmark took {time.perf_counter() - start:.0f} s)")
     return 0
 
 

@@ -4,11 +4,20 @@ float32 as float32."""
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_registry import FAST_TWINS, _seeds, case_named, pool_geometries, task_marks
+from layer_registry import (
+    FAST_TWINS,
+    _seeds,
+    case_named,
+    conv_inputs,
+    pool_geometries,
+    task_marks,
+)
 
 import course.fast_layers as fast
 from course.fast_layers import (
@@ -17,7 +26,12 @@ from course.fast_layers import (
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
-from course.layers import conv_forward_naive, max_pool_backward_naive, max_pool_forward_naive
+from course.layers import (
+    conv_backward_naive,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+)
 
 # Each test is marked with the one naive task it judges: the forward comparison with the
 # naive forward pass's task, the backward comparison with the backward pass's (which also
@@ -95,22 +109,73 @@ def test_fast_pool_breaks_ties_like_naive(geometry, seed: int, levels: int) -> N
 
 
 @pytest.mark.task("4.1")
-@pytest.mark.parametrize("chunk_bytes", [1, 10**9])
-def test_fast_conv_same_result_whatever_the_chunking(monkeypatch, chunk_bytes: int) -> None:
-    # One example per chunk (many threads' worth) and one chunk for the whole batch.
-    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
-    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: chunk it anyway
+@pytest.mark.task("4.2")
+@pytest.mark.parametrize("method", ["correlate", "flat fold", "fold"])
+@given(inputs=conv_inputs())
+def test_every_conv_dx_method_matches_naive(method: str, inputs: dict) -> None:
+    # conv_backward_fast picks how it computes dx from the geometry; force each way on
+    # every drawn geometry it supports (the first two need stride 1).
+    def forced(stride: int, C: int, F: int) -> str:
+        return method if stride == 1 else "fold"
+
+    out, cache = conv_forward_naive(**inputs)
+    dout = np.random.default_rng(2).standard_normal(out.shape)
+    want = conv_backward_naive(dout, cache)
+    with patch.object(fast, "_input_gradient_method", forced):
+        got = conv_backward_fast(dout, cache)
+    for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
+        _assert_same(g, r, f"{method}: {name}")
+
+
+@pytest.mark.task("4.1")
+@pytest.mark.task("4.2")
+@pytest.mark.parametrize("block_bytes", [1, 10**9])
+def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
+    # One example per block (many threads' worth) and one block for the whole batch.
+    monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
     rng = np.random.default_rng(3)
-    x, w, b = rng.standard_normal((7, 3, 8, 8)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
-    param = {"stride": 1, "pad": 1}
-    out, cache = conv_forward_fast(x, w, b, param)
-    _assert_same(out, conv_forward_naive(x, w, b, param)[0], "out")
+    x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
+    for param in ({"stride": 1, "pad": 1}, {"stride": 2, "pad": 0}):
+        out, cache = conv_forward_fast(x, w, b, param)
+        naive_out, naive_cache = conv_forward_naive(x, w, b, param)
+        _assert_same(out, naive_out, "out")
+        dout = rng.standard_normal(out.shape)
+        for got, want in zip(conv_backward_fast(dout, cache),
+                             conv_backward_naive(dout, naive_cache), strict=True):
+            _assert_same(got, want, "grads")
+
+
+def test_input_grad_false_skips_dx_only() -> None:
+    # Given code only (no naive layer): unmarked, it passes on the student stubs too.
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal((3, 2, 7, 7)), rng.standard_normal((4, 2, 3, 3)), np.ones(4)
+    out, cache = conv_forward_fast(x, w, b, {"stride": 1, "pad": 1})
     dout = rng.standard_normal(out.shape)
-    monkeypatch.setattr(fast, "CHUNK_BYTES", 2 * 2**20)
-    reference = conv_backward_fast(dout, cache)
-    monkeypatch.setattr(fast, "CHUNK_BYTES", chunk_bytes)
-    for got, want in zip(conv_backward_fast(dout, cache), reference, strict=True):
-        _assert_same(got, want, "grads")
+    dx, dw, db = conv_backward_fast(dout, cache, input_grad=False)
+    _, dw_all, db_all = conv_backward_fast(dout, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dw, dw_all)
+    np.testing.assert_array_equal(db, db_all)
+
+
+@pytest.mark.task("4.3")
+@pytest.mark.task("4.4")
+def test_pool_caches_serve_either_backward() -> None:
+    # The fast forward's cache also carries its output; it still unpacks as the naive
+    # layer's (x, pool_param), and the fast backward takes the naive cache too (ties).
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 2, size=(2, 3, 6, 6)).astype(np.float64)
+    for param in ({"pool_height": 2, "pool_width": 2, "stride": 2},
+                  {"pool_height": 3, "pool_width": 3, "stride": 1}):
+        out, cache_fast = max_pool_forward_fast(x, param)
+        _, cache_naive = max_pool_forward_naive(x, param)
+        dout = rng.standard_normal(out.shape)
+        want = max_pool_backward_naive(dout, cache_naive)
+        for got in (max_pool_backward_fast(dout, cache_fast),
+                    max_pool_backward_fast(dout, cache_naive),
+                    max_pool_backward_naive(dout, cache_fast)):
+            _assert_same(got, want, f"pool dx {param}")
 
 
 def test_float32_stays_float32() -> None:

@@ -153,7 +153,8 @@ class ThreeLayerConvNet:
         ``conv_relu_pool_forward``, ``affine_relu_forward`` and ``affine_forward``; then,
         only if ``y`` is not None, ``loss`` and ``grads`` (``softmax_loss`` and the three
         backward passes, plus regularisation). ``conv_param`` and ``pool_param`` are
-        defined for you.
+        defined for you. The images need no gradient: ``conv_relu_pool_backward(dout,
+        cache, input_grad=False)`` skips it (about a third of the step's time).
         """
         X = np.asarray(X).astype(self.dtype, copy=False)
         C, H, W = self.input_dim
@@ -176,7 +177,7 @@ class ThreeLayerConvNet:
             grads = {}
             dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
             dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
-            _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1)
+            _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1, input_grad=False)
             for name in ("W1", "W2", "W3"):
                 loss += 0.5 * self.reg * float(np.sum(p[name] * p[name]))
                 grads[name] = grads[name] + self.reg * p[name]

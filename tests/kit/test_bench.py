@@ -12,12 +12,42 @@ from kit import bench
 def test_smoke_run_prints_table_and_targets(capsys, extra) -> None:
     assert bench.main(["--smoke", *extra]) == 0
     out = capsys.readouterr().out
-    assert "case             dtype    impl" in out
-    assert "(smoke)" in out and "pool smoke" in out
-    assert "ThreeLayerConvNet SGD step, batch 4, 3x8x8" in out
-    assert "Targets (float32):" in out
+    assert "case                 dtype    impl" in out
+    assert "(smoke)" in out and "pool smoke" in out and "pool smoke relu" in out
+    assert "ThreeLayerConvNet loss+grads, batch 4 of 3x8x8, float32" in out
+    assert "kit, first layer's dx skipped" in out
+    assert "Targets (fast or kit over PyTorch" in out
+    assert "model batch 4        float32  kit/torch loss+grads <= 1.2: no PyTorch" in out
+    assert "load average before" in out and "OPENBLAS_L2_SIZE" in out
     if extra:
         assert "no PyTorch" in out and "float32  torch" not in out
+
+
+def test_pool_cases_come_in_random_and_post_relu_pairs() -> None:
+    names = [case.name for case in bench.POOL_CASES]
+    assert all(f"{case.name} relu" in names for case in bench.POOL_CASES if not case.relu)
+    assert sum(case.relu for case in bench.POOL_CASES) == len(bench.POOL_CASES) // 2
+
+
+def test_targets_judge_every_row_and_count_them() -> None:
+    fast, torch = bench.Impl("fast", {}), bench.Impl("torch", {})
+    fast64, torch64 = bench.Impl("fast", {}), bench.Impl("torch", {})
+    fast.times, torch.times = {"fwd+bwd": [2.0]}, {"fwd+bwd": [1.0]}
+    fast64.times, torch64.times = {"fwd+bwd": [0.5]}, {"fwd+bwd": [1.0]}
+    rows = [bench.Row("(b)", "float32", [fast, torch], 1.0, 60.0),
+            bench.Row("(b)", "float64", [fast64, torch64], 1.0, None)]
+    kit, no_dx, plain = bench.Impl("kit", {}), bench.Impl("kit-dx", {}), bench.Impl("torch", {})
+    kit.times, no_dx.times, plain.times = {"fwd+bwd": [1.1]}, {"fwd+bwd": [0.8]}, {"fwd+bwd": [1.0]}
+    steps = [bench.StepRow(50, [kit, no_dx, plain], (3, 32, 32))]
+    lines = bench._targets(rows, bench.CONV_CASES, steps)
+    label = "  (b)                  float"
+    assert f"{label}32  fast/torch fwd+bwd  2.000 (target <= 1.0): NOT met" in lines
+    assert f"{label}64  fast/torch fwd+bwd  0.500 (target <= 1.0): met" in lines
+    assert any("model batch 50" in line and "1.100 (target <= 1.2): met" in line
+               for line in lines)
+    assert any("(first layer's dx skipped: 0.800)" in line for line in lines)
+    assert any("peak memory" in line and "NOT met" in line for line in lines)
+    assert lines[-1] == "  2 of 4 targets met"
 
 
 def test_naive_is_skipped_when_the_estimate_is_over_a_minute() -> None:
