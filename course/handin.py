@@ -93,7 +93,7 @@ def stubbed_tasks(tree: Path, notebooks: dict[str, dict]) -> list[str]:
             text = (tree / task.path).read_text(encoding="utf-8")
         except OSError:
             continue
-        if any(m.group(1) == task.id for m in saved.STUB_RAISE.finditer(text)):
+        if task.id in saved.stubs_in_text(text):
             stubs.append(task.id)
     return stubs
 

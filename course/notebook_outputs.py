@@ -20,7 +20,8 @@ from typing import Any
 
 PASSED_PREFIX = "check passed"
 FAILED_PREFIX = "check FAILED"
-# The line a release writes in place of a solution: raise NotImplementedError("task 1.9 (...
+# The line a release writes in place of a solution, in a file or a notebook cell:
+# raise NotImplementedError("task 1.9 (this cell): not written yet; ..."), and its message.
 STUB_RAISE = re.compile(r"NotImplementedError\(\s*[\"']task (\d+(?:\.\d+)+) \(")
 STUB_MESSAGE = re.compile(r"task (\d+(?:\.\d+)+) \([^)]*\): not written yet")
 
@@ -66,10 +67,15 @@ def was_run(notebook: dict[str, Any]) -> bool:
     return any(cell_ran(cell) for cell in _code_cells(notebook))
 
 
+def stubs_in_text(text: str) -> set[str]:
+    """The tasks whose stub (``raise NotImplementedError("task ...``) is in ``text``, the
+    source of a file or of a cell."""
+    return {match.group(1) for match in STUB_RAISE.finditer(text)}
+
+
 def stubbed_tasks(notebook: dict[str, Any]) -> set[str]:
-    """The tasks whose stub (``raise NotImplementedError("task ...``) is still in a cell."""
-    return {match.group(1) for cell in _code_cells(notebook)
-            for match in STUB_RAISE.finditer(_text(cell.get("source")))}
+    """The tasks whose stub is still in a cell of ``notebook``."""
+    return set().union(*(stubs_in_text(_text(c.get("source"))) for c in _code_cells(notebook)))
 
 
 def _error_reason(output: dict[str, Any]) -> str:
