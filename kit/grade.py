@@ -9,10 +9,15 @@ Each submission (a folder or a ``.zip``) goes through three phases:
    the checks not selected, are tagged for nbval to skip;
 2. **execute** (``kit.nbval_runner``): nbval runs each notebook in its own process with
    settings the grader controls, a per-cell timeout, a wall-clock limit for the
-   submission and an address-space limit; per-cell results come signed through a pipe
-   the student's code cannot reach (``kit/nbval_report.py``), never from stdout;
+   submission and an address-space limit; the notebook's kernel, which runs the
+   student's code, runs isolated (``kit.isolation``: bubblewrap, no network, no view of
+   the solution or the reports, one memory and process cap over all its processes; a
+   sandbox user where namespaces are forbidden; ``--no-isolation`` only for code you
+   trust). Per-cell results come signed through a pipe the student's code cannot reach
+   (``kit/nbval_report.py``), never from stdout;
 3. **score**: each selected check cell's result is its named check, worth the points
-   ``course/rubric.py`` gives it (``kit.reports`` holds the typed result).
+   ``course/rubric.py`` gives it (``kit.reports`` holds the typed result); the outputs a
+   student will read are capped and any solution line in them withheld (``kit.redact``).
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
@@ -25,6 +30,7 @@ batch resumes where it stopped. ``--out`` must be new, empty, or made by ``kit g
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
@@ -37,12 +43,13 @@ from pathlib import Path
 from typing import Any
 
 from course.rubric import CHECKS, DEFAULT_POINTS, check_points
+from kit import isolation, outputs
 from kit import notebooks as nbs
-from kit import outputs
 from kit import reports as rp
 from kit import sandbox as sb
 from kit.errors import KitError
 from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
+from kit.redact import Redactor
 
 ROOT = sb.ROOT
 OUT_STAMP = outputs.Stamp(".kit-grade", "python -m kit grade",
@@ -153,8 +160,19 @@ def execute(box: sb.Sandbox, names: Iterable[str], limits: Limits, deadline: flo
 # -- phase 3: score ------------------------------------------------------------------------
 
 
-def score(selection: Selection, runs: Mapping[str, NotebookRun],
-          limits: Limits) -> list[rp.CheckResult]:
+@functools.lru_cache(maxsize=4)
+def redactor(root: Path = ROOT) -> Redactor:
+    """The solution lines of the tree at ``root``, read once per process."""
+    return Redactor.for_tree(root)
+
+
+def for_student(text: str, root: Path = ROOT) -> str:
+    """Output a student will read: no colour codes, no solution line, capped."""
+    return redactor(root).redact(rp.ANSI.sub("", text or ""), rp.TRIM)
+
+
+def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
+          root: Path = ROOT) -> list[rp.CheckResult]:
     """Phase 3: one result per selected check, from its cell's record (or its absence)."""
     results = []
     for notebook, checks in selection.checks.items():
@@ -162,17 +180,22 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun],
             rp.FailureKind.UNREADABLE, "the submission could not be read")))
         for check in checks:
             record = run.records.get(check.index)
-            reason = reason_of(record, run.problem, limits)
+            reason = reason_of(record, run.problem, limits, run.memory_exceeded)
             if reason is None:
                 verdict = rp.Verdict(True)
             elif record is None:
                 verdict = rp.Verdict(False, reason)
             else:
-                verdict = rp.Verdict(False, reason, rp.trim(record.expected),
-                                     rp.trim(record.actual or record.message))
+                verdict = rp.Verdict(False, reason, for_student(record.expected, root),
+                                     for_student(record.actual or record.message, root))
             results.append(rp.CheckResult(check.name, notebook, check.heading,
                                           check_points(notebook, check.name), verdict))
     return results
+
+
+def _isolation_label(run: NotebookRun) -> str | None:
+    """How a run's kernel was isolated, as the reports show it: ``bwrap (cgroup v1)``."""
+    return None if run.isolation is None else f"{run.isolation} ({run.cap})"
 
 
 def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
@@ -192,8 +215,9 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
             runs = execute(box, references, limits, started + limits.wall)
         finally:
             box.cleanup()
-        result.runs = [rp.NotebookTiming(name, run.seconds) for name, run in runs.items()]
-    result.checks = score(selection, runs, limits)
+        result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
+                       for name, run in runs.items()]
+    result.checks = score(selection, runs, limits, root)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)
     return result
@@ -239,6 +263,7 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     ``notebooks`` limits the notebooks graded; ``notebooks_for`` limits them further for
     some submissions (by name), as the tests' zoo does to stay fast.
     """
+    isolation.choose_mode(limits.isolation)  # refuses, naming the fix, before any work
     references = reference_notebooks(root, notebooks)
     _warn_unrated(references)
     limited = {name: set(nbs_) for name, nbs_ in (notebooks_for or {}).items()}
@@ -298,13 +323,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wall", type=float, default=600.0,
                    help="seconds for one submission's notebooks together (600)")
     p.add_argument("--memory", type=int, default=3072,
-                   help="address-space limit per process, MB (3072)")
+                   help="memory limit, MB, per process and over each notebook kernel's "
+                        "processes together (3072)")
+    p.add_argument("--no-isolation", action="store_true",
+                   help="run student code without the isolation sandbox: only for code "
+                        "you trust (the reports then say isolation: none)")
     p.add_argument("--force", action="store_true", help="regrade submissions already graded")
     p.add_argument("--only", action="append", default=None, metavar="CHECK",
                    help="grade only these check names (repeatable; for quick trials)")
     p.add_argument("--notebook", action="append", default=None, metavar="NAME",
                    help="grade only these notebooks (repeatable)")
     return p
+
+
+def _make_sure_of_bubblewrap() -> None:
+    """Install bubblewrap where this process may (root with apt-get); otherwise say the
+    command, and grade with the fallback isolation if the machine has one."""
+    try:
+        isolation.ensure_bwrap(install=True)
+    except isolation.IsolationUnavailableError as error:
+        print(f"kit grade: {error}", file=sys.stderr)
 
 
 def main(argv: list[str]) -> int:
@@ -317,7 +355,10 @@ def main(argv: list[str]) -> int:
     if missing:
         print(f"kit grade: no such submission: {', '.join(missing)}", file=sys.stderr)
         return 2
-    limits = Limits(args.timeout, args.wall, args.memory)
+    if not args.no_isolation:
+        _make_sure_of_bubblewrap()
+    limits = Limits(args.timeout, args.wall, args.memory,
+                    isolation="none" if args.no_isolation else None)
     try:
         results = grade_batch(args.submissions, args.out, jobs=args.jobs, limits=limits,
                               force=args.force, notebooks=args.notebook,

@@ -4,12 +4,16 @@ One machine grading a class: ``kit grade`` (``--jobs N``). A class too large for
 machine: Gradescope, which grades each submission in a container of its own. The bundle
 runs the same grader there:
 
-* ``setup.sh`` installs Python and the kit's requirements (run once, when the image is
-  built);
-* ``run_autograder`` grades ``/autograder/submission`` with ``kit grade``'s sandbox and
-  limits and writes ``/autograder/results/results.json`` in Gradescope's format (``tests[]``
-  with ``name``, ``score``, ``max_score``, ``status``, ``output``, ``visibility``; top-level
-  ``score``, ``execution_time``, ``output``);
+* ``setup.sh`` installs Python, bubblewrap and the kit's requirements (run once, when the
+  image is built), creates the unprivileged ``kit-sandbox`` user that student code runs as
+  where the container forbids bubblewrap's namespaces, and makes ``source/`` (the
+  solution) readable by root only;
+* ``run_autograder`` grades ``/autograder/submission`` with ``kit grade``'s sandbox,
+  isolation (``kit.isolation``: bubblewrap, else the ``kit-sandbox`` user) and limits,
+  and the grader process alone writes ``/autograder/results/results.json`` in
+  Gradescope's format (``tests[]`` with ``name``, ``score``, ``max_score``, ``status``,
+  ``output``, ``visibility``; top-level ``score``, ``execution_time``, ``output``,
+  ``extra_data.isolation``);
 * ``source/``: the grader (``kit/``), the pristine ``course/`` package, the reference
   notebooks with their stored outputs, the sanitize file and the requirements.
 
@@ -27,7 +31,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from kit import grade, outputs
+from kit import grade, isolation, outputs
 from kit.nbval_runner import Limits
 from kit.reports import to_gradescope
 
@@ -42,10 +46,15 @@ SETUP_SH = """\
 # Gradescope runs this once while building the autograder image.
 set -euo pipefail
 apt-get update
-apt-get install -y --no-install-recommends python3 python3-pip python3-venv
+apt-get install -y --no-install-recommends python3 python3-pip python3-venv bubblewrap
 python3 -m venv /autograder/venv
 /autograder/venv/bin/pip install --disable-pip-version-check -r /autograder/source/requirements.txt
 /autograder/venv/bin/pip install --disable-pip-version-check --no-deps -e /autograder/source
+# Where the container forbids bubblewrap's namespaces, student code runs as this user,
+# which can read neither the solution (source/) nor the results.
+id -u kit-sandbox >/dev/null 2>&1 || \
+  useradd --system --no-create-home --shell /usr/sbin/nologin kit-sandbox
+chmod 700 /autograder/source
 """
 
 RUN_AUTOGRADER = """\
@@ -85,6 +94,11 @@ def build_bundle(out: Path, root: Path = ROOT) -> Path:
 def run(root_dir: Path, limits: Limits, only: set[str] | None) -> int:
     """Grade ``root_dir/submission`` into ``root_dir/results/results.json``."""
     started = time.monotonic()
+    try:
+        isolation.choose_mode(limits.isolation)
+    except isolation.IsolationError as error:
+        print(f"kit gradescope run: {error}", file=sys.stderr)
+        return 2
     references = grade.reference_notebooks()
     result = grade.grade_one(root_dir / "submission", references, limits, only)
     payload = to_gradescope(result, time.monotonic() - started)
@@ -103,11 +117,14 @@ def main(argv: list[str]) -> int:
         p.add_argument("--wall", type=float, default=600.0)
         p.add_argument("--memory", type=int, default=3072)
         p.add_argument("--only", action="append", default=None, metavar="CHECK")
+        p.add_argument("--no-isolation", action="store_true",
+                       help="run student code without the isolation sandbox (code you trust)")
         args = p.parse_args(argv[1:])
         if not (args.root / "submission").is_dir():
             print(f"kit gradescope run: {args.root}/submission is not a folder", file=sys.stderr)
             return 2
-        return run(args.root, Limits(args.timeout, args.wall, args.memory),
+        return run(args.root, Limits(args.timeout, args.wall, args.memory,
+                                     isolation="none" if args.no_isolation else None),
                    set(args.only) if args.only else None)
     p = argparse.ArgumentParser(prog="python -m kit gradescope",
                                 description=__doc__.split("\n\n")[0])

@@ -4,8 +4,12 @@ The grader's side of ``kit/nbval_report.py``. ``run_notebook`` starts ``pytest -
 in a process of its own with settings the grader controls (its own ``-c`` config,
 ``--noconftest``, no plugin autoloading, no cache, the kit's sanitize file), a per-cell
 timeout, a wall-clock deadline and an address-space limit (``RLIMIT_AS``) that every
-process of the run inherits. When the run ends, or its deadline passes, the whole process
-tree is killed (the kernel runs in a session of its own).
+process of the run inherits. nbval runs outside the student's reach; its kernel, which
+runs the student's code, starts inside an isolation sandbox (``kit.isolation``: bubblewrap,
+or the fallback the machine allows, or none when ``Limits.isolation`` says so) that sees
+the sandbox's ``course/`` read-only and one scratch folder, with one memory and process
+cap over all its processes; they talk over Jupyter's ``ipc`` transport. When the run
+ends, or its deadline passes, nbval's process tree is killed and the sandbox emptied.
 
 Per-cell results never come from the run's stdout: the report plugin writes one record
 per cell to a pipe the student's code cannot reach, each signed with an HMAC whose key
@@ -33,6 +37,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kit import isolation
 from kit.reports import ANSI, FailureKind, Reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +49,9 @@ SANITIZE = ROOT / "tests" / "nbval_sanitize.cfg"
 class Limits:
     cell_timeout: float = 60.0  # seconds per cell
     wall: float = 600.0  # seconds for the whole submission
-    memory_mb: int = 3072  # address space per process
+    memory_mb: int = 3072  # per process (address space), and over the kernel's whole tree
+    max_pids: int = 256  # processes and threads of the kernel's tree together
+    isolation: str | None = None  # kit.isolation mode; None: the best this machine has
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class NotebookRun:
     records: dict[int, CellRecord] = field(default_factory=dict)
     problem: Reason | None = None  # why the run stopped early or ended abnormally
     seconds: float = 0.0
+    isolation: str | None = None  # how the kernel was isolated: "bwrap", "user", "none"
+    cap: str | None = None  # which cap held over its processes: "cgroup v1", "rlimit", ...
+    memory_exceeded: bool = False  # the cap killed a process of the kernel's tree
 
 
 # -- the limits ----------------------------------------------------------------------------
@@ -119,10 +129,12 @@ def _control_dir(base: Path) -> Path:
 
 
 def _env(box: Path, control: Path, dataset: str) -> dict[str, str]:
+    """nbval's environment. The sandbox's package is not on its path (only the kernel,
+    inside the sandbox, imports the student's code)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COURSE_"))}
     env.pop("PYTHONSTARTUP", None)
     env.update(
-        PYTHONPATH=f"{box}{os.pathsep}{control}",
+        PYTHONPATH=str(control),
         PYTHONHASHSEED="0",
         PYTHONDONTWRITEBYTECODE="1",
         COURSE_DATASET=dataset,
@@ -138,12 +150,58 @@ def _env(box: Path, control: Path, dataset: str) -> dict[str, str]:
     return env
 
 
-def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits) -> list[str]:
+def _kernel_env(box: Path, home: Path, dataset: str) -> dict[str, str]:
+    """The kernel's whole environment inside the sandbox: the sandbox's package first on
+    the path, every config and cache folder in its own writable ``home``."""
+    env = isolation.minimal_env(
+        home, PYTHONPATH=str(box), PYTHONHASHSEED="0", COURSE_DATASET=dataset,
+        MPLBACKEND="Agg", IPYTHONDIR=str(home / "ipython"),
+        JUPYTER_CONFIG_DIR=str(home / "jupyter-config"),
+        JUPYTER_RUNTIME_DIR=str(home / "jupyter-runtime"))
+    if dataset == "cifar10":
+        from course.data_utils import datasets_dir
+
+        env["COURSE_DATA_DIR"] = str(datasets_dir().resolve())
+    return env
+
+
+def _kernel_sandbox(box: Path, control: Path, workdir: Path, limits: Limits,
+                    dataset: str) -> tuple[isolation.Sandbox, Path]:
+    """The sandbox the notebook's kernel runs in, and the folder for its ipc sockets."""
+    mode = isolation.choose_mode(limits.isolation)
+    home = Path(tempfile.mkdtemp(prefix="kernel-", dir=workdir))
+    (home / "ipc").mkdir()
+    if mode == "user":
+        _let_the_sandbox_user_in(box, workdir)
+    sandbox = isolation.Sandbox(
+        readable=[box / "course", *isolation.dataset_paths(dataset)], writable=[home],
+        cwd=home, env=_kernel_env(box, home, dataset), memory_mb=limits.memory_mb,
+        max_pids=limits.max_pids, mode=mode,
+        protect=[ROOT / "course", ROOT / "notebooks", box / "notebooks", control])
+    return sandbox, home / "ipc"
+
+
+def _let_the_sandbox_user_in(box: Path, workdir: Path) -> None:
+    """The ``user`` mode runs the kernel as another user (no namespaces to bind folders
+    into): it must reach the sandbox's package and its own folder, and must not read the
+    notebooks (their reference outputs) or the control folders. The grader made all of
+    these, as private temp folders; ``box.restore()`` recreates them, so this runs before
+    each notebook."""
+    for folder in (box, workdir):
+        folder.chmod(0o711)  # others may pass through to what they are given, not list
+    if (box / "notebooks").exists():
+        (box / "notebooks").chmod(0o700)
+    for path in [box / "course", *(box / "course").rglob("*")]:
+        path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
+
+
+def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits,
+                    plugins: list[str] | None = None) -> list[str]:
     return [
         sys.executable, "-m", "pytest", "-c", str(control / "pytest.ini"),
         "--rootdir", str(box), "--noconftest", "-p", "no:cacheprovider",
-        "-p", "nbval.plugin", "-p", "nbval_report", "--nbval", "--nbval-current-env",
-        "--nbval-sanitize-with", str(control / "sanitize.cfg"),
+        "-p", "nbval.plugin", "-p", "nbval_report", *(plugins or []), "--nbval",
+        "--nbval-current-env", "--nbval-sanitize-with", str(control / "sanitize.cfg"),
         "--nbval-cell-timeout", str(int(limits.cell_timeout)), "-q", "--tb=short",
         "-W", "ignore", str(notebook),
     ]
@@ -151,41 +209,51 @@ def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits) ->
 
 def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir: Path,
                  dataset: str = "digits") -> NotebookRun:
-    """Run nbval over ``box/notebooks/<name>.ipynb`` with the sandbox's package first on
-    the path; return the verified per-cell records and, if the run was stopped or ended
-    abnormally, why. ``deadline`` is a ``time.monotonic()`` value."""
+    """Run nbval over ``box/notebooks/<name>.ipynb``, its kernel in an isolation sandbox
+    with the sandbox's package first on the path; return the verified per-cell records
+    and, if the run was stopped or ended abnormally, why. ``deadline`` is a
+    ``time.monotonic()`` value. Raises ``isolation.IsolationError`` when the machine
+    cannot give the isolation ``limits`` asks for (before anything runs)."""
     begun = time.monotonic()
     left = deadline - begun
     if left <= 0:
         return NotebookRun(problem=Reason(
             FailureKind.WALL_CLOCK, "wall-clock limit reached before this notebook started"))
     control = _control_dir(workdir)
-    key = secrets.token_hex(32)
-    cmd = _pytest_command(box, control, box / "notebooks" / f"{name}.ipynb", limits)
-    key_read, key_write = os.pipe()
-    os.write(key_write, key.encode())
-    os.close(key_write)
-    results_read, results_write = os.pipe()
-    env = _env(box, control, dataset)
-    env.update(KIT_GRADE_KEY_FD=str(key_read), KIT_GRADE_RESULTS_FD=str(results_write))
+    sandbox, ipc = _kernel_sandbox(box, control, workdir, limits, dataset)
     try:
-        proc = subprocess.Popen(
-            with_limits(cmd, limits.memory_mb), cwd=box, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-            pass_fds=(key_read, results_write),
-        )
+        plugins, plugin_env = isolation.isolated_kernel(sandbox, control, ipc)
+        key = secrets.token_hex(32)
+        cmd = _pytest_command(box, control, box / "notebooks" / f"{name}.ipynb", limits,
+                              plugins)
+        key_read, key_write = os.pipe()
+        os.write(key_write, key.encode())
+        os.close(key_write)
+        results_read, results_write = os.pipe()
+        env = {**_env(box, control, dataset), **plugin_env,
+               "KIT_GRADE_KEY_FD": str(key_read), "KIT_GRADE_RESULTS_FD": str(results_write)}
+        try:
+            proc = subprocess.Popen(
+                with_limits(cmd, limits.memory_mb), cwd=control, env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                start_new_session=True, pass_fds=(key_read, results_write),
+            )
+        finally:
+            os.close(key_read)
+            os.close(results_write)
+        received: list[bytes] = []
+        reader = threading.Thread(target=_drain, args=(results_read, received), daemon=True)
+        reader.start()
+        problem = _wait(proc, left, limits)
+        sandbox.kill()  # anything of the kernel's tree nbval did not stop
+        reader.join(timeout=10)
+        memory_exceeded = sandbox.memory_exceeded()
     finally:
-        os.close(key_read)
-        os.close(results_write)
-    received: list[bytes] = []
-    reader = threading.Thread(target=_drain, args=(results_read, received), daemon=True)
-    reader.start()
-    problem = _wait(proc, left, limits)
-    reader.join(timeout=10)
+        sandbox.close()
+        shutil.rmtree(control, ignore_errors=True)
     text = b"".join(received).decode("utf-8", errors="replace")
-    shutil.rmtree(control, ignore_errors=True)
-    return NotebookRun(read_records(text, key), problem,
-                       round(time.monotonic() - begun, 1))
+    return NotebookRun(read_records(text, key), problem, round(time.monotonic() - begun, 1),
+                       sandbox.mode, sandbox.cap, memory_exceeded)
 
 
 def _wait(proc: subprocess.Popen[bytes], left: float, limits: Limits) -> Reason | None:
@@ -233,8 +301,12 @@ def read_records(text: str, key: str) -> dict[int, CellRecord]:
 # -- what a record means ------------------------------------------------------------------
 
 
-def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits) -> Reason | None:
-    """Why a cell did not pass (None when it passed), with the kind of failure."""
+def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits,
+              memory_exceeded: bool = False) -> Reason | None:
+    """Why a cell did not pass (None when it passed), with the kind of failure.
+
+    ``memory_exceeded``: the sandbox's memory cap killed a process of the kernel's tree
+    during the run (so a kernel that died, died of that)."""
     if record is None:
         return problem or Reason(FailureKind.NOT_RUN,
                                  "no result (the run stopped before this cell)")
@@ -243,6 +315,9 @@ def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits)
     if record.outcome == "skipped":
         return Reason(FailureKind.SKIPPED, "skipped")
     message = ANSI.sub("", record.message)
+    if ("kernel died" in message or "Kernel dead" in message) and memory_exceeded:
+        return Reason(FailureKind.MEMORY, f"memory: the code's processes needed more than "
+                                          f"the {limits.memory_mb} MB limit together")
     if "kernel died" in message or "Kernel dead" in message:
         return Reason(FailureKind.KERNEL_DIED,
                       "kernel died (the student's code ended the Python process)")

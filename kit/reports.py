@@ -136,11 +136,11 @@ class CheckResult:
 
 @dataclass(frozen=True)
 class NotebookTiming:
-    """How long one notebook's run took (and, later, how it was isolated)."""
+    """How long one notebook's run took, and how its kernel was isolated."""
 
     notebook: str
     seconds: float
-    isolation: str | None = None  # reserved: "bwrap", "user" or "none"
+    isolation: str | None = None  # e.g. "bwrap (cgroup v1)": the mode and the cap that held
 
 
 @dataclass
@@ -164,6 +164,12 @@ class GradeResult:
 
     def subtotal(self, notebook: str) -> int:
         return sum(c.points for c in self.checks if c.notebook == notebook)
+
+    @property
+    def isolation(self) -> str:
+        """How the student's code ran, over every notebook ("" when nothing ran)."""
+        labels = sorted({r.isolation for r in self.runs or [] if r.isolation})
+        return ", ".join(labels)
 
 
 def overall_status(checks: Iterable[CheckResult], notes: Iterable[Note]) -> str:
@@ -213,6 +219,8 @@ def to_json(result: GradeResult) -> dict[str, Any]:
                             "notes": [n.text for n in result.notes]}
     if result.runs is not None:
         data["notebook_seconds"] = {r.notebook: r.seconds for r in result.runs}
+    if result.isolation:
+        data["isolation"] = result.isolation
     data["checks"] = [check_to_json(c) for c in result.checks]
     data.update(total=result.total, max=result.max, status=result.status,
                 seconds=result.seconds)
@@ -233,7 +241,8 @@ def from_json(data: dict[str, Any]) -> GradeResult:
     return GradeResult(
         submission=data["submission"],
         notes=[Note(NoteKind.INFO, str(text)) for text in data.get("notes", [])],
-        runs=None if runs is None else [NotebookTiming(n, s) for n, s in runs.items()],
+        runs=None if runs is None else [NotebookTiming(n, s, data.get("isolation"))
+                                        for n, s in runs.items()],
         checks=[check_from_json(c) for c in data["checks"]],
         status=data.get("status", "graded"),
         seconds=data.get("seconds", 0.0),
@@ -287,21 +296,22 @@ def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
     """``grades.csv``: submission, total, max, status and a subtotal per notebook."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["submission", "total", "max", "status", *notebooks])
+    writer.writerow(["submission", "total", "max", "status", *notebooks, "isolation"])
     for result in sorted(results, key=lambda r: r.submission):
         writer.writerow([result.submission, result.total, result.max, result.status,
-                         *(result.subtotal(n) for n in notebooks)])
+                         *(result.subtotal(n) for n in notebooks), result.isolation])
     return buffer.getvalue()
 
 
 def summary_table(results: list[GradeResult]) -> str:
     """The table ``kit grade`` prints at the end: score, status and time per submission."""
     width = max([10, *(len(r.submission) for r in results)])
-    lines = [f"{'SUBMISSION':<{width}} | {'SCORE':>9} | {'STATUS':<13} | SECONDS",
-             "-" * (width + 40)]
+    lines = [f"{'SUBMISSION':<{width}} | {'SCORE':>9} | {'STATUS':<13} | {'SECONDS':>7} | "
+             "ISOLATION", "-" * (width + 62)]
     for r in sorted(results, key=lambda r: r.submission):
         score = f"{r.total}/{r.max}"
-        lines.append(f"{r.submission:<{width}} | {score:>9} | {r.status:<13} | {r.seconds}")
+        lines.append(f"{r.submission:<{width}} | {score:>9} | {r.status:<13} | "
+                     f"{r.seconds:>7} | {r.isolation or '-'}")
     return "\n".join(lines)
 
 
@@ -329,4 +339,5 @@ def to_gradescope(result: GradeResult, seconds: float) -> dict[str, Any]:
         "execution_time": round(seconds, 1),
         "output": (notes + "\n" if notes else "") + f"Status: {result.status}",
         "tests": tests,
+        "extra_data": {"isolation": result.isolation},
     }

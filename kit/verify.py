@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kit import isolation, outputs
 from kit import notebooks as nbs
-from kit import outputs
 from kit import sandbox as sb
 from kit.errors import KitError
 from kit.grade import execute, submission_name
@@ -49,7 +49,7 @@ def not_reproduced(notebook: Any, run: NotebookRun, limits: Limits) -> list[dict
         record = run.records.get(index)
         if record is not None and record.outcome in ("passed", "skipped"):
             continue
-        reason = reason_of(record, run.problem, limits)
+        reason = reason_of(record, run.problem, limits, run.memory_exceeded)
         differing.append({
             "cell": label,
             "reason": reason.text if reason is not None else "",
@@ -78,6 +78,7 @@ def verify_one(submission: Path, limits: Limits, dataset: str = "digits") -> dic
             report["notebooks"][name] = {
                 "cells": len(cell_labels(notebook)),
                 "not_reproduced": not_reproduced(notebook, runs[name], limits)}
+            report["isolation"] = f"{runs[name].isolation} ({runs[name].cap})"
     finally:
         box.cleanup()
     report["seconds"] = round(time.monotonic() - started, 1)
@@ -85,7 +86,8 @@ def verify_one(submission: Path, limits: Limits, dataset: str = "digits") -> dic
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"== {report['submission']}"]
+    lines = [f"== {report['submission']}"
+             + (f" (isolation: {report['isolation']})" if "isolation" in report else "")]
     lines += [f"   note: {n}" for n in report["notes"]]
     for name, info in report["notebooks"].items():
         bad = info["not_reproduced"]
@@ -106,6 +108,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--memory", type=int, default=3072, help="MB per process (3072)")
     p.add_argument("--dataset", default="digits",
                    help="COURSE_DATASET the student ran with (digits; cifar10 needs the data)")
+    p.add_argument("--no-isolation", action="store_true",
+                   help="run the notebooks without the isolation sandbox (code you trust)")
     args = p.parse_args(argv)
     missing = [str(s) for s in args.submissions if not s.exists()]
     if missing:
@@ -117,7 +121,13 @@ def main(argv: list[str]) -> int:
         except KitError as error:
             print(f"kit verify: {error}", file=sys.stderr)
             return 2
-    limits = Limits(args.timeout, args.wall, args.memory)
+    limits = Limits(args.timeout, args.wall, args.memory,
+                    isolation="none" if args.no_isolation else None)
+    try:
+        isolation.choose_mode(limits.isolation)
+    except KitError as error:
+        print(f"kit verify: {error}", file=sys.stderr)
+        return 2
     status = 0
     for submission in args.submissions:
         report = verify_one(submission, limits, args.dataset)

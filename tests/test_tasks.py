@@ -62,3 +62,31 @@ def test_task_ids_follow_notebook_order(name):
     assert ids == sorted(ids, key=task_sort_key)
     listed = [task.id for task in TASKS if task.notebook == name]
     assert ids == listed, "every task of this notebook has one heading, in table order"
+
+
+def _task_marks(decorators: list) -> list[str]:
+    """The IDs of the ``pytest.mark.task(...)`` decorators in a decorator list."""
+    import ast
+
+    ids = []
+    for node in decorators:
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "task" and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            ids.append(str(node.args[0].value))
+    return ids
+
+
+def test_each_test_judges_one_task():
+    # The scoreboard blames a task for its tests' failures: a test marked with a forward and
+    # a backward task would turn a correct forward row FAIL for a backward bug.
+    import ast
+
+    doubly_marked = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                marks = _task_marks(node.decorator_list)
+                if len(marks) > 1:
+                    doubly_marked.append(f"{path.name}::{node.name} {marks}")
+    assert not doubly_marked, "tests marked with several tasks:\n" + "\n".join(doubly_marked)

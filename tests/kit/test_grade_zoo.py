@@ -437,7 +437,7 @@ def test_reports_are_written_for_every_submission(zoo_run):
     out: Path = zoo_run["out"]
     rows = (out / "grades.csv").read_text().splitlines()
     in_course_order = [name for name in NOTEBOOKS if name in ZOO_NOTEBOOKS]
-    assert rows[0] == "submission,total,max,status," + ",".join(in_course_order)
+    assert rows[0] == "submission,total,max,status," + ",".join(in_course_order) + ",isolation"
     assert len(rows) == 1 + len(zoo_run["zoo"])
     for name, result in zoo_run["results"].items():
         saved = json.loads((out / f"{name}.json").read_text())

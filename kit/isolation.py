@@ -1,0 +1,662 @@
+"""Run untrusted code: every process that executes student code goes through this module.
+
+Three modes, reported with every result (``Completed.isolation``):
+
+``bwrap`` (the default wherever bubblewrap runs)
+    The command runs under bubblewrap, started as a direct child of the caller (an exec
+    shim, then ``execve``: no shell), with ``--die-with-parent``, ``--unshare-all`` (own
+    pid, mount, ipc, uts, cgroup and network namespaces: the network is a loopback device
+    of its own), ``--new-session``, ``--cap-drop ALL``, ``--unshare-user --uid 65534 --gid
+    65534``, ``--disable-userns`` and ``--clearenv`` plus exactly the caller's ``env``. The
+    file system is a read-only skeleton with private ``/proc``, ``/dev`` and ``/tmp``,
+    read-only binds of the system (``/usr`` and its links, the loader cache), the Python
+    interpreter and the grader's venv, the caller's ``readable`` paths, and read-write
+    binds of the caller's ``writable`` paths, all at their own paths. The solution tree,
+    the grader's output folder, other submissions and anything else are not there at all.
+``user`` (the fallback where namespaces are forbidden, e.g. Docker's default seccomp)
+    Gradescope's best practice: the command runs as a dedicated unprivileged user (root
+    is needed to switch to it), with a seccomp filter that refuses every socket but unix
+    sockets, and only after checking that the user can read none of ``protect`` (the
+    solution, the results). The ``writable`` folders are handed to that user (chown).
+    The file system is otherwise shared: ``/tmp`` is the machine's.
+``none`` (only when asked for by name: ``--no-isolation``, for code you trust)
+    The command runs as the caller, with the caps below and nothing else.
+
+In every mode one memory cap and one process cap hold over the whole process tree: a
+cgroup where the caller may make one (``kit.isolation_cgroup``), per-process RLIMITs
+otherwise (``Completed.cap`` says which). When a run ends, times out or the caller is
+killed, nothing of the sandbox survives: bwrap's pid namespace dies with its first
+process, and its monitor with the caller; the cgroup is emptied with SIGKILL at the end
+of every run in every mode.
+
+One-shot commands: ``run(argv, readable=..., writable=..., cwd=..., env=..., memory_mb=...,
+max_pids=..., timeout=...)``. Long-lived processes (the nbval kernel): a ``Sandbox``
+context manager owns the caps and gives the argv that starts a command inside
+(``Sandbox.argv``); ``isolated_kernel`` makes nbval start its kernels that way and talk to
+them over Jupyter's ``ipc`` transport (unix sockets in a folder bound into the sandbox),
+so nbval and the grader's signed records stay outside (``kit/isolation_kernel.py``).
+``python -m kit.isolation`` (``kit/isolation_cli.py``) prints which mode and cap this
+machine gives, ``--install`` installs bubblewrap where it can, ``--measure`` times the cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from course.processes import pid_alive
+from kit.errors import KitError
+from kit.isolation_cgroup import TreeCap, create_cap
+
+MODES = ("bwrap", "user", "none")
+SANDBOX_UID = 65534  # the identity inside bwrap: "nobody"
+SANDBOX_USER = os.environ.get("KIT_SANDBOX_USER", "kit-sandbox")  # the ``user`` mode's user
+OUTPUT_LIMIT = 4_000_000  # bytes of stdout (and of stderr) kept from one run
+SHIM = Path(__file__).resolve().parent / "isolation_shim.py"
+KERNEL_PLUGIN = Path(__file__).resolve().parent / "isolation_kernel.py"
+SHIM_FAILED = 125  # the shim's exit status when it could not set the sandbox up
+PRIVATE_PREFIX = "kit-iso-etc-"  # a sandbox's own /etc/passwd and /etc/group, in the temp dir
+INSTALL_COMMAND = "apt-get install -y bubblewrap"
+# Every bwrap run: namespaces, no capabilities, an unprivileged identity, no nested
+# user namespaces (a way back to capabilities), a new session (no TIOCSTI into the
+# caller's terminal), and death with the caller.
+BWRAP_FLAGS = (
+    "--die-with-parent", "--unshare-all", "--new-session", "--cap-drop", "ALL",
+    "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+    "--disable-userns", "--clearenv", "--hostname", "sandbox",
+)
+
+
+class IsolationError(KitError):
+    """The sandbox could not be set up (a problem of the machine or the caller, never of
+    the code that was to run in it)."""
+
+
+class IsolationUnavailableError(IsolationError):
+    """The mode asked for cannot run on this machine; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What a sandboxed command did.
+
+    ``returncode`` is the command's exit status (128 + N when signal N ended it, as bwrap
+    reports it; negative when the caller killed it at the timeout). ``stdout`` and
+    ``stderr`` keep at most ``OUTPUT_LIMIT`` bytes each (head and tail, ``truncated``
+    says so). ``cap`` is ``"cgroup v1"``, ``"cgroup v2"`` or ``"rlimit"``;
+    ``memory_exceeded`` and ``pids_exceeded`` say the cap refused something (cgroups
+    only: an RLIMIT shows as the command's own MemoryError or failed fork).
+    """
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    isolation: str
+    cap: str
+    memory_exceeded: bool = False
+    pids_exceeded: bool = False
+    truncated: bool = False
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# What this machine offers
+# ---------------------------------------------------------------------------------------
+
+def install_hint() -> str:
+    """The one command that installs bubblewrap here (with sudo when not root)."""
+    return INSTALL_COMMAND if os.geteuid() == 0 else f"sudo {INSTALL_COMMAND}"
+
+
+def ensure_bwrap(install: bool = True) -> str:
+    """The path of ``bwrap``; installs Debian's package with apt-get when it is missing,
+    ``install`` is true and this process is root. Raises ``IsolationUnavailableError`` naming
+    the command to run otherwise."""
+    found = shutil.which("bwrap")
+    if found:
+        return found
+    if install and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for step in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq",
+                                                      "bubblewrap"]):
+            subprocess.run(step, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, check=False)
+        found = shutil.which("bwrap")
+        if found:
+            _probe_bwrap.cache_clear()
+            return found
+    raise IsolationUnavailableError(f"bubblewrap (bwrap) is not installed; run: {install_hint()}")
+
+
+@functools.cache
+def _probe_bwrap() -> str | None:
+    """Why bwrap cannot run here (None when it can): start ``true`` with every flag we use."""
+    found = shutil.which("bwrap")
+    if not found:
+        return f"bubblewrap (bwrap) is not installed; run: {install_hint()}"
+    argv = [found, *BWRAP_FLAGS, *_system_mounts(), "--", "/usr/bin/true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=30, env={})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap could not start: {error}"
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        reason = message[-1] if message else f"exit status {done.returncode}"
+        if "disable-userns" in reason:
+            reason += " (bubblewrap 0.8 or newer is needed)"
+        return f"bwrap cannot make a sandbox here: {reason}"
+    return None
+
+
+def _user_problem(user: str) -> str | None:
+    if os.geteuid() != 0:
+        return "the user mode switches to another user, which needs root"
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return (f"no user {user!r}; create it: useradd --system --no-create-home "
+                f"--shell /usr/sbin/nologin {user}")
+    return None
+
+
+def unavailable(mode: str, user: str = SANDBOX_USER) -> str | None:
+    """Why ``mode`` cannot run on this machine, or None when it can."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "bwrap":
+        return _probe_bwrap()
+    if mode == "user":
+        return _user_problem(user)
+    return None
+
+
+def choose_mode(requested: str | None = None, user: str = SANDBOX_USER) -> str:
+    """The mode to use: ``requested`` if it can run, else (None) bwrap, then user.
+
+    ``none`` is never chosen unless requested. Raises ``IsolationUnavailableError`` naming
+    the fix when nothing fits.
+    """
+    if requested is not None:
+        problem = unavailable(requested, user)
+        if problem:
+            raise IsolationUnavailableError(f"isolation {requested!r} is not available: {problem}")
+        return requested
+    reasons = {mode: unavailable(mode, user) for mode in ("bwrap", "user")}
+    for mode, problem in reasons.items():
+        if problem is None:
+            return mode
+    raise IsolationUnavailableError(
+        "no isolation for untrusted code on this machine: "
+        + "; ".join(f"{mode}: {why}" for mode, why in reasons.items())
+        + ". Install bubblewrap, or grade as root with the sandbox user, or (only for "
+          "code you trust) turn isolation off (--no-isolation)")
+
+
+# ---------------------------------------------------------------------------------------
+# What the sandbox sees
+# ---------------------------------------------------------------------------------------
+
+def _system_mounts() -> list[str]:
+    """bwrap arguments for the system: /usr read-only, the merged-/usr links, the loader
+    cache, and private /proc, /dev and /tmp."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
+        if os.path.exists(name):
+            args += ["--ro-bind", name, name]
+    return [*args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+
+
+def python_executable() -> str:
+    """The grader's Python as a path that exists inside the sandbox (``..`` folded)."""
+    return os.path.abspath(sys.executable)
+
+
+def python_paths() -> list[Path]:
+    """What the grader's Python needs: the interpreter's installation and the venv, at
+    their real paths and at the paths the interpreter is known by (symlinks)."""
+    found = set()
+    for path in (sys.base_prefix, sys.prefix, Path(sys.executable).resolve().parent.parent):
+        found |= {Path(os.path.abspath(path)), Path(path).resolve()}
+    return sorted(p for p in found if not _inside(p, Path("/usr")))
+
+
+def dataset_paths(dataset: str) -> list[Path]:
+    """Data the notebooks read besides the venv: the digits ship with scikit-learn (in
+    the venv, always bound); CIFAR-10 is the dataset folder when asked for."""
+    if dataset == "digits":
+        return []
+    if dataset == "cifar10":
+        from course.data_utils import CIFAR10_FOLDER, datasets_dir
+
+        return [datasets_dir().resolve() / CIFAR10_FOLDER]
+    raise ValueError(f"dataset must be 'digits' or 'cifar10', got {dataset!r}")
+
+
+def minimal_env(home: Path, **extra: str) -> dict[str, str]:
+    """The variables every sandboxed Python needs, with ``home`` as HOME (a writable
+    folder), plus ``extra``."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": str(home),
+        "TMPDIR": "/tmp",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLCONFIGDIR": str(home / ".matplotlib"),
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        **extra,
+    }
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def _checked_paths(paths: Iterable[Path | str], what: str) -> list[Path]:
+    checked = []
+    for path in paths:
+        real = Path(path).resolve()
+        if not real.exists():
+            raise ValueError(f"{what}: {path} does not exist")
+        if real == Path("/") or _inside(Path("/tmp"), real) or real in (Path("/proc"),
+                                                                          Path("/dev")):
+            raise ValueError(f"{what}: {path} would bind the whole system or its private "
+                             "/tmp, /proc or /dev; bind a folder of its own")
+        checked.append(real)
+    return checked
+
+
+def _check_protected(bound: Sequence[Path], protect: Sequence[Path]) -> None:
+    """No bound path may be, or hold, a protected one."""
+    for guarded in protect:
+        for path in bound:
+            if _inside(guarded, path):
+                raise IsolationError(f"{path} is bound into the sandbox but holds {guarded}, "
+                                     "which the sandbox must not see")
+
+
+def _user_can_reach(path: Path, uid: int, gids: set[int], want: int) -> bool:
+    """Whether ``uid`` may traverse to ``path`` and use it with permission bits ``want``
+    (4 read, 2 write, 1 search), by the mode bits (ACLs are not read)."""
+    def allowed(info: os.stat_result, bits: int) -> bool:
+        if info.st_uid == uid:
+            return (info.st_mode >> 6) & bits == bits
+        if info.st_gid in gids:
+            return (info.st_mode >> 3) & bits == bits
+        return info.st_mode & bits == bits
+
+    for folder in reversed(path.parents):
+        if not allowed(os.stat(folder), 1):
+            return False
+    return allowed(os.stat(path), want)
+
+
+def _remove_stale_private_folders() -> None:
+    """Remove the private folders of sandboxes whose process is gone (killed with SIGKILL,
+    it could not); the pid in the name tells."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{PRIVATE_PREFIX}*-*"):
+        owner = folder.name[len(PRIVATE_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not pid_alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _user_identity(user: str) -> tuple[int, int, set[int]]:
+    entry = pwd.getpwnam(user)
+    return entry.pw_uid, entry.pw_gid, {entry.pw_gid}
+
+
+# ---------------------------------------------------------------------------------------
+# The sandbox
+# ---------------------------------------------------------------------------------------
+
+class Sandbox:
+    """One sandbox: its caps (a cgroup, owned here), its binds and its environment.
+
+    ``argv(command)`` is how to start ``command`` inside it: run that list directly
+    (``subprocess.Popen``, never through a shell) from a thread that outlives the process.
+    Every process started that way shares the one memory and process cap. ``close()`` (or
+    leaving the ``with`` block) kills whatever is left and removes the caps.
+    """
+
+    def __init__(self, *, readable: Sequence[Path | str] = (),
+                 writable: Sequence[Path | str] = (), env: Mapping[str, str],
+                 memory_mb: int, max_pids: int, cwd: Path | str | None = None,
+                 mode: str | None = None, protect: Sequence[Path | str] = (),
+                 user: str = SANDBOX_USER) -> None:
+        self.mode = choose_mode(mode, user)
+        self.readable = _checked_paths(readable, "readable")
+        self.writable = _checked_paths(writable, "writable")
+        self.protect = [Path(p).resolve() for p in protect]
+        self.cwd = None if cwd is None else Path(cwd).resolve()
+        self.env = dict(env)
+        self.user = user
+        for key in self.env:
+            if not key or "=" in key or "\0" in key:
+                raise ValueError(f"env: {key!r} is not a variable name")
+        self._check_layout()
+        self._cap: TreeCap = create_cap(memory_mb, max_pids)
+        _remove_stale_private_folders()
+        self._private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
+        try:
+            self._write_identity_files()
+            if self.mode == "user":
+                self._hand_writable_to_user()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- set-up --
+
+    def _bound(self) -> list[Path]:
+        if self.mode != "bwrap":
+            return []
+        return [*python_paths(), *self.readable, *self.writable]
+
+    def _check_layout(self) -> None:
+        _check_protected(self._bound(), self.protect)
+        if self.mode == "bwrap" and self.cwd is not None and not any(
+                _inside(self.cwd, p) for p in [*self.readable, *self.writable]):
+            raise ValueError(f"cwd: {self.cwd} is not inside a readable or writable path")
+        if self.mode == "user":
+            uid, _, gids = _user_identity(self.user)
+            seen = [p for p in self.protect if p.exists() and _user_can_reach(p, uid, gids, 4)]
+            if seen:
+                raise IsolationError(
+                    f"the sandbox user {self.user!r} can read {', '.join(map(str, seen))}; "
+                    f"make it unreadable first, e.g. chmod o-rwx {seen[0]}")
+
+    def _write_identity_files(self) -> None:
+        """/etc/passwd and /etc/group of the sandbox: only its own identity."""
+        home = self.env.get("HOME", "/tmp")
+        (self._private / "passwd").write_text(
+            f"sandbox:x:{SANDBOX_UID}:{SANDBOX_UID}:sandbox:{home}:/usr/sbin/nologin\n")
+        (self._private / "group").write_text(f"sandbox:x:{SANDBOX_UID}:\n")
+        for name in ("passwd", "group"):
+            os.chmod(self._private / name, 0o644)
+        os.chmod(self._private, 0o755)
+
+    def _hand_writable_to_user(self) -> None:
+        uid, gid, gids = _user_identity(self.user)
+        for path in self.writable:
+            os.chown(path, uid, gid)
+            if not _user_can_reach(path, uid, gids, 3):
+                raise IsolationError(f"the sandbox user {self.user!r} cannot reach {path}: "
+                                     "a folder above it is closed to other users")
+
+    # -- the command line --
+
+    def _bwrap_args(self, status_fd: int | None) -> list[str]:
+        args = [shutil.which("bwrap") or "bwrap", *BWRAP_FLAGS]
+        for key, value in sorted(self.env.items()):
+            args += ["--setenv", key, value]
+        args += _system_mounts()
+        binds = [(p, "--ro-bind") for p in [*python_paths(), *self.readable]]
+        binds += [(p, "--bind") for p in self.writable]
+        for path, kind in sorted(binds, key=lambda b: (b[0].parts, b[1] == "--bind")):
+            args += [kind, str(path), str(path)]
+        for name in ("passwd", "group"):
+            args += ["--ro-bind", str(self._private / name), f"/etc/{name}"]
+        args += ["--remount-ro", "/"]  # the skeleton root: only /tmp and writable are not
+        if self.cwd is not None:
+            args += ["--chdir", str(self.cwd)]
+        if status_fd is not None:
+            args += ["--json-status-fd", str(status_fd)]
+        return [*args, "--"]
+
+    def _shim_config(self, parent: int) -> dict[str, object]:
+        config: dict[str, object] = {
+            "parent": parent,
+            "cgroup_procs": self._cap.join_files(),
+            "rlimits": self._cap.rlimits(),
+            "umask": 0o077,
+        }
+        if self.mode == "bwrap":
+            config["env"] = {}  # bwrap sets the command's environment (--setenv)
+            return config
+        config.update(env=self.env, cwd=None if self.cwd is None else str(self.cwd))
+        if self.mode == "user":
+            uid, gid, _ = _user_identity(self.user)
+            config.update(user={"uid": uid, "gid": gid}, seccomp=_seccomp_supported())
+        return config
+
+    def prefix(self, *, parent: int = 0, status_fd: int | None = None) -> list[str]:
+        """The argv that, followed by a command, runs that command inside the sandbox.
+
+        ``parent``: the pid of the process that will start it (0: not checked); the
+        sandbox is killed when that process dies. ``status_fd`` (bwrap mode): a file
+        descriptor the caller passes on, where bwrap reports that the command started.
+        """
+        shim = [sys.executable, "-I", "-S", str(SHIM), json.dumps(self._shim_config(parent))]
+        if self.mode == "bwrap":
+            return [*shim, *self._bwrap_args(status_fd)]
+        return shim
+
+    def argv(self, command: Sequence[str], *, parent: int = 0) -> list[str]:
+        """The full argv that runs ``command`` inside the sandbox."""
+        if not command:
+            raise ValueError("command: expected a program and its arguments, got nothing")
+        return [*self.prefix(parent=parent), *command]
+
+    # -- while and after it runs --
+
+    @property
+    def cap(self) -> str:
+        """Which cap holds: ``"cgroup v1"``, ``"cgroup v2"`` or ``"rlimit"``."""
+        return self._cap.kind
+
+    @property
+    def seccomp(self) -> bool:
+        """Whether sockets other than unix sockets are refused by a seccomp filter."""
+        return self.mode == "user" and _seccomp_supported()
+
+    def pids(self) -> set[int]:
+        """The processes of the sandbox now (cgroup caps only; empty otherwise)."""
+        return self._cap.pids()
+
+    def memory_exceeded(self) -> bool:
+        return self._cap.memory_exceeded()
+
+    def pids_exceeded(self) -> bool:
+        return self._cap.pids_exceeded()
+
+    def kill(self) -> bool:
+        """SIGKILL every process of the sandbox; False if some could not be found or
+        killed (no cgroup: the caller kills the process it started)."""
+        return self._cap.kill_all()
+
+    def close(self) -> None:
+        """Kill what is left and remove the caps and the sandbox's private files."""
+        self._cap.remove()
+        shutil.rmtree(self._private, ignore_errors=True)
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@functools.cache
+def _seccomp_supported() -> bool:
+    """Whether this machine's syscall numbers are known to the shim's filter and the
+    kernel has seccomp filters."""
+    import platform
+
+    from kit.isolation_shim import SYSCALLS
+
+    status = Path("/proc/self/status").read_text()
+    return platform.machine() in SYSCALLS and "Seccomp:" in status
+
+
+# ---------------------------------------------------------------------------------------
+# One-shot commands
+# ---------------------------------------------------------------------------------------
+
+class _Capture:
+    """Drain a pipe, keeping its first and last ``limit // 2`` bytes."""
+
+    def __init__(self, pipe: object, limit: int) -> None:
+        self.head, self.tail, self.limit, self.dropped = bytearray(), bytearray(), limit, 0
+        self.thread = threading.Thread(target=self._drain, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _drain(self, pipe: object) -> None:
+        with contextlib.suppress(OSError, ValueError), pipe:  # type: ignore[attr-defined]
+            while chunk := pipe.read1(65536):  # type: ignore[attr-defined]
+                room = max(self.limit // 2 - len(self.head), 0)
+                self.head += chunk[:room]
+                self.tail += chunk[room:]
+                if len(self.tail) > self.limit // 2:
+                    self.dropped += len(self.tail) - self.limit // 2
+                    del self.tail[:len(self.tail) - self.limit // 2]
+
+    def result(self) -> bytes:
+        if not self.dropped:
+            return bytes(self.head + self.tail)
+        return bytes(self.head) + f"\n[... {self.dropped} bytes cut ...]\n".encode() + bytes(
+            self.tail)
+
+
+def _feed(pipe: object, data: bytes) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        pipe.write(data)  # type: ignore[attr-defined]
+    with contextlib.suppress(OSError, ValueError):
+        pipe.close()  # type: ignore[attr-defined]
+
+
+def _kill_session(session: int) -> None:
+    """SIGKILL every process of a session (the modes without a pid namespace or cgroup)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session:
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def run(argv: Sequence[str], *, readable: Sequence[Path | str], writable: Sequence[Path | str],
+        cwd: Path | str, env: Mapping[str, str], memory_mb: int, max_pids: int,
+        timeout: float, stdin: bytes | None = None, mode: str | None = None,
+        protect: Sequence[Path | str] = (), output_limit: int = OUTPUT_LIMIT,
+        user: str = SANDBOX_USER) -> Completed:
+    """Run ``argv`` as untrusted code and wait for it (at most ``timeout`` seconds).
+
+    ``readable`` and ``writable``: the only paths it sees besides the system and the
+    Python of the grader (bwrap mode). ``cwd`` must be inside one of them. ``env``: its
+    whole environment (``minimal_env`` is a start). ``memory_mb`` and ``max_pids``: the
+    caps over all its processes together. ``protect``: paths it must never see (a bound
+    path holding one is an error; in the user mode, one the user could read is an error).
+    ``mode``: ``"bwrap"``, ``"user"``, ``"none"`` or None for the best available.
+
+    Raises ``IsolationError`` (``IsolationUnavailableError``) when the sandbox cannot be made;
+    anything the command does, including crashing, hanging or exhausting its caps, is in
+    the returned ``Completed``.
+    """
+    started = time.monotonic()
+    with Sandbox(readable=readable, writable=writable, env=env, memory_mb=memory_mb,
+                 max_pids=max_pids, cwd=cwd, mode=mode, protect=protect, user=user) as box:
+        # bwrap writes {"child-pid": N} here once the command has started: a status of 1
+        # without it is bwrap's own failure, not the command's.
+        status_read, status_write = os.pipe()
+        watched = box.mode == "bwrap"
+        command = [*box.prefix(parent=os.getpid(), status_fd=status_write if watched else None),
+                   *argv]
+        try:
+            proc = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={},
+                pass_fds=(status_write,) if watched else (), start_new_session=True)
+        except OSError:
+            os.close(status_read)
+            raise
+        finally:
+            os.close(status_write)
+        out, err = _Capture(proc.stdout, output_limit), _Capture(proc.stderr, output_limit)
+        status = _Capture(os.fdopen(status_read, "rb"), 4096)
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            proc.kill()  # bwrap's monitor: the pid namespace goes with it
+            proc.wait()
+        box.kill()
+        if box.mode != "bwrap":
+            _kill_session(proc.pid)
+        for capture in (out, err, status):
+            capture.thread.join(timeout=5)
+        started_ok = b"child-pid" in status.result()
+        stderr = err.result()
+        _raise_if_not_started(box.mode, proc.returncode, started_ok, stderr, timed_out)
+        return Completed(
+            returncode=proc.returncode, stdout=out.result(), stderr=stderr,
+            timed_out=timed_out, isolation=box.mode, cap=box.cap,
+            memory_exceeded=box.memory_exceeded(), pids_exceeded=box.pids_exceeded(),
+            truncated=bool(out.dropped or err.dropped),
+            seconds=round(time.monotonic() - started, 3))
+
+
+def _raise_if_not_started(mode: str, returncode: int, started_ok: bool, stderr: bytes,
+                          timed_out: bool) -> None:
+    """Tell a sandbox that never started (the machine's problem) from a failed command."""
+    text = stderr.decode(errors="replace").strip()
+    if returncode == SHIM_FAILED and text.startswith("isolation shim:"):
+        raise IsolationError(text.splitlines()[0])
+    if mode == "bwrap" and not started_ok and not timed_out:
+        raise IsolationError(f"bwrap could not start the sandbox: {text[-500:]}")
+
+
+# ---------------------------------------------------------------------------------------
+# nbval's kernel inside the sandbox
+# ---------------------------------------------------------------------------------------
+
+def isolated_kernel(sandbox: Sandbox, control: Path, ipc_dir: Path) -> tuple[list[str],
+                                                                              dict[str, str]]:
+    """pytest arguments and environment that make an nbval run start its kernels inside
+    ``sandbox``, talking over ``ipc`` sockets in ``ipc_dir``.
+
+    ``control`` is a folder of the caller that is on the nbval run's ``PYTHONPATH`` and
+    outside the sandbox: the plugin (``kit/isolation_kernel.py``) and its settings are
+    copied there. ``ipc_dir`` must be one of the sandbox's writable paths (the kernel
+    creates its sockets there; nbval connects from outside).
+    """
+    ipc = Path(ipc_dir).resolve()
+    if not any(_inside(ipc, p) for p in sandbox.writable):
+        raise ValueError(f"ipc_dir: {ipc_dir} must be inside one of the sandbox's writable "
+                         "paths (the kernel creates its sockets there)")
+    if len(str(ipc)) > 80:
+        raise ValueError(f"ipc_dir: {ipc_dir} is too long for a unix socket path "
+                         f"({len(str(ipc))} characters; at most 80)")
+    shutil.copy(KERNEL_PLUGIN, control / "isolation_kernel.py")
+    settings = control / "isolation_kernel.json"
+    settings.write_text(json.dumps({"prefix": sandbox.prefix(), "ipc_dir": str(ipc)}))
+    return ["-p", "isolation_kernel"], {"KIT_ISOLATED_KERNEL": str(settings)}
+
+
+if __name__ == "__main__":  # python -m kit.isolation: see kit/isolation_cli.py
+    from kit.isolation_cli import main
+
+    sys.exit(main())
