@@ -72,7 +72,7 @@ quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks): about a
 	$(TEST_ENV) $(VPY) -m pytest tests -m "not slow" -q -p no:cacheprovider || status=1; \
 	exit $$status
 
-lint: $(STAMP) ## ruff over the package, tools, tests and notebooks
+lint: $(STAMP) ## ruff over the code, the tests and the notebooks
 	$(VENV)/bin/ruff check .
 
 unit: $(STAMP) ## unit, property and release tests only
