@@ -19,21 +19,25 @@ TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test quick lint unit nbval check grade run lab data student notebooks bench clean
+.PHONY: help setup test quick lint unit nbval check grade run lab data handin student notebooks bench clean
 
 # Targets that need the solution tree (kit/, reference outputs): `make help` lists them
 # only there, and in the student tree they say so and stop.
 SOLUTION_ONLY := nbval grade run student bench notebooks
+# Not offered to students either (it works there, but test and quick cover it); every
+# target the student help lists has a `python -m course` twin of the same name.
+STUDENT_HIDDEN := unit
 
 help: ## list the targets
 	@echo "Neural-network assignment kit. Set-up is automatic: the first target that"
 	@echo "needs Python creates .venv and installs requirements.txt."
 	@echo
-	@awk -v hide="$(if $(wildcard kit),,$(SOLUTION_ONLY))" \
+	@awk -v hide="$(if $(wildcard kit),,$(SOLUTION_ONLY) $(STUDENT_HIDDEN))" \
 	  'BEGIN {FS = ":.*## "; n = split(hide, h, " "); for (i = 1; i <= n; i++) skip[h[i]] = 1} \
 	   /^[a-z][a-z-]*:.*## / && !($$1 in skip) {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
-	@[ -d kit ] || { echo; echo "Without make: python -m course check [TASK...] and python -m course test"; \
-	  echo "(run with the venv's Python: .venv/bin/python, or .venv\\Scripts\\python on Windows)."; }
+	@[ -d kit ] || { echo; echo "Without make: python -m course COMMAND, COMMAND one of the names above"; \
+	  echo "(e.g. python -m course check 1.3). Use the venv's Python: .venv/bin/python, or"; \
+	  echo ".venv\\Scripts\\python on Windows (python -m course setup: any Python 3.10+, in this folder)."; }
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -68,7 +72,7 @@ quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks): about a
 	$(TEST_ENV) $(VPY) -m pytest tests -m "not slow" -q -p no:cacheprovider || status=1; \
 	exit $$status
 
-lint: $(STAMP) ## ruff over the package, tools, tests and notebooks
+lint: $(STAMP) ## ruff over the code, the tests and the notebooks
 	$(VENV)/bin/ruff check .
 
 unit: $(STAMP) ## unit, property and release tests only
@@ -107,6 +111,10 @@ lab: $(STAMP) ## open JupyterLab on notebooks/ (extra options: LAB_ARGS=..., e.g
 
 data: ## download CIFAR-10 into datasets/ (about 170 MB; checked with MD5)
 	./get_datasets.sh
+
+# The zip holds what the grader reads: course/ and the notebooks with their outputs.
+handin: $(STAMP) ## zip course/ and the notebooks (with outputs) to hand in (OUT=file.zip; default handin.zip)
+	@$(VPY) -m course handin $(if $(OUT),--out "$(OUT)")
 
 student: $(STAMP) ## instructors: build the student release in build/student and on branch 'student'
 	@[ -d kit ] || { echo "make student runs in the solution tree (it needs kit/)."; exit 1; }

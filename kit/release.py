@@ -296,7 +296,7 @@ def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
     return Output("README.md", data=text.encode("utf-8"))
 
 
-# -- lint settings for files with stubs --------------------------------------------------
+# -- lint settings for the files students edit ------------------------------------------
 
 # What ruff reports about a file whose solutions are stubs, and why each is expected there:
 # E501 the stub's TODO and raise lines are long; F401 imports only a solution uses (and
@@ -304,38 +304,67 @@ def student_readme(tasks_module: ModuleType, files: list[str]) -> Output:
 # before a stub prepares for the student; F821/F405 names the code after a stub expects the
 # student to define.
 STUB_LINT_IGNORES: tuple[str, ...] = ("E501", "F401", "F405", "F821", "F841", "RUF059")
+# Style and opinion, waived wherever a student writes code (files with stubs, notebooks):
+# a correct solution never fails `make test` for an if/else where a ternary would do
+# (SIM108), a long line, an import order or a name. What stays is what breaks code:
+# pyflakes' F rules (undefined names, ...; F541, an f-string without placeholders, runs
+# fine) and syntax errors. E1-E3 are ruff's preview rules, waived in case preview is on.
+STUDENT_STYLE_WAIVERS: tuple[str, ...] = (
+    "E1", "E2", "E3", "E4", "E5", "E7", "W", "I", "B", "UP", "N", "SIM", "RUF", "F541")
+# Every notebook, also one a student adds in a subfolder; a pattern of its own, because
+# the solution's pyproject.toml already has a "notebooks/*.ipynb" key.
+STUDENT_NOTEBOOKS_GLOB = "notebooks/**/*.ipynb"
 PER_FILE_IGNORES_TABLE = "[tool.ruff.lint.per-file-ignores]"
 
 
-def with_stub_lint_settings(outputs: list[Output]) -> list[Output]:
-    """``outputs`` with the student ``pyproject.toml`` ignoring ``STUB_LINT_IGNORES`` in
-    every file that has a stub, so the tree is ruff-clean as released and ``ruff check
-    --fix`` (or an editor fixing on save) cannot delete an import a task needs.
-    Unchanged when there is no ``pyproject.toml`` or no stub."""
-    stubbed = sorted(o.rel for o in outputs if o.stubs)
+def student_lint_ignores(outputs: list[Output]) -> dict[str, tuple[str, ...]]:
+    """Per-file ignores for the student tree: stub and style rules for each file with a
+    stub, style rules for every notebook."""
+    entries = {o.rel: STUB_LINT_IGNORES + STUDENT_STYLE_WAIVERS
+               for o in sorted(outputs, key=lambda o: o.rel)
+               if o.stubs and not o.rel.endswith(".ipynb")}
+    if any(o.rel.endswith(".ipynb") for o in outputs):
+        notebook_rules = STUDENT_STYLE_WAIVERS
+        if any(o.stubs for o in outputs if o.rel.endswith(".ipynb")):
+            notebook_rules = STUB_LINT_IGNORES + STUDENT_STYLE_WAIVERS
+        entries[STUDENT_NOTEBOOKS_GLOB] = notebook_rules
+    return entries
+
+
+def with_student_lint_settings(outputs: list[Output]) -> list[Output]:
+    """``outputs`` with the student ``pyproject.toml`` waiving, in the files a student
+    edits, what stubs leave behind (``STUB_LINT_IGNORES``: the tree is ruff-clean as
+    released, and ``ruff check --fix`` or an editor fixing on save cannot delete an import
+    a task needs) and style (``STUDENT_STYLE_WAIVERS``: lint never fails correct code).
+    Unchanged when there is no ``pyproject.toml`` or nothing a student edits."""
+    entries = student_lint_ignores(outputs)
     index = next((i for i, o in enumerate(outputs) if o.rel == "pyproject.toml"), None)
-    if index is None or not stubbed:
+    if index is None or not entries:
         return outputs
     original = outputs[index]
     path = original.source if original.data is None else None
     text = path.read_text(encoding="utf-8") if path else (original.data or b"").decode("utf-8")
-    patched = add_per_file_ignores(text, stubbed, STUB_LINT_IGNORES)
+    patched = add_per_file_ignores(text, entries)
     outputs = list(outputs)
     outputs[index] = Output("pyproject.toml", data=patched.encode("utf-8"),
                             mode_from=path or original.mode_from,
-                            notes=[f"lint relaxed in {len(stubbed)} file(s) with stubs"])
+                            notes=[f"lint: style waived in {len(entries)} file(s) or "
+                                   "pattern(s) students edit"])
     return outputs
 
 
-def add_per_file_ignores(text: str, files: list[str], rules: Iterable[str]) -> str:
-    """``text`` (a pyproject.toml) with one per-file-ignores entry per file added at the top
-    of its ``[tool.ruff.lint.per-file-ignores]`` table (created at the end if missing).
-    Ruff unions the entries that match a file, so a glob entry for the same file stays in
+def add_per_file_ignores(text: str, entries: Mapping[str, Iterable[str]]) -> str:
+    """``text`` (a pyproject.toml) with one per-file-ignores entry per pattern of
+    ``entries`` (pattern -> rules) added at the top of its
+    ``[tool.ruff.lint.per-file-ignores]`` table (created at the end if missing). Ruff
+    unions the entries that match a file, so a glob entry for the same file stays in
     force."""
-    codes = ", ".join(f'"{rule}"' for rule in rules)
-    entries = [f'"{rel}" = [{codes}]' for rel in files]
-    block = ["# Written by the release: files with TODO stubs (see the student README).",
-             *entries]
+    def entry(pattern: str, rules: Iterable[str]) -> str:
+        codes = ", ".join(f'"{rule}"' for rule in rules)
+        return f'"{pattern}" = [{codes}]'
+
+    block = ["# Written by the release: files students edit (see the student README).",
+             *(entry(pattern, rules) for pattern, rules in entries.items())]
     lines = text.split("\n")
     if PER_FILE_IGNORES_TABLE in (line.strip() for line in lines):
         at = [line.strip() for line in lines].index(PER_FILE_IGNORES_TABLE) + 1
@@ -359,7 +388,7 @@ def build_release(tree: SolutionTree, skip: Path | None = None) -> Release:
     if errors:
         raise ReleaseError("\n".join(errors))
     outputs_.append(student_readme(tree.tasks_module, files))
-    outputs_ = with_stub_lint_settings(outputs_)
+    outputs_ = with_student_lint_settings(outputs_)
     release = Release(sorted(outputs_, key=lambda o: o.rel), tree)
     release.warnings = _missing_task_warnings(release, tree.tasks)
     return release

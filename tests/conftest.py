@@ -4,8 +4,14 @@
   (repeat the option, or give a list: ``--task "1.3 1.4"`` or ``--task 1.3,1.4``).
 * ``pytest --scoreboard`` replaces pytest's own report with one row per task of
   ``course.tasks``: ``TASK | STATUS | POINTS | DESCRIPTION`` (points from
-  ``course.rubric``) and the total. ``make check`` runs it on the task tests. Only the table
-  is printed (no progress line, no warnings summary).
+  ``course.rubric``, the grade's scale) and the total. ``make check`` runs it on the task
+  tests. Only the table is printed (no progress line, no warnings summary).
+* A notebook task (a choice made in a notebook cell) is scored from the outputs saved in
+  the student's notebook (``course.notebook_outputs``): ``PASS`` when each of its check
+  cells ran and printed only ``check passed`` lines, ``FAIL`` when one printed anything
+  else or stopped with an error, ``NOT RUN`` when one has no saved output, ``TODO`` while
+  its stub is in the notebook. So a correct, executed submission totals what the grade
+  gives it.
 * A row is ``TODO`` while the task's stub is there, ``FAIL`` when a test fails on the
   task's own code, and ``BLOCKED`` when its tests stop at another task's stub or fail
   after calling another task that does not pass (which task's code a test ran is traced
@@ -32,6 +38,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from course import notebook_outputs
 from course.rubric import checks_of_task, task_points
 from course.tasks import TASKS, TASKS_BY_ID, Task, task_sort_key
 
@@ -172,7 +179,7 @@ _CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
 
 # A stub's message, as the release writes it: "task 1.3 (relu_forward): not written yet; ..."
-_STUB_MESSAGE = re.compile(r"task (\d+(?:\.\d+)+) \([^)]*\): not written yet")
+_STUB_MESSAGE = notebook_outputs.STUB_MESSAGE
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -327,10 +334,12 @@ class Row:
     """The scoreboard's verdict on one task."""
 
     task: Task
-    status: str  # PASS, FAIL, TODO, BLOCKED, NO TESTS, SKIPPED (NOTEBOOK rows: see below)
+    status: str  # PASS, FAIL, TODO, BLOCKED, NO TESTS, SKIPPED; NOT RUN (notebook tasks)
     needs: list[str] = field(default_factory=list)  # tasks to make pass first
     own_failures: list[str] = field(default_factory=list)  # node IDs failing on its own code
     stopped_by: dict[str, list[str]] = field(default_factory=dict)  # node ID -> its blockers
+    # A notebook task's check cells as saved in the student's notebook (in rubric order).
+    saved: list[notebook_outputs.SavedCheck] = field(default_factory=list)
 
 
 def _stub_in_source(task: Task) -> bool:
@@ -341,8 +350,7 @@ def _stub_in_source(task: Task) -> bool:
         text = (ROOT / task.path).read_text(encoding="utf-8")
     except OSError:
         return False
-    return re.search(r"NotImplementedError\(\s*[\"']task " + re.escape(task.id) + r" \(",
-                     text) is not None
+    return task.id in notebook_outputs.stubs_in_text(text)
 
 
 def task_rows(config: pytest.Config) -> dict[str, Row]:
@@ -425,7 +433,39 @@ def task_rows(config: pytest.Config) -> dict[str, Row]:
         if task.checked_by == "pytest":
             status_of(task.id)
             rows.setdefault(task.id, Row(task, "TODO" if _stub_in_source(task) else "NO TESTS"))
+        else:
+            rows[task.id] = notebook_task_row(task)
     return rows
+
+
+def notebook_task_row(task: Task) -> Row:
+    """A notebook task's row, from the outputs saved in its notebook (nothing is run).
+
+    TODO while the task's stub is in the notebook; otherwise FAIL if a check cell of the
+    task printed a ``check FAILED`` line, an error or any other line, NOT RUN if one has
+    no saved output, PASS when all printed only ``check passed`` lines.
+    """
+    path = NOTEBOOKS_DIR / f"{task.notebook}.ipynb"
+    keys = checks_of_task(task.id)
+    try:
+        notebook = notebook_outputs.load_notebook(path)
+    except ValueError as error:
+        missing = [notebook_outputs.SavedCheck(task.notebook, k.split("/", 1)[1], False, False,
+                                               str(error)) for k in keys]
+        return Row(task, "NOT RUN", saved=missing)
+    if task.id in notebook_outputs.stubbed_tasks(notebook):
+        return Row(task, "TODO")
+    found = notebook_outputs.saved_checks(notebook, task.notebook)
+    saved = [found.get(k.split("/", 1)[1]) or notebook_outputs.SavedCheck(
+        task.notebook, k.split("/", 1)[1], False, False, "no such check cell in the notebook")
+        for k in keys]
+    if any(s.ran and not s.passed for s in saved):
+        status = "FAIL"
+    elif not all(s.ran for s in saved):
+        status = "NOT RUN"
+    else:
+        status = "PASS"
+    return Row(task, status, saved=saved)
 
 
 def describe_failure(text: str, limit: int = 25) -> str:
@@ -532,16 +572,18 @@ def _check_cell_location(key: str) -> str:
     return where
 
 
-def _notebook_row(task: Task) -> str:
-    keys = checks_of_task(task.id)
-    cells = " and ".join(_check_cell_location(k) for k in keys) or (
-        f"the check cell after it in {task.notebook}"
-    )
-    points = f"-/{task_points(task)}"
-    return (
-        f"{task.id:<6} | {'NOTEBOOK':<8} | {points:>6} | {task.title}: run the notebook; "
-        f"graded by {cells}"
-    )
+def _notebook_note(row: Row) -> str:
+    """What a notebook task's row adds after its title: where it stands and what to do."""
+    where = f"notebooks/{row.task.notebook}.ipynb"
+    if row.status == "PASS":
+        return f"; from the outputs saved in {where}"
+    if row.status == "TODO":
+        return f"; still a stub in {where}"
+    if row.status == "NOT RUN":
+        return f"; run its cells in {where} and save the notebook"
+    failed = next((s for s in row.saved if s.ran and not s.passed), None)
+    reason = failed.reason if failed else ""
+    return f"; {reason if len(reason) <= 90 else reason[:87] + '...'}"
 
 
 def _row_line(row: Row) -> str:
@@ -550,6 +592,8 @@ def _row_line(row: Row) -> str:
     got = points if row.status == "PASS" else 0
     score = f"{got}/{points}"
     line = f"{task.id:<6} | {row.status:<8} | {score:>6} | {task.title} ({task.function})"
+    if task.checked_by == "notebook":
+        return line + _notebook_note(row)
     if row.needs:
         needs = ", ".join(row.needs)
         line += (f"; some of its tests need {needs} first" if row.status == "FAIL"
@@ -564,6 +608,13 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
     if row.status == "TODO":
         lines.append(f"task {task.id} ({task.function}) is still a stub: write it in "
                      f"{task.path} (its TODO line says where).")
+    if task.checked_by == "notebook" and row.status != "PASS":
+        lines += [f"task {task.id}, {_check_cell_location(f'{s.notebook}/{s.name}')}: "
+                  f"{'passed' if s.passed else s.reason}" for s in row.saved]
+        if row.status in ("NOT RUN", "FAIL"):
+            lines.append(f"task {task.id} is scored from the outputs saved in "
+                         f"notebooks/{task.notebook}.ipynb: run its cells, then save the "
+                         "notebook (make check runs no notebook).")
     if row.own_failures:
         first, *others = row.own_failures
         lines.append(f"FAILED {first}\n{describe_failure(_FAILURES.get(first, ''))}")
@@ -605,27 +656,23 @@ def print_scoreboard(config: pytest.Config, rows: dict[str, Row]) -> None:
     header = f"{'TASK':<6} | {'STATUS':<8} | {'POINTS':>6} | DESCRIPTION"
     out.write(header + "\n" + "-" * (len(header) + 30) + "\n")
     for task in shown:
-        out.write((_notebook_row(task) if task.checked_by == "notebook"
-                   else _row_line(rows[task.id])) + "\n")
-    tested = [rows[t.id] for t in shown if t.checked_by == "pytest"]
-    done = sum(row.status == "PASS" for row in tested)
-    if tested:
-        earned = sum(task_points(row.task) for row in tested if row.status == "PASS")
-        possible = sum(task_points(row.task) for row in tested)
-        out.write(
-            f"Total: {earned} of {possible} points; {done} of {len(tested)} tested tasks pass.\n"
-        )
-    notebook_tasks = [t for t in shown if t.checked_by == "notebook"]
+        out.write(_row_line(rows[task.id]) + "\n")
+    shown_rows = [rows[t.id] for t in shown]
+    done = sum(row.status == "PASS" for row in shown_rows)
+    earned = sum(task_points(row.task) for row in shown_rows if row.status == "PASS")
+    possible = sum(task_points(row.task) for row in shown_rows)
+    out.write(f"Total: {earned} of {possible} points; {done} of {len(shown_rows)} tasks "
+              "pass.\n")
+    notebook_tasks = [t.id for t in shown if t.checked_by == "notebook"]
     if notebook_tasks:
-        nb_points = sum(task_points(t) for t in notebook_tasks)
-        out.write(
-            f"Notebook tasks ({nb_points} points) are graded by their check cells: run the "
-            "notebook and read their 'check passed' lines.\n"
-        )
-    if done < len(tested):
+        out.write(f"Notebook task{'s' if len(notebook_tasks) > 1 else ''} "
+                  f"{', '.join(notebook_tasks)}: scored from the outputs saved in your "
+                  "notebooks (run the cells, then save).\n")
+    if done < len(shown_rows):
         out.write(
             "TODO = still a stub; FAIL = written but wrong; BLOCKED = its tests stopped in "
-            "a task that does not pass yet (fix the one after 'needs' first).\n"
-            "Details of one task: make check TASK=<id>\n"
+            "a task that does not pass yet (fix the one after 'needs' first); NOT RUN = a "
+            "notebook task whose check cell has no saved output.\n"
+            + ("" if wanted else "Details of one task: make check TASK=<id>\n")
         )
     out.flush()

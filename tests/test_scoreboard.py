@@ -1,12 +1,18 @@
-"""`--task` selection and the `--scoreboard` table, run in a real pytest subprocess."""
+"""`--task` selection and the `--scoreboard` table, run in a real pytest subprocess.
 
+Each test builds a small tree in a temporary folder: ``tests/`` with the real conftest.py
+and a sample of task tests, and, for the notebook tasks, ``notebooks/`` with a notebook
+whose saved outputs are written here.
+"""
+
+import json
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from course.rubric import CHECKS, task_points
+from course.rubric import checks_of_task, task_points
 from course.tasks import TASKS, get_task
 
 TESTS = Path(__file__).resolve().parent
@@ -69,11 +75,13 @@ def test_not_a_task():
 
 
 def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    shutil.copy(TESTS / "conftest.py", tmp_path / "conftest.py")
-    (tmp_path / "test_sample.py").write_text(SAMPLE)
+    tests = tmp_path / "tests"
+    tests.mkdir(exist_ok=True)
+    shutil.copy(TESTS / "conftest.py", tests / "conftest.py")
+    (tests / "test_sample.py").write_text(SAMPLE)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-        cwd=tmp_path,
+        cwd=tests,
         capture_output=True,
         text=True,
         timeout=120,
@@ -102,11 +110,10 @@ def test_scoreboard_reports_pass_todo_fail_and_untested(tmp_path):
     assert "needs" not in _row(out, "1.2")[3]
     assert _row(out, "1.3")[1:3] == ["FAIL", f"0/{_points('1.3')}"]
     assert _row(out, "1.5")[1:3] == ["NO TESTS", f"0/{_points('1.5')}"]
-    notebook_task = next(t.id for t in TASKS if t.checked_by == "notebook")
-    assert _row(out, notebook_task)[1:3] == ["NOTEBOOK", f"-/{_points(notebook_task)}"]
-    tested = [t for t in TASKS if t.checked_by == "pytest"]
-    possible = sum(task_points(t) for t in tested)
-    total = f"Total: {_points('1.1')} of {possible} points; 1 of {len(tested)} tested tasks pass."
+    # No notebook here: the notebook tasks have no saved output to be scored from.
+    for task in NOTEBOOK_TASKS:
+        assert _row(out, task.id)[1:3] == ["NOT RUN", f"0/{_points(task.id)}"]
+    total = f"Total: {_points('1.1')} of 100 points; 1 of {len(TASKS)} tasks pass."
     assert total in out
     assert "make check TASK=<id>" in out  # the hint, since not everything passes
     assert result.returncode == 1  # failures still fail the run
@@ -136,6 +143,7 @@ def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
     assert "FAILED test_sample.py::test_written_but_wrong" in out
     assert "assert (2 + 2) == 5" in out
     assert "1 more failing test(s) of task 1.3:\n  test_sample.py::test_also_wrong" in out
+    assert "TASK=<id>" not in out  # the task was asked for already
     out = _pytest(tmp_path, "--task", "1.4", "--scoreboard", "--tb=short").stdout
     # 1.4 requires 1.3: its tests ran too, so the row knows 1.3 fails (its row is not shown).
     assert "1 of its tests stopped at the stub of 1.3 (relu_forward)" in out
@@ -182,18 +190,94 @@ def test_task_option_says_the_format(tmp_path):
     assert 'TASK="1.3 1.4"' in result.stderr
 
 
-def test_notebook_task_names_its_check_cell_and_is_not_an_error(tmp_path):
-    task_id = CHECKS["FullyConnectedNets/overfit-small-data"].task
-    result = _pytest(tmp_path, "--task", task_id, "--scoreboard")
-    row = _row(result.stdout, task_id)
-    assert row[1] == "NOTEBOOK"
-    assert '"overfit-small-data"' in row[3] and "FullyConnectedNets" in row[3]
-    assert "0 of 0" not in result.stdout
-    assert result.returncode == 0  # not pytest's 5 (no tests collected)
+# -- notebook tasks: scored from the outputs saved in the notebook ---------------------------
+
+NOTEBOOK_TASKS = [t for t in TASKS if t.checked_by == "notebook"]
+PASSED = "check passed: the net fits its 50 training examples\n"
+FAILED = "check FAILED: the net fits its 50 training examples, best training accuracy 0.62\n"
+
+
+def _check_cell(name: str, *outputs: dict, ran: bool = True) -> dict:
+    return {"cell_type": "code", "id": name, "execution_count": 3 if ran else None,
+            "metadata": {"tags": ["check"], "check": name}, "outputs": list(outputs),
+            "source": ["check_true(...)"]}
+
+
+def _stdout(text: str) -> dict:
+    return {"output_type": "stream", "name": "stdout", "text": [text]}
+
+
+def _save_notebook(tmp_path: Path, cells_by_task: dict[str, list[dict]]) -> None:
+    """The notebook of the notebook tasks, with the given check cells per task."""
+    notebook = NOTEBOOK_TASKS[0].notebook
+    assert all(t.notebook == notebook for t in NOTEBOOK_TASKS)
+    cells = [cell for task in NOTEBOOK_TASKS for cell in cells_by_task[task.id]]
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / f"{notebook}.ipynb").write_text(json.dumps(
+        {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+def _all_passed() -> dict[str, list[dict]]:
+    return {t.id: [_check_cell(key.split("/", 1)[1], _stdout(PASSED))
+                   for key in checks_of_task(t.id)] for t in NOTEBOOK_TASKS}
+
+
+def test_notebook_tasks_that_ran_and_passed_earn_their_points(tmp_path):
+    _save_notebook(tmp_path, _all_passed())
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    for task in NOTEBOOK_TASKS:
+        assert _row(out, task.id)[1:3] == ["PASS", f"{_points(task.id)}/{_points(task.id)}"]
+    earned = _points("1.1") + sum(_points(t.id) for t in NOTEBOOK_TASKS)
+    assert f"Total: {earned} of 100 points; {1 + len(NOTEBOOK_TASKS)} of {len(TASKS)}" in out
+
+
+def test_a_notebook_task_fails_on_a_failed_line_an_error_or_a_stray_print(tmp_path):
+    first, second = NOTEBOOK_TASKS[:2]
+    error = {"output_type": "error", "ename": "KeyError", "evalue": "5", "traceback": []}
+    cells = _all_passed()
+    cells[first.id][0] = _check_cell(cells[first.id][0]["id"], _stdout(PASSED + FAILED))
+    cells[second.id][0] = _check_cell(cells[second.id][0]["id"], _stdout(PASSED), error)
+    _save_notebook(tmp_path, cells)
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    assert _row(out, first.id)[1:3] == ["FAIL", f"0/{_points(first.id)}"]
+    assert _row(out, first.id)[3].endswith("; " + FAILED.strip())
+    assert _row(out, second.id)[1] == "FAIL" and _row(out, second.id)[3].endswith("KeyError: 5")
+
+    cells[first.id][0] = _check_cell(cells[first.id][0]["id"], _stdout(PASSED + "0.98\n"))
+    (tmp_path / "notebooks" / f"{first.notebook}.ipynb").unlink()
+    (tmp_path / "notebooks").rmdir()
+    _save_notebook(tmp_path, cells)
+    out = _pytest(tmp_path, "--task", first.id, "--scoreboard").stdout
+    assert _row(out, first.id)[1] == "FAIL"
+    assert "printed '0.98', which is not a check line" in out
+    assert "remove extra prints" in out
+
+
+def test_a_notebook_task_not_run_or_still_a_stub_earns_nothing(tmp_path):
+    first, second = NOTEBOOK_TASKS[:2]
+    cells = _all_passed()
+    cells[first.id][0] = _check_cell(cells[first.id][0]["id"], ran=False)
+    stub = {"cell_type": "code", "id": "stub", "execution_count": None, "metadata": {},
+            "outputs": [], "source": [f'raise NotImplementedError("task {second.id} (this cell)'
+                                      ': not written yet")']}
+    cells[second.id].insert(0, stub)
+    _save_notebook(tmp_path, cells)
+    result = _pytest(tmp_path, "--task", first.id, "--task", second.id, "--scoreboard")
+    out = result.stdout
+    assert _row(out, first.id)[1:3] == ["NOT RUN", f"0/{_points(first.id)}"]
+    assert _row(out, first.id)[3].endswith(
+        f"run its cells in notebooks/{first.notebook}.ipynb and save the notebook")
+    key = checks_of_task(first.id)[0].split("/", 1)[1]
+    assert f'the check cell "{key}" in notebooks/{first.notebook}.ipynb: not run' in out
+    assert _row(out, second.id)[1:3] == ["TODO", f"0/{_points(second.id)}"]
+    assert f"Total: 0 of {_points(first.id) + _points(second.id)} points" in out
+    assert "NOT RUN = " in out
+    assert result.returncode == 0  # asking for notebook tasks only is not pytest's 5
 
 
 def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
-    (tmp_path / "test_hyp.py").write_text(
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_hyp.py").write_text(
         "import numpy as np, pytest\n"
         "from hypothesis import given, strategies as st\n"
         "@pytest.mark.task('1.6')\n"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from course.rubric import CHECKS
+from course.rubric import task_of_check
 from course.tasks import NOTEBOOKS
 from kit import grade
 from kit import notebooks as nbs
@@ -429,7 +429,7 @@ def test_whole_file_replacement_without_validation_gets_full_marks_where_correct
     assert _fc_failures(result) == {"sgd-momentum", "adam", "overfit-small-data"}
     checks = _checks(result)
     assert "course/optim.py is not in the submission" in checks["adam"]["reason"]
-    overfit_task = CHECKS["FullyConnectedNets/overfit-small-data"].task
+    overfit_task = task_of_check("FullyConnectedNets", "overfit-small-data")
     assert f"task {overfit_task}" in checks["overfit-small-data"]["reason"]
 
 

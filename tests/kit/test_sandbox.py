@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from course.rubric import CHECKS
+from course.rubric import task_of_check
 from kit import grade, sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
-OVERFIT_TASK = CHECKS["FullyConnectedNets/overfit-small-data"].task
+OVERFIT_TASK = task_of_check("FullyConnectedNets", "overfit-small-data")
 
 PRISTINE = textwrap.dedent('''\
     """A module of the kit."""
