@@ -21,9 +21,10 @@ Each submission (a folder or a ``.zip``) goes through three phases:
 
 Beside the notebooks, the **hidden checks** (``kit.hidden``) call each task's code in an
 isolated worker on inputs drawn from the batch's secret seed and judge the answers in the
-grader's own process; a check cell under a ``[task X]`` heading earns its points only if
-nbval passes it and task X passes its hidden checks (``failed: hidden check`` otherwise,
-both verdicts side by side in the JSON, a count per submission in ``grades.csv``).
+grader's own process; a check cell of task X (``CHECKS`` in ``course/rubric.py``) earns
+its points only if nbval passes it and task X passes its hidden checks (``failed: hidden
+check`` otherwise, both verdicts side by side in the JSON, a count per submission in
+``grades.csv``), so a task whose hidden checks fail earns nothing.
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import re
 import shutil
 import sys
 import tempfile
@@ -81,9 +81,6 @@ def submission_name(path: Path) -> str:
 # -- which checks are graded (decided once) ------------------------------------------------
 
 
-TASK_IN_HEADING = re.compile(r"\[task ([0-9]+(?:\.[0-9]+)+)\]")
-
-
 @dataclass(frozen=True)
 class GradedCheck:
     notebook: str
@@ -93,9 +90,8 @@ class GradedCheck:
 
     @property
     def task(self) -> str | None:
-        """The task the check grades: the ``[task X]`` of the heading it sits under."""
-        found = TASK_IN_HEADING.search(self.heading)
-        return found.group(1) if found else None
+        """The task the check cell belongs to (``CHECKS`` of ``course/rubric.py``)."""
+        return CHECKS.get(f"{self.notebook}/{self.name}")
 
 
 @dataclass(frozen=True)

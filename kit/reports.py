@@ -109,7 +109,7 @@ class CheckResult:
     max_points: int
     notebook_verdict: Verdict  # the check cell's outputs under nbval
     hidden: Verdict | None = None  # the hidden checks of its task (None: it has none)
-    task: str | None = None  # the task the check cell grades (its heading's [task X])
+    task: str | None = None  # the task the check cell belongs to (course/rubric.py)
 
     @property
     def verdicts(self) -> list[Verdict]:
