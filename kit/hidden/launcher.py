@@ -74,6 +74,29 @@ def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[
     return _subprocess(argv, cwd=cwd, env=env, timeout=timeout)
 
 
+def chosen_mode(requested: str | None) -> str | None:
+    """The isolation mode ``launch`` will use (None: no isolation here)."""
+    isolation = _isolation()
+    if isolation is None:
+        return None
+    try:
+        return str(isolation.choose_mode(requested))
+    except getattr(isolation, "IsolationUnavailableError", ()):
+        return None
+
+
+def open_for_sandbox_user(box: Path, workdir: Path) -> None:
+    """In the ``user`` mode the worker runs as another user, with no namespace to bind
+    folders into: it must reach the sandbox's package, the control folder and its results
+    folder, and nothing else of the sandbox (its notebooks hold reference outputs). The
+    notebook runner opens the sandbox the same way; the control files are opened here."""
+    from kit.nbval_runner import _let_the_sandbox_user_in
+
+    _let_the_sandbox_user_in(box, workdir)
+    for path in (workdir / "control").iterdir():
+        path.chmod(0o644)
+
+
 def _protect(isolation: Any, protect: Sequence[Path]) -> dict[str, Any]:
     """``protect=`` for an isolation module that knows it."""
     wanted = "protect" in inspect.signature(isolation.run).parameters

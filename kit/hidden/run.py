@@ -30,7 +30,7 @@ from typing import Any
 from kit.hidden import drivers, transport
 from kit.hidden.cases import Case, generate
 from kit.hidden.judge import judge
-from kit.hidden.launcher import Launched, launch
+from kit.hidden.launcher import Launched, chosen_mode, launch, open_for_sandbox_user
 
 HERE = Path(__file__).resolve().parent
 SOLUTION = HERE.parent.parent  # the solution tree: never visible to the worker
@@ -185,6 +185,8 @@ def execute(box: Path, cases: list[Case], limits: HiddenLimits,
     control, results = workdir / "control", workdir / "results"
     _write_control(control, cases)
     results.mkdir()
+    if chosen_mode(limits.isolation) == "user":
+        open_for_sandbox_user(box, workdir)
     blamed: dict[int, str] = {}
     launches: list[Launched] = []
     deadline = time.monotonic() + limits.total_seconds
