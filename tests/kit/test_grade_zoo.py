@@ -13,13 +13,13 @@ the layer tasks, the kind of file a student hands in.
 from __future__ import annotations
 
 import json
-import shutil
 import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hidden_zoo import copy_solution
 
 from course.rubric import task_of_check
 from course.tasks import NOTEBOOKS
@@ -107,12 +107,8 @@ def inject_in_region(sub: Path, rel: str, task_id: str, old: str, new: str) -> N
 
 
 def correct(base: Path, name: str) -> Path:
-    sub = base / name
-    shutil.copytree(ROOT / "course", sub / "course",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "notebooks", sub / "notebooks",
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    return sub
+    """A submission holding the solution's course/ and notebooks."""
+    return copy_solution(base, name, ROOT)
 
 
 RELU_SOLUTION = "    out = np.maximum(x, 0)\n"
