@@ -143,16 +143,24 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 def _interleave(impls: list[Impl], budget_s: float, min_reps: int, max_reps: int,
                 ops: tuple[str, ...] = OPS) -> int:
-    """Warm up, then time every op of every implementation in turn, repeatedly."""
+    """Warm up, then time every op of every implementation in turn, repeatedly.
+
+    In each repetition an implementation's timed ops follow one untimed run of its own
+    last op (fwd+bwd): what the implementation before it left running must not land on
+    its clock. PyTorch's OpenMP threads spin for a while after each call, and the numpy
+    layer timed right after PyTorch ran up to 4x slower than after itself; in a training
+    loop each library only ever follows itself.
+    """
     for impl in impls:
         for op in ops:
             impl.ops[op]()
-    round_s = sum(_timed(impl.ops[op]) for impl in impls for op in ops)
+    round_s = sum(_timed(impl.ops[op]) for impl in impls for op in (ops[-1], *ops))
     reps = int(min(max_reps, max(min_reps, budget_s / max(round_s, 1e-9))))
     for impl in impls:
         impl.times = {op: [] for op in ops}
     for _ in range(reps):
         for impl in impls:
+            impl.ops[ops[-1]]()  # settle: only this implementation's threads are about
             for op in ops:
                 impl.times[op].append(_timed(impl.ops[op]))
     return reps
