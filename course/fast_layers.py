@@ -218,22 +218,27 @@ def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
     """out[n] = w_flat @ im2col(n) (+ bias) for every example n, block by block.
 
     ``views``: (N, C, HH, WW, H_out, W_out) windows of the input; ``w_flat``: (F, C*HH*WW);
-    ``out``: (N, F, H_out*W_out), written. The forward pass, and dx of a stride-1 layer
-    with many input channels (see ``conv_backward_fast``), are this one function.
+    ``bias``: (F,) or None; ``out``: (N, F, H_out*W_out), written. The forward pass, and dx
+    of a stride-1 layer with many input channels (see ``conv_backward_fast``), are this one
+    function. The bias rides in the GEMM: the im2col buffer has one more row, all ones, and
+    the weights one more column, the bias (one pass over the output fewer).
     """
     N, C, HH, WW, H_out, W_out = views.shape
     K, P = C * HH * WW, H_out * W_out
     block = _block_size(N, K * P * out.itemsize)
+    rows = K if bias is None else K + 1
+    weights = w_flat if bias is None else np.concatenate([w_flat, bias.reshape(-1, 1)], axis=1)
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
-        cols_buffer = np.empty((block, C, HH, WW, H_out, W_out), dtype=out.dtype)
+        cols_buffer = np.empty((block, rows, P), dtype=out.dtype)
+        cols_buffer[:, K:] = 1  # the bias row (none without a bias); the copies skip it
+        # The first K rows as (block, C, HH, WW, H_out, W_out): splitting axes always
+        # gives a view, so the copies below land in the buffer.
+        windows_buffer = cols_buffer[:, :K].reshape(block, C, HH, WW, H_out, W_out)
         for start, stop in blocks:
             n = stop - start
-            cols = cols_buffer[:n]
-            np.copyto(cols, views[start:stop])  # im2col: (n, K, P), copied once
-            np.matmul(w_flat, cols.reshape(n, K, P), out=out[start:stop])  # -> (n, F, P)
-            if bias is not None:
-                out[start:stop] += bias
+            np.copyto(windows_buffer[:n], views[start:stop])  # im2col, copied once
+            np.matmul(weights, cols_buffer[:n], out=out[start:stop])  # -> (n, F, P)
 
     _run_blocks(work, N, block)
 
@@ -263,7 +268,7 @@ def conv_forward_fast(
     views = _windows(x_pad, HH, WW, stride, H_out, W_out)
     w_flat = w.reshape(F, C * HH * WW).astype(dtype, copy=False)  # (F, K), K = C*HH*WW
     out = np.empty((N, F, H_out * W_out), dtype=dtype)
-    _correlate_into(out, views, w_flat, b.astype(dtype, copy=False).reshape(1, F, 1))
+    _correlate_into(out, views, w_flat, b.astype(dtype, copy=False))
     return out.reshape(N, F, H_out, W_out), (x, w, b, conv_param)
 
 
