@@ -112,12 +112,17 @@ BLOCK_BYTES = 1 * 2**20
 WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                      else (os.cpu_count() or 1)))
 
-# Below this many bytes of work in a whole call, one block on the calling thread. Handing
-# work to the pool costs tens of microseconds on a quiet machine and, measured on the
-# busy 2-core VM, now and then milliseconds (a helper thread waiting for a core): the
-# digits network's training step (batch 50 of 1x8x8, its pools about 0.4 MB) took 1.7 ms
-# on one thread and 14 to 90 ms when its pools were split across two.
-INLINE_BYTES = 1 * 2**20
+# Below this many bytes of work in a whole call, one block on the calling thread. A second
+# thread pays only when each of its numpy calls is long: the threads hand the GIL to each
+# other around every call, and each handoff waits for a thread to wake (10 to 40 us on
+# the development VM). Measured interleaved (load 3 to 5 on 2 cores), two threads took
+# 1.03x to 1.33x the time of one on the 3-channel pools (1.2 and 2.4 MB) and on conv (a)
+# in float32 (2.8 MB of im2col); the lead's quiet run timed (a)'s forward at 1.9 ms on two
+# threads, where one thread takes 1.0 ms of CPU. The 32-channel pools (12.5 MB) and convs
+# (b) and (c) (30 MB of im2col) take about half the time on two threads. A busy machine
+# makes handoffs worse: the digits network's training step took 1.7 ms on one thread and
+# 14 to 90 ms when its pools were split across two.
+INLINE_BYTES = 4 * 2**20
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
