@@ -20,6 +20,17 @@ How it measures, so that ratios mean something on a busy machine:
   fwd, bwd and fwd+bwd of every implementation in turn, after a warm-up, and the table
   shows the median over the repetitions. Load from other processes then hits all of them
   alike, and the ratio of medians stays stable even when the absolute times do not.
+* In each repetition an implementation's timed operations follow one untimed run of its
+  own fwd+bwd. PyTorch's OpenMP threads keep spinning for a while after each call; timed
+  right after PyTorch, the numpy layers (whose own threads then share the cores with the
+  spinning ones) ran up to 4x slower. In a training loop each library follows only
+  itself, and so it does here. The other way to stop the spinning,
+  ``OMP_WAIT_POLICY=passive`` for the whole process, is not used: it makes PyTorch's
+  threads sleep between calls and wake for each one, and measured interleaved (load 3 on
+  2 cores) PyTorch's fwd+bwd then took 2.2x to 2.6x as long at conv (a), 1.8x at (c) and
+  2.7x at the 3-channel pool, while the numpy layers gained only what the untimed run
+  already gives them (a pool after PyTorch: 1.41 ms without it, 1.01 ms after it, 0.95 ms
+  with no PyTorch call before). The environment lines show OMP_WAIT_POLICY.
 * The naive layers run once per operation, in float32 only, and are skipped when an
   estimate from a slice of the batch says that would take more than a minute.
 * Peak memory is what ``tracemalloc`` sees (numpy reports its buffers to it) during one
@@ -374,7 +385,8 @@ def _environment(torch: Any) -> list[str]:
         lines.append("threadpoolctl not installed: BLAS unknown")
     overrides = ", ".join(f"{name}={os.environ.get(name, '(unset)')}"
                           for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
-    lines.append(f"OpenBLAS overrides: {overrides}")
+    lines.append(f"OpenBLAS overrides: {overrides}; OMP_WAIT_POLICY="
+                 f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')} (PyTorch's OpenMP threads)")
     lines.append(_load_line("before"))
     if torch is None:
         lines.append("PyTorch: not used (absent or --no-torch; .venv/bin/pip install torch "
