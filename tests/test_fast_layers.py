@@ -144,6 +144,25 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
             _assert_same(got, want, "grads")
 
 
+@pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
+@pytest.mark.parametrize("block_bytes", [1, 10**9])
+def test_fast_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
+    # Pools cut the batch into blocks of their own size; one example per block (the
+    # threads' path) and one block for the whole batch, tiling and overlapping windows.
+    monkeypatch.setattr(fast, "POOL_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 3, size=(7, 2, 6, 6)).astype(np.float64)  # many tied maxima
+    for param in ({"pool_height": 2, "pool_width": 2, "stride": 2},
+                  {"pool_height": 3, "pool_width": 3, "stride": 1}):
+        out, cache = max_pool_forward_fast(x, param)
+        naive_out, naive_cache = max_pool_forward_naive(x, param)
+        _assert_same(out, naive_out, f"pool out {param}")
+        dout = rng.standard_normal(out.shape)
+        _assert_same(max_pool_backward_fast(dout, cache),
+                     max_pool_backward_naive(dout, naive_cache), f"pool dx {param}")
+
+
 def test_input_grad_false_skips_dx_only() -> None:
     # Given code only (no naive layer): unmarked, it passes on the student stubs too.
     rng = np.random.default_rng(6)
