@@ -163,21 +163,24 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _block_size(n: int, bytes_per_example: int, block_bytes: int | None = None) -> int:
-    """Examples per block: about ``block_bytes`` (default BLOCK_BYTES) of work buffer, and
-    at least two blocks per worker thread, so that a thread slowed down by other processes
-    hands its share to the others; the whole batch when the call is small (it then runs on
-    the calling thread)."""
-    if n * bytes_per_example <= INLINE_BYTES:
-        return max(1, n)
+def _block_size(n: int, bytes_per_example: int,
+                block_bytes: int | None = None) -> tuple[int, int]:
+    """(examples per block, threads to run them): blocks of about ``block_bytes`` (default
+    BLOCK_BYTES) of work buffer, so that they stay in the per-core cache, on the calling
+    thread alone when the whole call is under INLINE_BYTES of work, else on up to WORKERS
+    threads with at least two blocks each, so that a thread slowed down by other processes
+    hands its share to the others."""
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-    size = max(1, block_bytes // max(1, bytes_per_example))
-    return max(1, min(size, -(-n // (2 * WORKERS))))
+    size = max(1, min(n, block_bytes // max(1, bytes_per_example)))
+    if n * bytes_per_example <= INLINE_BYTES or WORKERS <= 1:
+        return size, 1
+    return max(1, min(size, -(-n // (2 * WORKERS)))), WORKERS
 
 
-def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int, block: int,
-                uses_blas: bool = True) -> list[Any]:
-    """Run ``work(blocks)`` on up to WORKERS threads that share one iterator over the
+def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int,
+                plan: tuple[int, int], uses_blas: bool = True) -> list[Any]:
+    """Run ``work(blocks)`` on ``plan = (block, threads)`` (from ``_block_size``): up to
+    that many threads share one iterator over the
     blocks ``(start, stop)`` of range(n): each thread allocates its buffers once, then
     takes blocks until none is left. Returns what each thread's ``work`` returned.
 
@@ -185,8 +188,9 @@ def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int, block:
     run out is cancelled rather than waited for. ``uses_blas``: limit BLAS to one thread
     per worker meanwhile.
     """
+    block, threads = plan
     blocks = iter([(start, min(n, start + block)) for start in range(0, n, block)])
-    threads = min(WORKERS, -(-n // block))
+    threads = min(threads, -(-n // block))
     if threads <= 1:
         return [work(blocks)]
     with _single_threaded_blas() if uses_blas else nullcontext():
@@ -239,7 +243,8 @@ def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
     """
     N, C, HH, WW, H_out, W_out = views.shape
     K, P = C * HH * WW, H_out * W_out
-    block = _block_size(N, K * P * out.itemsize)
+    plan = _block_size(N, K * P * out.itemsize)
+    block = plan[0]
     rows = K if bias is None else K + 1
     weights = w_flat if bias is None else np.concatenate([w_flat, bias.reshape(-1, 1)], axis=1)
 
@@ -254,7 +259,7 @@ def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
             np.copyto(windows_buffer[:n], views[start:stop])  # im2col, copied once
             np.matmul(weights, cols_buffer[:n], out=out[start:stop])  # -> (n, F, P)
 
-    _run_blocks(work, N, block)
+    _run_blocks(work, N, plan)
 
 
 def conv_forward_fast(
@@ -350,7 +355,8 @@ def _weight_gradient(views: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.n
     N, C, HH, WW, H_out, W_out = views.shape
     F = d.shape[1]
     K, P = C * HH * WW, H_out * W_out
-    block = _block_size(N, K * P * d.itemsize)
+    plan = _block_size(N, K * P * d.itemsize)
+    block = plan[0]
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
         cols_buffer = np.empty((block, K + 1, P), dtype=d.dtype)
@@ -364,7 +370,7 @@ def _weight_gradient(views: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.n
             grads_t += products.sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
         return grads_t
 
-    grads_t = np.sum(_run_blocks(work, N, block), axis=0)
+    grads_t = np.sum(_run_blocks(work, N, plan), axis=0)
     return grads_t[:K].T, grads_t[K]
 
 
@@ -420,7 +426,8 @@ def _input_gradient_by_flat_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple
     front = (HH - 1) * Wp + (WW - 1)  # the largest shift: margin before each run
     w_t = w.reshape(F, K).T  # (K, F)
     dx = np.empty(x_shape, dtype=dout.dtype)
-    block = _block_size(N, K * (front + image) * dout.itemsize)
+    plan = _block_size(N, K * (front + image) * dout.itemsize)
+    block = plan[0]
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
         d_wide = np.zeros((block, F, H_out, Wp), dtype=dout.dtype)  # columns >= W_out stay 0
@@ -436,7 +443,7 @@ def _input_gradient_by_flat_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple
             padded = dx_flat[:n].reshape(n, C, Hp, Wp)
             dx[start:stop] = padded[:, :, pad:pad + H, pad:pad + W]
 
-    _run_blocks(work, N, block)
+    _run_blocks(work, N, plan)
     return dx
 
 
@@ -452,7 +459,8 @@ def _input_gradient_by_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int,
     d = dout.reshape(N, F, P)
     rows, cols = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
     dx = np.empty(x_shape, dtype=dout.dtype)
-    block = _block_size(N, K * P * dout.itemsize)
+    plan = _block_size(N, K * P * dout.itemsize)
+    block = plan[0]
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
         dcols_buffer = np.empty((block, K, P), dtype=dout.dtype)
@@ -468,7 +476,7 @@ def _input_gradient_by_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int,
                     target[:, :, p:p + rows:stride, q:q + cols:stride] += dcols[:, :, p, q]
             dx[start:stop] = target[:, :, pad:pad + H, pad:pad + W]
 
-    _run_blocks(work, N, block)
+    _run_blocks(work, N, plan)
     return dx
 
 
@@ -623,7 +631,8 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     # What the fast forward kept (None in the naive forward's cache: computed again).
     maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
     tiling = stride == ph == pw
-    block = _block_size(N, C * H * W * x.itemsize, POOL_BLOCK_BYTES)
+    plan = _block_size(N, C * H * W * x.itemsize, POOL_BLOCK_BYTES)
+    block = plan[0]
     if tiling:
         # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.
         dx = np.empty(x.shape, dtype=dtype)
@@ -672,7 +681,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
                                     [_column_view(dxs, q, stride, W_out) for q in range(pw)],
                                     True, tuple(b[:n] for b in tall_buffers))
 
-    _run_blocks(work, N, block, uses_blas=False)
+    _run_blocks(work, N, plan, uses_blas=False)
     return dx
 
 
