@@ -15,14 +15,19 @@ that load barely moves, and checked with two threads.
   padded input shaped ``(n, C, HH, WW, H_out, W_out)`` without copying; copying it into a
   buffer shaped ``(n, C*HH*WW, H_out*W_out)`` makes the windows' "im2col" matrix of a
   block of examples, and ``w_flat @ cols`` writes ``(n, F, H_out*W_out)``, already in NCHW
-  order. Tried and dropped: a row-flattened "extended" im2col (contiguous copies, but 12%
-  to 19% more GEMM work: 1.2x slower at size (b)) and one GEMM per block on an im2col
-  laid out (C*HH*WW, n*H_out*W_out) (no faster).
+  order. The bias rides in the GEMM: the im2col buffer has one more row, all ones, and
+  the weights one more column, the bias (a pass over the output fewer: one thread's
+  forward took 0.82x to 0.97x the time at (a)-(c)). Tried and dropped: a row-flattened
+  "extended" im2col (contiguous copies, but 12% to 19% more GEMM work: 1.2x slower at
+  size (b)), one GEMM per block on an im2col laid out (C*HH*WW, n*H_out*W_out) (no
+  faster), and the transposed product ``im2col.T @ w.T`` (0.9x to 1.2x, no clear gain).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
   the backward pass, not cached: the whole batch's matrix would cost C*HH*WW times the
   input's memory (57 MB at (b)), and making it again from the cached input is cheap.
+  The same row of ones makes the product's last row db, instead of a reduction over
+  dout (backward 0.94x to 0.96x at (a) and (b), one thread).
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
     correlated with the flipped filters (C and F swapped) through the forward's im2col +
@@ -37,13 +42,22 @@ that load barely moves, and checked with two threads.
     at once, summed over the offset axes. Before, the fold was HH*WW strided slab adds:
     14 ms of the 22 ms dx at (b), one thread; now about 4 ms (the GEMM writes 19% more).
   - stride > 1: that GEMM, then one strided slab add per filter offset (small at (a)).
+    Adding each phase of the stride (the padded positions one filter offset reaches)
+    into a contiguous buffer first, then copying the phases into dx, was only 2% to 4%
+    faster at (a): dropped. What bounds these adds is numpy's overhead per row of W_out
+    (16) values, not the strides.
   ``input_grad=False`` skips dx (a first layer's input is the data; PyTorch does the
   same for inputs that need no gradient): about half of the backward's work.
 * **Blocks and threads.** The batch is cut into blocks of about BLOCK_BYTES of work
-  buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c): the buffer stays in the
-  per-core L2 between the copy that makes it and the GEMM or fold that reads it), at
-  least two per thread. WORKERS threads (numpy releases the GIL in copies and BLAS calls)
-  share one iterator over the blocks: each allocates its buffers once per call and takes
+  buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c), and again in round 3:
+  2 MiB took 1.01x to 1.10x the time: the buffer stays in the per-core L2 between the
+  copy that makes it and the GEMM or fold that reads it); pools use POOL_BLOCK_BYTES
+  (256 KiB of input, since their passes hold several buffers of that size at once). A
+  call under INLINE_BYTES (4 MiB) of work runs its blocks on the calling thread: a second
+  thread costs a GIL handoff around every numpy call, more than it saves on short calls
+  (see INLINE_BYTES). A larger call runs on the threads, at least two blocks per thread:
+  WORKERS threads (numpy releases the GIL in copies and BLAS calls) share one iterator
+  over the blocks: each allocates its buffers once per call and takes
   blocks until none is left, so a thread slowed down by other processes does less of the
   work; BLAS runs single-threaded meanwhile (one BLAS thread per block thread). No buffer
   is larger than a thread's block buffers, apart from the output, the padded input and
@@ -123,9 +137,10 @@ WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaf
 # thread pays only when each of its numpy calls is long: the threads hand the GIL to each
 # other around every call, and each handoff waits for a thread to wake (10 to 40 us on
 # the development VM). Measured interleaved (load 3 to 5 on 2 cores), two threads took
-# 1.03x to 1.33x the time of one on the 3-channel pools (1.2 and 2.4 MB) and on conv (a)
-# in float32 (2.8 MB of im2col); the lead's quiet run timed (a)'s forward at 1.9 ms on two
-# threads, where one thread takes 1.0 ms of CPU. The 32-channel pools (12.5 MB) and convs
+# 0.91x to 1.33x (median 1.08x) the time of one on the forward and backward passes of the
+# 3-channel pools (1.2 and 2.4 MB) and of conv (a) (2.8 and 5.5 MB of im2col); the lead's
+# quiet run timed (a)'s float32 forward at 1.9 ms on two threads, where one thread takes
+# 1.0 ms of CPU. The 32-channel pools (12.5 MB) and convs
 # (b) and (c) (30 MB of im2col) take about half the time on two threads. A busy machine
 # makes handoffs worse: the digits network's training step took 1.7 ms on one thread and
 # 14 to 90 ms when its pools were split across two.

@@ -37,6 +37,11 @@ How it measures, so that ratios mean something on a busy machine:
   fast forward+backward, including the output and the gradients; inputs and ``dout``
   exist beforehand and are not counted.
 
+When the load average is at least the number of cores, a caution follows the targets:
+on a busy machine PyTorch's OpenMP threads slow down far more than the numpy layers (up
+to 90x, against 1.5x, at load 3 to 5 on 2 cores), so the ratios flatter the kit; judge
+the targets on a quiet machine, or compare per core with ``--threads 1``.
+
 The environment lines say what else was running (load average before and after), the BLAS
 library and kernel, and the OpenBLAS overrides (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) in
 force: compare runs made under the same ones.
@@ -373,7 +378,9 @@ def _environment(torch: Any) -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [f"python {platform.python_version()}, numpy {np.__version__}, cores available "
              f"{cores}, fast_layers threads {fast_layers.WORKERS}, block "
-             f"{fast_layers.BLOCK_BYTES // 2**10} KiB"]
+             f"{fast_layers.BLOCK_BYTES // 2**10} KiB (pools "
+             f"{fast_layers.POOL_BLOCK_BYTES // 2**10} KiB), one thread under "
+             f"{fast_layers.INLINE_BYTES // 2**10} KiB"]
     try:
         from threadpoolctl import threadpool_info
 
@@ -454,6 +461,19 @@ def _print_steps(steps: list[StepRow]) -> None:
     print("  loss throws away; PyTorch computes none for inputs that need no gradient. The")
     print("  'dx skipped' row runs the same loss with conv_relu_pool_backward(...,")
     print("  input_grad=False), the work PyTorch does.")
+
+
+def _busy_warning(load: float, cores: int) -> list[str]:
+    """A caution when other processes kept the cores busy: PyTorch's OpenMP threads
+    spin-wait for each other, and with more runnable threads than cores they wait for
+    descheduled ones. Measured at load 3 to 5 on 2 cores, PyTorch's fwd+bwd took up to 90x
+    its quiet time (float64 conv (a): 300 ms against 3.4 ms), the numpy layers about 1.5x;
+    the ratios then flatter the kit. ``--threads 1`` compares per-core speed instead."""
+    if load < cores:
+        return []
+    return [f"  Caution: load average {load:.1f} on {cores} cores. On a busy machine PyTorch's",
+            "  OpenMP threads slow down far more than the numpy layers: judge the targets on",
+            "  a quiet machine, or compare per core with --threads 1."]
 
 
 def _ratio(ours: float | None, theirs: float | None) -> str:
@@ -574,6 +594,12 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     print("Targets (fast or kit over PyTorch, medians; float64 rows: no slower than "
           "PyTorch's float64):")
     for line in _targets(rows, (*conv_cases, *pool_cases), steps):
+        print(line)
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        load = 0.0
+    for line in _busy_warning(load, os.cpu_count() or 1):
         print(line)
     print(f"\n({_load_line('after')}; the benchmark took {time.perf_counter() - start:.0f} s)")
     return 0

@@ -55,3 +55,10 @@ def test_naive_is_skipped_when_the_estimate_is_over_a_minute() -> None:
     assert isinstance(note, str) and "naive skipped" in note
     timed = bench._naive_impl(lambda: (None, None), lambda c: None, estimate=1.0)
     assert isinstance(timed, bench.Impl) and len(timed.times["fwd+bwd"]) == 1
+
+
+def test_busy_machine_gets_a_caution_under_the_targets() -> None:
+    assert bench._busy_warning(0.5, 2) == []
+    caution = bench._busy_warning(3.2, 2)
+    assert caution and "load average 3.2 on 2 cores" in caution[0]
+    assert any("--threads 1" in line for line in caution)
