@@ -15,7 +15,7 @@ def test_smoke_run_prints_table_and_targets(capsys, extra) -> None:
     assert "case                 dtype    impl" in out
     assert "(smoke)" in out and "pool smoke" in out and "pool smoke relu" in out
     assert "ThreeLayerConvNet loss+grads, batch 4 of 3x8x8, float32" in out
-    assert "kit, first layer's dx skipped" in out
+    assert "kit, images' gradient too" in out
     assert "Targets (fast or kit over PyTorch" in out
     assert "model batch 4        float32  kit/torch loss+grads <= 1.2: no PyTorch" in out
     assert "load average before" in out and "OPENBLAS_L2_SIZE" in out
@@ -36,16 +36,18 @@ def test_targets_judge_every_row_and_count_them() -> None:
     fast64.times, torch64.times = {"fwd+bwd": [0.5]}, {"fwd+bwd": [1.0]}
     rows = [bench.Row("(b)", "float32", [fast, torch], 1.0, 60.0),
             bench.Row("(b)", "float64", [fast64, torch64], 1.0, None)]
-    kit, no_dx, plain = bench.Impl("kit", {}), bench.Impl("kit-dx", {}), bench.Impl("torch", {})
-    kit.times, no_dx.times, plain.times = {"fwd+bwd": [1.1]}, {"fwd+bwd": [0.8]}, {"fwd+bwd": [1.0]}
-    steps = [bench.StepRow(50, [kit, no_dx, plain], (3, 32, 32))]
+    kit, kit_dx = bench.Impl("kit", {}), bench.Impl("kit+dx", {})
+    plain, plain_dx = bench.Impl("torch", {}), bench.Impl("torch+dx", {})
+    for impl, seconds in ((kit, 1.1), (kit_dx, 1.6), (plain, 1.0), (plain_dx, 2.0)):
+        impl.times = {"fwd+bwd": [seconds]}
+    steps = [bench.StepRow(50, [kit, kit_dx, plain, plain_dx], (3, 32, 32))]
     lines = bench._targets(rows, bench.CONV_CASES, steps)
     label = "  (b)                  float"
     assert f"{label}32  fast/torch fwd+bwd  2.000 (target <= 1.0): NOT met" in lines
     assert f"{label}64  fast/torch fwd+bwd  0.500 (target <= 1.0): met" in lines
     assert any("model batch 50" in line and "1.100 (target <= 1.2): met" in line
                for line in lines)
-    assert any("(first layer's dx skipped: 0.800)" in line for line in lines)
+    assert any("(images' gradient too, kit+dx/torch+dx: 0.800)" in line for line in lines)
     assert any("peak memory" in line and "NOT met" in line for line in lines)
     assert lines[-1] == "  2 of 4 targets met"
 
