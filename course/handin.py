@@ -34,6 +34,10 @@ class HandinError(Exception):
     """The tree cannot be handed in as it is (the message says why and what to do)."""
 
 
+class HandinOutError(HandinError):
+    """``--out`` names a path the hand-in may not be written to (a usage error)."""
+
+
 @dataclass
 class Handin:
     """What went into a hand-in zip."""
@@ -130,14 +134,17 @@ def made_by_handin(path: Path) -> bool:
 def claim_output(out: Path) -> None:
     """Refuse an output path holding anything this command did not write."""
     if out.is_dir():
-        raise HandinError(f"{out} is a folder; give the path of a .zip file (--out FILE.zip)")
+        raise HandinOutError(f"--out {out}: is a folder; give the path of a .zip file "
+                             "(--out FILE.zip)")
     if out.suffix != ".zip":
-        raise HandinError(f"{out}: the hand-in must be a .zip file (--out FILE.zip)")
+        raise HandinOutError(f"--out {out}: the hand-in must be a .zip file (--out FILE.zip)")
     if out.exists() and not made_by_handin(out):
-        raise HandinError(f"{out} exists and was not made by python -m course handin; it is "
-                          "left as it is. Move it away or choose another name (--out FILE.zip).")
+        raise HandinOutError(f"--out {out}: {out.name} exists and was not made by python -m "
+                             "course handin; it is left as it is. Move it away or choose "
+                             "another name (--out FILE.zip).")
     if not out.parent.is_dir():
-        raise HandinError(f"{out.parent} does not exist")
+        raise HandinOutError(f"--out {out}: the folder {out.parent} does not exist; create it "
+                             "or choose another place")
 
 
 def write_zip(tree: Path, files: Sequence[str], out: Path) -> None:
