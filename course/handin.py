@@ -182,6 +182,9 @@ def report(handin: Handin) -> str:
     lines += [f"  {rel}" + (" (with its outputs)" if rel.endswith(".ipynb") else "")
               for rel in handin.files]
     lines += ["What your saved notebooks show:", *(f"  {line}" for line in handin.notebook_lines)]
+    if any("did not pass" in line or "not run" in line for line in handin.notebook_lines):
+        lines.append("  (Saved outputs are those of the last run of each cell: if you fixed or "
+                     "wrote code since, run the notebook again, save it, and hand in again.)")
     if handin.stubs:
         lines.append(f"Still stubs (they earn no points): tasks {', '.join(handin.stubs)}.")
     lines += [f"Wrote {handin.path} ({size / 1000:.0f} kB): hand in this file.",
