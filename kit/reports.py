@@ -167,6 +167,23 @@ class TaskResult:
     def failed_checks(self) -> list[CheckResult]:
         return [c for c in self.checks if not c.passed]
 
+    @property
+    def hidden_failed(self) -> bool:
+        """Its hidden checks (the grader's own, on the task's code alone) failed."""
+        return any(c.hidden is not None and not c.hidden.passed for c in self.checks)
+
+    @property
+    def hidden_passed(self) -> bool:
+        """It has hidden checks and they passed: its own code is right."""
+        return bool(self.checks) and all(c.hidden is not None and c.hidden.passed
+                                         for c in self.checks)
+
+    @property
+    def only_hidden_failed(self) -> bool:
+        """Every check cell passed in the notebook, but the hidden checks failed: a bug
+        the notebook does not reach, or tampering."""
+        return self.hidden_failed and all(c.notebook_verdict.passed for c in self.checks)
+
 
 def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
     """The checks grouped by task, in the order the tasks first appear. A check that
@@ -276,13 +293,6 @@ def task_to_json(task: TaskResult) -> dict[str, Any]:
             "points": task.points, "max": task.max_points,
             "status": "passed" if task.passed else "failed",
             "checks": [c.name for c in task.checks]}
-
-
-def hidden_only_failures(check: CheckResult) -> bool:
-    """Passed in the notebook, failed its hidden checks: a bug the notebook does not reach,
-    or tampering."""
-    return check.notebook_verdict.passed and check.hidden is not None \
-        and not check.hidden.passed
 
 
 def to_json(result: GradeResult) -> dict[str, Any]:
@@ -419,15 +429,32 @@ def _cell(text: str, limit: int = 150) -> str:
 
 
 def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]:
-    """Failed tasks that no failed task of theirs builds on, each with the failed tasks
-    that build on it: where several tasks fail for one bug, the one to fix first."""
+    """Where several tasks fail for one bug, the task to fix first, with the failed tasks
+    that may pass once it is fixed.
+
+    A failed task is a likely cause when no failed task it builds on (``requires`` in
+    ``course/tasks.py``) failed and its own code is not known to be right (its hidden
+    checks failed, or it has none). A failed task depends on such a cause when it builds
+    on it, or when its own code is known to be right (its hidden checks passed) and the
+    cause comes before it in the same notebook: its check cells call earlier tasks' code
+    (a sandwich layer, a network).
+    """
     from course.tasks import prerequisites
 
-    failed = {t.task: t for t in tasks if not t.passed}
-    needs = {task: prerequisites(task) & set(failed) if task in TASKS_BY_ID else set()
-             for task in failed}
-    roots = [failed[task] for task in failed if not needs[task]]
-    return [(root, [task for task in failed if root.task in needs[task]]) for root in roots]
+    failed = [t for t in tasks if not t.passed]
+    failed_ids = {t.task for t in failed}
+    needs = {t.task: prerequisites(t.task) & failed_ids if t.task in TASKS_BY_ID else set()
+             for t in failed}
+    causes = [t for t in failed if not needs[t.task] and not t.hidden_passed]
+    order = {t.task: i for i, t in enumerate(tasks)}
+    found = []
+    for cause in causes:
+        dependants = [t.task for t in failed if t is not cause and (
+            cause.task in needs[t.task]
+            or (t.hidden_passed and t.notebook == cause.notebook
+                and order[cause.task] < order[t.task]))]
+        found.append((cause, dependants))
+    return found
 
 
 def _start_here(tasks: list[TaskResult]) -> list[str]:
@@ -438,6 +465,16 @@ def _start_here(tasks: list[TaskResult]) -> list[str]:
                          f"own checks, and the failing task(s) {', '.join(dependants)} "
                          "call its code, so they may pass once it is fixed.")
     return ["## Likely cause", "", *lines, ""] if lines else []
+
+
+def _result_text(check: CheckResult) -> str:
+    """The result column: the reason, without the error line the next column shows."""
+    if check.passed:
+        return "passed"
+    reason = check.reason
+    if reason is not None and reason.kind is FailureKind.ERROR and check.first_line:
+        return FailureKind.ERROR.value
+    return check.reason_text or "failed"
 
 
 def _notebook_section(notebook: str, tasks: list[TaskResult]) -> list[str]:
@@ -451,10 +488,9 @@ def _notebook_section(notebook: str, tasks: list[TaskResult]) -> list[str]:
         for position, check in enumerate(task.checks):
             label = f"{task.task} {task.title}" if position == 0 else ""
             points = f"{task.points}/{task.max_points}" if position == 0 else ""
-            result = "passed" if check.passed else check.reason_text or "failed"
             line = f"`{_cell(check.first_line)}`" if check.first_line else ""
-            lines.append(f"| {_cell(label)} | {points} | `{check.name}` | {_cell(result)} "
-                         f"| {line} |")
+            lines.append(f"| {_cell(label)} | {points} | `{check.name}` | "
+                         f"{_cell(_result_text(check))} | {line} |")
             details += _evidence(check)
     return [*lines, "", *details]
 
@@ -517,20 +553,20 @@ def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
     for result in sorted(results, key=lambda r: r.submission):
         writer.writerow([result.submission, result.total, result.max, result.status,
                          *(result.subtotal(n) for n in notebooks), result.isolation,
-                         sum(hidden_only_failures(c) for c in result.checks)])
+                         sum(t.only_hidden_failed for t in result.tasks)])
     return buffer.getvalue()
 
 
 def hidden_summary(results: Iterable[GradeResult]) -> str | None:
-    """One line for the instructor: the checks the notebook passed but the hidden checks
-    failed, over the batch (None when there are none)."""
-    counts = {r.submission: sum(hidden_only_failures(c) for c in r.checks) for r in results}
-    checks, submissions = sum(counts.values()), sum(1 for n in counts.values() if n)
-    if not checks:
+    """One line for the instructor: the tasks whose check cells all passed in the notebook
+    but whose hidden checks failed, over the batch (None when there are none)."""
+    counts = {r.submission: sum(t.only_hidden_failed for t in r.tasks) for r in results}
+    tasks, submissions = sum(counts.values()), sum(1 for n in counts.values() if n)
+    if not tasks:
         return None
-    return (f"{checks} check(s) passed in the notebook but failed hidden checks, in "
-            f"{submissions} submission(s): bugs the notebook does not reach, or tampering "
-            f"(hidden_check_failures in grades.csv)")
+    return (f"{tasks} task(s) passed every check cell in the notebook but failed their "
+            f"hidden checks, in {submissions} submission(s): bugs the notebooks do not "
+            "reach, or tampering (hidden_check_failures in grades.csv)")
 
 
 def summary_table(results: list[GradeResult]) -> str:

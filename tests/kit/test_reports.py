@@ -143,3 +143,44 @@ def test_gradescope_gets_one_test_per_task_worth_its_points():
     assert "two-layer-net-training: passed" in tests["task 1.8"]["output"]
     assert "first failing line: ValueError: bad shape" in tests["task 1.8"]["output"]
     assert payload["score"] == sum(t["score"] for t in payload["tests"])
+
+
+def with_hidden(check: rp.CheckResult, passed_hidden: bool) -> rp.CheckResult:
+    hidden = rp.Verdict(True) if passed_hidden else rp.Verdict(
+        False, rp.Reason(rp.FailureKind.HIDDEN, "failed: hidden check"), None,
+        f"task {check.task}: out: largest relative error 1e+00", "task: out")
+    return rp.CheckResult(check.name, check.notebook, check.heading, check.notebook_verdict,
+                          hidden, check.task)
+
+
+def a_missing_bias() -> rp.GradeResult:
+    """affine_forward without its bias: its own hidden checks fail; ReLU backward's own
+    code is right (hidden checks pass) but its sandwich cell, which calls affine_forward,
+    fails; task 1.3 passes everything."""
+    fc = "FullyConnectedNets"
+    checks = [with_hidden(failed("affine-forward", fc, "1.1"), False),
+              with_hidden(passed("relu-forward", fc, "1.3"), True),
+              with_hidden(passed("relu-backward", fc, "1.4"), True),
+              with_hidden(failed("affine-relu-sandwich", fc, "1.4"), True)]
+    return rp.GradeResult("dave", runs=[], checks=checks)
+
+
+def test_a_task_whose_own_code_is_right_is_blamed_on_the_earlier_failing_task():
+    causes = {cause.task: dependants for cause, dependants in
+              rp.likely_causes(a_missing_bias().tasks)}
+    assert causes == {"1.1": ["1.4"]}
+    text = rp.feedback_markdown(a_missing_bias())
+    assert text.count("Start with task") == 1 and "Start with task 1.1" in text
+
+
+def test_only_a_task_the_notebook_passed_entirely_counts_as_a_hidden_only_failure():
+    fc = "FullyConnectedNets"
+    fooled = rp.GradeResult("eve", runs=[], checks=[
+        with_hidden(passed("adam", fc, "1.12"), False),
+        with_hidden(passed("fc-net-loss-gradients", fc, "1.8"), False),
+        with_hidden(failed("two-layer-net-training", fc, "1.8"), False)])
+    assert [t.task for t in fooled.tasks if t.only_hidden_failed] == ["1.12"]
+    assert rp.grades_csv([fooled], [fc]).splitlines()[1].endswith(",1")
+    line = rp.hidden_summary([fooled, a_missing_bias()])
+    assert line is not None and line.startswith("1 task(s) passed every check cell")
+    assert rp.hidden_summary([a_missing_bias()]) is None
