@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kit_helpers import run_release, snapshot
+from kit_helpers import run_release
 
 from kit import bench, gradescope, mutants, port, site, verify
 
@@ -176,11 +176,3 @@ def test_release_source_that_is_missing_or_a_file(tmp_path: Path) -> None:
                 f"found {found} there") in result.err
     assert not (tmp_path / "student").exists() and a_file.read_text() == "mine\n"
 
-
-def test_release_refused_out_is_a_usage_error(src: Path, tmp_path: Path) -> None:
-    foreign = tmp_path / "mine"
-    foreign.mkdir()
-    (foreign / "notes.txt").write_text("keep me\n")
-    result = run_release("--source", src, "--out", foreign)
-    assert result.code == 2
-    assert snapshot(foreign) == {"notes.txt": (b"keep me\n", 0o644)}
