@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kit_helpers import run_release
 
-from kit import bench, gradescope, mutants, port, site, verify
+from kit import bench, grade, gradescope, mutants, port, site, verify
 
 
 def run_main(main: Callable[[list[str]], int], *argv: str | Path) -> tuple[int, str]:
@@ -176,3 +176,46 @@ def test_release_source_that_is_missing_or_a_file(tmp_path: Path) -> None:
                 f"found {found} there") in result.err
     assert not (tmp_path / "student").exists() and a_file.read_text() == "mine\n"
 
+
+
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--jobs", "0", "expected a number of submissions >= 1, got '0'"),
+    ("--jobs", "-1", "expected a number of submissions >= 1, got '-1'"),
+    ("--timeout", "abc", "expected a positive number of seconds, got 'abc'"),
+    ("--wall", "0", "expected a positive number of seconds, got '0'"),
+    ("--memory", "100", "expected a number of MB >= 256, got '100'"),
+])
+def test_grade_numbers_are_checked_and_named(option: str, value: str, expected: str,
+                                             tmp_path: Path) -> None:
+    sub = tmp_path / "alice"
+    sub.mkdir()
+    code, err = run_main(grade.main, sub, "--out", tmp_path / "grades", option, value)
+    assert code == 2
+    assert last_line(err).endswith(f"argument {option}: {expected}")
+    assert not (tmp_path / "grades").exists()
+
+
+def test_grade_refuses_names_it_does_not_know_before_grading(tmp_path: Path) -> None:
+    sub = tmp_path / "alice"
+    sub.mkdir()
+    out = tmp_path / "grades"
+    code, err = run_main(grade.main, sub, "--out", out, "--notebook", "Fullyconnectednets")
+    assert code == 2
+    assert "argument --notebook: no notebook 'Fullyconnectednets'; expected one of " \
+           "FullyConnectedNets, BatchNormalization" in last_line(err)
+    code, err = run_main(grade.main, sub, "--out", out, "--only", "affine-foward")
+    assert code == 2
+    assert "argument --only: no check cell named 'affine-foward' (did you mean " \
+           "affine-forward" in last_line(err)
+    assert not out.exists()
+
+
+def test_grade_submission_must_be_a_folder_or_a_zip(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for given, expected in ((notes, f"expected a folder or a .zip file, got {notes} (a file)"),
+                            (tmp_path / "nobody", "no such file or folder")):
+        code, err = run_main(grade.main, given, "--out", tmp_path / "grades")
+        assert code == 2
+        assert f"argument SUBMISSION: {expected}" in last_line(err)
+    assert notes.read_text() == "mine\n" and not (tmp_path / "grades").exists()
