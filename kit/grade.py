@@ -15,28 +15,34 @@ Each submission (a folder or a ``.zip``) goes through three phases:
    sandbox user where namespaces are forbidden; ``--no-isolation`` only for code you
    trust). Per-cell results come signed through a pipe the student's code cannot reach
    (``kit/nbval_report.py``), never from stdout;
-3. **score**: each selected check cell's result is its named check, worth the points
-   ``course/rubric.py`` gives it (``kit.reports`` holds the typed result); the outputs a
-   student will read are capped and any solution line in them withheld (``kit.redact``).
+3. **score**: each selected check cell's result is its named check, which belongs to one
+   task (``CHECKS`` in ``course/rubric.py``); a task earns its points (``TASK_POINTS``,
+   the scale ``make check`` shows) only when every check cell of it passes, and none
+   otherwise (``kit.reports`` holds the typed result). The outputs a student will read
+   are capped and any solution line in them withheld (``kit.redact``).
 
 Beside the notebooks, the **hidden checks** (``kit.hidden``) call each task's code in an
 isolated worker on inputs drawn from the batch's secret seed and judge the answers in the
-grader's own process; a check cell of task X (``CHECKS`` in ``course/rubric.py``) earns
-its points only if nbval passes it and task X passes its hidden checks (``failed: hidden
-check`` otherwise, both verdicts side by side in the JSON, a count per submission in
-``grades.csv``), so a task whose hidden checks fail earns nothing.
+grader's own process; a check cell of task X passes only if nbval passes it and task X
+passes its hidden checks (``failed: hidden check`` otherwise, both verdicts side by side
+in the JSON, a count per submission in ``grades.csv``), so a task whose hidden checks fail
+earns nothing.
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
-``<submission>.json`` (every check: name, notebook, points, max, status, reason, and for a
-failed check the expected vs actual output, trimmed) and one ``<submission>.md`` for the
-student. Submissions already graded in ``--out`` are skipped unless ``--force``, so a killed
-batch resumes where it stopped. ``--out`` must be new, empty, or made by ``kit grade``.
+``<submission>.json`` (every task: points, max, status, its checks; every check: name,
+notebook, task, status, reason, and for a failed check its first failing line and the
+expected vs actual output, trimmed) and one ``<submission>.md`` for the student (one
+table per notebook with a task column, the likely cause when several tasks fail for one,
+what each result means). Submissions already graded in ``--out`` are skipped unless
+``--force``, so a killed batch resumes where it stopped. ``--out`` must be new, empty, or
+made by ``kit grade``.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import functools
 import shutil
 import sys
@@ -49,14 +55,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course.rubric import CHECKS, DEFAULT_POINTS, check_points
-from kit import hidden, isolation, outputs
+from course.rubric import CHECKS
+from kit import cli, hidden, isolation, outputs
 from kit import notebooks as nbs
 from kit import reports as rp
 from kit import sandbox as sb
 from kit.errors import KitError
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
-from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
+from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
 from kit.redact import Redactor
 
 ROOT = sb.ROOT
@@ -184,6 +190,17 @@ def for_student(text: str, root: Path = ROOT) -> str:
     return redactor(root).redact(rp.ANSI.sub("", text or ""), rp.TRIM)
 
 
+def failed_cell_verdict(reason: rp.Reason, record: CellRecord, root: Path = ROOT
+                        ) -> rp.Verdict:
+    """The verdict on a check cell that failed: the trimmed evidence, and its first failing
+    line read from the whole (redacted) output, so trimming never hides it."""
+    actual = record.actual or record.message
+    whole = redactor(root).redact(rp.ANSI.sub("", actual), 1_000_000)
+    return rp.Verdict(False, reason, for_student(record.expected, root),
+                      for_student(actual, root),
+                      rp.first_failing_line(record.expected, whole))
+
+
 def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.Verdict | None:
     """The hidden checks' verdict on the task a check grades (None: it has none)."""
     if report is None or task not in report.tasks:
@@ -191,9 +208,8 @@ def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.V
     verdict = report.tasks[task]
     if verdict.passed:
         return rp.Verdict(True)
-    return rp.Verdict(False, rp.Reason(rp.FailureKind.HIDDEN,
-                                       f"failed: hidden check: {verdict.feedback[0]}"),
-                      None, "\n".join(verdict.feedback))
+    return rp.Verdict(False, rp.Reason(rp.FailureKind.HIDDEN, "failed: hidden check"),
+                      None, "\n".join(verdict.feedback), verdict.feedback[0])
 
 
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
@@ -213,10 +229,8 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
             elif record is None:
                 verdict = rp.Verdict(False, reason)
             else:
-                verdict = rp.Verdict(False, reason, for_student(record.expected, root),
-                                     for_student(record.actual or record.message, root))
-            results.append(rp.CheckResult(check.name, notebook, check.heading,
-                                          check_points(notebook, check.name), verdict,
+                verdict = failed_cell_verdict(reason, record, root)
+            results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
                                           hidden_verdict(check.task, hidden_report),
                                           check.task))
     return results
@@ -267,7 +281,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
         result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
     else:
         try:
-            result.notes += box.notes
+            result.notes += list(dict.fromkeys(box.notes))  # one note per fact
             if prepared is None and hidden_tasks(selection, root):
                 prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
             if prepared is not None:
@@ -308,8 +322,8 @@ def _warn_unrated(references: Mapping[str, Any]) -> None:
     unrated = [f"{name}/{check}" for name, nb in references.items()
                for check in nbs.check_cells(nb).values() if f"{name}/{check}" not in CHECKS]
     if unrated:
-        print(f"kit grade: no points in course/rubric.py for {', '.join(unrated)}; "
-              f"each counts {DEFAULT_POINTS}", file=sys.stderr)
+        print(f"kit grade: {', '.join(unrated)} belong to no task in course/rubric.py "
+              "(CHECKS): graded, but they earn no points", file=sys.stderr)
 
 
 def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
@@ -382,11 +396,13 @@ def parser() -> argparse.ArgumentParser:
                    help="a folder or .zip with the student's course/ files (and notebooks)")
     p.add_argument("--out", type=Path, default=Path("build/grades"),
                    help="where grades.csv and the per-submission reports go (build/grades)")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (1)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (60)")
-    p.add_argument("--wall", type=float, default=600.0,
+    p.add_argument("--jobs", type=cli.whole_number(1, "a number of submissions"), default=1,
+                   help="submissions graded at once (1)")
+    p.add_argument("--timeout", type=cli.positive_seconds, default=60.0,
+                   help="seconds per cell (60)")
+    p.add_argument("--wall", type=cli.positive_seconds, default=600.0,
                    help="seconds for one submission's notebooks together (600)")
-    p.add_argument("--memory", type=int, default=3072,
+    p.add_argument("--memory", type=cli.whole_number(256, "a number of MB"), default=3072,
                    help="memory limit, MB, per process and over each notebook kernel's "
                         "processes together (3072)")
     p.add_argument("--no-isolation", action="store_true",
@@ -409,16 +425,36 @@ def _make_sure_of_bubblewrap() -> None:
         print(f"kit grade: {error}", file=sys.stderr)
 
 
+def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> str | None:
+    """What is wrong with the arguments that argparse cannot see (None: nothing)."""
+    for path in args.submissions:
+        if not path.exists():
+            return f"argument SUBMISSION: no such file or folder: {path}"
+        if path.is_file() and path.suffix.lower() != ".zip":
+            return (f"argument SUBMISSION: expected a folder or a .zip file, got {path} "
+                    "(a file)")
+    unknown = [name for name in args.notebook or [] if name not in references]
+    if unknown:
+        return (f"argument --notebook: no notebook {', '.join(map(repr, unknown))}; "
+                f"expected one of {', '.join(references)}")
+    checks = {name for notebook, reference in references.items()
+              for name in nbs.check_cells(reference).values()}
+    checks |= {f"{notebook}/{name}" for notebook, reference in references.items()
+               for name in nbs.check_cells(reference).values()}
+    for name in args.only or []:
+        if name not in checks:
+            near = difflib.get_close_matches(name, sorted(checks), n=3)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            return (f"argument --only: no check cell named {name!r}{hint}; the names are "
+                    "the check cells' metadata.check, listed in CHECKS of course/rubric.py")
+    return None
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.jobs < 1 or args.timeout <= 0 or args.wall <= 0 or args.memory < 256:
-        print("kit grade: --jobs must be >= 1, --timeout and --wall positive, "
-              "--memory at least 256 MB", file=sys.stderr)
-        return 2
-    missing = [str(s) for s in args.submissions if not s.exists()]
-    if missing:
-        print(f"kit grade: no such submission: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    problem = _usage_problem(args, reference_notebooks())
+    if problem:
+        parser().error(problem)
     if not args.no_isolation:
         _make_sure_of_bubblewrap()
     limits = Limits(args.timeout, args.wall, args.memory,
