@@ -51,17 +51,19 @@ that load barely moves, and checked with two threads.
 * **Blocks and threads.** The batch is cut into blocks of about BLOCK_BYTES of work
   buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c), and again in round 3:
   2 MiB took 1.01x to 1.10x the time: the buffer stays in the per-core L2 between the
-  copy that makes it and the GEMM or fold that reads it); pools use POOL_BLOCK_BYTES
-  (256 KiB of input, since their passes hold several buffers of that size at once). A
-  call under INLINE_BYTES (4 MiB) of work runs its blocks on the calling thread: a second
+  copy that makes it and the GEMM or fold that reads it); pools use the same size, in
+  bytes of input. Smaller pool blocks (256 KiB) looked 0.74x to 0.94x the time on two
+  threads at load 4 to 5 on 2 cores, but took 1.07x to 1.70x at load 2, where a second
+  core is really there and the extra numpy calls cost GIL handoffs: dropped. A call
+  under INLINE_BYTES (4 MiB) of work runs its blocks on the calling thread: a second
   thread costs a GIL handoff around every numpy call, more than it saves on short calls
   (see INLINE_BYTES). A larger call runs on the threads, at least two blocks per thread:
   WORKERS threads (numpy releases the GIL in copies and BLAS calls) share one iterator
-  over the blocks: each allocates its buffers once per call and takes
-  blocks until none is left, so a thread slowed down by other processes does less of the
-  work; BLAS runs single-threaded meanwhile (one BLAS thread per block thread). No buffer
-  is larger than a thread's block buffers, apart from the output, the padded input and
-  the gradients themselves.
+  over the blocks: each allocates its buffers once per call and takes blocks until none
+  is left, so a thread slowed down by other processes does less of the work; BLAS runs
+  single-threaded meanwhile (one BLAS thread per block thread). No buffer is larger than
+  a thread's block buffers, apart from the output, the padded input and the gradients
+  themselves.
 * **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
   maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
   backward pass walks the offsets in row-major order and gives each output's gradient to
@@ -86,8 +88,8 @@ loss + gradients at batch 50 and 100, 1.53-1.55 (1.91-2.11) times PyTorch's step
 computes no gradient for the images (the kit's layers return dx; the same loss with
 ``input_grad=False`` on the first layer: 1.06 and 1.17, another run, load 8).
 
-Round 3 (bias and db in the GEMM, cache-sized blocks on one thread under 4 MiB, 256 KiB
-pool blocks), ``make bench --threads 1`` (every library on one thread; load 3 on 2
+Round 3 (bias and db in the GEMM, cache-sized blocks on one thread under 4 MiB),
+``make bench --threads 1`` (every library on one thread; load 3 on 2
 cores): fwd+bwd over PyTorch's, float32, (a) 0.74, (b) 0.84, (c) 1.75, pools 0.41-0.59;
 float64 (a)-(c) 0.50-0.83, pools 0.60-0.88; the training step 1.06 (batch 50) and 1.15
 (batch 100). What still bounds (c) is OpenBLAS: its GEMMs of these shapes (64 x 576 by
@@ -130,13 +132,6 @@ __all__ = [
 # this size stay in the per-core L2 cache between the copy that makes them and the GEMM
 # or fold that reads them, and large enough that each GEMM amortises numpy's overhead.
 BLOCK_BYTES = 1 * 2**20
-
-# The same for max pooling, counted in bytes of input: its passes hold the input's block,
-# dx's and several mask and maximum buffers at once, so its blocks are smaller. Measured
-# interleaved on the 32-channel pools (load 4 to 5 on 2 cores): 64 to 256 KiB took 0.74x
-# to 0.94x the time of 1 MiB blocks on two threads (one thread: 0.84x to 0.99x); 256 KiB,
-# the largest of those, makes the fewest numpy calls.
-POOL_BLOCK_BYTES = 256 * 2**10
 
 # Threads that run blocks at once: the cores this process may use (at most 4; beyond that
 # the memory bandwidth, not the cores, bounds these layers).
@@ -188,15 +183,13 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _block_size(n: int, bytes_per_example: int,
-                block_bytes: int | None = None) -> tuple[int, int]:
-    """(examples per block, threads to run them): blocks of about ``block_bytes`` (default
-    BLOCK_BYTES) of work buffer, so that they stay in the per-core cache, on the calling
-    thread alone when the whole call is under INLINE_BYTES of work, else on up to WORKERS
-    threads with at least two blocks each, so that a thread slowed down by other processes
-    hands its share to the others."""
-    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
-    size = max(1, min(n, block_bytes // max(1, bytes_per_example)))
+def _block_size(n: int, bytes_per_example: int) -> tuple[int, int]:
+    """(examples per block, threads to run them): blocks of about BLOCK_BYTES of work
+    buffer, so that they stay in the per-core cache, on the calling thread alone when the
+    whole call is under INLINE_BYTES of work, else on up to WORKERS threads with at least
+    two blocks each, so that a thread slowed down by other processes hands its share to
+    the others."""
+    size = max(1, min(n, BLOCK_BYTES // max(1, bytes_per_example)))
     if n * bytes_per_example <= INLINE_BYTES or WORKERS <= 1:
         return size, 1
     return max(1, min(size, -(-n // (2 * WORKERS)))), WORKERS
@@ -592,8 +585,7 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
             _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
                               out[start:stop])
 
-    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize, POOL_BLOCK_BYTES),
-                uses_blas=False)
+    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize), uses_blas=False)
     return out, _PoolCache(x, pool_param, out, row_max)
 
 
@@ -656,7 +648,7 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     # What the fast forward kept (None in the naive forward's cache: computed again).
     maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
     tiling = stride == ph == pw
-    plan = _block_size(N, C * H * W * x.itemsize, POOL_BLOCK_BYTES)
+    plan = _block_size(N, C * H * W * x.itemsize)
     block = plan[0]
     if tiling:
         # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.

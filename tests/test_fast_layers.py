@@ -147,9 +147,9 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_fast_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
-    # Pools cut the batch into blocks of their own size; one example per block (the
-    # threads' path) and one block for the whole batch, tiling and overlapping windows.
-    monkeypatch.setattr(fast, "POOL_BLOCK_BYTES", block_bytes)
+    # One example per block (the threads' path) and as few blocks as the threads allow,
+    # tiling and overlapping windows.
+    monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
     rng = np.random.default_rng(8)
     x = rng.integers(0, 3, size=(7, 2, 6, 6)).astype(np.float64)  # many tied maxima
