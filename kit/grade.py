@@ -141,10 +141,11 @@ def export_step(notebook: str, task_cells: Mapping[str, str], exports: Path) -> 
                     insert_export_cells)
 
 
-def sanitize_steps(notebook: str, selection: Selection,
-                   exports: nbs.Step | None = None) -> list[nbs.Step]:
+def sanitize_steps(notebook: str, selection: Selection, exports: nbs.Step | None = None,
+                   keep: frozenset[str] = frozenset()) -> list[nbs.Step]:
     """What makes a spliced reference notebook ready to grade, step by step (``exports``:
-    the step inserting the notebook tasks' export cells, if it has any)."""
+    the step inserting the notebook tasks' export cells, if it has any; ``keep``: IDs of
+    the notebook tasks' own cells, run even when only some checks are asked for)."""
     graded = selection.indices(notebook)
 
     def skip_unselected_checks(nb: Any) -> None:
@@ -154,7 +155,8 @@ def sanitize_steps(notebook: str, selection: Selection,
 
     def skip_training_logs(nb: Any) -> None:
         for c in nbs.code_cells(nb):
-            if nbs.has_tag(c.cell, nbs.NBVAL_IGNORE_OUTPUT) and not nbs.is_check(c.cell):
+            if nbs.has_tag(c.cell, nbs.NBVAL_IGNORE_OUTPUT) and not nbs.is_check(c.cell) \
+                    and c.cell.get("id") not in keep:
                 sb.skip_cell(c.cell)
 
     steps = [nbs.Step("skip experiment cells", sb.skip_experiments)]
@@ -187,12 +189,12 @@ def sanitize(submission: Path, references: Mapping[str, Any], selection: Selecti
     tasks = notebook_tasks(selection, root) if exports is not None else {}
 
     def prepare(name: str, nb: Any) -> None:
-        step = None
+        step, cells = None, {}
         if exports is not None and tasks.get(name):
-            cells = sb.task_cell_ids(references[name], name, tasks[name])
-            step = export_step(name, {t: cells[t] for t in tasks[name] if t in cells},
-                               exports)
-        nbs.run_steps(nb, sanitize_steps(name, selection, step))
+            cells = sb.task_cell_ids(references[name], name, tasks[name], root)
+            cells = {t: cells[t] for t in tasks[name] if t in cells}
+            step = export_step(name, cells, exports)
+        nbs.run_steps(nb, sanitize_steps(name, selection, step, frozenset(cells.values())))
 
     return sb.build(submission, references, root=root, prepare=prepare,
                     withhold_test_labels=True)

@@ -445,18 +445,21 @@ def insert_after(notebook: Any, cell_id: str, cell: dict[str, Any]) -> bool:
     return False
 
 
-def task_cell_ids(reference: Any, name: str, task_ids: Iterable[str]) -> dict[str, str]:
+def task_cell_ids(reference: Any, name: str, task_ids: Iterable[str],
+                  root: Path = ROOT) -> dict[str, str]:
     """The ID of the reference notebook's cell holding each task's solution region (the
-    cell the student's is spliced into), for the tasks of ``task_ids`` it has."""
-    wanted = list(task_ids)
+    cell the student's is spliced into), for the tasks of ``task_ids`` it has (the tree
+    at ``root`` has the task table the markers are read with)."""
+    wanted = set(task_ids)
+    known = [task.id for task in load_tasks(root)]
     found: dict[str, str] = {}
     for number, cell in enumerate(reference["cells"], start=1):
         if not nbs.is_code(cell) or not cell.get("id"):
             continue
-        segments = parse(nbs.source_of(cell), f"notebooks/{name}.ipynb", wanted or ["0.0"],
-                         cell=number)
+        segments = parse(nbs.source_of(cell), f"notebooks/{name}.ipynb", known, cell=number)
         for region in regions(segments):
-            found.setdefault(region.task_id, cell["id"])
+            if region.task_id in wanted:
+                found.setdefault(region.task_id, cell["id"])
     return found
 
 
