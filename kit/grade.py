@@ -24,7 +24,12 @@ isolated worker on inputs drawn from the batch's secret seed and judge the answe
 grader's own process; a check cell of task X (``CHECKS`` in ``course/rubric.py``) earns
 its points only if nbval passes it and task X passes its hidden checks (``failed: hidden
 check`` otherwise, both verdicts side by side in the JSON, a count per submission in
-``grades.csv``), so a task whose hidden checks fail earns nothing.
+``grades.csv``), so a task whose hidden checks fail earns nothing. The notebook-cell
+tasks (``kit.hidden.measure.NOTEBOOK_TASKS``) get a verdict of the same kind: sanitize
+inserts an export cell after the task's cell (``export_step``), ``execute`` gives the
+kernel the export folder, and ``judge_notebook_tasks`` measures what was exported with
+the solution's code and adds the verdicts to the hidden checks' report. The grading
+kernel's data carries no test labels (``kit.sandbox.WITHHOLD_TEST_LABELS``).
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
