@@ -156,6 +156,7 @@ def install_helpers(folder: Path) -> None:
     export folder, the one the kernel reads them from."""
     for name in HELPERS:
         shutil.copy(HERE / name, Path(folder) / name)
+        (Path(folder) / name).chmod(0o644)  # the user mode's sandbox user reads them
 
 
 def export_cell(task: str, helpers: Path, path: Path) -> str:
@@ -453,8 +454,11 @@ def _load(dataset: str) -> dict[str, np.ndarray]:
 
 
 def grader_data(dataset: str = "digits") -> dict[str, np.ndarray]:
-    """The notebooks' data as the grader loads it, with every label (the solution tree's
-    ``course.data_utils``: the caller checks that it is the solution's), once per
-    process."""
+    """The notebooks' data as the grader loads it, with every label, through the solution
+    tree's ``course.data_utils`` (refused if this process imports another ``course``),
+    once per process."""
+    from kit.hidden.run import check_solution_package
+
+    check_solution_package()
     with _DATA_LOCK:
         return _load(dataset)
