@@ -364,26 +364,27 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
     exports = Path(tempfile.mkdtemp(prefix="kit-grade-exports-"))
     exports.chmod(0o711)  # the user mode's sandbox user passes through to its folder
     try:
-        box = sanitize(submission, references, selection, root, exports)
-    except sb.SubmissionError as error:
-        result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
-        shutil.rmtree(exports, ignore_errors=True)
-    else:
         try:
-            result.notes += box.notes
-            if prepared is None and hidden_tasks(selection, root):
-                prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
-            if prepared is not None:
-                hidden_report = run_hidden(box, prepared, limits, selection, root)
-            runs = execute(box, references, limits, started + limits.wall,
-                           exports=exports)
-            hidden_report = judge_notebook_tasks(
-                exports, notebook_tasks(selection, root), hidden_report)
-        finally:
-            box.cleanup()
-            shutil.rmtree(exports, ignore_errors=True)
-        result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
-                       for name, run in runs.items()]
+            box = sanitize(submission, references, selection, root, exports)
+        except sb.SubmissionError as error:
+            result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
+        else:
+            try:
+                result.notes += box.notes
+                if prepared is None and hidden_tasks(selection, root):
+                    prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
+                if prepared is not None:
+                    hidden_report = run_hidden(box, prepared, limits, selection, root)
+                runs = execute(box, references, limits, started + limits.wall,
+                               exports=exports)
+                hidden_report = judge_notebook_tasks(
+                    exports, notebook_tasks(selection, root), hidden_report)
+            finally:
+                box.cleanup()
+            result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
+                           for name, run in runs.items()]
+    finally:
+        shutil.rmtree(exports, ignore_errors=True)
     result.checks = score(selection, runs, limits, root, hidden_report)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)
