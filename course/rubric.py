@@ -160,22 +160,3 @@ def task_of_check(notebook: str, check_name: str) -> str:
 def total_points() -> int:
     """The points of every task: what a correct, complete submission earns (100)."""
     return sum(TASK_POINTS[task_id] for task_id in TASKS_BY_ID)
-
-
-# -- until kit grade scores by task ------------------------------------------------------
-
-# A check cell missing from CHECKS earns nothing (tests/test_rubric.py fails on one).
-DEFAULT_POINTS = 0
-
-
-def check_points(notebook: str, name: str) -> int:
-    """The share of its task's points that check cell ``name`` of ``notebook`` stands for:
-    the task's points split over its check cells (earlier cells take the remainder), so
-    the shares of a task add up to its points. For a grade that still scores per check
-    cell; the contract above awards a task's points only when all its checks pass."""
-    key = f"{notebook}/{name}"
-    if key not in CHECKS:
-        return DEFAULT_POINTS
-    siblings = checks_of_task(CHECKS[key])
-    share, remainder = divmod(task_points(CHECKS[key]), len(siblings))
-    return share + (1 if siblings.index(key) < remainder else 0)

@@ -15,28 +15,33 @@ Each submission (a folder or a ``.zip``) goes through three phases:
    sandbox user where namespaces are forbidden; ``--no-isolation`` only for code you
    trust). Per-cell results come signed through a pipe the student's code cannot reach
    (``kit/nbval_report.py``), never from stdout;
-3. **score**: each selected check cell's result is its named check, worth the points
-   ``course/rubric.py`` gives it (``kit.reports`` holds the typed result); the outputs a
-   student will read are capped and any solution line in them withheld (``kit.redact``).
+3. **score**: each selected check cell's result is its named check, which belongs to one
+   task (``CHECKS`` in ``course/rubric.py``); a task earns its points (``TASK_POINTS``,
+   the scale ``make check`` shows) only when every check cell of it passes, and none
+   otherwise (``kit.reports`` holds the typed result). The outputs a student will read
+   are capped and any solution line in them withheld (``kit.redact``).
 
 Beside the notebooks, the **hidden checks** (``kit.hidden``) call each task's code in an
 isolated worker on inputs drawn from the batch's secret seed and judge the answers in the
-grader's own process; a check cell of task X (``CHECKS`` in ``course/rubric.py``) earns
-its points only if nbval passes it and task X passes its hidden checks (``failed: hidden
-check`` otherwise, both verdicts side by side in the JSON, a count per submission in
-``grades.csv``), so a task whose hidden checks fail earns nothing. The notebook-cell
-tasks (``kit.hidden.measure.NOTEBOOK_TASKS``) get a verdict of the same kind: sanitize
-inserts an export cell after the task's cell (``export_step``), ``execute`` gives the
-kernel the export folder, and ``judge_notebook_tasks`` measures what was exported with
-the solution's code and adds the verdicts to the hidden checks' report. The grading
-kernel's data carries no test labels (``kit.sandbox.WITHHOLD_TEST_LABELS``).
+grader's own process; a check cell of task X passes only if nbval passes it and task X
+passes its hidden checks (``failed: hidden check`` otherwise, both verdicts side by side
+in the JSON, a count per submission in ``grades.csv``), so a task whose hidden checks fail
+earns nothing. The notebook-cell tasks (``kit.hidden.measure.NOTEBOOK_TASKS``) get a
+verdict of the same kind: sanitize inserts an export cell after the task's cell
+(``export_step``), ``execute`` gives the kernel the export folder, and
+``judge_notebook_tasks`` measures what was exported with the solution's code and adds the
+verdicts to the hidden checks' report. The grading kernel's data carries no test labels
+(``kit.sandbox.WITHHOLD_TEST_LABELS``).
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
-``<submission>.json`` (every check: name, notebook, points, max, status, reason, and for a
-failed check the expected vs actual output, trimmed) and one ``<submission>.md`` for the
-student. Submissions already graded in ``--out`` are skipped unless ``--force``, so a killed
-batch resumes where it stopped. ``--out`` must be new, empty, or made by ``kit grade``.
+``<submission>.json`` (every task: points, max, status, its checks; every check: name,
+notebook, task, status, reason, and for a failed check its first failing line and the
+expected vs actual output, trimmed) and one ``<submission>.md`` for the student (one
+table per notebook with a task column, the likely cause when several tasks fail for one,
+what each result means). Submissions already graded in ``--out`` are skipped unless
+``--force``, so a killed batch resumes where it stopped. ``--out`` must be new, empty, or
+made by ``kit grade``.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from course.rubric import CHECKS, DEFAULT_POINTS, check_points
+from course.rubric import CHECKS
 from kit import hidden, isolation, outputs
 from kit import notebooks as nbs
 from kit import reports as rp
@@ -63,7 +68,7 @@ from kit import sandbox as sb
 from kit.errors import KitError
 from kit.hidden import measure
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
-from kit.nbval_runner import Limits, NotebookRun, reason_of, run_notebook
+from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
 from kit.redact import Redactor
 
 ROOT = sb.ROOT
@@ -284,6 +289,17 @@ def for_student(text: str, root: Path = ROOT) -> str:
     return redactor(root).redact(rp.ANSI.sub("", text or ""), rp.TRIM)
 
 
+def failed_cell_verdict(reason: rp.Reason, record: CellRecord, root: Path = ROOT
+                        ) -> rp.Verdict:
+    """The verdict on a check cell that failed: the trimmed evidence, and its first failing
+    line read from the whole (redacted) output, so trimming never hides it."""
+    actual = record.actual or record.message
+    whole = redactor(root).redact(rp.ANSI.sub("", actual), 1_000_000)
+    return rp.Verdict(False, reason, for_student(record.expected, root),
+                      for_student(actual, root),
+                      rp.first_failing_line(record.expected, whole))
+
+
 def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.Verdict | None:
     """The hidden checks' verdict on the task a check grades (None: it has none)."""
     if report is None or task not in report.tasks:
@@ -291,9 +307,8 @@ def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.V
     verdict = report.tasks[task]
     if verdict.passed:
         return rp.Verdict(True)
-    return rp.Verdict(False, rp.Reason(rp.FailureKind.HIDDEN,
-                                       f"failed: hidden check: {verdict.feedback[0]}"),
-                      None, "\n".join(verdict.feedback))
+    return rp.Verdict(False, rp.Reason(rp.FailureKind.HIDDEN, "failed: hidden check"),
+                      None, "\n".join(verdict.feedback), verdict.feedback[0])
 
 
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
@@ -313,10 +328,8 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
             elif record is None:
                 verdict = rp.Verdict(False, reason)
             else:
-                verdict = rp.Verdict(False, reason, for_student(record.expected, root),
-                                     for_student(record.actual or record.message, root))
-            results.append(rp.CheckResult(check.name, notebook, check.heading,
-                                          check_points(notebook, check.name), verdict,
+                verdict = failed_cell_verdict(reason, record, root)
+            results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
                                           hidden_verdict(check.task, hidden_report),
                                           check.task))
     return results
@@ -416,8 +429,8 @@ def _warn_unrated(references: Mapping[str, Any]) -> None:
     unrated = [f"{name}/{check}" for name, nb in references.items()
                for check in nbs.check_cells(nb).values() if f"{name}/{check}" not in CHECKS]
     if unrated:
-        print(f"kit grade: no points in course/rubric.py for {', '.join(unrated)}; "
-              f"each counts {DEFAULT_POINTS}", file=sys.stderr)
+        print(f"kit grade: {', '.join(unrated)} belong to no task in course/rubric.py "
+              "(CHECKS): graded, but they earn no points", file=sys.stderr)
 
 
 def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,

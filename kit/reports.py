@@ -5,8 +5,11 @@ The result of grading one submission is a ``GradeResult``: notes on the submissi
 one ``Verdict`` per way of judging it: the notebook's check cell under nbval
 (``notebook``), and ``hidden``, the hidden checks of the task the cell grades
 (``kit.hidden``: the grader calls the task's code on inputs only it knows and judges
-the answers in its own process). A check passes only if every verdict it has passes, and
-earns its points then; the JSON shows both verdicts side by side. A failed
+the answers in its own process). A check passes only if every verdict it has passes; the
+JSON shows both verdicts side by side. Points belong to tasks, not to check cells
+(``course/rubric.py``): a ``TaskResult`` groups the checks of one task and earns the task's
+points only when every one of them passes, so ``make check`` and the grade share one
+scale. A failed
 verdict carries a ``Reason``: its ``kind`` (what the status line and the reports act on)
 and the phrase shown to people; nothing reads the phrase back.
 
@@ -32,6 +35,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from course.rubric import task_points
+from course.tasks import TASKS_BY_ID
 from kit.outputs import write_atomic
 
 TRIM = 1200  # characters of expected / actual output kept per failed check
@@ -97,6 +102,7 @@ class Verdict:
     reason: Reason | None = None  # None when passed
     expected: str | None = None  # for a failure: what was expected, trimmed
     actual: str | None = None  # ... and what came instead
+    line: str = ""  # for a failure: the first line of it a student should read
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,6 @@ class CheckResult:
     name: str  # the cell's metadata.check
     notebook: str
     heading: str  # the heading the check cell sits under, as the student sees it
-    max_points: int
     notebook_verdict: Verdict  # the check cell's outputs under nbval
     hidden: Verdict | None = None  # the hidden checks of its task (None: it has none)
     task: str | None = None  # the task the check cell belongs to (course/rubric.py)
@@ -118,10 +123,6 @@ class CheckResult:
     @property
     def passed(self) -> bool:
         return all(v.passed for v in self.verdicts)
-
-    @property
-    def points(self) -> int:
-        return self.max_points if self.passed else 0
 
     @property
     def status(self) -> str:
@@ -136,6 +137,64 @@ class CheckResult:
     def reason_text(self) -> str:
         reason = self.reason
         return reason.text if reason is not None else ""
+
+    @property
+    def first_line(self) -> str:
+        """The first line of the failure a student should read ("" when it passed)."""
+        failing = next((v for v in self.verdicts if not v.passed), None)
+        return "" if failing is None else failing.line
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's check cells, and the points they earn together: all or nothing."""
+
+    task: str
+    title: str
+    notebook: str
+    max_points: int
+    checks: tuple[CheckResult, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def points(self) -> int:
+        return self.max_points if self.passed else 0
+
+    @property
+    def failed_checks(self) -> list[CheckResult]:
+        return [c for c in self.checks if not c.passed]
+
+    @property
+    def hidden_failed(self) -> bool:
+        """Its hidden checks (the grader's own, on the task's code alone) failed."""
+        return any(c.hidden is not None and not c.hidden.passed for c in self.checks)
+
+    @property
+    def hidden_passed(self) -> bool:
+        """It has hidden checks and they passed: its own code is right."""
+        return bool(self.checks) and all(c.hidden is not None and c.hidden.passed
+                                         for c in self.checks)
+
+    @property
+    def only_hidden_failed(self) -> bool:
+        """Every check cell passed in the notebook, but the hidden checks failed: a bug
+        the notebook does not reach, or tampering."""
+        return self.hidden_failed and all(c.notebook_verdict.passed for c in self.checks)
+
+
+def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
+    """The checks grouped by task, in the order the tasks first appear. A check that
+    belongs to no task (a tree whose rubric does not list it) earns nothing."""
+    grouped: dict[str, list[CheckResult]] = {}
+    for check in checks:
+        if check.task is not None:
+            grouped.setdefault(check.task, []).append(check)
+    return [TaskResult(task, TASKS_BY_ID[task].title if task in TASKS_BY_ID else "",
+                       found[0].notebook, task_points(task), tuple(found))
+            for task, found in grouped.items()]
 
 
 @dataclass(frozen=True)
@@ -159,15 +218,19 @@ class GradeResult:
     seconds: float = 0.0
 
     @property
+    def tasks(self) -> list[TaskResult]:
+        return tasks_of(self.checks)
+
+    @property
     def total(self) -> int:
-        return sum(c.points for c in self.checks)
+        return sum(t.points for t in self.tasks)
 
     @property
     def max(self) -> int:
-        return sum(c.max_points for c in self.checks)
+        return sum(t.max_points for t in self.tasks)
 
     def subtotal(self, notebook: str) -> int:
-        return sum(c.points for c in self.checks if c.notebook == notebook)
+        return sum(t.points for t in self.tasks if t.notebook == notebook)
 
     @property
     def isolation(self) -> str:
@@ -205,17 +268,19 @@ def check_to_json(check: CheckResult) -> dict[str, Any]:
         "name": check.name,
         "notebook": check.notebook,
         "cell": check.heading,
-        "points": check.points,
-        "max": check.max_points,
+        "task": check.task,
         "status": check.status,
         "reason": check.reason_text,
     }
     evidence = check.notebook_verdict
+    if not check.passed:
+        kind = _kind(check)
+        data["kind"] = kind or None
+        data["first_failing_line"] = check.first_line
     if not check.passed and evidence.expected is not None:
         data["expected"] = evidence.expected
         data["actual"] = evidence.actual or ""
     if check.hidden is not None:  # the two verdicts side by side
-        data["task"] = check.task
         data["notebook_status"] = "passed" if evidence.passed else "failed"
         data["hidden_status"] = "passed" if check.hidden.passed else "failed"
         if not check.hidden.passed:
@@ -223,45 +288,59 @@ def check_to_json(check: CheckResult) -> dict[str, Any]:
     return data
 
 
-def hidden_only_failures(check: CheckResult) -> bool:
-    """Passed in the notebook, failed its hidden checks: a bug the notebook does not reach,
-    or tampering."""
-    return check.notebook_verdict.passed and check.hidden is not None \
-        and not check.hidden.passed
+def task_to_json(task: TaskResult) -> dict[str, Any]:
+    return {"task": task.task, "title": task.title, "notebook": task.notebook,
+            "points": task.points, "max": task.max_points,
+            "status": "passed" if task.passed else "failed",
+            "checks": [c.name for c in task.checks]}
 
 
 def to_json(result: GradeResult) -> dict[str, Any]:
-    """The result as saved in ``<submission>.json``."""
+    """The result as saved in ``<submission>.json``: the tasks with their points, and
+    every check with its verdicts."""
     data: dict[str, Any] = {"submission": result.submission,
                             "notes": [n.text for n in result.notes]}
     if result.runs is not None:
         data["notebook_seconds"] = {r.notebook: r.seconds for r in result.runs}
     if result.isolation:
         data["isolation"] = result.isolation
+    data["tasks"] = [task_to_json(t) for t in result.tasks]
     data["checks"] = [check_to_json(c) for c in result.checks]
     data.update(total=result.total, max=result.max, status=result.status,
                 seconds=result.seconds)
     return data
 
 
+def _kind_from_json(value: Any) -> FailureKind | None:
+    try:
+        return FailureKind(value)
+    except ValueError:
+        return None
+
+
 def check_from_json(data: dict[str, Any]) -> CheckResult:
     passed = data["status"] == "passed"
+    line = data.get("first_failing_line", "")
     hidden = None
     if "hidden_status" in data:
         hidden_passed = data["hidden_status"] == "passed"
         hidden = Verdict(hidden_passed, None if hidden_passed else Reason(
             FailureKind.HIDDEN, data.get("reason", "")), None,
-            "\n".join(data.get("hidden_feedback", [])))
+            "\n".join(data.get("hidden_feedback", [])), "" if hidden_passed else line)
         passed = data.get("notebook_status") == "passed"
-    verdict = Verdict(passed, None if passed else Reason(None, data.get("reason", "")),
-                      data.get("expected"), data.get("actual"))
-    return CheckResult(data["name"], data["notebook"], data.get("cell", ""), int(data["max"]),
-                       verdict, hidden, data.get("task"))
+    kind = _kind_from_json(data.get("kind"))
+    verdict = Verdict(passed, None if passed else Reason(kind, data.get("reason", "")),
+                      data.get("expected"), data.get("actual"), "" if passed else line)
+    return CheckResult(data["name"], data["notebook"], data.get("cell", ""), verdict, hidden,
+                       data.get("task"))
 
 
 def from_json(data: dict[str, Any]) -> GradeResult:
-    """A result saved by ``to_json`` (raises KeyError/TypeError/ValueError if it is not)."""
+    """A result saved by ``to_json`` (raises KeyError/TypeError/ValueError if it is not,
+    e.g. a report from before points were per task: it has no ``tasks``)."""
     runs = data.get("notebook_seconds")
+    if not isinstance(data["tasks"], list):
+        raise TypeError("tasks: a list expected")
     return GradeResult(
         submission=data["submission"],
         notes=[Note(NoteKind.INFO, str(text)) for text in data.get("notes", [])],
@@ -290,35 +369,179 @@ def load_result(out: Path, name: str) -> GradeResult | None:
 
 # -- for people ----------------------------------------------------------------------------
 
-_TABLE_HEAD = ["| check | under heading | points | result |", "| --- | --- | --- | --- |"]
+# What each result of a check means, for the student (shown once per report).
+MEANINGS: dict[str, str] = {
+    "passed": "the check cell printed what the reference printed and, for a task with "
+              "hidden checks, the grader's own checks of the task passed too.",
+    FailureKind.WRONG_OUTPUT.value:
+        "the cell ran but printed something else than the reference; the first line "
+        "that differs (usually a `check FAILED` line) is in the row.",
+    FailureKind.ERROR.value: "the cell raised an exception; its last line is in the row.",
+    FailureKind.HIDDEN.value:
+        "the notebook's check passed, but the grader called the task's code on inputs "
+        "it keeps to itself (edge cases included) and the answer was wrong: a bug the "
+        "notebook's inputs do not reach. The row says which output and which property.",
+    FailureKind.TIMEOUT.value: "the cell ran longer than the time limit per cell.",
+    FailureKind.MEMORY.value: "the code needed more memory than the limit.",
+    FailureKind.KERNEL_DIED.value: "the Python process running the notebook ended.",
+    FailureKind.WALL_CLOCK.value: "the notebooks together ran out of time before this cell.",
+    FailureKind.NOT_RUN.value: "the run stopped before this cell (see the row above it).",
+    FailureKind.RUN_ENDED.value: "the run itself ended abnormally.",
+    FailureKind.UNREADABLE.value: "the submission could not be read.",
+    FailureKind.SKIPPED.value: "the cell was skipped.",
+    FailureKind.FAILED.value: "the check did not pass.",
+}
+
+STATUS_MEANINGS = {
+    "complete": "every check passed",
+    "graded": "graded; some checks did not pass",
+}
+
+
+def first_failing_line(expected: str, actual: str) -> str:
+    """The line of a failed cell's output a student should read first: its first
+    ``FAILED`` line, else its last exception line, else the first line the reference did
+    not print ("" if none)."""
+    lines = [line.rstrip() for line in ANSI.sub("", actual or "").splitlines()]
+    flagged = next((line for line in lines if "FAILED" in line), None)
+    if flagged is not None:
+        return flagged.strip()
+    errors = [line for line in lines if re.match(r"\w+(Error|Exception)?: ", line)]
+    if errors:
+        return errors[-1].strip()
+    wanted = {line.rstrip() for line in (expected or "").splitlines()}
+    return next((line.strip() for line in lines if line.strip() and line not in wanted), "")
+
+
+def _kind(check: CheckResult) -> str:
+    """The value of the kind a check failed with, "passed", or "" if unknown."""
+    if check.passed:
+        return "passed"
+    reason = check.reason
+    return reason.kind.value if reason is not None and reason.kind is not None else ""
+
+
+def _cell(text: str, limit: int = 150) -> str:
+    """``text`` as a Markdown table cell: one line, pipes escaped, cut at ``limit``."""
+    text = " ".join(text.split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.replace("|", "\\|")
+
+
+def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]:
+    """Where several tasks fail for one bug, the task to fix first, with the failed tasks
+    that may pass once it is fixed.
+
+    A failed task is a likely cause when no failed task it builds on (``requires`` in
+    ``course/tasks.py``) failed and its own code is not known to be right (its hidden
+    checks failed, or it has none). A failed task depends on such a cause when it builds
+    on it, or when its own code is known to be right (its hidden checks passed) and the
+    cause comes before it in the same notebook: its check cells call earlier tasks' code
+    (a sandwich layer, a network).
+    """
+    from course.tasks import prerequisites
+
+    failed = [t for t in tasks if not t.passed]
+    failed_ids = {t.task for t in failed}
+    needs = {t.task: prerequisites(t.task) & failed_ids if t.task in TASKS_BY_ID else set()
+             for t in failed}
+    causes = [t for t in failed if not needs[t.task] and not t.hidden_passed]
+    order = {t.task: i for i, t in enumerate(tasks)}
+    found = []
+    for cause in causes:
+        dependants = [t.task for t in failed if t is not cause and (
+            cause.task in needs[t.task]
+            or (t.hidden_passed and t.notebook == cause.notebook
+                and order[cause.task] < order[t.task]))]
+        found.append((cause, dependants))
+    return found
+
+
+def _start_here(tasks: list[TaskResult]) -> list[str]:
+    lines = []
+    for root, dependants in likely_causes(tasks):
+        if dependants:
+            lines.append(f"- **Start with task {root.task}** ({root.title}): it fails its "
+                         f"own checks, and the failing task(s) {', '.join(dependants)} "
+                         "call its code, so they may pass once it is fixed.")
+    return ["## Likely cause", "", *lines, ""] if lines else []
+
+
+def _result_text(check: CheckResult) -> str:
+    """The result column: the reason, without the error line the next column shows."""
+    if check.passed:
+        return "passed"
+    reason = check.reason
+    if reason is not None and reason.kind is FailureKind.ERROR and check.first_line:
+        return FailureKind.ERROR.value
+    return check.reason_text or "failed"
+
+
+def _notebook_section(notebook: str, tasks: list[TaskResult]) -> list[str]:
+    earned = sum(t.points for t in tasks)
+    possible = sum(t.max_points for t in tasks)
+    lines = [f"## {notebook}: {earned} / {possible}", "",
+             "| task | points | check | result | first failing line |",
+             "| --- | --- | --- | --- | --- |"]
+    details: list[str] = []
+    for task in tasks:
+        for position, check in enumerate(task.checks):
+            label = f"{task.task} {task.title}" if position == 0 else ""
+            points = f"{task.points}/{task.max_points}" if position == 0 else ""
+            line = f"`{_cell(check.first_line)}`" if check.first_line else ""
+            lines.append(f"| {_cell(label)} | {points} | `{check.name}` | "
+                         f"{_cell(_result_text(check))} | {line} |")
+            details += _evidence(check)
+    return [*lines, "", *details]
+
+
+def _evidence(check: CheckResult) -> list[str]:
+    """The expected and actual output of a failed check, folded (after the table)."""
+    found = []
+    evidence = check.notebook_verdict
+    if not evidence.passed and evidence.expected is not None:
+        found += [f"<details><summary>{check.name}: expected vs your output</summary>", "",
+                  "Expected:", "", "```", evidence.expected.rstrip(), "```", "",
+                  "Yours:", "", "```", (evidence.actual or "").rstrip(), "```", "</details>",
+                  ""]
+    if check.hidden is not None and not check.hidden.passed:
+        found += [f"<details><summary>{check.name}: what the hidden checks found (their "
+                  "inputs stay hidden)</summary>", "",
+                  *(f"- {line}" for line in (check.hidden.actual or "").splitlines()),
+                  "", "</details>", ""]
+    return found
+
+
+def _meanings(checks: list[CheckResult]) -> list[str]:
+    seen = [kind for kind in MEANINGS if any(_kind(c) == kind for c in checks)]
+    return ["## What the results mean", "",
+            *(f"- **{kind}**: {MEANINGS[kind]}" for kind in seen), ""] if seen else []
 
 
 def feedback_markdown(result: GradeResult) -> str:
-    """The student's report: the score, notes, and one table row per check."""
+    """The student's report: the score, notes, the likely cause when several tasks fail
+    for one, one table per notebook (a row per check, its task and points on the task's
+    first row, the first failing line), then the evidence and what each result means."""
+    status = STATUS_MEANINGS.get(result.status, result.status)
     lines = [f"# Grading report: {result.submission}", "",
-             f"**Score: {result.total} / {result.max}** ({result.status})", ""]
+             f"**Score: {result.total} / {result.max}** ({status})", "",
+             "Points belong to tasks: a task earns its points when every check cell of "
+             "the task passes and, for a task with hidden checks, the grader's own checks "
+             "of it pass too; otherwise it earns none. The points are those `make check` "
+             "shows.", ""]
     if result.notes:
         lines += ["Notes on the submission:", ""] + [f"- {n.text}" for n in result.notes] + [""]
-    notebook = None
-    for check in result.checks:
-        if check.notebook != notebook:
-            notebook = check.notebook
-            lines += [f"## {notebook}", "", *_TABLE_HEAD]
-        verdict = "passed" if check.passed else check.reason_text or "failed"
-        lines.append(f"| `{check.name}` | {check.heading} | {check.points}/{check.max_points} "
-                     f"| {verdict} |")
-        evidence = check.notebook_verdict
-        if not check.passed and evidence.expected is not None:
-            lines += ["", f"<details><summary>{check.name}: expected vs your output</summary>",
-                      "", "Expected:", "", "```", evidence.expected.rstrip(), "```", "",
-                      "Yours:", "", "```", (evidence.actual or "").rstrip(), "```",
-                      "</details>", "", *_TABLE_HEAD]
-        if check.hidden is not None and not check.hidden.passed:
-            lines += ["", f"<details><summary>{check.name}: what the hidden checks found "
-                          "(their inputs stay hidden)</summary>", "",
-                      *(f"- {line}" for line in (check.hidden.actual or "").splitlines()),
-                      "</details>", "", *_TABLE_HEAD]
-    return "\n".join(lines) + "\n"
+    tasks = result.tasks
+    lines += _start_here(tasks)
+    for notebook in dict.fromkeys(t.notebook for t in tasks):
+        lines += _notebook_section(notebook, [t for t in tasks if t.notebook == notebook])
+    unowned = [c for c in result.checks if c.task is None]
+    if unowned:
+        lines += ["## Checks that belong to no task (no points)", ""]
+        lines += [f"- `{c.notebook}/{c.name}`: {'passed' if c.passed else c.reason_text}"
+                  for c in unowned] + [""]
+    lines += _meanings(result.checks)
+    return "\n".join(lines).rstrip() + "\n"
 
 
 def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
@@ -330,20 +553,20 @@ def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
     for result in sorted(results, key=lambda r: r.submission):
         writer.writerow([result.submission, result.total, result.max, result.status,
                          *(result.subtotal(n) for n in notebooks), result.isolation,
-                         sum(hidden_only_failures(c) for c in result.checks)])
+                         sum(t.only_hidden_failed for t in result.tasks)])
     return buffer.getvalue()
 
 
 def hidden_summary(results: Iterable[GradeResult]) -> str | None:
-    """One line for the instructor: the checks the notebook passed but the hidden checks
-    failed, over the batch (None when there are none)."""
-    counts = {r.submission: sum(hidden_only_failures(c) for c in r.checks) for r in results}
-    checks, submissions = sum(counts.values()), sum(1 for n in counts.values() if n)
-    if not checks:
+    """One line for the instructor: the tasks whose check cells all passed in the notebook
+    but whose hidden checks failed, over the batch (None when there are none)."""
+    counts = {r.submission: sum(t.only_hidden_failed for t in r.tasks) for r in results}
+    tasks, submissions = sum(counts.values()), sum(1 for n in counts.values() if n)
+    if not tasks:
         return None
-    return (f"{checks} check(s) passed in the notebook but failed hidden checks, in "
-            f"{submissions} submission(s): bugs the notebook does not reach, or tampering "
-            f"(hidden_check_failures in grades.csv)")
+    return (f"{tasks} task(s) passed every check cell in the notebook but failed their "
+            f"hidden checks, in {submissions} submission(s): bugs the notebooks do not "
+            "reach, or tampering (hidden_check_failures in grades.csv)")
 
 
 def summary_table(results: list[GradeResult]) -> str:
@@ -358,24 +581,33 @@ def summary_table(results: list[GradeResult]) -> str:
     return "\n".join(lines)
 
 
+def _indented(text: str) -> list[str]:
+    return [f"        {line}" for line in text.rstrip().splitlines()]
+
+
 def to_gradescope(result: GradeResult, seconds: float) -> dict[str, Any]:
-    """The result in Gradescope's ``results.json`` format: one test per check."""
+    """The result in Gradescope's ``results.json`` format: one test per task, its output
+    the verdict of each of the task's check cells."""
     tests = []
-    for check in result.checks:
-        output = "passed" if check.passed else check.reason_text or "failed"
-        evidence = check.notebook_verdict
-        if not check.passed and evidence.expected is not None:
-            output += (f"\n\nExpected:\n{evidence.expected.rstrip()}\n\n"
-                       f"Your output:\n{(evidence.actual or '').rstrip()}")
-        if check.hidden is not None and not check.hidden.passed:
-            output += f"\n\nHidden checks:\n{(check.hidden.actual or '').rstrip()}"
+    for task in result.tasks:
+        output = []
+        for check in task.checks:
+            verdict = "passed" if check.passed else check.reason_text or "failed"
+            output.append(f"{check.notebook}/{check.name}: {verdict}")
+            if check.first_line:
+                output.append(f"    first failing line: {check.first_line}")
+            evidence = check.notebook_verdict
+            if not evidence.passed and evidence.expected is not None:
+                output += ["    expected:", *_indented(evidence.expected),
+                           "    your output:", *_indented(evidence.actual or "")]
+            if check.hidden is not None and not check.hidden.passed:
+                output += [f"    {line}" for line in (check.hidden.actual or "").splitlines()]
         tests.append({
-            "name": f"{check.notebook}/{check.name}"
-                    + (f" ({check.heading})" if check.heading else ""),
-            "score": check.points,
-            "max_score": check.max_points,
-            "status": check.status,
-            "output": output,
+            "name": f"task {task.task}: {task.title}",
+            "score": task.points,
+            "max_score": task.max_points,
+            "status": "passed" if task.passed else "failed",
+            "output": "\n".join(output),
             "visibility": "visible",
         })
     notes = "\n".join(n.text for n in result.notes)

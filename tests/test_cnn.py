@@ -24,6 +24,11 @@ def test_parameter_shapes_dtype_and_scale(input_dim) -> None:
         np.testing.assert_array_equal(model.params[name], 0.0)
     # W2 has hundreds of entries: its standard deviation is close to weight_scale.
     assert abs(float(model.params["W2"].std()) - 0.5) < 0.1
+    # Every weight is drawn around 0: the mean of n draws of N(0, 0.5^2) lies within
+    # 4 standard errors (0.5 / sqrt(n)) of 0 but for a 1-in-15,000 chance.
+    for name in ("W1", "W2", "W3"):
+        weights = model.params[name]
+        assert abs(float(weights.mean())) < 4 * 0.5 / np.sqrt(weights.size), name
 
 
 @pytest.mark.task("4.5")

@@ -440,7 +440,8 @@ def test_reports_are_written_for_every_submission(zoo_run):
         saved = json.loads((out / f"{name}.json").read_text())
         assert saved["total"] == result["total"]
         for check in saved["checks"]:
-            assert {"name", "notebook", "points", "max", "status"} <= set(check)
+            assert {"name", "notebook", "task", "status"} <= set(check)
+        assert saved["total"] == sum(task["points"] for task in saved["tasks"])
         feedback = (out / f"{name}.md").read_text()
         assert f"**Score: {result['total']} / {result['max']}**" in feedback
     assert not list(out.glob(".*.tmp"))  # atomic writes leave no temp files

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from course.rubric import task_points
 from kit import gradescope
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +40,13 @@ def test_gradescope_bundle_runs_in_a_simulated_autograder_folder(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     results = json.loads((autograder / "results" / "results.json").read_text())
-    tests = {t["name"].split(" (")[0]: t for t in results["tests"]}
-    assert set(tests) == {"FullyConnectedNets/affine-forward", "FullyConnectedNets/relu-forward"}
-    for test in tests.values():
+    # One Gradescope test per task, worth the task's points, its output the cells' verdicts.
+    tests = {t["name"].split(":")[0]: t for t in results["tests"]}
+    assert set(tests) == {"task 1.1", "task 1.3"}
+    for task, test in tests.items():
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
-        assert test["status"] == "passed" and test["score"] == test["max_score"] > 0
+        assert test["status"] == "passed"
+        assert test["score"] == test["max_score"] == task_points(task.split()[1])
+    assert "FullyConnectedNets/affine-forward: passed" in tests["task 1.1"]["output"]
     assert results["score"] == sum(t["score"] for t in tests.values())
     assert isinstance(results["execution_time"], float | int)

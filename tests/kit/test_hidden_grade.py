@@ -2,8 +2,9 @@
 
 One batch (``--jobs 2``) over the cheats of ``hidden_zoo``, the issue's three subtle bugs
 in one submission, and the correct solution, graded on a few check cells (one per faked
-or buggy task, in two notebooks) so that it stays quick. A check cell counts only when
-nbval passes it and its task passes its hidden checks; the JSON shows both verdicts,
+or buggy task, in two notebooks) so that it stays quick. A check cell passes only when
+nbval passes it and its task passes its hidden checks, and a task earns its points only
+when its check cells pass; the JSON shows both verdicts,
 ``grades.csv`` counts the checks only the hidden checks failed, and the batch ends with
 one line saying how many.
 
@@ -58,13 +59,15 @@ def test_the_correct_solution_passes_both_verdicts_everywhere(batch: dict) -> No
 
 @pytest.mark.parametrize("name", sorted(CHEATS))
 def test_a_cheat_earns_nothing_for_the_tasks_it_faked(batch: dict, name: str) -> None:
-    checks = _checks(batch["results"][name])
+    result = batch["results"][name]
+    checks, tasks = _checks(result), {t.task: t for t in result.tasks}
     for task in CHEATS[name].tasks:
         check = checks[CHECK_OF_TASK[task]]
-        assert check.points == 0, (task, check)
+        assert tasks[task].points == 0 < tasks[task].max_points, (task, check)
         assert check.hidden is not None and not check.hidden.passed
         if check.notebook_verdict.passed:  # what the notebook alone would have given
-            assert check.reason_text.startswith("failed: hidden check: task ")
+            assert check.reason_text == "failed: hidden check"
+            assert check.first_line.startswith(f"task {task} ")
 
 
 def test_the_issues_three_bugs_lose_their_own_checks_and_no_other(batch: dict) -> None:
@@ -80,21 +83,30 @@ def test_both_verdicts_side_by_side_in_the_json_and_the_count_in_the_csv(batch: 
     assert (adam["notebook_status"], adam["hidden_status"], adam["task"]) == (
         "passed", "failed", "1.12")
     assert adam["hidden_feedback"][0].startswith("task 1.12 (adam), ")
-    assert adam["points"] == 0
+    task = next(t for t in saved["tasks"] if t["task"] == "1.12")
+    assert (task["points"], task["status"], task["checks"]) == (0, "failed", ["adam"])
+    assert adam["first_failing_line"] == adam["hidden_feedback"][0]
     rows = {row["submission"]: row for row in csv.DictReader(
         (out / "grades.csv").read_text().splitlines())}
+    # One check cell per task is graded here, so a task the notebook passes entirely but
+    # the hidden checks fail is one whose cell nbval passed and whose hidden verdict failed.
     for name, result in batch["results"].items():
-        expected = sum(rp.hidden_only_failures(c) for c in result.checks)
-        assert int(rows[name]["hidden_check_failures"]) == expected
+        assert len({c.task for c in result.checks}) == len(result.checks)
+        fooled_the_notebook = [c for c in result.checks if c.notebook_verdict.passed
+                               and c.hidden is not None and not c.hidden.passed]
+        assert int(rows[name]["hidden_check_failures"]) == len(fooled_the_notebook), name
     assert int(rows["patches-check-helpers"]["hidden_check_failures"]) >= 3
+    assert int(rows["correct"]["hidden_check_failures"]) == 0
     reread = rp.load_result(out, "patches-check-helpers")
     assert reread is not None and reread.total == batch["results"]["patches-check-helpers"].total
 
 
 def test_the_student_reads_what_failed_and_the_instructor_one_line(batch: dict) -> None:
     feedback = (batch["out"] / "reads-caller-frame.md").read_text()
-    assert "failed: hidden check: task 1.1 (affine_forward)" in feedback
+    row = next(line for line in feedback.splitlines() if "`affine-forward`" in line)
+    assert "failed: hidden check" in row and "task 1.1 (affine_forward)" in row
     assert "what the hidden checks found (their inputs stay hidden)" in feedback
     line = rp.hidden_summary(batch["results"].values())
-    assert line is not None and "passed in the notebook but failed hidden checks" in line
+    assert line is not None
+    assert "passed every check cell in the notebook but failed their hidden checks" in line
     assert rp.hidden_summary([batch["results"]["correct"]]) is None

@@ -1,0 +1,186 @@
+"""kit.reports: points per task, the student's feedback, the saved JSON, Gradescope's form.
+
+Built from hand-made results (no grading run), so each rule is checked on its own: a task
+earns its points only when all its check cells pass; the feedback has one table per
+notebook with a task column and the first failing line, names the task to fix first once,
+and explains only the results it shows.
+"""
+
+from __future__ import annotations
+
+import json
+
+from course.rubric import TASK_POINTS
+from kit import grade
+from kit import reports as rp
+from kit.nbval_runner import CellRecord
+
+WRONG = rp.Reason(rp.FailureKind.WRONG_OUTPUT, "wrong output")
+ERROR = rp.Reason(rp.FailureKind.ERROR, "error: ValueError: bad shape")
+
+
+def passed(name: str, notebook: str, task: str) -> rp.CheckResult:
+    return rp.CheckResult(name, notebook, f"heading of {name}", rp.Verdict(True), None, task)
+
+
+def failed(name: str, notebook: str, task: str, line: str = "check FAILED: x",
+           reason: rp.Reason = WRONG) -> rp.CheckResult:
+    verdict = rp.Verdict(False, reason, "check passed: x\n", f"{line}\n", line)
+    return rp.CheckResult(name, notebook, f"heading of {name}", verdict, None, task)
+
+
+def a_result() -> rp.GradeResult:
+    """Affine forward (1.1) broken: its own check fails and so does task 1.8, which calls
+    it; task 1.8's second check cell passes, which must not earn it anything."""
+    fc = "FullyConnectedNets"
+    checks = [failed("affine-forward", fc, "1.1"),
+              passed("relu-forward", fc, "1.3"),
+              failed("fc-net-loss-gradients", fc, "1.8", "ValueError: bad shape", ERROR),
+              passed("two-layer-net-training", fc, "1.8"),
+              passed("dropout-backward", "Dropout", "3.2"),
+              failed("dropout-forward-stats", "Dropout", "3.1")]
+    return rp.GradeResult("alice", runs=[], checks=checks)
+
+
+def test_a_task_earns_its_points_only_when_all_its_checks_pass():
+    result = a_result()
+    earned = {t.task: t.points for t in result.tasks}
+    assert earned == {"1.1": 0, "1.3": TASK_POINTS["1.3"], "1.8": 0,
+                      "3.2": TASK_POINTS["3.2"], "3.1": 0}
+    assert result.total == TASK_POINTS["1.3"] + TASK_POINTS["3.2"]
+    assert result.max == sum(TASK_POINTS[t] for t in ("1.1", "1.3", "1.8", "3.2", "3.1"))
+    assert result.subtotal("Dropout") == TASK_POINTS["3.2"]
+
+
+def test_a_check_of_no_task_earns_nothing_and_counts_for_no_maximum():
+    result = rp.GradeResult("bob", runs=[], checks=[passed("extra", "FullyConnectedNets",
+                                                           None)])
+    assert (result.total, result.max) == (0, 0)
+    assert "belong to no task" in rp.feedback_markdown(result)
+
+
+def test_the_feedback_has_one_table_per_notebook_with_a_task_column():
+    text = rp.feedback_markdown(a_result())
+    headers = [line for line in text.splitlines() if line.startswith("| task | points |")]
+    assert len(headers) == 2  # FullyConnectedNets and Dropout, each once
+    rows = {line.split("|")[3].strip(): line for line in text.splitlines()
+            if line.startswith("| ") and "`" in line.split("|")[3]}
+    assert "1.1 Affine layer" in rows["`affine-forward`"]
+    assert "`check FAILED: x`" in rows["`affine-forward`"]
+    assert "`ValueError: bad shape`" in rows["`fc-net-loss-gradients`"]
+    # A task's label and points stand on its first row only.
+    assert [cell.strip() for cell in rows["`two-layer-net-training`"].split("|")[1:3]] == ["", ""]
+    assert f"## FullyConnectedNets: {TASK_POINTS['1.3']} / " in text
+
+
+def test_the_likely_cause_is_named_once_and_its_dependants_with_it():
+    text = rp.feedback_markdown(a_result())
+    start_here = [line for line in text.splitlines() if "Start with task" in line]
+    assert len(start_here) == 1
+    assert "task 1.1" in start_here[0] and "1.8" in start_here[0]
+    # 3.1 fails on its own, with nothing failing because of it: no "start here" for it.
+    assert "Start with task 3.1" not in text
+
+
+def test_only_the_results_shown_are_explained():
+    text = rp.feedback_markdown(a_result())
+    meanings = text[text.index("## What the results mean"):]
+    assert "- **wrong output**" in meanings and "- **error**" in meanings
+    assert "- **passed**" in meanings
+    assert "- **timeout**" not in meanings and "- **hidden check**" not in meanings
+
+
+def test_the_first_failing_line_survives_the_trimming_of_long_output():
+    noise = [f"line {i}" for i in range(3000)]
+    actual = "\n".join([*noise[:1500], "check FAILED: dx, relative error 3e-01",
+                        *noise[1500:]])
+    record = CellRecord(cell=4, outcome="failed", message="Cell outputs differ",
+                        expected="\n".join(noise), actual=actual)
+    verdict = grade.failed_cell_verdict(WRONG, record)
+    assert "check FAILED" not in (verdict.actual or "")  # the trimmed evidence lost it
+    assert verdict.line == "check FAILED: dx, relative error 3e-01"
+
+
+def test_first_failing_line_prefers_a_failed_check_then_an_error_then_a_difference():
+    assert rp.first_failing_line("a\n", "a\ncheck FAILED: y\nValueError: z\n") \
+        == "check FAILED: y"
+    assert rp.first_failing_line("a\n", "Traceback\nValueError: z\n") == "ValueError: z"
+    assert rp.first_failing_line("a\nb\n", "a\nc\n") == "c"
+    assert rp.first_failing_line("a\n", "a\n") == ""
+
+
+def test_the_json_keeps_tasks_and_checks_and_reads_back_the_same_total(tmp_path):
+    result = a_result()
+    rp.save_result(tmp_path, result)
+    saved = json.loads((tmp_path / "alice.json").read_text())
+    tasks = {t["task"]: t for t in saved["tasks"]}
+    assert tasks["1.8"] == {"task": "1.8", "title": tasks["1.8"]["title"],
+                            "notebook": "FullyConnectedNets", "points": 0,
+                            "max": TASK_POINTS["1.8"], "status": "failed",
+                            "checks": ["fc-net-loss-gradients", "two-layer-net-training"]}
+    check = next(c for c in saved["checks"] if c["name"] == "affine-forward")
+    assert (check["kind"], check["first_failing_line"]) == ("wrong output", "check FAILED: x")
+    again = rp.load_result(tmp_path, "alice")
+    assert again is not None
+    assert (again.total, again.max) == (result.total, result.max)
+    assert rp.feedback_markdown(again).count("Start with task") == 1
+
+
+def test_a_report_saved_before_points_were_per_task_is_graded_again(tmp_path):
+    old = {"submission": "carol", "checks": [
+        {"name": "affine-forward", "notebook": "FullyConnectedNets", "points": 2, "max": 2,
+         "status": "passed", "reason": ""}], "total": 2, "max": 2}
+    (tmp_path / "carol.json").write_text(json.dumps(old))
+    assert rp.load_result(tmp_path, "carol") is None
+
+
+def test_gradescope_gets_one_test_per_task_worth_its_points():
+    payload = rp.to_gradescope(a_result(), 12.3)
+    tests = {t["name"].split(":")[0]: t for t in payload["tests"]}
+    assert set(tests) == {"task 1.1", "task 1.3", "task 1.8", "task 3.2", "task 3.1"}
+    assert (tests["task 1.8"]["score"], tests["task 1.8"]["max_score"]) == (
+        0, TASK_POINTS["1.8"])
+    assert "two-layer-net-training: passed" in tests["task 1.8"]["output"]
+    assert "first failing line: ValueError: bad shape" in tests["task 1.8"]["output"]
+    assert payload["score"] == sum(t["score"] for t in payload["tests"])
+
+
+def with_hidden(check: rp.CheckResult, passed_hidden: bool) -> rp.CheckResult:
+    hidden = rp.Verdict(True) if passed_hidden else rp.Verdict(
+        False, rp.Reason(rp.FailureKind.HIDDEN, "failed: hidden check"), None,
+        f"task {check.task}: out: largest relative error 1e+00", "task: out")
+    return rp.CheckResult(check.name, check.notebook, check.heading, check.notebook_verdict,
+                          hidden, check.task)
+
+
+def a_missing_bias() -> rp.GradeResult:
+    """affine_forward without its bias: its own hidden checks fail; ReLU backward's own
+    code is right (hidden checks pass) but its sandwich cell, which calls affine_forward,
+    fails; task 1.3 passes everything."""
+    fc = "FullyConnectedNets"
+    checks = [with_hidden(failed("affine-forward", fc, "1.1"), False),
+              with_hidden(passed("relu-forward", fc, "1.3"), True),
+              with_hidden(passed("relu-backward", fc, "1.4"), True),
+              with_hidden(failed("affine-relu-sandwich", fc, "1.4"), True)]
+    return rp.GradeResult("dave", runs=[], checks=checks)
+
+
+def test_a_task_whose_own_code_is_right_is_blamed_on_the_earlier_failing_task():
+    causes = {cause.task: dependants for cause, dependants in
+              rp.likely_causes(a_missing_bias().tasks)}
+    assert causes == {"1.1": ["1.4"]}
+    text = rp.feedback_markdown(a_missing_bias())
+    assert text.count("Start with task") == 1 and "Start with task 1.1" in text
+
+
+def test_only_a_task_the_notebook_passed_entirely_counts_as_a_hidden_only_failure():
+    fc = "FullyConnectedNets"
+    fooled = rp.GradeResult("eve", runs=[], checks=[
+        with_hidden(passed("adam", fc, "1.12"), False),
+        with_hidden(passed("fc-net-loss-gradients", fc, "1.8"), False),
+        with_hidden(failed("two-layer-net-training", fc, "1.8"), False)])
+    assert [t.task for t in fooled.tasks if t.only_hidden_failed] == ["1.12"]
+    assert rp.grades_csv([fooled], [fc]).splitlines()[1].endswith(",1")
+    line = rp.hidden_summary([fooled, a_missing_bias()])
+    assert line is not None and line.startswith("1 task(s) passed every check cell")
+    assert rp.hidden_summary([a_missing_bias()]) is None
