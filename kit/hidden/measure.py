@@ -11,8 +11,8 @@ could forge (replace ``check_true`` in ``__main__``, or just print ``check passe
    numbering). It writes, as data only (``transport``, no pickle), each value the task
    names in ``NotebookTask.exports``: a trained model through ``drivers.export_model``,
    or the hyperparameters chosen. The cell reads ``drivers.py`` and ``transport.py`` from
-   the export folder (``install_helpers``), the one folder of the grader the kernel's
-   isolation sandbox may write; nothing of the solution tree is there.
+   the export folder (``install_helpers``), which the kernel's isolation sandbox may
+   write besides its own home; nothing of the solution tree is there.
 2. **Judge, in the grader** (``judge_notebook_task``, ``task_verdict``): read the export
    (no pickle, capped), check every field, and decide with the solution's own code on
    data the grader loads itself (``grader_data``: the solution tree's
@@ -28,7 +28,9 @@ could forge (replace ``check_true`` in ``__main__``, or just print ``check passe
      scale, and require what the check cell requires (100% on the 50 examples at some
      epoch). A replay, not the exported nets: the ``Solver`` leaves a model holding its
      best-*validation* parameters, which on the digits fit 49 of the 50 examples for the
-     solution's own 5-layer net although its training accuracy reached 100%.
+     solution's own 5-layer net although its training accuracy reached 100%. The replay
+     (``replay_overfitting``) repeats the notebook cell's given code: change one, change
+     the other.
 
    The result is a ``kit.hidden.run.TaskVerdict``, so ``kit grade`` scores a notebook
    task as any task with hidden checks: its points need its check cell to pass under
@@ -219,7 +221,7 @@ def _raise_if_failed(export: Any) -> None:
     """An entry the export cell could not make: ``{"error": "NameError"}``."""
     if isinstance(export, dict) and set(export) == {"error"}:
         error = export["error"]
-        why = error if isinstance(error, str) and error.isidentifier() else "an error"
+        why = error[:60] if isinstance(error, str) and error.isidentifier() else "an error"
         raise ExportError(f"the notebook had nothing to export after the task's cell "
                           f"({why})")
 
