@@ -37,6 +37,9 @@ TREE = Path(__file__).resolve().parent.parent
 # As the Makefile's TEST_ENV: the tests (and the reference outputs) use the embedded digits.
 TEST_ENV = {"COURSE_DATASET": "digits", "PYTHONHASHSEED": "0"}
 VENV = TREE / ".venv"
+USAGE_ERROR = 2  # exit status of a bad argument, as argparse's own
+PYTEST_USAGE_ERROR = 4  # pytest's exit status for a bad option value (an unknown --task)
+
 # What `make clean` removes: build output and the tools' caches (never .venv or datasets).
 CLEANED = ("build", ".pytest_cache", ".hypothesis", ".ruff_cache")
 
@@ -61,6 +64,8 @@ def check(task_ids: Sequence[str]) -> int:
             "-W", "ignore"]
     args += ["--task", " ".join(task_ids), "--tb=short"] if task_ids else ["--tb=no"]
     status = _run(args)
+    if status == PYTEST_USAGE_ERROR:  # an unknown task ID; pytest printed which
+        return USAGE_ERROR
     return 0 if status == 1 else status  # 1: some task fails, which the table shows
 
 
@@ -113,13 +118,13 @@ def data() -> int:
 
 def handin(out: Path | None) -> int:
     """Write the hand-in zip and say what is in it (as ``make handin``)."""
-    from course.handin import HandinError, make_handin, report
+    from course.handin import HandinError, HandinOutError, make_handin, report
 
     try:
         made = make_handin(TREE, out)
     except HandinError as error:
         print(f"python -m course handin: {error}", file=sys.stderr)
-        return 1
+        return USAGE_ERROR if isinstance(error, HandinOutError) else 1
     print(report(made))
     return 0
 

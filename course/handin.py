@@ -34,6 +34,10 @@ class HandinError(Exception):
     """The tree cannot be handed in as it is (the message says why and what to do)."""
 
 
+class HandinOutError(HandinError):
+    """``--out`` names a path the hand-in may not be written to (a usage error)."""
+
+
 @dataclass
 class Handin:
     """What went into a hand-in zip."""
@@ -130,14 +134,17 @@ def made_by_handin(path: Path) -> bool:
 def claim_output(out: Path) -> None:
     """Refuse an output path holding anything this command did not write."""
     if out.is_dir():
-        raise HandinError(f"{out} is a folder; give the path of a .zip file (--out FILE.zip)")
+        raise HandinOutError(f"--out {out}: is a folder; give the path of a .zip file "
+                             "(--out FILE.zip)")
     if out.suffix != ".zip":
-        raise HandinError(f"{out}: the hand-in must be a .zip file (--out FILE.zip)")
+        raise HandinOutError(f"--out {out}: the hand-in must be a .zip file (--out FILE.zip)")
     if out.exists() and not made_by_handin(out):
-        raise HandinError(f"{out} exists and was not made by python -m course handin; it is "
-                          "left as it is. Move it away or choose another name (--out FILE.zip).")
+        raise HandinOutError(f"--out {out}: {out.name} exists and was not made by python -m "
+                             "course handin; it is left as it is. Move it away or choose "
+                             "another name (--out FILE.zip).")
     if not out.parent.is_dir():
-        raise HandinError(f"{out.parent} does not exist")
+        raise HandinOutError(f"--out {out}: the folder {out.parent} does not exist; create it "
+                             "or choose another place")
 
 
 def write_zip(tree: Path, files: Sequence[str], out: Path) -> None:
@@ -175,6 +182,9 @@ def report(handin: Handin) -> str:
     lines += [f"  {rel}" + (" (with its outputs)" if rel.endswith(".ipynb") else "")
               for rel in handin.files]
     lines += ["What your saved notebooks show:", *(f"  {line}" for line in handin.notebook_lines)]
+    if any("did not pass" in line or "not run" in line for line in handin.notebook_lines):
+        lines.append("  (Saved outputs are those of the last run of each cell: if you fixed or "
+                     "wrote code since, run the notebook again, save it, and hand in again.)")
     if handin.stubs:
         lines.append(f"Still stubs (they earn no points): tasks {', '.join(handin.stubs)}.")
     lines += [f"Wrote {handin.path} ({size / 1000:.0f} kB): hand in this file.",

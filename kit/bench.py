@@ -66,6 +66,7 @@ from course.layers import (
     max_pool_backward_naive,
     max_pool_forward_naive,
 )
+from kit import cli
 
 NAIVE_LIMIT_S = 60.0  # skip the naive layers when one fwd + bwd would take longer
 # The estimate comes from a slice of the batch on a machine that may be busy; this margin
@@ -494,13 +495,13 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kit bench", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=3.0,
+    parser.add_argument("--budget", type=cli.positive_seconds, default=3.0,
                         help="seconds of timed repetitions per case and dtype (default 3)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive layers")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if present")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes and budget: checks that the benchmark runs")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=cli.whole_number(1), default=None,
                         help="threads for everyone: fast_layers' chunk threads, BLAS and "
                              "PyTorch (default: the machine's cores). --threads 1 compares "
                              "per-core speed, which a busy machine disturbs least")

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import shutil
 import sys
@@ -61,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from course.rubric import CHECKS
-from kit import hidden, isolation, outputs
+from kit import cli, hidden, isolation, outputs
 from kit import notebooks as nbs
 from kit import reports as rp
 from kit import sandbox as sb
@@ -383,7 +384,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
             result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
         else:
             try:
-                result.notes += box.notes
+                result.notes += list(dict.fromkeys(box.notes))  # one note per fact
                 if prepared is None and hidden_tasks(selection, root):
                     prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
                 if prepared is not None:
@@ -503,11 +504,13 @@ def parser() -> argparse.ArgumentParser:
                    help="a folder or .zip with the student's course/ files (and notebooks)")
     p.add_argument("--out", type=Path, default=Path("build/grades"),
                    help="where grades.csv and the per-submission reports go (build/grades)")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded at once (1)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (60)")
-    p.add_argument("--wall", type=float, default=600.0,
+    p.add_argument("--jobs", type=cli.whole_number(1, "a number of submissions"), default=1,
+                   help="submissions graded at once (1)")
+    p.add_argument("--timeout", type=cli.positive_seconds, default=60.0,
+                   help="seconds per cell (60)")
+    p.add_argument("--wall", type=cli.positive_seconds, default=600.0,
                    help="seconds for one submission's notebooks together (600)")
-    p.add_argument("--memory", type=int, default=3072,
+    p.add_argument("--memory", type=cli.whole_number(256, "a number of MB"), default=3072,
                    help="memory limit, MB, per process and over each notebook kernel's "
                         "processes together (3072)")
     p.add_argument("--no-isolation", action="store_true",
@@ -530,16 +533,36 @@ def _make_sure_of_bubblewrap() -> None:
         print(f"kit grade: {error}", file=sys.stderr)
 
 
+def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> str | None:
+    """What is wrong with the arguments that argparse cannot see (None: nothing)."""
+    for path in args.submissions:
+        if not path.exists():
+            return f"argument SUBMISSION: no such file or folder: {path}"
+        if path.is_file() and path.suffix.lower() != ".zip":
+            return (f"argument SUBMISSION: expected a folder or a .zip file, got {path} "
+                    "(a file)")
+    unknown = [name for name in args.notebook or [] if name not in references]
+    if unknown:
+        return (f"argument --notebook: no notebook {', '.join(map(repr, unknown))}; "
+                f"expected one of {', '.join(references)}")
+    checks = {name for notebook, reference in references.items()
+              for name in nbs.check_cells(reference).values()}
+    checks |= {f"{notebook}/{name}" for notebook, reference in references.items()
+               for name in nbs.check_cells(reference).values()}
+    for name in args.only or []:
+        if name not in checks:
+            near = difflib.get_close_matches(name, sorted(checks), n=3)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            return (f"argument --only: no check cell named {name!r}{hint}; the names are "
+                    "the check cells' metadata.check, listed in CHECKS of course/rubric.py")
+    return None
+
+
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    if args.jobs < 1 or args.timeout <= 0 or args.wall <= 0 or args.memory < 256:
-        print("kit grade: --jobs must be >= 1, --timeout and --wall positive, "
-              "--memory at least 256 MB", file=sys.stderr)
-        return 2
-    missing = [str(s) for s in args.submissions if not s.exists()]
-    if missing:
-        print(f"kit grade: no such submission: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    problem = _usage_problem(args, reference_notebooks())
+    if problem:
+        parser().error(problem)
     if not args.no_isolation:
         _make_sure_of_bubblewrap()
     limits = Limits(args.timeout, args.wall, args.memory,

@@ -31,7 +31,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from kit import grade, isolation, outputs
+from kit import cli, grade, isolation, outputs
 from kit.nbval_runner import Limits
 from kit.reports import to_gradescope
 
@@ -108,14 +108,36 @@ def run(root_dir: Path, limits: Limits, only: set[str] | None) -> int:
     return 0
 
 
+def is_our_bundle(path: Path) -> bool:
+    """Whether ``path`` is a zip this command wrote: its ``run_autograder`` is ours."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read("run_autograder").decode() == RUN_AUTOGRADER
+    except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile):
+        return False
+
+
+def out_problem(out: Path) -> str | None:
+    """Why ``--out`` may not be written (``None`` when it may): only a new path, or a
+    bundle this command wrote, is replaced."""
+    if out.is_dir():
+        return "expected the path of a .zip file, got a folder"
+    if out.suffix != ".zip":
+        return f"expected the path of a .zip file, got {out.name!r}"
+    if out.exists() and not is_our_bundle(out):
+        return ("exists and is not an autograder bundle this command wrote; refusing to "
+                "overwrite it (move it away or choose another --out)")
+    return None
+
+
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "run":
         p = argparse.ArgumentParser(prog="python -m kit gradescope run")
         p.add_argument("--root", type=Path, default=Path("/autograder"),
                        help="the autograder folder (default /autograder)")
-        p.add_argument("--timeout", type=float, default=60.0)
-        p.add_argument("--wall", type=float, default=600.0)
-        p.add_argument("--memory", type=int, default=3072)
+        p.add_argument("--timeout", type=cli.positive_seconds, default=60.0)
+        p.add_argument("--wall", type=cli.positive_seconds, default=600.0)
+        p.add_argument("--memory", type=cli.whole_number(256, "a number of MB"), default=3072)
         p.add_argument("--only", action="append", default=None, metavar="CHECK")
         p.add_argument("--no-isolation", action="store_true",
                        help="run student code without the isolation sandbox (code you trust)")
@@ -128,11 +150,13 @@ def main(argv: list[str]) -> int:
                    set(args.only) if args.only else None)
     p = argparse.ArgumentParser(prog="python -m kit gradescope",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("build/autograder.zip"))
+    p.add_argument("--out", type=Path, default=Path("build/autograder.zip"),
+                   help="the bundle's path (build/autograder.zip); an existing file there "
+                        "is replaced only if it is a bundle this command wrote")
     args = p.parse_args(argv)
-    if args.out.exists() and not zipfile.is_zipfile(args.out):
-        print(f"kit gradescope: {args.out} exists and is not a zip; not overwriting it",
-              file=sys.stderr)
+    problem = out_problem(args.out)
+    if problem:
+        print(f"kit gradescope: --out {args.out}: {problem}", file=sys.stderr)
         return 2
     bundle = build_bundle(args.out)
     print(f"wrote {bundle} ({bundle.stat().st_size / 1e6:.2f} MB)")

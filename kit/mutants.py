@@ -36,7 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kit import markers
+from course.tasks import TASKS_BY_ID
+from kit import cli, markers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -475,9 +476,10 @@ def parser() -> argparse.ArgumentParser:
                    help="only this task's mutants (repeatable)")
     p.add_argument("--hidden-only", action="store_true",
                    help="skip the students' tests (they take seconds per mutant)")
-    p.add_argument("--sample", type=int, default=None, metavar="K",
+    p.add_argument("--sample", type=cli.whole_number(1), default=None, metavar="K",
                    help="only K mutants per task (the fixed sample make test grades)")
-    p.add_argument("--jobs", type=int, default=1, help="tasks run at once (1)")
+    p.add_argument("--jobs", type=cli.whole_number(1), default=1,
+                   help="tasks run at once (1)")
     p.add_argument("--seed", type=int, default=None,
                    help="the hidden checks' seed (default: a fresh secret one)")
     p.add_argument("--list", action="store_true", help="list the mutants and stop")
@@ -488,9 +490,10 @@ def main(argv: list[str]) -> int:
     from kit.hidden.run import new_seed
 
     args = parser().parse_args(argv)
-    if args.jobs < 1 or (args.sample is not None and args.sample < 1):
-        print("kit mutants: --jobs and --sample must be at least 1", file=sys.stderr)
-        return 2
+    unknown = [task for task in args.task or [] if task not in TASKS_BY_ID]
+    if unknown:
+        parser().error(f"argument --task: no task {', '.join(map(repr, unknown))}; "
+                       f"expected one of {', '.join(TASKS_BY_ID)}")
     mutants = all_mutants(ROOT, args.task)
     if args.sample is not None:
         mutants = sample(mutants, args.sample)

@@ -23,8 +23,9 @@ included) with the heading they sit under. Ported notebooks are written to ``DIR
 the same file names and a ``kit.ported_from`` entry in their metadata; an existing file
 in ``DIR`` is replaced only if it carries that entry (so a port never overwrites a
 notebook it did not write). The exit status is 0 when every notebook was written, even
-with missing names (the report lists them), and 1 when an input cannot be read or an
-output may not be written.
+with missing names (the report lists them), 1 when an input cannot be read or an output
+may not be written (the others are still ported), and 2, before anything is written,
+when a notebook named on the command line does not exist or ``--out`` is a file.
 """
 
 from __future__ import annotations
@@ -405,9 +406,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def usage_problems(notebooks: list[Path], out: Path) -> list[str]:
+    """What is wrong with the arguments themselves (checked before anything is written)."""
+    problems = [f"{path}: no such notebook" for path in notebooks if not path.exists()]
+    if out.exists() and not out.is_dir():
+        problems.append(f"--out {out}: expected a folder for the ported notebooks, "
+                        "found a file")
+    return problems
+
+
 def main(argv: list[str]) -> int:
-    """``python -m kit port``: 0 when every notebook was written, 1 otherwise."""
+    """``python -m kit port``: 0 when every notebook was written, 1 otherwise, 2 (and
+    nothing written) when a notebook named does not exist or ``--out`` is a file."""
     args = parse_args(argv)
+    problems = usage_problems(args.notebooks, args.out)
+    for problem in problems:
+        print(f"port: {problem}", file=sys.stderr)
+    if problems:
+        return 2
     status = 0
     for source in args.notebooks:
         try:

@@ -60,7 +60,7 @@ from typing import Any
 
 import nbformat
 
-from kit import markers, outputs
+from kit import cli, markers, outputs
 from kit import notebooks as nbs
 from kit.branch import RELEASE_TRAILER, check_branch, commit_branch
 from kit.errors import KitError
@@ -587,14 +587,20 @@ def summary(release: Release, out: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m kit release``: 0 on success; 1 on any problem, before anything is written.
-
-    (A failing ``--branch`` commit is the one problem found after the folder is written.)
+    """``python -m kit release``: 0 on success; 2 when an option is refused (``--source``,
+    ``--out``, ``--branch``) and 1 on a problem in the tree, both before anything is
+    written. (A failing ``--branch`` commit is the one problem found after the folder is
+    written.)
     """
     args = parse_args(argv)
     written = False
     try:
         tree = check_arguments(args.source, args.out, args.branch)
+    except KitError as error:
+        print(error, file=sys.stderr)
+        print("release: stopped; nothing written", file=sys.stderr)
+        return cli.USAGE_ERROR
+    try:
         release = build_release(tree, skip=args.out)
         for warning in tree.dirty_warnings():
             print(f"WARNING: {warning}", file=sys.stderr)
@@ -614,6 +620,10 @@ def main(argv: list[str]) -> int:
 def check_arguments(source: Path, out: Path, branch: str | None) -> SolutionTree:
     """Everything about the options that can be checked before reading the files; the
     source tree, read once."""
+    if not source.is_dir():
+        found = "a file" if source.exists() else "nothing"
+        raise ReleaseError(f"--source {source}: expected the solution tree (a folder with "
+                           f"course/), found {found} there")
     if not (source / "course").is_dir():
         raise ReleaseError(f"--source {source}: no course/ folder; not a solution tree")
     tree = SolutionTree.load(source)

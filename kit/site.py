@@ -46,8 +46,8 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from tqdm import tqdm
 
 from course.tasks import TASKS
+from kit import cli, outputs, site_render
 from kit import notebooks as nbs
-from kit import outputs, site_render
 from kit.errors import KitError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -408,7 +408,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--timeout",
-        type=int,
+        type=cli.whole_number(1, "a whole number of seconds"),
         default=900,
         help="seconds one cell may run before it is stopped; default 900",
     )
@@ -420,6 +420,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
     """The notebooks to build, in course order; ``SiteError`` for an unknown name or none."""
+    if not folder.is_dir():
+        found = "a file" if folder.exists() else "nothing"
+        raise SiteError(f"--notebooks {folder}: expected a folder of notebooks, found {found} "
+                        "there")
     notebooks = find_notebooks(folder)
     if only:
         unknown = sorted(set(only) - {p.stem for p in notebooks})

@@ -78,6 +78,15 @@ def extract_math(markdown: str, formulas: list[tuple[str, bool]]) -> str:
     return "".join(parts)
 
 
+# latex2mathml writes \log p as <mi>log</mi><mi>p</mi>, which browsers draw as "logp".
+# TeX puts a thin space between a function name and what it applies to, unless an
+# operator follows (a bracket, +, =), which brings its own spacing: so does the site.
+_FUNCTION_NAME_RE = re.compile(
+    r"(<mi>(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|det|dim|arg|deg|ker|Pr)</mi>)"
+    r"(?=<(?!mo[ >]|/))")
+_THIN_SPACE = '<mspace width="0.1667em"></mspace>'
+
+
 def tex_to_mathml(tex: str, display: bool) -> str:
     """MathML for one formula; ``MathError`` (with the TeX) when it cannot be converted."""
     from latex2mathml.converter import convert  # imported late: only the site needs it
@@ -90,6 +99,7 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     unknown = re.search(r">(\\[A-Za-z]+)<", mathml)
     if unknown:
         raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
+    mathml = _FUNCTION_NAME_RE.sub(r"\1" + _THIN_SPACE, mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
 

@@ -9,7 +9,8 @@ not compared). Cells are named as the student sees them: the heading above the c
 its number among the notebook's cells, and its check name. ``--out`` (new, empty, or
 made by ``kit verify``) receives one ``<submission>.verify.json`` per submission.
 
-Exit status: 0 when every compared cell reproduces, 1 when some do not, 2 on bad usage.
+Exit status: 0 when every compared cell reproduces, 1 when some do not or a submission had
+no notebook that could be run (an unreadable zip, no notebooks), 2 on bad usage.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kit import isolation, outputs
+from kit import cli, isolation, outputs
 from kit import notebooks as nbs
 from kit import sandbox as sb
 from kit.errors import KitError
@@ -89,6 +90,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [f"== {report['submission']}"
              + (f" (isolation: {report['isolation']})" if "isolation" in report else "")]
     lines += [f"   note: {n}" for n in report["notes"]]
+    if not report["notebooks"]:
+        lines.append("   nothing verified: no notebook of this submission was run")
     for name, info in report["notebooks"].items():
         bad = info["not_reproduced"]
         verdict = "every compared cell reproduces" if not bad else f"{len(bad)} cell(s) differ"
@@ -103,10 +106,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=None,
                    help="also write <submission>.verify.json here (a new or empty folder, "
                         "or one kit verify made)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per cell (60)")
-    p.add_argument("--wall", type=float, default=900.0, help="seconds per submission (900)")
-    p.add_argument("--memory", type=int, default=3072, help="MB per process (3072)")
-    p.add_argument("--dataset", default="digits",
+    p.add_argument("--timeout", type=cli.positive_seconds, default=60.0,
+                   help="seconds per cell (60)")
+    p.add_argument("--wall", type=cli.positive_seconds, default=900.0,
+                   help="seconds per submission (900)")
+    p.add_argument("--memory", type=cli.whole_number(256, "a number of MB"), default=3072,
+                   help="MB per process (3072)")
+    p.add_argument("--dataset", default="digits", choices=("digits", "cifar10"),
                    help="COURSE_DATASET the student ran with (digits; cifar10 needs the data)")
     p.add_argument("--no-isolation", action="store_true",
                    help="run the notebooks without the isolation sandbox (code you trust)")
@@ -132,7 +138,9 @@ def main(argv: list[str]) -> int:
     for submission in args.submissions:
         report = verify_one(submission, limits, args.dataset)
         print(render(report))
-        if any(nb["not_reproduced"] for nb in report["notebooks"].values()):
+        # Nothing verified (an unreadable zip, no notebooks) is no confirmation either.
+        if not report["notebooks"] or any(nb["not_reproduced"]
+                                          for nb in report["notebooks"].values()):
             status = 1
         if args.out is not None:
             outputs.write_atomic(args.out / f"{report['submission']}.verify.json",

@@ -18,8 +18,9 @@
   at run time, see ``CallRecorder``): a correct task is never TODO or FAIL because of
   another one. ``needs X first`` names the tasks to make pass first.
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
-  and under the table each task that does not pass gets its first failure (hypothesis'
-  failing input shown as shapes rather than a repr) or the task that stopped it.
+  and above the table each task that does not pass gets its first failure (hypothesis'
+  failing input shown as shapes rather than a repr) or the task that stopped it (and, when
+  that task was written but fails, the first failure all the same).
 """
 
 from __future__ import annotations
@@ -602,7 +603,7 @@ def _row_line(row: Row) -> str:
 
 
 def _task_report(row: Row, rows: dict[str, Row]) -> str:
-    """What ``make check TASK=<id>`` says under the table about one task that does not pass."""
+    """What ``make check TASK=<id>`` says above the table about one task that does not pass."""
     task = row.task
     lines: list[str] = []
     if row.status == "TODO":
@@ -637,6 +638,12 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
         lines.append(f"task {task.id}: {count} of its tests failed after calling code of "
                      f"tasks that do not pass yet: {names}. The failures may be theirs: "
                      f"make those pass first (make check TASK={failing[0]}).")
+        # The failure itself may still be this task's own mistake: show the first one.
+        first = next((n for n in row.stopped_by if n not in _STUB_HIT and n in _FAILURES),
+                     None)
+        if first is not None:
+            lines.append(f"The first of them (its cause may be in either task):\n"
+                         f"FAILED {first}\n{describe_failure(_FAILURES[first])}")
     return "\n".join(lines)
 
 

@@ -62,6 +62,7 @@ def test_the_zip_holds_the_package_and_the_notebooks_with_outputs(tmp_path: Path
     assert f"Wrote {tree / 'handin.zip'}" in text
     assert "Still stubs (they earn no points): tasks 1.1" in text
     assert f"notebooks/{NOTEBOOKS[0]}.ipynb: 1 of 1 check cells passed" in text
+    assert "run the notebook again" not in text  # every saved check passed: no hint
 
 
 def test_a_tree_whose_notebooks_never_ran_is_refused_and_they_are_named(tmp_path: Path) -> None:
@@ -98,6 +99,8 @@ def test_failed_and_unrun_check_cells_are_reported_but_handed_in(tmp_path: Path)
             ) in text
     assert ("notebooks/Dropout.ipynb: 1 of 2 check cells passed; not run: dropout-backward "
             f"(task {task_of_check('Dropout', 'dropout-backward')})") in text
+    # Outputs saved before a fix still say FAILED: the report says how to refresh them.
+    assert "run the notebook again, save it, and hand in again" in text
 
 
 def test_it_never_overwrites_a_file_it_did_not_make(tmp_path: Path) -> None:
@@ -128,8 +131,9 @@ def test_the_command_line_prints_the_error_and_fails(tmp_path: Path) -> None:
     target.write_text("not a zip")
     result = subprocess.run([sys.executable, "-m", "course", "handin", "--out", str(target)],
                             capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 1
-    assert "python -m course handin:" in result.stderr and "taken.zip exists" in result.stderr
+    assert result.returncode == 2  # a usage error: --out names a file it did not make
+    assert "python -m course handin: --out" in result.stderr
+    assert "taken.zip exists" in result.stderr
     assert target.read_text() == "not a zip"
 
 

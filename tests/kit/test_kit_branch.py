@@ -112,7 +112,7 @@ def test_refuses_the_checked_out_branch_and_writes_nothing(
     before = source_state(git_src)
     out = tmp_path / "student"
     result = run_release("--source", git_src, "--out", out, "--branch", "main")
-    assert result.code == 1
+    assert result.code == 2
     assert "checked out" in result.err and "nothing written" in result.err
     assert not out.exists()
     assert source_state(git_src) == before
@@ -123,10 +123,10 @@ def test_refuses_a_bad_branch_name_and_a_source_outside_git(
 ) -> None:
     out = tmp_path / "student"
     result = run_release("--source", src, "--out", out, "--branch", "student")
-    assert result.code == 1 and "not a git repository" in result.err
+    assert result.code == 2 and "not a git repository" in result.err
     make_git_repo(src)
     result = run_release("--source", src, "--out", out, "--branch", "bad..name")
-    assert result.code == 1 and "not a valid branch name" in result.err
+    assert result.code == 2 and "not a valid branch name" in result.err
     assert not out.exists()
 
 
@@ -139,5 +139,5 @@ def test_a_checkout_of_the_branch_is_never_replaced(git_src: Path, tmp_path: Pat
     (clone / "course" / "my_work.py").write_text("# a student's work\n")
     before = snapshot(clone)
     result = run_release("--source", git_src, "--out", clone)
-    assert result.code == 1 and "is a git checkout" in result.err
+    assert result.code == 2 and "is a git checkout" in result.err
     assert snapshot(clone) == before

@@ -281,7 +281,7 @@ def test_two_releases_are_identical_and_replace_the_old_tree(src: Path, tmp_path
     released(src, out)
     assert snapshot(out) == first
     (out / "stale.txt").write_text("someone's notes\n")  # refused: not the tool's (item 2)
-    assert run_release("--source", src, "--out", out).code == 1
+    assert run_release("--source", src, "--out", out).code == 2
     assert (out / "stale.txt").exists()
 
 
@@ -303,7 +303,7 @@ def test_out_refuses_a_foreign_non_empty_folder(src: Path, tmp_path: Path) -> No
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me\n")
     result = run_release("--source", src, "--out", foreign)
-    assert result.code == 1
+    assert result.code == 2
     assert "refusing to replace it" in result.err and ".release.json" in result.err
     assert snapshot(foreign) == {"notes.txt": (b"keep me\n", 0o644)}
 
@@ -311,11 +311,11 @@ def test_out_refuses_a_foreign_non_empty_folder(src: Path, tmp_path: Path) -> No
 def test_out_refuses_a_file_and_the_source_itself(src: Path, tmp_path: Path) -> None:
     a_file = tmp_path / "file.txt"
     a_file.write_text("x\n")
-    assert run_release("--source", src, "--out", a_file).code == 1
+    assert run_release("--source", src, "--out", a_file).code == 2
     assert a_file.read_text() == "x\n"
     before = snapshot(src)
-    assert run_release("--source", src, "--out", src).code == 1
-    assert run_release("--source", src / "course", "--out", src).code == 1
+    assert run_release("--source", src, "--out", src).code == 2
+    assert run_release("--source", src / "course", "--out", src).code == 2
     assert snapshot(src) == before
 
 

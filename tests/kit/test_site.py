@@ -108,6 +108,14 @@ def test_formulas_become_mathml_and_unknown_commands_are_refused():
         site_render.tex_to_mathml("\\nosuchmacro x", display=False)
 
 
+def test_a_function_name_is_set_apart_from_its_argument_but_not_from_a_bracket():
+    thin = '<mspace width="0.1667em"></mspace>'
+    applied = site_render.tex_to_mathml("\\log p", display=False)
+    assert f"<mi>log</mi>{thin}<mi>p</mi>" in applied  # not drawn as "logp"
+    bracketed = site_render.tex_to_mathml("\\log(x) + \\exp", display=False)
+    assert "mspace" not in bracketed  # "(" and the end of the formula bring their own
+
+
 def test_solution_regions_are_folded_and_the_code_around_them_stays_visible():
     source = "x = 1\n# BEGIN SOLUTION 1.1: do it\nsecret = 42\n# END SOLUTION\nprint(x)"
     html = site_render.render_code(source)

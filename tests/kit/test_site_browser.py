@@ -66,6 +66,11 @@ PAGE_FACTS = r"""(() => {
             .filter(({pre, widest}) => widest <= 100 && !pre.closest('details:not([open])')
                                        && pre.scrollWidth > pre.clientWidth + 1)
             .map(({widest}) => widest),
+          // Printed output that scrolls sideways (it should wrap): its first 60 characters.
+          outputScrolls: [...document.querySelectorAll('.output_area pre')]
+            .filter(pre => !pre.closest('details:not([open])')
+                           && pre.scrollWidth > pre.clientWidth + 1)
+            .map(pre => pre.textContent.slice(0, 60)),
           descriptions: [...document.querySelectorAll('.notebook-entry .description')]
             .map(p => ({text: p.textContent, html: p.innerHTML})),
           rootFont: parseFloat(getComputedStyle(document.documentElement).fontSize)};
@@ -117,6 +122,8 @@ def test_every_page_works_offline(sites, browser, which):
         assert facts["viewport"], where
         # Prose at a comfortable measure: 45-50 rem of text column.
         assert 45 <= facts["measure"] / facts["rootFont"] <= 52, (where, facts["measure"])
+        # A check line longer than the column (FullyConnectedNets' ReLU kink check) wraps.
+        assert facts["outputScrolls"] == [], (where, facts["outputScrolls"])
         _check_links(page, facts, where)
         # Every code line of up to ruff's 100 characters fits without scrolling.
         assert facts["codeScrolls"] == [], (where, facts["codeScrolls"])

@@ -35,7 +35,7 @@ def test_rerelease_refuses_a_folder_with_a_student_edit_and_names_it(git_src: Pa
     (out / "notebooks" / "Demo.ipynb").unlink()
     before = snapshot(out)
     result = run_release("--source", git_src, "--out", out)
-    assert result.code == 1
+    assert result.code == 2
     assert "course/layers.py (modified)" in result.err
     assert "my_notes.md (new)" in result.err
     assert "notebooks/Demo.ipynb (deleted)" in result.err
@@ -68,7 +68,7 @@ def test_an_old_stamp_without_manifest_is_refused_not_wiped(git_src: Path,
                                                    "format": 1}))
     (out / "work.py").write_text("mine = 1\n")
     result = run_release("--source", git_src, "--out", out)
-    assert result.code == 1 and "older release tool" in result.err
+    assert result.code == 2 and "older release tool" in result.err
     assert (out / "work.py").read_text() == "mine = 1\n"
 
 
@@ -80,7 +80,7 @@ def test_release_refuses_main_from_another_branch(git_src: Path, tmp_path: Path)
     before = refs(git_src)
     out = tmp_path / "student"
     result = run_release("--source", git_src, "--out", out, "--branch", "main")
-    assert result.code == 1 and "never release branches" in result.err
+    assert result.code == 2 and "never release branches" in result.err
     assert not out.exists() and refs(git_src) == before
 
 
@@ -90,7 +90,7 @@ def test_release_refuses_master_and_the_default_branch(git_src: Path, tmp_path: 
     git(git_src, "config", "init.defaultBranch", "trunk")
     for name in ("master", "trunk"):
         result = run_release("--source", git_src, "--out", tmp_path / "s", "--branch", name)
-        assert result.code == 1 and "never release branches" in result.err, name
+        assert result.code == 2 and "never release branches" in result.err, name
     assert not (tmp_path / "s").exists()
 
 
@@ -99,7 +99,7 @@ def test_release_refuses_a_branch_checked_out_in_another_worktree(git_src: Path,
     git(git_src, "branch", "work")
     git(git_src, "worktree", "add", "-q", str(tmp_path / "wt"), "work")
     result = run_release("--source", git_src, "--out", tmp_path / "s", "--branch", "work")
-    assert result.code == 1 and "checked out in the worktree" in result.err
+    assert result.code == 2 and "checked out in the worktree" in result.err
     assert not (tmp_path / "s").exists()
 
 
@@ -107,7 +107,7 @@ def test_release_refuses_a_branch_with_foreign_commits(git_src: Path, tmp_path: 
     git(git_src, "branch", "feature")  # someone's branch: the fixture's commit
     before = refs(git_src)
     result = run_release("--source", git_src, "--out", tmp_path / "s", "--branch", "feature")
-    assert result.code == 1 and "1 commit(s) the release tool did not make" in result.err
+    assert result.code == 2 and "1 commit(s) the release tool did not make" in result.err
     assert refs(git_src) == before and not (tmp_path / "s").exists()
 
 
@@ -128,7 +128,7 @@ def test_release_accepts_its_own_branch_again_but_not_after_a_foreign_commit(
     git(git_src, "commit", "-qm", "a fix made by hand")
     git(git_src, "checkout", "-q", "main")
     result = run_release(*argv)
-    assert result.code == 1 and "did not make" in result.err
+    assert result.code == 2 and "did not make" in result.err
 
 
 # -- item 12: validate every argument before writing anything ---------------------------
@@ -141,7 +141,7 @@ def test_branch_at_minus_one_is_refused_before_writing(git_src: Path, tmp_path: 
     out = tmp_path / "student"
     for name in ("@{-1}", "@", "HEAD", "-x", "refs/heads/main"):
         result = run_release("--source", git_src, "--out", out, f"--branch={name}")
-        assert result.code == 1 and "not a valid branch name" in result.err, name
+        assert result.code == 2 and "not a valid branch name" in result.err, name
         assert not out.exists(), name
 
 
@@ -149,7 +149,7 @@ def test_out_inside_dot_git_is_refused(git_src: Path) -> None:
     before = refs(git_src)
     for out in (git_src / ".git" / "refs" / "student", git_src / ".git" / "student"):
         result = run_release("--source", git_src, "--out", out)
-        assert result.code == 1 and "inside" in result.err and ".git" in result.err
+        assert result.code == 2 and "inside" in result.err and ".git" in result.err
         assert not out.exists()
     assert refs(git_src) == before
     assert git(git_src, "fsck", "--no-progress") == ""
