@@ -402,9 +402,12 @@ def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[st
         if theirs is not None and theirs.get("cell_type") == "code":
             cell["source"] = "".join(theirs.get("source", []))
         else:
-            why = "no notebook submitted" if student is None else "cell missing (by ID)"
-            notes.append(Note(NoteKind.MISSING, f"{name}: notebook task cell {cell.get('id')}: "
-                                                f"{why}; graded as not written"))
+            why = ("no notebook submitted" if student is None
+                   else f"its cell (ID {cell.get('id')}) is not in the notebook submitted")
+            tasks = ", ".join(dict.fromkeys(s.task_id for s in segments
+                                            if not isinstance(s, str)))
+            notes.append(Note(NoteKind.MISSING, f"{name}: notebook task {tasks}: {why}; "
+                                                "graded as not written"))
             cell["source"] = render_student(segments)
     return graded, notes
 
