@@ -26,7 +26,12 @@ isolated worker on inputs drawn from the batch's secret seed and judge the answe
 grader's own process; a check cell of task X passes only if nbval passes it and task X
 passes its hidden checks (``failed: hidden check`` otherwise, both verdicts side by side
 in the JSON, a count per submission in ``grades.csv``), so a task whose hidden checks fail
-earns nothing.
+earns nothing. The notebook-cell tasks (``kit.hidden.measure.NOTEBOOK_TASKS``) get a
+verdict of the same kind: sanitize inserts an export cell after the task's cell
+(``export_step``), ``execute`` gives the kernel the export folder, and
+``judge_notebook_tasks`` measures what was exported with the solution's code and adds the
+verdicts to the hidden checks' report. The grading kernel's data carries no test labels
+(``kit.sandbox.WITHHOLD_TEST_LABELS``).
 
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
 submission: ``submission, total, max, status`` and a subtotal per notebook), one
@@ -42,6 +47,7 @@ made by ``kit grade``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import functools
 import shutil
@@ -61,6 +67,7 @@ from kit import notebooks as nbs
 from kit import reports as rp
 from kit import sandbox as sb
 from kit.errors import KitError
+from kit.hidden import measure
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
 from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
 from kit.redact import Redactor
@@ -129,8 +136,27 @@ def select_checks(references: Mapping[str, Any], only: set[str] | None = None) -
 # -- phase 1: sanitize ---------------------------------------------------------------------
 
 
-def sanitize_steps(notebook: str, selection: Selection) -> list[nbs.Step]:
-    """What makes a spliced reference notebook ready to grade, step by step."""
+def export_step(notebook: str, task_cells: Mapping[str, str], exports: Path) -> nbs.Step:
+    """Insert, after the cell of each notebook task (``task_cells``: task -> the cell ID),
+    the kit's export cell (``kit.hidden.measure``), writing into ``exports/<notebook>``."""
+    folder = exports / notebook
+
+    def insert_export_cells(nb: Any) -> None:
+        for task, cell_id in task_cells.items():
+            cell = sb.kit_cell(f"export-{task.replace('.', '-')}", measure.export_cell(
+                task, folder, measure.export_path(folder, task)))
+            if not sb.insert_after(nb, cell_id, cell):
+                raise ValueError(f"{notebook}: no cell {cell_id} for task {task}'s export")
+
+    return nbs.Step("export what the notebook tasks chose, for the grader to judge",
+                    insert_export_cells)
+
+
+def sanitize_steps(notebook: str, selection: Selection, exports: nbs.Step | None = None,
+                   keep: frozenset[str] = frozenset()) -> list[nbs.Step]:
+    """What makes a spliced reference notebook ready to grade, step by step (``exports``:
+    the step inserting the notebook tasks' export cells, if it has any; ``keep``: IDs of
+    the notebook tasks' own cells, run even when only some checks are asked for)."""
     graded = selection.indices(notebook)
 
     def skip_unselected_checks(nb: Any) -> None:
@@ -140,7 +166,8 @@ def sanitize_steps(notebook: str, selection: Selection) -> list[nbs.Step]:
 
     def skip_training_logs(nb: Any) -> None:
         for c in nbs.code_cells(nb):
-            if nbs.has_tag(c.cell, nbs.NBVAL_IGNORE_OUTPUT) and not nbs.is_check(c.cell):
+            if nbs.has_tag(c.cell, nbs.NBVAL_IGNORE_OUTPUT) and not nbs.is_check(c.cell) \
+                    and c.cell.get("id") not in keep:
                 sb.skip_cell(c.cell)
 
     steps = [nbs.Step("skip experiment cells", sb.skip_experiments)]
@@ -148,32 +175,105 @@ def sanitize_steps(notebook: str, selection: Selection) -> list[nbs.Step]:
         steps += [nbs.Step("skip the check cells not selected", skip_unselected_checks),
                   nbs.Step("skip training logs (only some checks asked for)",
                            skip_training_logs)]
-    return steps
+    return steps + ([exports] if exports is not None else [])
+
+
+def notebook_tasks(selection: Selection, root: Path = ROOT) -> dict[str, list[str]]:
+    """Notebook -> the notebook-cell tasks of its selected checks that the grader judges
+    itself (``kit.hidden.measure.NOTEBOOK_TASKS``; only for this tree, as the hidden
+    checks)."""
+    if root.resolve() != ROOT.resolve():
+        return {}
+    found: dict[str, list[str]] = {}
+    for notebook, checks in selection.checks.items():
+        for task in dict.fromkeys(c.task for c in checks):
+            spec = measure.NOTEBOOK_TASKS.get(task or "")
+            if spec is not None and spec.notebook == notebook:
+                found.setdefault(notebook, []).append(task)
+    return found
 
 
 def sanitize(submission: Path, references: Mapping[str, Any], selection: Selection,
-             root: Path = ROOT) -> sb.Sandbox:
-    """Phase 1: the sandbox to grade in (raises ``sb.SubmissionError`` if unreadable)."""
-    return sb.build(submission, references, root=root,
-                    prepare=lambda name, nb: nbs.run_steps(nb, sanitize_steps(name, selection)))
+             root: Path = ROOT, exports: Path | None = None) -> sb.Sandbox:
+    """Phase 1: the sandbox to grade in (raises ``sb.SubmissionError`` if unreadable).
+    ``exports``: the folder for the notebook tasks' exports (None: none are made)."""
+    tasks = notebook_tasks(selection, root) if exports is not None else {}
+
+    def prepare(name: str, nb: Any) -> None:
+        step, cells = None, {}
+        if exports is not None and tasks.get(name):
+            cells = sb.task_cell_ids(references[name], name, tasks[name], root)
+            cells = {t: cells[t] for t in tasks[name] if t in cells}
+            step = export_step(name, cells, exports)
+        nbs.run_steps(nb, sanitize_steps(name, selection, step, frozenset(cells.values())))
+
+    return sb.build(submission, references, root=root, prepare=prepare,
+                    withhold_test_labels=True)
 
 
 # -- phase 2: execute ----------------------------------------------------------------------
 
 
 def execute(box: sb.Sandbox, names: Iterable[str], limits: Limits, deadline: float,
-            dataset: str = "digits") -> dict[str, NotebookRun]:
+            dataset: str = "digits", exports: Path | None = None) -> dict[str, NotebookRun]:
     """Phase 2: run each notebook of the sandbox under nbval, the sandbox restored to its
-    built state before each run (code run for one notebook may rewrite files)."""
+    built state before each run (code run for one notebook may rewrite files). A notebook
+    with export cells gets ``exports/<name>`` as a writable folder of its kernel, holding
+    the helpers they import; its records are numbered as in the reference notebook."""
     runs: dict[str, NotebookRun] = {}
     workdir = Path(tempfile.mkdtemp(prefix="kit-grade-run-"))
     try:
         for name in names:
             box.restore()
-            runs[name] = run_notebook(box.root, name, limits, deadline, workdir, dataset)
+            folder = _export_folder(box, name, exports)
+            run = run_notebook(box.root, name, limits, deadline, workdir, dataset, folder)
+            runs[name] = _renumbered(run, box.notebooks.get(name))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return runs
+
+
+def _export_folder(box: sb.Sandbox, name: str, exports: Path | None) -> Path | None:
+    """``exports/<name>`` with the export cells' helpers, if the notebook has such cells."""
+    notebook = box.notebooks.get(name)
+    if exports is None or notebook is None \
+            or not any(sb.is_kit_cell(c) for c in notebook["cells"]):
+        return None
+    folder = exports / name
+    folder.mkdir(parents=True, exist_ok=True)
+    measure.install_helpers(folder)
+    return folder
+
+
+def _renumbered(run: NotebookRun, notebook: Any | None) -> NotebookRun:
+    """The run's records keyed by the reference notebook's code-cell numbers (the checks'),
+    the kit's own cells dropped."""
+    if notebook is None or not any(sb.is_kit_cell(c) for c in notebook["cells"]):
+        return run
+    mapping = sb.reference_indices(notebook)
+    run.records = {mapping[i]: dataclasses.replace(record, cell=mapping[i])
+                   for i, record in run.records.items() if i in mapping}
+    return run
+
+
+def judge_notebook_tasks(exports: Path, tasks: Mapping[str, list[str]],
+                         report: hidden.HiddenReport | None,
+                         dataset: str = "digits") -> hidden.HiddenReport | None:
+    """The grader's verdicts on the notebook tasks (``kit.hidden.measure``: the exports
+    judged with the solution's code on data loaded here), added to the hidden checks'
+    report so that scoring treats them as any task's hidden verdict."""
+    wanted = [(notebook, task) for notebook, found in tasks.items() for task in found]
+    if not wanted:
+        return report
+    started = time.monotonic()
+    data = measure.grader_data(dataset)
+    verdicts = {task: measure.task_verdict(task, measure.export_path(exports / notebook, task),
+                                           data, dataset) for notebook, task in wanted}
+    if report is None:
+        report = hidden.HiddenReport({}, "none", 0, 0.0)
+    report.tasks.update(verdicts)
+    report.seconds += time.monotonic() - started
+    return report
 
 
 # -- phase 3: score ------------------------------------------------------------------------
@@ -275,22 +375,30 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
     selection = select_checks(references, only_checks)
     runs: dict[str, NotebookRun] = {}
     hidden_report = None
+    exports = Path(tempfile.mkdtemp(prefix="kit-grade-exports-"))
+    exports.chmod(0o711)  # the user mode's sandbox user passes through to its folder
     try:
-        box = sanitize(submission, references, selection, root)
-    except sb.SubmissionError as error:
-        result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
-    else:
         try:
-            result.notes += list(dict.fromkeys(box.notes))  # one note per fact
-            if prepared is None and hidden_tasks(selection, root):
-                prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
-            if prepared is not None:
-                hidden_report = run_hidden(box, prepared, limits, selection, root)
-            runs = execute(box, references, limits, started + limits.wall)
-        finally:
-            box.cleanup()
-        result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
-                       for name, run in runs.items()]
+            box = sanitize(submission, references, selection, root, exports)
+        except sb.SubmissionError as error:
+            result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
+        else:
+            try:
+                result.notes += list(dict.fromkeys(box.notes))  # one note per fact
+                if prepared is None and hidden_tasks(selection, root):
+                    prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
+                if prepared is not None:
+                    hidden_report = run_hidden(box, prepared, limits, selection, root)
+                runs = execute(box, references, limits, started + limits.wall,
+                               exports=exports)
+                hidden_report = judge_notebook_tasks(
+                    exports, notebook_tasks(selection, root), hidden_report)
+            finally:
+                box.cleanup()
+            result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
+                           for name, run in runs.items()]
+    finally:
+        shutil.rmtree(exports, ignore_errors=True)
     result.checks = score(selection, runs, limits, root, hidden_report)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)

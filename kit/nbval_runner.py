@@ -166,15 +166,18 @@ def _kernel_env(box: Path, home: Path, dataset: str) -> dict[str, str]:
 
 
 def _kernel_sandbox(box: Path, control: Path, workdir: Path, limits: Limits,
-                    dataset: str) -> tuple[isolation.Sandbox, Path]:
-    """The sandbox the notebook's kernel runs in, and the folder for its ipc sockets."""
+                    dataset: str, exports: Path | None = None
+                    ) -> tuple[isolation.Sandbox, Path]:
+    """The sandbox the notebook's kernel runs in, and the folder for its ipc sockets;
+    ``exports``, if given, is writable there too (the grader's export cells)."""
     mode = isolation.choose_mode(limits.isolation)
     home = Path(tempfile.mkdtemp(prefix="kernel-", dir=workdir))
     (home / "ipc").mkdir()
     if mode == "user":
         _let_the_sandbox_user_in(box, workdir)
     sandbox = isolation.Sandbox(
-        readable=[box / "course", *isolation.dataset_paths(dataset)], writable=[home],
+        readable=[box / "course", *isolation.dataset_paths(dataset)],
+        writable=[home, *([exports] if exports is not None else [])],
         cwd=home, env=_kernel_env(box, home, dataset), memory_mb=limits.memory_mb,
         max_pids=limits.max_pids, mode=mode,
         protect=[ROOT / "course", ROOT / "notebooks", box / "notebooks", control])
@@ -208,10 +211,12 @@ def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits,
 
 
 def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir: Path,
-                 dataset: str = "digits") -> NotebookRun:
+                 dataset: str = "digits", exports: Path | None = None) -> NotebookRun:
     """Run nbval over ``box/notebooks/<name>.ipynb``, its kernel in an isolation sandbox
     with the sandbox's package first on the path; return the verified per-cell records
-    and, if the run was stopped or ended abnormally, why. ``deadline`` is a
+    and, if the run was stopped or ended abnormally, why. ``exports``: a folder the
+    kernel may also write (where ``kit grade``'s export cells put what they export, and
+    read the helpers they import from). ``deadline`` is a
     ``time.monotonic()`` value. Raises ``isolation.IsolationError`` when the machine
     cannot give the isolation ``limits`` asks for (before anything runs)."""
     begun = time.monotonic()
@@ -220,7 +225,7 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
         return NotebookRun(problem=Reason(
             FailureKind.WALL_CLOCK, "wall-clock limit reached before this notebook started"))
     control = _control_dir(workdir)
-    sandbox, ipc = _kernel_sandbox(box, control, workdir, limits, dataset)
+    sandbox, ipc = _kernel_sandbox(box, control, workdir, limits, dataset, exports)
     try:
         plugins, plugin_env = isolation.isolated_kernel(sandbox, control, ipc)
         key = secrets.token_hex(32)

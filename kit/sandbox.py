@@ -18,6 +18,16 @@ Nothing else of the submission is used: no ``conftest.py``, ``pytest.ini``, extr
 
 Notebook-cell tasks (hyperparameter choices) come from the student's notebook: their
 solution cells are spliced into the reference notebook by cell ID.
+
+The grader may add **cells of its own** (``kit_cell``: the export cells of
+``kit.hidden.measure``): code cells with a ``kit-`` ID, no outputs, the
+``nbval-ignore-output`` tag and ``metadata.kit``. nbval numbers every code cell, so
+``reference_indices`` maps a graded notebook's code-cell numbers back to the reference's
+(which the checks are keyed on), leaving the kit's cells out.
+
+For grading (``build(..., withhold_test_labels=True)``) the sandbox's
+``course/data_utils.py`` hands out every ``y_test`` as ``-1`` (``WITHHOLD_TEST_LABELS``):
+the notebooks never need test labels for a verdict, and the grader measures on them.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from typing import Any
 
 from kit import notebooks as nbs
 from kit.errors import KitError
-from kit.markers import parse, parse_python, render_student
+from kit.markers import parse, parse_python, regions, render_student
 from kit.reports import Note, NoteKind
 from kit.tree import load_tasks_module
 
@@ -64,6 +74,34 @@ def _kit_grade_copy_inputs(func):
     return wrapper
 '''
 
+# Appended to the sandbox's course/data_utils.py when grading: every loader's test labels
+# become -1 (same shape and dtype, so what the notebooks print does not change).
+WITHHOLD_TEST_LABELS = '''
+
+# ---- kit grade: the grading kernel gets no test labels (the grader measures on them) ----
+def _kit_grade_withhold_test_labels(load):
+    import functools as _kit_functools
+
+    import numpy as _kit_np
+
+    @_kit_functools.wraps(load)
+    def wrapper(*args, **kwargs):
+        found = load(*args, **kwargs)
+        if isinstance(found, dict) and "y_test" in found:
+            found["y_test"] = _kit_np.full_like(found["y_test"], -1)
+        elif isinstance(found, tuple) and len(found) == 4:  # load_CIFAR10's (Xtr, Ytr, Xte, Yte)
+            found = (*found[:3], _kit_np.full_like(found[3], -1))
+        return found
+
+    return wrapper
+
+
+get_data = _kit_grade_withhold_test_labels(get_data)
+get_digits_data = _kit_grade_withhold_test_labels(get_digits_data)
+get_CIFAR10_data = _kit_grade_withhold_test_labels(get_CIFAR10_data)
+load_CIFAR10 = _kit_grade_withhold_test_labels(load_CIFAR10)
+'''
+KIT_CELL_PREFIX = "kit-"  # the ID of every cell the grader adds
 
 
 class SubmissionError(KitError):
@@ -364,9 +402,12 @@ def splice_notebook(reference: Any, student: Any | None, notebook_tasks: list[st
         if theirs is not None and theirs.get("cell_type") == "code":
             cell["source"] = "".join(theirs.get("source", []))
         else:
-            why = "no notebook submitted" if student is None else "cell missing (by ID)"
-            notes.append(Note(NoteKind.MISSING, f"{name}: notebook task cell {cell.get('id')}: "
-                                                f"{why}; graded as not written"))
+            why = ("no notebook submitted" if student is None
+                   else f"its cell (ID {cell.get('id')}) is not in the notebook submitted")
+            tasks = ", ".join(dict.fromkeys(s.task_id for s in segments
+                                            if not isinstance(s, str)))
+            notes.append(Note(NoteKind.MISSING, f"{name}: notebook task {tasks}: {why}; "
+                                                "graded as not written"))
             cell["source"] = render_student(segments)
     return graded, notes
 
@@ -382,6 +423,59 @@ def skip_experiments(notebook: Any) -> None:
     for cell in notebook["cells"]:
         if nbs.is_experiment(cell):
             skip_cell(cell)
+
+
+def kit_cell(name: str, source: str) -> dict[str, Any]:
+    """A code cell of the grader's own (ID ``kit-<name>``): no outputs to compare, tagged
+    ``nbval-ignore-output`` so that nbval runs it and compares nothing, and marked
+    ``metadata.kit`` so that no tool takes it for the notebook's."""
+    return {"cell_type": "code", "id": f"{KIT_CELL_PREFIX}{name}"[:64], "source": source,
+            "metadata": {"kit": True, "tags": [nbs.NBVAL_IGNORE_OUTPUT]},
+            "execution_count": None, "outputs": []}
+
+
+def is_kit_cell(cell: Any) -> bool:
+    return nbs.is_code(cell) and cell.get("metadata", {}).get("kit") is True \
+        and str(cell.get("id", "")).startswith(KIT_CELL_PREFIX)
+
+
+def insert_after(notebook: Any, cell_id: str, cell: dict[str, Any]) -> bool:
+    """Insert ``cell`` right after the cell with ID ``cell_id``; False if there is none."""
+    for position, found in enumerate(notebook["cells"]):
+        if found.get("id") == cell_id:
+            notebook["cells"].insert(position + 1, cell)
+            return True
+    return False
+
+
+def task_cell_ids(reference: Any, name: str, task_ids: Iterable[str],
+                  root: Path = ROOT) -> dict[str, str]:
+    """The ID of the reference notebook's cell holding each task's solution region (the
+    cell the student's is spliced into), for the tasks of ``task_ids`` it has (the tree
+    at ``root`` has the task table the markers are read with)."""
+    wanted = set(task_ids)
+    known = [task.id for task in load_tasks(root)]
+    found: dict[str, str] = {}
+    for number, cell in enumerate(reference["cells"], start=1):
+        if not nbs.is_code(cell) or not cell.get("id"):
+            continue
+        segments = parse(nbs.source_of(cell), f"notebooks/{name}.ipynb", known, cell=number)
+        for region in regions(segments):
+            if region.task_id in wanted:
+                found.setdefault(region.task_id, cell["id"])
+    return found
+
+
+def reference_indices(notebook: Any) -> dict[int, int]:
+    """nbval's code-cell number in ``notebook`` -> the number the same cell has in the
+    reference notebook (the kit's own cells have none)."""
+    mapping, reference = {}, 0
+    for graded, cell in enumerate(c for c in notebook["cells"] if nbs.is_code(c)):
+        if is_kit_cell(cell):
+            continue
+        mapping[graded] = reference
+        reference += 1
+    return mapping
 
 
 # How a notebook is made ready to run, after its task cells are spliced: (name, notebook).
@@ -408,11 +502,13 @@ def editable_files(tasks: list[TaskInfo]) -> dict[str, list[str]]:
 
 def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
           root: Path = ROOT, tasks: list[TaskInfo] | None = None,
-          prepare: Prepare = _skip_experiments_of) -> Sandbox:
+          prepare: Prepare = _skip_experiments_of,
+          withhold_test_labels: bool = False) -> Sandbox:
     """Build the sandbox for one submission in a fresh temporary folder: the pristine
     package with the student's task code merged in, and the reference notebooks with the
     student's notebook-task cells spliced in, each then made ready by ``prepare``
-    (default: experiment cells skipped)."""
+    (default: experiment cells skipped). ``withhold_test_labels``: the package's data
+    loaders return every test label as -1 (grading: see the module's doc)."""
     tasks = load_tasks(root) if tasks is None else tasks
     with Sandbox.fresh("kit-grade-sandbox-") as box:
         unpacked = unpack(submission, box.root / "_submission")
@@ -423,6 +519,9 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
         _copy_pristine_course(root, box.root)
         for rel, functions in editable_files(tasks).items():
             _merge_file(box, root, rel, functions, course_dir)
+        if withhold_test_labels:
+            with (box.root / "course" / "data_utils.py").open("a", encoding="utf-8") as f:
+                f.write(WITHHOLD_TEST_LABELS)
         notebook_tasks = [t.id for t in tasks if t.checked_by == "notebook"]
         (box.root / "notebooks").mkdir()
         for name, reference in reference_notebooks.items():
