@@ -65,11 +65,11 @@ test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned)
 
 # The loop while changing code: lint, then every test not marked slow (no notebook runs,
 # no nbval, no release of the whole tree, no grading zoo); run make test before committing.
-quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks): about a minute
+quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks) on two processes: about a minute and a half
 	@status=0; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
-	echo "== pytest -m 'not slow' (make test runs everything)"; \
-	$(TEST_ENV) $(VPY) -m pytest tests -m "not slow" -q -p no:cacheprovider || status=1; \
+	echo "== pytest -m 'not slow' -n 2 (make test runs everything)"; \
+	$(TEST_ENV) $(VPY) -m pytest tests -m "not slow" -n 2 -q -p no:cacheprovider || status=1; \
 	exit $$status
 
 lint: $(STAMP) ## ruff over the code, the tests and the notebooks

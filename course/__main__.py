@@ -85,8 +85,9 @@ def quick() -> int:
     _require_tests()
     print("== ruff", flush=True)
     lint_status = _run(["ruff", "check", "."])
-    print("== pytest -m 'not slow' (python -m course test runs everything)", flush=True)
-    tests = _run(["pytest", "tests", "-m", "not slow", "-q", "-p", "no:cacheprovider"])
+    print("== pytest -m 'not slow' -n 2 (python -m course test runs everything)", flush=True)
+    tests = _run(["pytest", "tests", "-m", "not slow", "-n", "2", "-q", "-p",
+                  "no:cacheprovider"])
     return 1 if lint_status or tests else 0
 
 

@@ -109,6 +109,7 @@ def sandbox_for(folders: dict[str, Path]) -> isolation.Sandbox:
                              protect=[ROOT / "course", folders["control"]])
 
 
+@pytest.mark.slow  # a whole nbval run
 def test_nbval_runs_its_kernel_inside_the_sandbox_over_ipc(tmp_path):
     folders = layout(tmp_path)
     nb_path = folders["notebooks"] / "probe.ipynb"

@@ -40,9 +40,11 @@ CHECKS = {"affine-forward", "relu-forward", "svm-loss", "softmax-loss", "sgd-mom
 # each kernel's tree (the cgroup, which three such children exceed together).
 LIMITS = Limits(cell_timeout=30, wall=300, memory_mb=3072, max_pids=64)
 
-pytestmark = pytest.mark.skipif(isolation.unavailable("bwrap") is not None,
-                                reason=f"bubblewrap cannot run here: "
-                                       f"{isolation.unavailable('bwrap')}")
+# Slow: one grading batch over the hostile zoo.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(isolation.unavailable("bwrap") is not None,
+                                 reason=f"bubblewrap cannot run here: "
+                                        f"{isolation.unavailable('bwrap')}")]
 
 # relu_forward finds the instructor's solution through /proc (working folders, command
 # lines) or at the path the grader's tree has, imports it and returns its answer.
