@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from course.rubric import task_points
-from course.tasks import TASKS_BY_ID
+from course.tasks import TASKS_BY_ID, prerequisites
 from kit.outputs import write_atomic
 
 TRIM = 1200  # characters of expected / actual output kept per failed check
+LINE_LIMIT = 300  # characters of a failed check's first failing line (the code prints it)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colour codes in pytest's and nbval's text
 
 
@@ -402,7 +403,7 @@ def first_failing_line(expected: str, actual: str) -> str:
     """The line of a failed cell's output a student should read first: its first
     ``FAILED`` line, else its last exception line, else the first line the reference did
     not print ("" if none)."""
-    lines = [line.rstrip() for line in ANSI.sub("", actual or "").splitlines()]
+    lines = [line.rstrip()[:LINE_LIMIT] for line in ANSI.sub("", actual or "").splitlines()]
     flagged = next((line for line in lines if "FAILED" in line), None)
     if flagged is not None:
         return flagged.strip()
@@ -439,8 +440,6 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     cause comes before it in the same notebook: its check cells call earlier tasks' code
     (a sandwich layer, a network).
     """
-    from course.tasks import prerequisites
-
     failed = [t for t in tasks if not t.passed]
     failed_ids = {t.task for t in failed}
     needs = {t.task: prerequisites(t.task) & failed_ids if t.task in TASKS_BY_ID else set()
