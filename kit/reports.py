@@ -402,8 +402,12 @@ STATUS_MEANINGS = {
 def first_failing_line(expected: str, actual: str) -> str:
     """The line of a failed cell's output a student should read first: its first
     ``FAILED`` line, else its last exception line, else the first line the reference did
-    not print ("" if none)."""
-    lines = [line.rstrip()[:LINE_LIMIT] for line in ANSI.sub("", actual or "").splitlines()]
+    not print ("" if none); at most ``LINE_LIMIT`` characters."""
+    return _first_failing_line(expected, actual)[:LINE_LIMIT]
+
+
+def _first_failing_line(expected: str, actual: str) -> str:
+    lines = [line.rstrip() for line in ANSI.sub("", actual or "").splitlines()]
     flagged = next((line for line in lines if "FAILED" in line), None)
     if flagged is not None:
         return flagged.strip()
