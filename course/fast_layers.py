@@ -106,7 +106,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -183,14 +183,17 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _block_size(n: int, bytes_per_example: int) -> tuple[int, int]:
+def _block_size(n: int, bytes_per_example: int,
+                work_per_example: int | None = None) -> tuple[int, int]:
     """(examples per block, threads to run them): blocks of about BLOCK_BYTES of work
     buffer, so that they stay in the per-core cache, on the calling thread alone when the
     whole call is under INLINE_BYTES of work, else on up to WORKERS threads with at least
     two blocks each, so that a thread slowed down by other processes hands its share to
-    the others."""
+    the others. The work is the buffer's bytes unless ``work_per_example`` says more (a
+    block that fills its buffer several times)."""
     size = max(1, min(n, BLOCK_BYTES // max(1, bytes_per_example)))
-    if n * bytes_per_example <= INLINE_BYTES or WORKERS <= 1:
+    work = bytes_per_example if work_per_example is None else work_per_example
+    if n * work <= INLINE_BYTES or WORKERS <= 1:
         return size, 1
     return max(1, min(size, -(-n // (2 * WORKERS)))), WORKERS
 
@@ -327,7 +330,7 @@ def conv_backward_fast(
     dout = np.asarray(dout)
     stride, pad, H_out, W_out = conv_geometry("conv_backward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
-    N, C = x.shape[:2]
+    N = x.shape[0]
     F, _, HH, WW = w.shape
     expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
                   "(N, F, H_out, W_out), the shape of out")
@@ -340,14 +343,18 @@ def conv_backward_fast(
     dw = dw_flat.reshape(w.shape)
     if not input_grad:
         return None, dw, db
-    method = _input_gradient_method(stride, C, F)
+    return _input_gradient(dout, w, x.shape, stride, pad), dw, db
+
+
+def _input_gradient(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], stride: int,
+                    pad: int) -> np.ndarray:
+    """dx of a convolution, by the method ``_input_gradient_method`` picks."""
+    method = _input_gradient_method(stride, x_shape[1], w.shape[0])
     if method == "correlate":
-        dx = _input_gradient_by_correlation(dout, w, pad)
-    elif method == "flat fold":
-        dx = _input_gradient_by_flat_fold(dout, w, x.shape, pad)
-    else:
-        dx = _input_gradient_by_fold(dout, w, x.shape, stride, pad)
-    return dx, dw, db
+        return _input_gradient_by_correlation(dout, w, pad)
+    if method == "flat fold":
+        return _input_gradient_by_flat_fold(dout, w, x_shape, pad)
+    return _input_gradient_by_fold(dout, w, x_shape, stride, pad)
 
 
 def _input_gradient_method(stride: int, C: int, F: int) -> str:
@@ -706,3 +713,180 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
 # the layers above handle every geometry, so all names are the same pair.
 max_pool_forward_reshape = max_pool_forward_im2col = max_pool_forward_fast
 max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast
+
+
+# ---------------------------------------------------------------------------------------
+# Convolution then max pooling, fused (the first layer of ThreeLayerConvNet)
+# ---------------------------------------------------------------------------------------
+
+
+class _ConvPoolCache(NamedTuple):
+    """What ``_conv_pool_backward`` needs. Tiling pools (the fused path): the conv's cache,
+    pool_param and ``first``, the offset (row-major number within the window) of each
+    window's first maximum; ``pool`` is None. Other pools (the composition of the fast
+    layers): ``first`` is None and ``pool`` is the pool's cache."""
+
+    conv: tuple
+    pool_param: dict
+    first: np.ndarray | None
+    pool: tuple | None
+
+
+def _first_max_into(windows: list[np.ndarray], out: np.ndarray, first: np.ndarray,
+                    larger: np.ndarray, step: np.ndarray) -> None:
+    """out = the elementwise maximum of ``windows`` (one view per offset, row-major) and
+    first = the number of the first offset that holds it: a later offset takes over only
+    when strictly larger, the naive layer's tie rule. ``larger`` (bool) and ``step``
+    (first's dtype): work buffers shaped like out.
+
+    Offsets come in increasing order, so ``first = max(first, offset * larger)``: two
+    branch-free passes. ``np.copyto(first, offset, where=larger)`` took 8x as long (240
+    vs 30 us per offset on 8 post-ReLU examples of 32x32x32: a mask of random values
+    defeats the branch predictor)."""
+    np.copyto(out, windows[0])
+    first.fill(0)
+    for offset, window in enumerate(windows[1:], 1):
+        np.greater(window, out, out=larger)
+        np.multiply(larger, first.dtype.type(offset), out=step)
+        np.maximum(first, step, out=first)
+        np.maximum(out, window, out=out)
+
+
+def _pool_offsets(pool: int) -> list[tuple[int, int]]:
+    """The offsets (p, q) of a pool x pool window, row-major: offset k is the k-th."""
+    return [(p, q) for p in range(pool) for q in range(pool)]
+
+
+def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
+                       pool_param: dict) -> tuple[np.ndarray, _ConvPoolCache]:
+    """``max_pool_forward_fast(conv_forward_fast(x, w, b, conv_param)[0], pool_param)``
+    with its own cache, for ``conv_relu_pool_forward``.
+
+    Tiling pools (stride = pool_height = pool_width) are fused: each block's conv output
+    is pooled while it is still in the cache, so the whole conv output is never written;
+    the cache keeps the offset of each window's first maximum instead. The block's GEMM
+    is the transposed one, ``im2col.T @ w.T``, whose output (positions, filters) puts the
+    filters last: the pool's offset views then read runs of F contiguous values instead
+    of every other value of a row."""
+    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
+    stride, pad, H_out, W_out = conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape,
+                                              conv_param)
+    N, C = x.shape[:2]
+    F, _, HH, WW = w.shape
+    ph, pw, size, Hp, Wp = pool_geometry("max_pool_forward_fast", (N, F, H_out, W_out),
+                                         pool_param)
+    if not size == ph == pw:
+        a, conv_cache = conv_forward_fast(x, w, b, conv_param)
+        pooled, pool_cache = max_pool_forward_fast(a, pool_param)
+        return pooled, _ConvPoolCache(conv_cache, pool_param, None, pool_cache)
+    dtype = np.result_type(x, w, b)
+    views = _windows(_pad(x.astype(dtype, copy=False), pad), HH, WW, stride, H_out, W_out)
+    weights_t = np.concatenate([w.reshape(F, -1), b.reshape(F, 1)], axis=1).T.astype(dtype)
+    pooled = np.empty((N, F, Hp, Wp), dtype=dtype)
+    first = np.empty((N, Hp, Wp, F), dtype=np.min_scalar_type(size * size - 1))
+    K, P = C * HH * WW, H_out * W_out
+    # Blocks of conv output that stay in the cache, made chunk by chunk of im2col that do.
+    plan = _block_size(N, F * P * dtype.itemsize, (K + 1) * P * dtype.itemsize)
+    group = plan[0]
+    chunk = min(group, _block_size(N, (K + 1) * P * dtype.itemsize)[0])
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        cols = np.empty((chunk, K + 1, P), dtype=dtype)
+        cols[:, K] = 1  # the bias row
+        windows = cols[:, :K].reshape(chunk, C, HH, WW, H_out, W_out)
+        conv = np.empty((group, P, F), dtype=dtype)
+        maxima = np.empty((group, Hp, Wp, F), dtype=dtype)
+        larger = np.empty((group, Hp, Wp, F), dtype=bool)
+        step = np.empty((group, Hp, Wp, F), dtype=first.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            for low in range(start, stop, chunk):
+                high = min(stop, low + chunk)
+                np.copyto(windows[:high - low], views[low:high])
+                np.matmul(cols[:high - low].transpose(0, 2, 1), weights_t,
+                          out=conv[low - start:high - start])
+            _first_max_into(_pool_offset_views(conv[:n], size, Hp, Wp), maxima[:n],
+                            first[start:stop], larger[:n], step[:n])
+            np.copyto(pooled[start:stop], maxima[:n].transpose(0, 3, 1, 2))
+
+    _run_blocks(work, N, plan)
+    return pooled, _ConvPoolCache((x, w, b, conv_param), pool_param, first, None)
+
+
+def _pool_offset_views(a: np.ndarray, size: int, Hp: int, Wp: int) -> list[np.ndarray]:
+    """``a``: a conv output (or its gradient) laid out (n, positions, F), the positions
+    row-major over (Hp*size, Wp*size). One view (n, Hp, Wp, F) per pool offset,
+    row-major: the values that offset of every window holds."""
+    tiles = a.reshape(a.shape[0], Hp, size, Wp, size, a.shape[2])
+    return [tiles[:, :, p, :, q] for p in range(size) for q in range(size)]
+
+
+def _conv_pool_backward(dpooled: np.ndarray, cache: _ConvPoolCache, input_grad: bool = True
+                        ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """dx (None without ``input_grad``), dw, db of ``_conv_pool_forward`` given the
+    gradient of its pooled output.
+
+    Tiling pools: the gradient of the conv output at pool offset o is
+    ``dpooled * (first == o)``; made block by block, laid out (positions, F) like the
+    forward's GEMM output, it is the right operand of ``im2col @ g`` (the orientation
+    ``_weight_gradient`` measured fastest, here without a transposed operand). The conv
+    output's whole gradient is made only when dx is asked for."""
+    if cache.first is None:
+        da = max_pool_backward_fast(dpooled, cache.pool)
+        return conv_backward_fast(da, cache.conv, input_grad=input_grad)
+    x, w, b, conv_param = cache.conv
+    first = cache.first
+    N, Hp, Wp, F = first.shape
+    dpooled = np.asarray(dpooled)
+    expect_shape("max_pool_backward_fast", "dout", dpooled, (N, F, Hp, Wp),
+                 "(N, C, H_out, W_out), the shape of out")
+    stride, pad, H_out, W_out = conv_geometry("conv_backward_fast", x.shape, w.shape, b.shape,
+                                              conv_param)
+    dtype = np.result_type(x, w, dpooled)
+    views = _windows(_pad(x.astype(dtype, copy=False), pad), w.shape[2], w.shape[3], stride,
+                     H_out, W_out)
+    da = np.empty((N, F, H_out, W_out), dtype=dtype) if input_grad else None
+    dw_flat, db = _pooled_weight_gradient(views, dpooled.astype(dtype, copy=False), first,
+                                          cache.pool_param["stride"], da)
+    dw = dw_flat.reshape(w.shape)
+    if da is None:
+        return None, dw, db
+    return _input_gradient(da, w.astype(dtype, copy=False), x.shape, stride, pad), dw, db
+
+
+def _pooled_weight_gradient(views: np.ndarray, dpooled: np.ndarray, first: np.ndarray,
+                            size: int, da: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """dw as (F, K) and db as (F,), as ``_weight_gradient`` computes them, from the pooled
+    gradient ``dpooled`` (N, F, Hp, Wp) and the forward's ``first`` (N, Hp, Wp, F). When
+    ``da`` (N, F, H_out, W_out) is given, the conv output's gradient is written there too.
+    """
+    N, C, HH, WW, H_out, W_out = views.shape
+    _, Hp, Wp, F = first.shape
+    K, P = C * HH * WW, H_out * W_out
+    plan = _block_size(N, K * P * dpooled.itemsize)
+    block = plan[0]
+
+    def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
+        cols = np.empty((block, K + 1, P), dtype=dpooled.dtype)
+        cols[:, K] = 1  # the row whose product with g is db
+        windows = cols[:, :K].reshape(block, C, HH, WW, H_out, W_out)
+        g = np.empty((block, P, F), dtype=dpooled.dtype)
+        dpooled_t = np.empty((block, Hp, Wp, F), dtype=dpooled.dtype)
+        hit = np.empty((block, Hp, Wp, F), dtype=bool)
+        grads_t = np.zeros((K + 1, F), dtype=dpooled.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            np.copyto(dpooled_t[:n], dpooled[start:stop].transpose(0, 2, 3, 1))
+            for offset, target in enumerate(_pool_offset_views(g[:n], size, Hp, Wp)):
+                np.equal(first[start:stop], offset, out=hit[:n])
+                np.multiply(dpooled_t[:n], hit[:n], out=target)
+            if da is not None:
+                np.copyto(da[start:stop].reshape(n, F, P), g[:n].transpose(0, 2, 1))
+            np.copyto(windows[:n], views[start:stop])
+            grads_t += np.matmul(cols[:n], g[:n]).sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
+        return grads_t
+
+    grads_t = np.sum(_run_blocks(work, N, plan), axis=0)
+    return grads_t[:K].T, grads_t[K]

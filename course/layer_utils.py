@@ -267,8 +267,6 @@ import course.fast_layers as _fast_layers  # noqa: E402 - kept with the section 
 from course.fast_layers import (  # noqa: E402
     conv_backward_fast,
     conv_forward_fast,
-    max_pool_backward_fast,
-    max_pool_forward_fast,
 )
 from course.layers import spatial_batchnorm_backward, spatial_batchnorm_forward  # noqa: E402
 
@@ -316,18 +314,20 @@ def conv_relu_pool_forward(
     ReLU never changes which value of a window is largest (the maximum of ``max(v, 0)``
     over a window is ``max(maximum, 0)``), and applied after the pool it touches a
     quarter of the values (2x2 pools). Its backward pass gives the same gradients too.
+    For tiling pools (stride = pool size, as in ThreeLayerConvNet) the convolution and
+    the pool are one fused pass of ``course.fast_layers``: the convolution's whole output
+    is never stored (see that module's docstring).
 
     Inputs:
     - x, w, b, conv_param: as for ``conv_relu_forward``.
     - pool_param: {"pool_height", "pool_width", "stride"}.
 
     Returns a tuple of:
-    - out: the pooled output; cache: ``(conv_cache, relu_cache, pool_cache)``.
+    - out: the pooled output; cache: ``(conv_pool_cache, relu_cache)``.
     """
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    pooled, pool_cache = max_pool_forward_fast(a, pool_param)
+    pooled, conv_pool_cache = _fast_layers._conv_pool_forward(x, w, b, conv_param, pool_param)
     out, relu_cache = relu_forward(pooled)
-    return out, (conv_cache, relu_cache, pool_cache)
+    return out, (conv_pool_cache, relu_cache)
 
 
 def conv_relu_pool_backward(
@@ -342,10 +342,9 @@ def conv_relu_pool_backward(
     ``input_grad=False`` skips dx (None in its place), for a first layer whose input is
     the data: see ``conv_backward_fast``.
     """
-    conv_cache, relu_cache, pool_cache = cache
+    conv_pool_cache, relu_cache = cache
     dpooled = relu_backward(dout, relu_cache)
-    da = max_pool_backward_fast(dpooled, pool_cache)
-    return conv_backward_fast(da, conv_cache, input_grad=input_grad)
+    return _fast_layers._conv_pool_backward(dpooled, conv_pool_cache, input_grad)
 
 
 def conv_bn_relu_forward(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from layer_registry import KINK_MARGIN, assert_gradient_close
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from layer_registry import KINK_MARGIN, _seeds, assert_gradient_close
 
+import course.fast_layers as fast
 from course.fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
@@ -21,7 +24,14 @@ from course.layer_utils import (
     conv_relu_pool_backward,
     conv_relu_pool_forward,
 )
-from course.layers import relu_backward, relu_forward
+from course.layers import (
+    conv_backward_naive,
+    conv_forward_naive,
+    max_pool_backward_naive,
+    max_pool_forward_naive,
+    relu_backward,
+    relu_forward,
+)
 
 CONV = {"stride": 1, "pad": 1}
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
@@ -85,15 +95,15 @@ def test_conv_relu_pool_is_the_composition() -> None:
     out, _ = conv_relu_pool_forward(x, w, b, CONV, POOL)
     pre, _ = conv_forward_fast(x, w, b, CONV)
     expected, _ = max_pool_forward_fast(np.maximum(pre, 0), POOL)
-    np.testing.assert_array_equal(out, expected)
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-10)
     relu_out, _ = conv_relu_forward(x, w, b, CONV)
     np.testing.assert_array_equal(relu_out, np.maximum(pre, 0))
 
 
 def test_conv_relu_pool_gradients_equal_relu_before_pool() -> None:
     # The sandwich pools before its ReLU (cheaper, same result). Its gradients must equal
-    # those of ReLU then pool exactly, also where a window holds no positive value (its
-    # ReLU outputs are all 0, a tie) and where pre-activations are exactly 0.
+    # those of ReLU then pool, also where a window holds no positive value (its ReLU
+    # outputs are all 0, a tie) and where pre-activations are exactly 0.
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((3, 2, 6, 6)), rng.standard_normal((4, 2, 3, 3)), -np.ones(4)
     x[0, :, :2, :2] = 0.0  # with b = -1 ...
@@ -104,16 +114,136 @@ def test_conv_relu_pool_gradients_equal_relu_before_pool() -> None:
     pre, conv_cache = conv_forward_fast(x, w, b, CONV)
     post, relu_cache = relu_forward(pre)
     pooled, pool_cache = max_pool_forward_fast(post, POOL)
-    np.testing.assert_array_equal(out, pooled)
+    np.testing.assert_allclose(out, pooled, rtol=1e-10, atol=1e-10)
     assert np.sum(pooled == 0) > 0.1 * pooled.size  # many windows without a positive value
     want = conv_backward_fast(relu_backward(max_pool_backward_fast(dout, pool_cache),
                                             relu_cache), conv_cache)
     for name, g, r in zip("xwb", got, want, strict=True):
-        np.testing.assert_array_equal(g, r, err_msg=f"conv_relu_pool d{name}")
+        np.testing.assert_allclose(g, r, rtol=1e-10, atol=1e-10, err_msg=f"d{name}")
     dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=False)
     assert dx is None  # a first layer's data needs no gradient
-    np.testing.assert_array_equal(dw, want[1])
-    np.testing.assert_array_equal(db, want[2])
+    np.testing.assert_array_equal(dw, got[1])
+    np.testing.assert_array_equal(db, got[2])
+
+
+# ---------------------------------------------------------------------------------------
+# The fused conv-pool of course.fast_layers (tiling pools) against the naive layers
+# ---------------------------------------------------------------------------------------
+
+
+@st.composite
+def conv_pool_geometries(draw: st.DrawFn) -> dict:
+    """A convolution and a max pool that fits its output: tiling pools (stride = size,
+    the fused path) mostly, sometimes overlapping or gapped ones (the composition)."""
+    size = draw(st.integers(1, 3))
+    tiling = draw(st.booleans() | st.just(True))
+    pool = {"pool_height": size, "pool_width": size, "stride": size}
+    if not tiling:
+        pool = {"pool_height": size, "pool_width": draw(st.integers(1, 3)),
+                "stride": draw(st.integers(1, 2))}
+    stride, pad = draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    HH, WW = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sides = []
+    for k, window in ((HH, pool["pool_height"]), (WW, pool["pool_width"])):
+        out = window + (draw(st.integers(1, 3)) - 1) * pool["stride"]  # the pool fits it
+        side = (out - 1) * stride + k - 2 * pad
+        assume(1 <= side <= 12)
+        sides.append(side)
+    return {"N": draw(st.integers(1, 3)), "C": draw(st.integers(1, 3)),
+            "F": draw(st.integers(1, 4)), "H": sides[0], "W": sides[1], "HH": HH, "WW": WW,
+            "conv_param": {"stride": stride, "pad": pad}, "pool_param": pool}
+
+
+def _conv_pool_inputs(g: dict, seed: int, tied: bool):
+    """x, w, b of geometry g: small integers when ``tied`` (exact sums whatever their
+    order, so repeated values and zeros after the ReLU are exact ties in both layers),
+    else standard normal."""
+    rng = np.random.default_rng(seed)
+    shapes = ((g["N"], g["C"], g["H"], g["W"]), (g["F"], g["C"], g["HH"], g["WW"]), (g["F"],))
+    if tied:
+        return tuple(rng.integers(-1, 2, size=shape).astype(np.float64) for shape in shapes)
+    return tuple(rng.standard_normal(shape) for shape in shapes)
+
+
+def _naive_conv_relu_pool(x, w, b, conv_param, pool_param, dout):
+    """Output and gradients of conv, ReLU, pool, all naive layers, in that order."""
+    a, conv_cache = conv_forward_naive(x, w, b, conv_param)
+    r, relu_cache = relu_forward(a)
+    out, pool_cache = max_pool_forward_naive(r, pool_param)
+    if dout is None:
+        return out, None
+    dr = max_pool_backward_naive(dout, pool_cache)
+    return out, conv_backward_naive(relu_backward(dr, relu_cache), conv_cache)
+
+
+def _assert_close(got, want, what: str) -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=what)
+
+
+@pytest.mark.parametrize("tied", [True, False], ids=["ties", "normal"])
+@pytest.mark.parametrize("input_grad", [True, False])
+@given(geometry=conv_pool_geometries(), seed=_seeds)
+def test_conv_relu_pool_matches_the_naive_layers(geometry: dict, seed: int, tied: bool,
+                                                 input_grad: bool) -> None:
+    x, w, b = _conv_pool_inputs(geometry, seed, tied)
+    params = (geometry["conv_param"], geometry["pool_param"])
+    out, cache = conv_relu_pool_forward(x, w, b, *params)
+    dout = np.random.default_rng(seed).standard_normal(out.shape)
+    want_out, want = _naive_conv_relu_pool(x, w, b, *params, dout)
+    _assert_close(out, want_out, "out")
+    dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=input_grad)
+    if input_grad:
+        _assert_close(dx, want[0], "dx")
+    else:
+        assert dx is None
+    _assert_close(dw, want[1], "dw")
+    _assert_close(db, want[2], "db")
+
+
+@pytest.mark.parametrize("block_bytes", [1, 10**9])
+def test_conv_relu_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
+    # One example per block (the threads' path) and one block for the whole batch.
+    monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
+    g = {"N": 7, "C": 2, "F": 3, "H": 8, "W": 8, "HH": 3, "WW": 3,
+         "conv_param": {"stride": 1, "pad": 1}, "pool_param": POOL}
+    x, w, b = _conv_pool_inputs(g, 11, tied=True)
+    out, cache = conv_relu_pool_forward(x, w, b, CONV, POOL)
+    dout = np.random.default_rng(12).standard_normal(out.shape)
+    want_out, want = _naive_conv_relu_pool(x, w, b, CONV, POOL, dout)
+    _assert_close(out, want_out, "out")
+    for name, got, r in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), want,
+                            strict=True):
+        _assert_close(got, r, name)
+
+
+def test_conv_relu_pool_keeps_float32() -> None:
+    x, w, b = _conv_pool_inputs({"N": 3, "C": 3, "F": 4, "H": 8, "W": 8, "HH": 3, "WW": 3},
+                                13, tied=False)
+    out64, cache64 = conv_relu_pool_forward(x, w, b, CONV, POOL)
+    out, cache = conv_relu_pool_forward(*(a.astype(np.float32) for a in (x, w, b)), CONV, POOL)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, out64, rtol=1e-4, atol=1e-5)
+    dout = np.random.default_rng(14).standard_normal(out.shape)
+    want = conv_relu_pool_backward(dout, cache64)
+    for input_grad in (True, False):
+        got = conv_relu_pool_backward(dout.astype(np.float32), cache, input_grad=input_grad)
+        for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
+            if g is None:
+                continue
+            assert g.dtype == np.float32, name
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_conv_relu_pool_rejects_a_pool_that_does_not_fit_like_the_layers() -> None:
+    # A 2x2/2 pool over a 5x5 conv output leaves a row and a column out: the pool layer
+    # refuses that geometry, and so does the sandwich, with the pool layer's message.
+    x, w, b = np.zeros((1, 1, 5, 5)), np.zeros((2, 1, 3, 3)), np.zeros(2)
+    with pytest.raises(ValueError, match=r"max_pool_forward_fast: output height 1 \+ \(5 - 2\)"):
+        conv_relu_pool_forward(x, w, b, CONV, POOL)
+    with pytest.raises(ValueError, match="conv_forward_fast: w must have shape"):
+        conv_relu_pool_forward(x, np.zeros((2, 3, 3, 3)), b, CONV, POOL)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
