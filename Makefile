@@ -18,6 +18,15 @@ STAMP  := $(VENV)/.installed-$(HASH)
 TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
+# OpenBLAS's idle threads sleep after 2**16 cycles instead of spinning for about 0.1 s
+# beside the layers' own threads: a training step takes about half the time (measured in
+# course/runtime.py, which sets the same value when `import course` comes before numpy;
+# a test keeps the two equal). Exported to everything make runs, Jupyter kernels included.
+# COURSE_TUNING=0 turns it off, here and in course/runtime.py.
+ifneq ($(COURSE_TUNING),0)
+export OPENBLAS_THREAD_TIMEOUT ?= 16
+endif
+
 .DEFAULT_GOAL := help
 .PHONY: help setup test quick lint unit nbval check grade run lab data handin student notebooks bench clean
 

@@ -305,7 +305,9 @@ def _state(rule: str, config: Config, key: str, w: np.ndarray) -> np.ndarray:
     A state array of another shape almost always means one config dict was shared
     between two parameters, so say that rather than fail later inside numpy.
     """
-    value = config.setdefault(key, np.zeros_like(w))
+    if key not in config:  # not setdefault: that would make the zeros on every call
+        config[key] = np.zeros_like(w)
+    value = config[key]
     expect_shape(rule, f"config[{key!r}]", value, np.shape(w),
                  "(the shape of w; each parameter needs its own config dict)")
     return value

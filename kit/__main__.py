@@ -5,6 +5,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+# Before any command loads numpy: course/runtime.py's settings (OpenBLAS's idle threads
+# sleep sooner) apply only to an OpenBLAS loaded after them.
+import course  # noqa: F401
+
 # command -> (module, one-line description); each module exposes main(argv) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("kit.release", "build the student release (a folder, optionally a git branch)"),

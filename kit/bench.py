@@ -32,6 +32,13 @@ How it measures, so that ratios mean something on a busy machine:
   2.7x at the 3-channel pool, while the numpy layers gained only what the untimed run
   already gives them (a pool after PyTorch: 1.41 ms without it, 1.01 ms after it, 0.95 ms
   with no PyTorch call before). The environment lines show OMP_WAIT_POLICY.
+* Both libraries run under the process settings of ``course/runtime.py`` (applied when
+  ``course`` is imported; ``make`` also exports OPENBLAS_THREAD_TIMEOUT), which the
+  environment lines show. Without them a training step of either library is slower:
+  OpenBLAS's idle threads (woken by the kit's affine layers) spin for about 0.1 s after
+  each product, into the next library's turn as well, and each step's fresh arrays cost
+  page faults. Measured at batch 100 (load 0.5): the kit's step 53 ms and PyTorch's
+  34 ms without them, 29 ms and 21 ms with them. Compare runs made under the same ones.
 * The naive layers run once per operation, in float32 only, and are skipped when an
   estimate from a slice of the batch says that would take more than a minute.
 * Peak memory is what ``tracemalloc`` sees (numpy reports its buffers to it) during one
@@ -68,7 +75,7 @@ from typing import Any
 import numpy as np
 
 import course.classifiers.cnn as cnn
-from course import fast_layers
+from course import fast_layers, runtime
 from course.classifiers.cnn import ThreeLayerConvNet
 from course.fast_layers import (
     conv_backward_fast,
@@ -400,6 +407,8 @@ def _environment(torch: Any) -> list[str]:
                           for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     lines.append(f"OpenBLAS overrides: {overrides}; OMP_WAIT_POLICY="
                  f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')} (PyTorch's OpenMP threads)")
+    tuning = "; ".join(f"{name}: {what}" for name, what in runtime.TUNING.items())
+    lines.append(f"process settings (course/runtime.py, both libraries share them): {tuning}")
     lines.append(_load_line("before"))
     if torch is None:
         lines.append("PyTorch: not used (absent or --no-torch; .venv/bin/pip install torch "
