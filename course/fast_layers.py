@@ -861,31 +861,43 @@ def _pooled_weight_gradient(views: np.ndarray, dpooled: np.ndarray, first: np.nd
     """dw as (F, K) and db as (F,), as ``_weight_gradient`` computes them, from the pooled
     gradient ``dpooled`` (N, F, Hp, Wp) and the forward's ``first`` (N, Hp, Wp, F). When
     ``da`` (N, F, H_out, W_out) is given, the conv output's gradient is written there too.
+
+    Like the forward pass, blocks of conv output gradient that stay in the cache (made
+    in two numpy calls: which offset each value is, times dpooled), then chunks of im2col
+    that do: few, long numpy calls, so that two threads seldom wait for the GIL.
     """
     N, C, HH, WW, H_out, W_out = views.shape
     _, Hp, Wp, F = first.shape
     K, P = C * HH * WW, H_out * W_out
-    plan = _block_size(N, K * P * dpooled.itemsize)
-    block = plan[0]
+    item = dpooled.itemsize
+    plan = _block_size(N, F * P * item, (K + 1) * P * item)
+    group = plan[0]
+    chunk = min(group, _block_size(N, (K + 1) * P * item)[0])
+    # The number of offset (r, s) of a window, broadcast against first's tiles.
+    offsets = np.arange(size * size, dtype=first.dtype).reshape(1, 1, size, 1, size, 1)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
-        cols = np.empty((block, K + 1, P), dtype=dpooled.dtype)
+        cols = np.empty((chunk, K + 1, P), dtype=dpooled.dtype)
         cols[:, K] = 1  # the row whose product with g is db
-        windows = cols[:, :K].reshape(block, C, HH, WW, H_out, W_out)
-        g = np.empty((block, P, F), dtype=dpooled.dtype)
-        dpooled_t = np.empty((block, Hp, Wp, F), dtype=dpooled.dtype)
-        hit = np.empty((block, Hp, Wp, F), dtype=bool)
+        windows = cols[:, :K].reshape(chunk, C, HH, WW, H_out, W_out)
+        g = np.empty((group, P, F), dtype=dpooled.dtype)
+        dpooled_t = np.empty((group, Hp, Wp, F), dtype=dpooled.dtype)
+        hit = np.empty((group, Hp, size, Wp, size, F), dtype=bool)
         grads_t = np.zeros((K + 1, F), dtype=dpooled.dtype)
         for start, stop in blocks:
             n = stop - start
             np.copyto(dpooled_t[:n], dpooled[start:stop].transpose(0, 2, 3, 1))
-            for offset, target in enumerate(_pool_offset_views(g[:n], size, Hp, Wp)):
-                np.equal(first[start:stop], offset, out=hit[:n])
-                np.multiply(dpooled_t[:n], hit[:n], out=target)
+            tiles = (n, Hp, 1, Wp, 1, F)
+            np.equal(first[start:stop].reshape(tiles), offsets, out=hit[:n])
+            np.multiply(dpooled_t[:n].reshape(tiles), hit[:n],
+                        out=g[:n].reshape(n, Hp, size, Wp, size, F))
             if da is not None:
                 np.copyto(da[start:stop].reshape(n, F, P), g[:n].transpose(0, 2, 1))
-            np.copyto(windows[:n], views[start:stop])
-            grads_t += np.matmul(cols[:n], g[:n]).sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
+            for low in range(start, stop, chunk):
+                high = min(stop, low + chunk)
+                np.copyto(windows[:high - low], views[low:high])
+                products = np.matmul(cols[:high - low], g[low - start:high - start])
+                grads_t += products.sum(axis=0)  # (m, K + 1, F) -> (K + 1, F)
         return grads_t
 
     grads_t = np.sum(_run_blocks(work, N, plan), axis=0)
