@@ -79,6 +79,32 @@ that load barely moves, and checked with two threads.
   row-major first maximum. (pw-1) + (ph-1) passes instead of ph*pw - 1: at 3x3/1 on
   100x32x32x32, forward + backward 44 ms instead of 70 ms (one thread).
 
+* **Convolution then tiling max pool, fused** (``_conv_pool_forward`` and
+  ``_conv_pool_backward``, behind ``layer_utils.conv_relu_pool_forward``/``backward``,
+  the first layer of ThreeLayerConvNet; other pool geometries are the composition of the
+  layers above). The forward pass pools each block's conv output (8 examples, 1 MiB at
+  32x32x32 float32) while it is in the cache, and keeps each window's first-max offset
+  (one byte per pooled value) instead of the conv output: the 13 MB conv output at batch
+  100 is never written, and the pool backward's 13 MB gradient is never made unless dx is
+  asked for. Its GEMM is the transposed one, ``im2col.T @ w.T`` (positions, filters):
+  the pool's offset views then read runs of F contiguous values, and the first-max pass
+  took 135 + 19 (transposing the pooled block) instead of 226 us per 8 examples (one
+  thread); that orientation's GEMM also ran 0.9x the time of ``w @ im2col`` at (b).
+  The first-max offset is ``max(first, offset * (window > running max))``: offsets come
+  in increasing order, so a later one takes over only when strictly larger (the naive
+  tie rule); ``np.copyto(first, offset, where=...)`` took 8x as long (random masks defeat
+  the branch predictor). The backward pass makes each block's conv-output gradient,
+  ``dpooled * (first == offset)``, in two broadcast numpy calls, laid out (positions,
+  filters) as the right operand of ``im2col @ g`` (the orientation ``_weight_gradient``
+  measured fastest, here without a transposed operand). Tried and dropped: im2col
+  columns ordered pool offset first (each offset a contiguous run of the GEMM output):
+  its copy took 51 instead of 24 us per example, forward 1.18x; the backward's gradient
+  made offset by offset per example (10 short numpy calls each: the threads waited for
+  the GIL; the step took 0.96x the composition's instead of 0.88x); blocks of 4 or 16
+  examples instead of 8 (1.00x to 1.09x the step's time); a two-step im2col copy (each
+  column offset's shifted rows first, then contiguous runs of H_out*W_out): 0.75x the
+  copy's time on one thread at (b), but the step took 1.10x to 1.14x on two threads.
+
 Measured at this module's commit against the one before these choices (single thread,
 CPU time, medians of 15 interleaved runs; load 5 to 6 on 2 cores; PyTorch 2.13.0 CPU,
 OpenBLAS 0.3.31 SkylakeX kernel, no OpenBLAS override): fwd+bwd over PyTorch's, float32,
