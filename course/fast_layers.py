@@ -747,10 +747,11 @@ max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast
 
 
 class _ConvPoolCache(NamedTuple):
-    """What ``_conv_pool_backward`` needs. Tiling pools (the fused path): the conv's cache,
-    pool_param and ``first``, the offset (row-major number within the window) of each
-    window's first maximum; ``pool`` is None. Other pools (the composition of the fast
-    layers): ``first`` is None and ``pool`` is the pool's cache."""
+    """What ``_conv_pool_backward`` needs. Tiling pools (the fused path): the conv's cache
+    ``(x, w, b, conv_param)``, pool_param and ``first``, shaped (N, Hp, Wp, F) (filters
+    last, like the forward's GEMM output): the offset of each window's first maximum,
+    numbered row-major within the window; ``pool`` is None. Other pools (the composition
+    of the fast layers): ``first`` is None and ``pool`` is the pool's cache."""
 
     conv: tuple
     pool_param: dict
@@ -776,11 +777,6 @@ def _first_max_into(windows: list[np.ndarray], out: np.ndarray, first: np.ndarra
         np.multiply(larger, first.dtype.type(offset), out=step)
         np.maximum(first, step, out=first)
         np.maximum(out, window, out=out)
-
-
-def _pool_offsets(pool: int) -> list[tuple[int, int]]:
-    """The offsets (p, q) of a pool x pool window, row-major: offset k is the k-th."""
-    return [(p, q) for p in range(pool) for q in range(pool)]
 
 
 def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
@@ -875,7 +871,7 @@ def _conv_pool_backward(dpooled: np.ndarray, cache: _ConvPoolCache, input_grad: 
                      H_out, W_out)
     da = np.empty((N, F, H_out, W_out), dtype=dtype) if input_grad else None
     dw_flat, db = _pooled_weight_gradient(views, dpooled.astype(dtype, copy=False), first,
-                                          cache.pool_param["stride"], da)
+                                          H_out // Hp, da)
     dw = dw_flat.reshape(w.shape)
     if da is None:
         return None, dw, db

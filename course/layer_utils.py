@@ -4,6 +4,10 @@
 * ``hidden_block_forward`` / ``hidden_block_backward``: the hidden block of
   ``FullyConnectedNet``, affine - [normalisation] - ReLU - [dropout], where the bracketed
   layers are optional.
+* ``conv_relu_*``, ``conv_relu_pool_*``, ``conv_bn_relu_*`` (notebook 4), on the fast
+  layers. ``conv_relu_pool`` with a tiling pool (stride = pool size) runs the convolution
+  and the pool as one fused pass of ``course.fast_layers`` that never stores the whole
+  convolution output; its cache is that module's, not the naive layers'.
 
 Extension point: normalisation and dropout layers are looked up by name in two registries,
 so that adding a layer means registering it, not editing the block:
