@@ -309,6 +309,16 @@ def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
     _run_blocks(work, N, plan)
 
 
+def _checked_conv_inputs(x: Any, w: Any, b: Any, conv_param: dict
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]]:
+    """``conv_forward_fast``'s inputs as arrays, checked (ValueError naming the one that
+    does not fit), and ``(stride, pad, H_out, W_out)``."""
+    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
+    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
+    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
+    return x, w, b, conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape, conv_param)
+
+
 def conv_forward_fast(
     x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict
 ) -> tuple[np.ndarray, tuple]:
@@ -322,11 +332,7 @@ def conv_forward_fast(
     - cache: ``(x, w, b, conv_param)`` (the same as the naive layer's, so either backward
       pass accepts it).
     """
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
-    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
-    stride, pad, H_out, W_out = conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape,
-                                              conv_param)
+    x, w, b, (stride, pad, H_out, W_out) = _checked_conv_inputs(x, w, b, conv_param)
     N, C = x.shape[:2]
     F, _, HH, WW = w.shape
     dtype = np.result_type(x, w, b)
@@ -790,11 +796,7 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
     is the transposed one, ``im2col.T @ w.T``, whose output (positions, filters) puts the
     filters last: the pool's offset views then read runs of F contiguous values instead
     of every other value of a row."""
-    x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
-    expect_ndim("conv_forward_fast", "x", x, "(N, C, H, W)")
-    expect_ndim("conv_forward_fast", "w", w, "(F, C, HH, WW)")
-    stride, pad, H_out, W_out = conv_geometry("conv_forward_fast", x.shape, w.shape, b.shape,
-                                              conv_param)
+    x, w, b, (stride, pad, H_out, W_out) = _checked_conv_inputs(x, w, b, conv_param)
     N, C = x.shape[:2]
     F, _, HH, WW = w.shape
     ph, pw, size, Hp, Wp = pool_geometry("max_pool_forward_fast", (N, F, H_out, W_out),
