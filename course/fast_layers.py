@@ -82,7 +82,7 @@ that load barely moves, and checked with two threads.
 * **Convolution then tiling max pool, fused** (``_conv_pool_forward`` and
   ``_conv_pool_backward``, behind ``layer_utils.conv_relu_pool_forward``/``backward``,
   the first layer of ThreeLayerConvNet; other pool geometries are the composition of the
-  layers above). The forward pass pools each block's conv output (8 examples, 1 MiB at
+  layers above). The forward pass pools each block's conv output (16 examples, 2 MiB at
   32x32x32 float32) while it is in the cache, and keeps each window's first-max offset
   (one byte per pooled value) instead of the conv output: the 13 MB conv output at batch
   100 is never written, and the pool backward's 13 MB gradient is never made unless dx is
@@ -100,8 +100,8 @@ that load barely moves, and checked with two threads.
   columns ordered pool offset first (each offset a contiguous run of the GEMM output):
   its copy took 51 instead of 24 us per example, forward 1.18x; the backward's gradient
   made offset by offset per example (10 short numpy calls each: the threads waited for
-  the GIL; the step took 0.96x the composition's instead of 0.88x); blocks of 4 or 16
-  examples instead of 8 (1.00x to 1.09x the step's time); a two-step im2col copy (each
+  the GIL; the step took 0.96x the composition's instead of 0.88x); backward blocks of
+  4, 16 or 32 examples instead of 8 (0.98x to 1.03x: noise); a two-step im2col copy (each
   column offset's shifted rows first, then contiguous runs of H_out*W_out): 0.75x the
   copy's time on one thread at (b), but the step took 1.10x to 1.14x on two threads.
 
@@ -811,8 +811,12 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
     pooled = np.empty((N, F, Hp, Wp), dtype=dtype)
     first = np.empty((N, Hp, Wp, F), dtype=np.min_scalar_type(size * size - 1))
     K, P = C * HH * WW, H_out * W_out
-    # Blocks of conv output that stay in the cache, made chunk by chunk of im2col that do.
-    plan = _block_size(N, F * P * dtype.itemsize, (K + 1) * P * dtype.itemsize)
+    # Blocks of about 2 * BLOCK_BYTES of conv output (16 examples of 32x32x32 float32;
+    # the VM's L2 holds 2 MiB per core), made chunk by chunk of im2col that stay in the
+    # cache. The pool's numpy calls on a block are short, and two threads' short calls
+    # wait for each other's GIL handoffs: blocks of 16 took 0.96x to 0.98x the forward's
+    # time of blocks of 8, and blocks of 4 took 1.06x (interleaved, load 0.2).
+    plan = _block_size(N, F * P * dtype.itemsize // 2, (K + 1) * P * dtype.itemsize)
     group = plan[0]
     chunk = min(group, _block_size(N, (K + 1) * P * dtype.itemsize)[0])
 
