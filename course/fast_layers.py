@@ -123,6 +123,25 @@ float64 (a)-(c) 0.50-0.83, pools 0.60-0.88; the training step 1.06 (batch 50) an
 reaches about 165, and the im2col copies (numpy moves W_out = 16 values per inner loop)
 add 15%. On two threads the ratios depend on the load: PyTorch's OpenMP threads
 spin-wait, and on a busy machine they lose far more than these layers (see kit.bench).
+Round 4 (the fused conv-relu-pool of ThreeLayerConvNet's first layer), float32, two
+threads, the lead's process settings (OPENBLAS_THREAD_TIMEOUT=16, malloc thresholds
+32/128 MiB), OpenBLAS overrides unset, load 0.6 to 1.6 on 2 cores. The training step
+(``model.loss``, images' gradient skipped) against the composed sandwich of round 3,
+both in one process, interleaved (kit.bench's ``_interleave``): 0.89x-0.90x at batch 50,
+0.85x-0.86x at batch 100; against PyTorch 1.23x-1.25x (was 1.38x-1.40x) and 1.12x-1.18x
+(was 1.31x-1.38x). Timed part by part at batch 100 (load 1.6): conv + pool forward 10.4
+ms (was 10.0: the first-max offsets cost what the smaller writes save), backward with
+``input_grad=False`` 11.1 ms (was 15.1: pool backward 6.4 + conv backward 8.8 before).
+With dx too, the step is 0.97x-1.00x of the composition's. Peak memory of the sandwich's
+forward + backward at batch 100 (tracemalloc): 16.2 MiB instead of 35.4 (28.6 instead
+of 36.3 with dx). Float64, batch 50: forward 1.19x the composition's (OpenBLAS runs the
+transposed GEMM slower in float64, and the pool reads twice the bytes), backward 0.75x,
+together 0.92x; float64 is what gradient checks use, on small inputs. Measured with
+scripts kept out of the tree; ``make bench`` shows the model rows.
+A finding for the next round: two threads' short numpy calls barely overlap on this VM
+(np.maximum on 256 KiB arrays: 13.4 ms on one thread, 14.5 ms on two for the same
+calls), while GEMMs scale 1.9x: every elementwise pass between GEMMs costs its full
+single-thread time in a threaded block.
 """
 
 from __future__ import annotations
