@@ -132,7 +132,7 @@ both in one process, interleaved (kit.bench's ``_interleave``): 0.89x-0.90x at b
 (was 1.31x-1.38x). Timed part by part at batch 100 (load 1.6): conv + pool forward 10.4
 ms (was 10.0: the first-max offsets cost what the smaller writes save), backward with
 ``input_grad=False`` 11.1 ms (was 15.1: pool backward 6.4 + conv backward 8.8 before).
-With dx too, the step is 0.97x-1.00x of the composition's. Peak memory of the sandwich's
+With dx too (kit.bench before, then after): 0.94x-1.00x. Peak memory of the sandwich's
 forward + backward at batch 100 (tracemalloc): 16.2 MiB instead of 35.4 (28.6 instead
 of 36.3 with dx). Float64, batch 50: forward 1.19x the composition's (OpenBLAS runs the
 transposed GEMM slower in float64, and the pool reads twice the bytes), backward 0.75x,
