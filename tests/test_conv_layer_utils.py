@@ -220,6 +220,20 @@ def test_conv_relu_pool_same_result_whatever_the_blocking(monkeypatch, block_byt
         _assert_close(got, r, name)
 
 
+def test_conv_relu_pool_with_more_window_offsets_than_a_byte_counts() -> None:
+    # A 17x17 window has 289 offsets: the first maximum's offset needs two bytes.
+    g = {"N": 2, "C": 1, "F": 2, "H": 17, "W": 17, "HH": 3, "WW": 3}
+    pool = {"pool_height": 17, "pool_width": 17, "stride": 17}
+    x, w, b = _conv_pool_inputs(g, 15, tied=False)
+    out, cache = conv_relu_pool_forward(x, w, b, CONV, pool)
+    dout = np.random.default_rng(16).standard_normal(out.shape)
+    want_out, want = _naive_conv_relu_pool(x, w, b, CONV, pool, dout)
+    _assert_close(out, want_out, "out")
+    for name, got, r in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), want,
+                            strict=True):
+        _assert_close(got, r, name)
+
+
 def test_conv_relu_pool_keeps_float32() -> None:
     x, w, b = _conv_pool_inputs({"N": 3, "C": 3, "F": 4, "H": 8, "W": 8, "HH": 3, "WW": 3},
                                 13, tied=False)
