@@ -1,11 +1,10 @@
 """Two process settings that make a training step about twice as fast, applied once when
 ``course`` is imported (given code, not a task).
 
-What was measured (the 2-core development VM, ``ThreeLayerConvNet.loss`` with gradients
-on 3x32x32 images, float32, medians of 30 steps, load about 0.5;
-``python /work/notes/prof_loss.py N`` style timing): the step took 62 ms at batch 100
-(34 ms at batch 50), while its layers timed one by one added up to 31 ms. Two causes,
-neither in the layers' arithmetic:
+What was measured (the 2-core development VM, load about 0.5: ``ThreeLayerConvNet.loss``
+with gradients on 3x32x32 images, float32, the median of 30 calls after a first one): the
+step took 62 ms at batch 100 (34 ms at batch 50), while its layers timed one by one added
+up to 31 ms. Two causes, neither in the layers' arithmetic:
 
 1. **OpenBLAS's idle threads spin.** After a matrix product big enough to use several
    threads (the affine layers' are), OpenBLAS's worker threads keep polling for new work
@@ -23,6 +22,10 @@ neither in the layers' arithmetic:
    blocks for the next step: no faults, and the step took 29 ms at batch 100 (15 ms at
    50). The price is memory: up to 128 MiB that a step freed stays with the process
    for the next one.
+
+To see the difference on a machine of your own, compare the model rows of ``make bench``
+with those of ``COURSE_TUNING=0 make bench`` (at batch 100 here: 29 against 53 ms, with
+PyTorch's step in the same process 21 against 34 ms: the spinning threads slow it too).
 
 ``tune_process`` does both: it sets ``OPENBLAS_THREAD_TIMEOUT`` in the environment unless
 the user set it (it takes effect only if numpy is not loaded yet: in this process when
