@@ -22,8 +22,8 @@ NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_saniti
 # beside the layers' own threads: a training step takes about half the time (measured in
 # course/runtime.py, which sets the same value when `import course` comes before numpy;
 # a test keeps the two equal). Exported to everything make runs, Jupyter kernels included.
-# COURSE_TUNING=0 turns it off, here and in course/runtime.py.
-ifneq ($(COURSE_TUNING),0)
+# COURSE_TUNING=0 (or off, no, false) turns it off, here and in course/runtime.py.
+ifeq ($(filter 0 off no false OFF NO FALSE Off No False,$(strip $(COURSE_TUNING))),)
 export OPENBLAS_THREAD_TIMEOUT ?= 16
 endif
 

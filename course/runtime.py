@@ -32,7 +32,8 @@ the user set it (it takes effect only if numpy is not loaded yet: in this proces
 ``course`` is imported first, else in the processes this one starts, such as the Jupyter
 kernels of ``python -m course lab``; ``make`` exports it to everything it runs), and calls
 glibc's ``mallopt`` (Linux with glibc only; elsewhere nothing changes). ``COURSE_TUNING=0``
-in the environment turns both off. ``TUNING`` records what was done, for ``make bench``.
+(or off, no, false) in the environment turns both off. ``TUNING`` records what was done,
+for ``make bench``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ __all__ = ["MMAP_THRESHOLD", "THREAD_TIMEOUT", "TRIM_THRESHOLD", "TUNING", "tune
 THREAD_TIMEOUT = "16"  # OpenBLAS idle threads wait 2**16 cycles, then sleep
 MMAP_THRESHOLD = 32 * 2**20  # blocks up to this size come from malloc's heap
 TRIM_THRESHOLD = 128 * 2**20  # free heap kept for reuse before it goes back to the system
+
+# COURSE_TUNING values that turn both settings off (the Makefile accepts the same).
+OFF = ("0", "off", "no", "false")
 
 # glibc's mallopt parameter numbers (malloc.h).
 M_TRIM_THRESHOLD = -1
@@ -80,9 +84,10 @@ def tune_process(environ: MutableMapping[str, str] | None = None,
     """
     environ = os.environ if environ is None else environ
     numpy_loaded = "numpy" in sys.modules if numpy_loaded is None else numpy_loaded
-    if environ.get("COURSE_TUNING", "").strip() == "0":
-        return {"OPENBLAS_THREAD_TIMEOUT": "not set (COURSE_TUNING=0)",
-                "malloc": "unchanged (COURSE_TUNING=0)"}
+    switch = environ.get("COURSE_TUNING", "").strip()
+    if switch.lower() in OFF:
+        return {"OPENBLAS_THREAD_TIMEOUT": f"not set (COURSE_TUNING={switch})",
+                "malloc": f"unchanged (COURSE_TUNING={switch})"}
     done = {"OPENBLAS_THREAD_TIMEOUT": _set_thread_timeout(environ, numpy_loaded)}
     set_option = _glibc_mallopt() if mallopt == "glibc" else mallopt
     if set_option is None:

@@ -53,12 +53,36 @@ def test_says_when_numpy_came_first() -> None:
     assert "keeps OpenBLAS's default" in done["OPENBLAS_THREAD_TIMEOUT"]
 
 
-def test_course_tuning_0_turns_both_off() -> None:
-    environ = {"COURSE_TUNING": "0"}
+@pytest.mark.parametrize("switch", ["0", "off", " False ", "NO"])
+def test_course_tuning_off_turns_both_off(switch: str) -> None:
+    environ = {"COURSE_TUNING": switch}
     mallopt = RecordingMallopt()
     done = runtime.tune_process(environ, numpy_loaded=False, mallopt=mallopt)
-    assert environ == {"COURSE_TUNING": "0"} and mallopt.calls == []
-    assert "COURSE_TUNING=0" in done["OPENBLAS_THREAD_TIMEOUT"] and "unchanged" in done["malloc"]
+    assert environ == {"COURSE_TUNING": switch} and mallopt.calls == []
+    said = f"COURSE_TUNING={switch.strip()}"
+    assert said in done["OPENBLAS_THREAD_TIMEOUT"] and said in done["malloc"]
+
+
+def test_any_other_course_tuning_value_tunes() -> None:
+    environ = {"COURSE_TUNING": "1"}
+    runtime.tune_process(environ, numpy_loaded=False, mallopt=RecordingMallopt())
+    assert environ["OPENBLAS_THREAD_TIMEOUT"] == runtime.THREAD_TIMEOUT
+
+
+@pytest.mark.parametrize(("switch", "exported"), [("", True), ("1", True), ("0", False),
+                                                  ("off", False), ("No", False)])
+def test_the_makefile_agrees_on_course_tuning(switch: str, exported: bool) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"OPENBLAS_THREAD_TIMEOUT", "COURSE_TUNING", "MAKEFLAGS", "MAKELEVEL"}}
+    env["COURSE_TUNING"] = switch
+    # make -p prints the variables it ends up with, without running a target.
+    result = subprocess.run(["make", "-p", "-q", "-f", "Makefile", "help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    lines = re.findall(r"^OPENBLAS_THREAD_TIMEOUT = (\S+)$", result.stdout, re.MULTILINE)
+    assert lines == ([runtime.THREAD_TIMEOUT] if exported else [])
+    assert (runtime.tune_process({"COURSE_TUNING": switch}, numpy_loaded=False,
+                                 mallopt=None)["OPENBLAS_THREAD_TIMEOUT"]
+            .startswith(runtime.THREAD_TIMEOUT)) == exported
 
 
 @pytest.mark.parametrize(("mallopt", "said"), [
