@@ -89,16 +89,21 @@ def tune_process(environ: MutableMapping[str, str] | None = None,
         return {"OPENBLAS_THREAD_TIMEOUT": f"not set (COURSE_TUNING={switch})",
                 "malloc": f"unchanged (COURSE_TUNING={switch})"}
     done = {"OPENBLAS_THREAD_TIMEOUT": _set_thread_timeout(environ, numpy_loaded)}
-    set_option = _glibc_mallopt() if mallopt == "glibc" else mallopt
-    if set_option is None:
-        done["malloc"] = "unchanged (not glibc)"
-    elif set_option(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and set_option(M_TRIM_THRESHOLD,
-                                                                       TRIM_THRESHOLD):
-        done["malloc"] = (f"mmap threshold {MMAP_THRESHOLD >> 20} MiB, trim threshold "
-                          f"{TRIM_THRESHOLD >> 20} MiB")
-    else:
-        done["malloc"] = "unchanged (mallopt refused)"
+    done["malloc"] = _set_malloc_thresholds(_glibc_mallopt() if mallopt == "glibc"
+                                            else mallopt)
     return done
+
+
+def _set_malloc_thresholds(mallopt: Callable[[int, int], int] | None) -> str:
+    """Raise malloc's mmap and trim thresholds; say which of them took (mallopt answers 0
+    when it refuses a value)."""
+    if mallopt is None:
+        return "unchanged (not glibc)"
+    settings = (("mmap threshold", M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                ("trim threshold", M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    taken = [f"{name} {value >> 20} MiB" for name, option, value in settings
+             if mallopt(option, value)]
+    return ", ".join(taken) if taken else "unchanged (mallopt refused)"
 
 
 def _set_thread_timeout(environ: MutableMapping[str, str], numpy_loaded: bool) -> str:

@@ -183,16 +183,13 @@ def _assert_close(got, want, what: str) -> None:
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10, err_msg=what)
 
 
-@pytest.mark.parametrize("tied", [True, False], ids=["ties", "normal"])
-@pytest.mark.parametrize("input_grad", [True, False])
-@given(geometry=conv_pool_geometries(), seed=_seeds)
-def test_conv_relu_pool_matches_the_naive_layers(geometry: dict, seed: int, tied: bool,
-                                                 input_grad: bool) -> None:
-    x, w, b = _conv_pool_inputs(geometry, seed, tied)
-    params = (geometry["conv_param"], geometry["pool_param"])
-    out, cache = conv_relu_pool_forward(x, w, b, *params)
+def _assert_sandwich_matches_naive(x, w, b, conv_param, pool_param, seed: int,
+                                   input_grad: bool = True) -> None:
+    """conv_relu_pool_forward/backward against the naive layers, on a dout drawn from
+    ``seed``: the output, then dx (None without ``input_grad``), dw and db."""
+    out, cache = conv_relu_pool_forward(x, w, b, conv_param, pool_param)
     dout = np.random.default_rng(seed).standard_normal(out.shape)
-    want_out, want = _naive_conv_relu_pool(x, w, b, *params, dout)
+    want_out, want = _naive_conv_relu_pool(x, w, b, conv_param, pool_param, dout)
     _assert_close(out, want_out, "out")
     dx, dw, db = conv_relu_pool_backward(dout, cache, input_grad=input_grad)
     if input_grad:
@@ -203,6 +200,16 @@ def test_conv_relu_pool_matches_the_naive_layers(geometry: dict, seed: int, tied
     _assert_close(db, want[2], "db")
 
 
+@pytest.mark.parametrize("tied", [True, False], ids=["ties", "normal"])
+@pytest.mark.parametrize("input_grad", [True, False])
+@given(geometry=conv_pool_geometries(), seed=_seeds)
+def test_conv_relu_pool_matches_the_naive_layers(geometry: dict, seed: int, tied: bool,
+                                                 input_grad: bool) -> None:
+    x, w, b = _conv_pool_inputs(geometry, seed, tied)
+    _assert_sandwich_matches_naive(x, w, b, geometry["conv_param"], geometry["pool_param"],
+                                   seed, input_grad)
+
+
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_conv_relu_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
     # One example per block (the threads' path) and one block for the whole batch.
@@ -211,13 +218,7 @@ def test_conv_relu_pool_same_result_whatever_the_blocking(monkeypatch, block_byt
     g = {"N": 7, "C": 2, "F": 3, "H": 8, "W": 8, "HH": 3, "WW": 3,
          "conv_param": {"stride": 1, "pad": 1}, "pool_param": POOL}
     x, w, b = _conv_pool_inputs(g, 11, tied=True)
-    out, cache = conv_relu_pool_forward(x, w, b, CONV, POOL)
-    dout = np.random.default_rng(12).standard_normal(out.shape)
-    want_out, want = _naive_conv_relu_pool(x, w, b, CONV, POOL, dout)
-    _assert_close(out, want_out, "out")
-    for name, got, r in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), want,
-                            strict=True):
-        _assert_close(got, r, name)
+    _assert_sandwich_matches_naive(x, w, b, CONV, POOL, 12)
 
 
 def test_conv_relu_pool_with_more_window_offsets_than_a_byte_counts() -> None:
@@ -225,13 +226,7 @@ def test_conv_relu_pool_with_more_window_offsets_than_a_byte_counts() -> None:
     g = {"N": 2, "C": 1, "F": 2, "H": 17, "W": 17, "HH": 3, "WW": 3}
     pool = {"pool_height": 17, "pool_width": 17, "stride": 17}
     x, w, b = _conv_pool_inputs(g, 15, tied=False)
-    out, cache = conv_relu_pool_forward(x, w, b, CONV, pool)
-    dout = np.random.default_rng(16).standard_normal(out.shape)
-    want_out, want = _naive_conv_relu_pool(x, w, b, CONV, pool, dout)
-    _assert_close(out, want_out, "out")
-    for name, got, r in zip(("dx", "dw", "db"), conv_relu_pool_backward(dout, cache), want,
-                            strict=True):
-        _assert_close(got, r, name)
+    _assert_sandwich_matches_naive(x, w, b, CONV, pool, 16)
 
 
 def test_conv_relu_pool_keeps_float32() -> None:

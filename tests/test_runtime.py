@@ -63,6 +63,14 @@ def test_course_tuning_off_turns_both_off(switch: str) -> None:
     assert said in done["OPENBLAS_THREAD_TIMEOUT"] and said in done["malloc"]
 
 
+def test_says_which_threshold_mallopt_took() -> None:
+    def refuses_trim(option: int, value: int) -> int:
+        return int(option != runtime.M_TRIM_THRESHOLD)
+
+    done = runtime.tune_process({}, numpy_loaded=False, mallopt=refuses_trim)
+    assert done["malloc"] == "mmap threshold 32 MiB"
+
+
 def test_any_other_course_tuning_value_tunes() -> None:
     environ = {"COURSE_TUNING": "1"}
     runtime.tune_process(environ, numpy_loaded=False, mallopt=RecordingMallopt())
