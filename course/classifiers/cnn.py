@@ -178,7 +178,9 @@ class ThreeLayerConvNet:
             dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
             dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
             _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1, input_grad=False)
-            for name in ("W1", "W2", "W3"):
+            # At reg 0 the penalty and its gradient are zero: skipping them saves three
+            # passes over W2 (3 MB at 32x32 images), a tenth of a batch-50 step.
+            for name in ("W1", "W2", "W3") if self.reg else ():
                 loss += 0.5 * self.reg * float(np.sum(p[name] * p[name]))
                 grads[name] = grads[name] + self.reg * p[name]
         # END SOLUTION

@@ -259,8 +259,9 @@ class FullyConnectedNet:
                 grads[f"W{i}"], grads[f"b{i}"] = dw, db
                 if self.normalization is not None:
                     grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
-            # L2 regularisation of the weights: loss 0.5 * reg * ||W||^2, gradient reg * W.
-            for i in range(1, L + 1):
+            # L2 regularisation of the weights: loss 0.5 * reg * ||W||^2, gradient reg * W
+            # (nothing to add at reg 0).
+            for i in range(1, L + 1) if self.reg else ():
                 W = self.params[f"W{i}"]
                 loss += 0.5 * self.reg * float(np.sum(W * W))
                 grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W
