@@ -104,6 +104,12 @@ that load barely moves, and checked with two threads.
   4, 16 or 32 examples instead of 8 (0.98x to 1.03x: noise); a two-step im2col copy (each
   column offset's shifted rows first, then contiguous runs of H_out*W_out): 0.75x the
   copy's time on one thread at (b), but the step took 1.10x to 1.14x on two threads.
+  Round 5: with 5x5 or larger filters, each im2col column covers the rows of a whole
+  pool window (8 input rows for 7x7 filters and 2x2 pools) against weights that hold
+  each filter once per window row (``_FusedLayout``): 0.57x the im2col copying for 1.14x
+  the GEMM work, forward + backward 0.93x-0.95x the time at ThreeLayerConvNet's first
+  layer (batch 50 and 100, float32, two threads, interleaved against round 4, load 0.6 to
+  1.1); with dx 0.99x, float64 0.97x.
 
 Measured at this module's commit against the one before these choices (single thread,
 CPU time, medians of 15 interleaved runs; load 5 to 6 on 2 cores; PyTorch 2.13.0 CPU,
@@ -773,15 +779,118 @@ max_pool_backward_reshape = max_pool_backward_im2col = max_pool_backward_fast
 
 class _ConvPoolCache(NamedTuple):
     """What ``_conv_pool_backward`` needs. Tiling pools (the fused path): the conv's cache
-    ``(x, w, b, conv_param)``, pool_param and ``first``, shaped (N, Hp, Wp, F) (filters
+    ``(x, w, b, conv_param)``, pool_param, ``first``, shaped (N, Hp, Wp, F) (filters
     last, like the forward's GEMM output): the offset of each window's first maximum,
-    numbered row-major within the window; ``pool`` is None. Other pools (the composition
-    of the fast layers): ``first`` is None and ``pool`` is the pool's cache."""
+    numbered row-major within the window, and the GEMM's ``layout``; ``pool`` is None.
+    Other pools (the composition of the fast layers): ``first`` and ``layout`` are None
+    and ``pool`` is the pool's cache."""
 
     conv: tuple
     pool_param: dict
     first: np.ndarray | None
     pool: tuple | None
+    layout: _FusedLayout | None = None
+
+
+# The fused layer's im2col columns cover a pool window's rows at once (see
+# ``_FusedLayout``) when that costs at most this much GEMM work per conv output: 8 rows
+# over 7 is 1.14 (the 7x7 filters and 2x2 pools of ThreeLayerConvNet), 6 over 5 is 1.2.
+PATCH_WORK = 1.2
+
+
+class _FusedLayout(NamedTuple):
+    """How the fused conv-pool lays out its GEMM: im2col columns of (U, WW) input patches
+    on an (A, B) grid, ``row_step`` input rows and the conv's stride in columns apart,
+    times weights of G columns.
+
+    * Plain: one column per conv output, U = HH, row_step = stride, (A, B) = (H_out,
+      W_out), G = F.
+    * Patched: one column per pool row and conv output column: the U = HH + (size-1) *
+      stride input rows that a pool window's size conv rows read together, row_step =
+      size * stride, (A, B) = (Hp, W_out), and G = size * F: the weights hold the filters
+      once per row offset of the window, shifted down to where that row's filter sits
+      in the patch (zeros elsewhere). The GEMM does U / HH times the work (8/7 for 7x7
+      filters and 2x2 pools), but its im2col holds U / (HH * size) times the values
+      (0.57x: a pool's rows share their input) and its GEMM is twice as wide.
+
+    Measured on ThreeLayerConvNet's first layer at batch 50, one thread, CPU time,
+    medians of 40 (load 1, the rest of the machine busy): im2col copy 0.93-1.03 ms
+    instead of 1.58-1.72 ms, GEMM 4.54-4.63 ms instead of 4.28-4.53. Patching the
+    columns as well (8x8 patches, G = 4F) made the copy 1.07-1.12 ms (its inner loops
+    read every other value) and the GEMM 4.75-4.83 ms (1.31x the work); patching the
+    columns only, 2.07 ms and 4.58 ms. Forward + backward (``input_grad=False``) with 2x2
+    pools, patched over plain, 32 filters, 32x32 inputs, CPU time, interleaved: 7x7 on 3
+    channels 0.94, 5x5 on 3 and 16 channels 1.00 and 0.88, 3x3 on 3, 16 and 64 channels
+    1.56, 1.03 and 1.10: PATCH_WORK lets 5x5 and larger filters be patched.
+    """
+
+    patched: bool
+    U: int
+    row_step: int
+    A: int
+    B: int
+    size: int
+    Hp: int
+    Wp: int
+
+
+def _fused_layout(HH: int, stride: int, size: int, Hp: int, Wp: int) -> _FusedLayout:
+    """The patched layout when its extra GEMM work is at most PATCH_WORK, else plain."""
+    U = HH + (size - 1) * stride
+    if size > 1 and U <= PATCH_WORK * HH:
+        return _FusedLayout(True, U, size * stride, Hp, Wp * size, size, Hp, Wp)
+    return _FusedLayout(False, HH, stride, Hp * size, Wp * size, size, Hp, Wp)
+
+
+def _layout_windows(x_pad: np.ndarray, WW: int, stride: int, layout: _FusedLayout
+                    ) -> np.ndarray:
+    """View of x_pad shaped (N, C, U, WW, A, B), the fused GEMM's im2col before the copy:
+    entry [n, c, u, q, i, j] is x_pad[n, c, i*row_step + u, j*stride + q]. Read only."""
+    sN, sC, sH, sW = x_pad.strides
+    N, C = x_pad.shape[:2]
+    return as_strided(x_pad, (N, C, layout.U, WW, layout.A, layout.B),
+                      (sN, sC, sH, sW, sH * layout.row_step, sW * stride), writeable=False)
+
+
+def _layout_weights(w: np.ndarray, b: np.ndarray, layout: _FusedLayout, stride: int,
+                    dtype: Any) -> np.ndarray:
+    """The right operand of the fused GEMM, (C*U*WW + 1, G): one column per filter (per
+    filter and window row when patched), the bias in the last row."""
+    F, C, HH, WW = w.shape
+    w_t = w.transpose(1, 2, 3, 0)  # (C, HH, WW, F)
+    if not layout.patched:
+        kernel, bias = w_t.reshape(-1, F), b
+    else:
+        patch = np.zeros((C, layout.U, WW, layout.size, F), dtype=dtype)
+        for r in range(layout.size):
+            patch[:, r * stride:r * stride + HH, :, r] = w_t
+        kernel, bias = patch.reshape(C * layout.U * WW, -1), np.tile(b, layout.size)
+    return np.concatenate([kernel, bias.reshape(1, -1)]).astype(dtype, copy=False)
+
+
+def _layout_gradients(grads_t: np.ndarray, w_shape: tuple[int, ...], layout: _FusedLayout,
+                      stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """dw (F, C, HH, WW) and db (F,) from the gradient of ``_layout_weights``' matrix: a
+    patched layout's copies of each filter (one per window row) add up."""
+    F, C, HH, WW = w_shape
+    K = grads_t.shape[0] - 1
+    if not layout.patched:
+        return grads_t[:K].T.reshape(w_shape), grads_t[K]
+    patch = grads_t[:K].reshape(C, layout.U, WW, layout.size, F)
+    dw_t = np.zeros((C, HH, WW, F), dtype=grads_t.dtype)
+    for r in range(layout.size):
+        dw_t += patch[:, r * stride:r * stride + HH, :, r]
+    return dw_t.transpose(3, 0, 1, 2).copy(), grads_t[K].reshape(layout.size, F).sum(axis=0)
+
+
+def _tiles(block: np.ndarray, layout: _FusedLayout) -> np.ndarray:
+    """A view (n, Hp, size, Wp, size, F) of a block of conv output (or of its gradient)
+    laid out as the fused GEMM writes it, (n, A*B, G): entry [m, i, r, j, s, f] is filter
+    f's output at row i*size + r, column j*size + s of example m."""
+    n, size, Hp, Wp = block.shape[0], layout.size, layout.Hp, layout.Wp
+    if layout.patched:  # (n, Hp, W_out, size * F): the window row r is in the last axis
+        return block.reshape(n, Hp, Wp, size, size, -1).transpose(0, 1, 4, 2, 3, 5)
+    return block.reshape(n, Hp, size, Wp, size, -1)
 
 
 def _first_max_into(windows: list[np.ndarray], out: np.ndarray, first: np.ndarray,
@@ -812,9 +921,9 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
     Tiling pools (stride = pool_height = pool_width) are fused: each block's conv output
     is pooled while it is still in the cache, so the whole conv output is never written;
     the cache keeps the offset of each window's first maximum instead. The block's GEMM
-    is the transposed one, ``im2col.T @ w.T``, whose output (positions, filters) puts the
-    filters last: the pool's offset views then read runs of F contiguous values instead
-    of every other value of a row."""
+    is the transposed one, ``im2col.T @ weights`` (see ``_FusedLayout``), whose output
+    (positions, filters) puts the filters last: the pool's offset views then read runs
+    of F contiguous values instead of every other value of a row."""
     x, w, b, (stride, pad, H_out, W_out) = _checked_conv_inputs(x, w, b, conv_param)
     N, C = x.shape[:2]
     F, _, HH, WW = w.shape
@@ -825,25 +934,27 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
         pooled, pool_cache = max_pool_forward_fast(a, pool_param)
         return pooled, _ConvPoolCache(conv_cache, pool_param, None, pool_cache)
     dtype = np.result_type(x, w, b)
-    views = _windows(_pad(x.astype(dtype, copy=False), pad), HH, WW, stride, H_out, W_out)
-    weights_t = np.concatenate([w.reshape(F, -1), b.reshape(F, 1)], axis=1).T.astype(dtype)
+    layout = _fused_layout(HH, stride, size, Hp, Wp)
+    U, A, B = layout.U, layout.A, layout.B
+    views = _layout_windows(_pad(x.astype(dtype, copy=False), pad), WW, stride, layout)
+    weights = _layout_weights(w, b, layout, stride, dtype)
     pooled = np.empty((N, F, Hp, Wp), dtype=dtype)
     first = np.empty((N, Hp, Wp, F), dtype=np.min_scalar_type(size * size - 1))
-    K, P = C * HH * WW, H_out * W_out
+    K, P, G = C * U * WW, A * B, weights.shape[1]
     # Blocks of about 2 * BLOCK_BYTES of conv output (16 examples of 32x32x32 float32;
     # the VM's L2 holds 2 MiB per core), made chunk by chunk of im2col that stay in the
     # cache. The pool's numpy calls on a block are short, and two threads' short calls
     # wait for each other's GIL handoffs: blocks of 16 took 0.96x to 0.98x the forward's
     # time of blocks of 8, and blocks of 4 took 1.06x (interleaved, load 0.2).
-    plan = _block_size(N, F * P * dtype.itemsize // 2, (K + 1) * P * dtype.itemsize)
+    plan = _block_size(N, G * P * dtype.itemsize // 2, (K + 1) * P * dtype.itemsize)
     group = plan[0]
     chunk = min(group, _block_size(N, (K + 1) * P * dtype.itemsize)[0])
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
         cols = np.empty((chunk, K + 1, P), dtype=dtype)
         cols[:, K] = 1  # the bias row
-        windows = cols[:, :K].reshape(chunk, C, HH, WW, H_out, W_out)
-        conv = np.empty((group, P, F), dtype=dtype)
+        windows = cols[:, :K].reshape(chunk, C, U, WW, A, B)
+        conv = np.empty((group, P, G), dtype=dtype)
         maxima = np.empty((group, Hp, Wp, F), dtype=dtype)
         larger = np.empty((group, Hp, Wp, F), dtype=bool)
         step = np.empty((group, Hp, Wp, F), dtype=first.dtype)
@@ -852,22 +963,15 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
             for low in range(start, stop, chunk):
                 high = min(stop, low + chunk)
                 np.copyto(windows[:high - low], views[low:high])
-                np.matmul(cols[:high - low].transpose(0, 2, 1), weights_t,
+                np.matmul(cols[:high - low].transpose(0, 2, 1), weights,
                           out=conv[low - start:high - start])
-            _first_max_into(_pool_offset_views(conv[:n], size, Hp, Wp), maxima[:n],
-                            first[start:stop], larger[:n], step[:n])
+            tiles = _tiles(conv[:n], layout)
+            _first_max_into([tiles[:, :, r, :, s] for r in range(size) for s in range(size)],
+                            maxima[:n], first[start:stop], larger[:n], step[:n])
             np.copyto(pooled[start:stop], maxima[:n].transpose(0, 3, 1, 2))
 
     _run_blocks(work, N, plan)
-    return pooled, _ConvPoolCache((x, w, b, conv_param), pool_param, first, None)
-
-
-def _pool_offset_views(a: np.ndarray, size: int, Hp: int, Wp: int) -> list[np.ndarray]:
-    """``a``: a conv output (or its gradient) laid out (n, positions, F), the positions
-    row-major over (Hp*size, Wp*size). One view (n, Hp, Wp, F) per pool offset,
-    row-major: the values that offset of every window holds."""
-    tiles = a.reshape(a.shape[0], Hp, size, Wp, size, a.shape[2])
-    return [tiles[:, :, p, :, q] for p in range(size) for q in range(size)]
+    return pooled, _ConvPoolCache((x, w, b, conv_param), pool_param, first, None, layout)
 
 
 def _conv_pool_backward(dpooled: np.ndarray, cache: _ConvPoolCache, input_grad: bool = True
@@ -876,15 +980,15 @@ def _conv_pool_backward(dpooled: np.ndarray, cache: _ConvPoolCache, input_grad: 
     gradient of its pooled output.
 
     Tiling pools: the gradient of the conv output at pool offset o is
-    ``dpooled * (first == o)``; made block by block, laid out (positions, F) like the
+    ``dpooled * (first == o)``; made block by block, laid out (positions, G) like the
     forward's GEMM output, it is the right operand of ``im2col @ g`` (the orientation
     ``_weight_gradient`` measured fastest, here without a transposed operand). The conv
     output's whole gradient is made only when dx is asked for."""
-    if cache.first is None:
+    if cache.first is None or cache.layout is None:
         da = max_pool_backward_fast(dpooled, cache.pool)
         return conv_backward_fast(da, cache.conv, input_grad=input_grad)
     x, w, b, conv_param = cache.conv
-    first = cache.first
+    first, layout = cache.first, cache.layout
     N, Hp, Wp, F = first.shape
     dpooled = np.asarray(dpooled)
     expect_shape("max_pool_backward_fast", "dout", dpooled, (N, F, Hp, Wp),
@@ -892,32 +996,34 @@ def _conv_pool_backward(dpooled: np.ndarray, cache: _ConvPoolCache, input_grad: 
     stride, pad, H_out, W_out = conv_geometry("conv_backward_fast", x.shape, w.shape, b.shape,
                                               conv_param)
     dtype = np.result_type(x, w, dpooled)
-    views = _windows(_pad(x.astype(dtype, copy=False), pad), w.shape[2], w.shape[3], stride,
-                     H_out, W_out)
+    views = _layout_windows(_pad(x.astype(dtype, copy=False), pad), w.shape[3], stride,
+                            layout)
     da = np.empty((N, F, H_out, W_out), dtype=dtype) if input_grad else None
-    dw_flat, db = _pooled_weight_gradient(views, dpooled.astype(dtype, copy=False), first,
-                                          H_out // Hp, da)
-    dw = dw_flat.reshape(w.shape)
+    grads_t = _pooled_weight_gradient(views, dpooled.astype(dtype, copy=False), first,
+                                      layout, da)
+    dw, db = _layout_gradients(grads_t, w.shape, layout, stride)
     if da is None:
         return None, dw, db
     return _input_gradient(da, w.astype(dtype, copy=False), x.shape, stride, pad), dw, db
 
 
 def _pooled_weight_gradient(views: np.ndarray, dpooled: np.ndarray, first: np.ndarray,
-                            size: int, da: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """dw as (F, K) and db as (F,), as ``_weight_gradient`` computes them, from the pooled
-    gradient ``dpooled`` (N, F, Hp, Wp) and the forward's ``first`` (N, Hp, Wp, F). When
-    ``da`` (N, F, H_out, W_out) is given, the conv output's gradient is written there too.
+                            layout: _FusedLayout, da: np.ndarray | None) -> np.ndarray:
+    """The gradient of the fused GEMM's weights, (K + 1, G) as ``_layout_weights`` lays
+    them out (``_layout_gradients`` turns it into dw and db), from the pooled gradient
+    ``dpooled`` (N, F, Hp, Wp) and the forward's ``first`` (N, Hp, Wp, F). When ``da``
+    (N, F, H_out, W_out) is given, the conv output's gradient is written there too.
 
     Like the forward pass, blocks of conv output gradient that stay in the cache (made
     in two numpy calls: which offset each value is, times dpooled), then chunks of im2col
     that do: few, long numpy calls, so that two threads seldom wait for the GIL.
     """
-    N, C, HH, WW, H_out, W_out = views.shape
+    N, C, U, WW, A, B = views.shape
     _, Hp, Wp, F = first.shape
-    K, P = C * HH * WW, H_out * W_out
+    size = layout.size
+    K, P, G = C * U * WW, A * B, size * F if layout.patched else F
     item = dpooled.itemsize
-    plan = _block_size(N, F * P * item, (K + 1) * P * item)
+    plan = _block_size(N, G * P * item, (K + 1) * P * item)
     group = plan[0]
     chunk = min(group, _block_size(N, (K + 1) * P * item)[0])
     # The number of offset (r, s) of a window, broadcast against first's tiles.
@@ -925,27 +1031,27 @@ def _pooled_weight_gradient(views: np.ndarray, dpooled: np.ndarray, first: np.nd
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
         cols = np.empty((chunk, K + 1, P), dtype=dpooled.dtype)
-        cols[:, K] = 1  # the row whose product with g is db
-        windows = cols[:, :K].reshape(chunk, C, HH, WW, H_out, W_out)
-        g = np.empty((group, P, F), dtype=dpooled.dtype)
+        cols[:, K] = 1  # the row whose product with g is the bias's gradient
+        windows = cols[:, :K].reshape(chunk, C, U, WW, A, B)
+        g = np.empty((group, P, G), dtype=dpooled.dtype)
         dpooled_t = np.empty((group, Hp, Wp, F), dtype=dpooled.dtype)
-        hit = np.empty((group, Hp, size, Wp, size, F), dtype=bool)
-        grads_t = np.zeros((K + 1, F), dtype=dpooled.dtype)
+        hit = np.empty((group, P, G), dtype=bool)
+        grads_t = np.zeros((K + 1, G), dtype=dpooled.dtype)
         for start, stop in blocks:
             n = stop - start
             np.copyto(dpooled_t[:n], dpooled[start:stop].transpose(0, 2, 3, 1))
-            tiles = (n, Hp, 1, Wp, 1, F)
-            np.equal(first[start:stop].reshape(tiles), offsets, out=hit[:n])
-            np.multiply(dpooled_t[:n].reshape(tiles), hit[:n],
-                        out=g[:n].reshape(n, Hp, size, Wp, size, F))
+            per_window = (n, Hp, 1, Wp, 1, F)
+            hit_tiles, g_tiles = _tiles(hit[:n], layout), _tiles(g[:n], layout)
+            np.equal(first[start:stop].reshape(per_window), offsets, out=hit_tiles)
+            np.multiply(dpooled_t[:n].reshape(per_window), hit_tiles, out=g_tiles)
             if da is not None:
-                np.copyto(da[start:stop].reshape(n, F, P), g[:n].transpose(0, 2, 1))
+                np.copyto(da[start:stop].reshape(n, F, Hp, size, Wp, size),
+                          g_tiles.transpose(0, 5, 1, 2, 3, 4))
             for low in range(start, stop, chunk):
                 high = min(stop, low + chunk)
                 np.copyto(windows[:high - low], views[low:high])
                 products = np.matmul(cols[:high - low], g[low - start:high - start])
-                grads_t += products.sum(axis=0)  # (m, K + 1, F) -> (K + 1, F)
+                grads_t += products.sum(axis=0)  # (m, K + 1, G) -> (K + 1, G)
         return grads_t
 
-    grads_t = np.sum(_run_blocks(work, N, plan), axis=0)
-    return grads_t[:K].T, grads_t[K]
+    return np.sum(_run_blocks(work, N, plan), axis=0)

@@ -4,6 +4,8 @@ over hypothesis-drawn geometries, exact ties included, float32 kept)."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -200,14 +202,46 @@ def _assert_sandwich_matches_naive(x, w, b, conv_param, pool_param, seed: int,
     _assert_close(db, want[2], "db")
 
 
+# PATCH_WORK that makes every tiling pool take one layout of the fused GEMM: "plain"
+# (one im2col column per conv output) or "patched" (one per pool row and conv output
+# column); "chosen" is what the layer picks by itself.
+LAYOUTS = {"plain": 0.0, "patched": float("inf"), "chosen": fast.PATCH_WORK}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("tied", [True, False], ids=["ties", "normal"])
 @pytest.mark.parametrize("input_grad", [True, False])
 @given(geometry=conv_pool_geometries(), seed=_seeds)
 def test_conv_relu_pool_matches_the_naive_layers(geometry: dict, seed: int, tied: bool,
-                                                 input_grad: bool) -> None:
+                                                 input_grad: bool, layout: str) -> None:
     x, w, b = _conv_pool_inputs(geometry, seed, tied)
-    _assert_sandwich_matches_naive(x, w, b, geometry["conv_param"], geometry["pool_param"],
-                                   seed, input_grad)
+    with mock.patch.object(fast, "PATCH_WORK", LAYOUTS[layout]):
+        _assert_sandwich_matches_naive(x, w, b, geometry["conv_param"],
+                                       geometry["pool_param"], seed, input_grad)
+
+
+@pytest.mark.parametrize(("HH", "size", "stride", "patched"), [
+    (7, 2, 1, True),    # ThreeLayerConvNet's first layer: 8 rows per patch, 8/7 the work
+    (5, 2, 1, True),    # 6 rows over 5: 1.2x, the largest patched
+    (3, 2, 1, False),   # 4 rows over 3: 1.33x
+    (7, 2, 2, False),   # 9 rows over 7: 1.29x
+    (7, 1, 1, False),   # a 1x1 pool has nothing to share
+])
+def test_fused_layout_is_patched_only_where_the_extra_work_is_small(
+        HH: int, size: int, stride: int, patched: bool) -> None:
+    layout = fast._fused_layout(HH, stride, size, 4, 4)
+    assert layout.patched is patched
+    rows = HH + (size - 1) * stride if patched else HH
+    assert rows == layout.U
+
+
+@pytest.mark.parametrize("layout", ["plain", "patched"])
+def test_conv_relu_pool_at_the_networks_geometry(layout: str) -> None:
+    # 7x7 filters, pad 3, 2x2 pools, as in ThreeLayerConvNet; ties from small integers.
+    g = {"N": 2, "C": 3, "F": 4, "H": 10, "W": 12, "HH": 7, "WW": 7}
+    x, w, b = _conv_pool_inputs(g, 21, tied=True)
+    with mock.patch.object(fast, "PATCH_WORK", LAYOUTS[layout]):
+        _assert_sandwich_matches_naive(x, w, b, {"stride": 1, "pad": 3}, POOL, 22)
 
 
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
