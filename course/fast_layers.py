@@ -297,21 +297,79 @@ def _pad(x: np.ndarray, pad_h: int, pad_w: int | None = None) -> np.ndarray:
     return x_pad
 
 
-def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
+class _Padded(NamedTuple):
+    """x (N, C, H, W) as if zero-padded to (rows, cols) with x[:, :, 0, 0] at (top, left),
+    made block by block. top or left may be negative and x may reach past rows or cols:
+    those parts of x are cut off.
+
+    Padding the whole input first is a serial pass over memory before the threads start
+    (0.5 ms at (c), twice per backward); a block padded into its thread's buffer is in
+    the cache when its im2col copy reads it, and the threads share the padding."""
+
+    x: np.ndarray
+    top: int
+    left: int
+    rows: int
+    cols: int
+
+    def buffer(self, block: int) -> np.ndarray | None:
+        """A thread's zeroed buffer (block, C, rows, cols), or None when x needs no
+        padding. Every block writes the same region, so the margins stay zero."""
+        _, C, H, W = self.x.shape
+        if (self.top, self.left, self.rows, self.cols) == (0, 0, H, W):
+            return None
+        return np.zeros((block, C, self.rows, self.cols), dtype=self.x.dtype)
+
+    def windows(self, buffer: np.ndarray | None, HH: int, WW: int, stride: int, H_out: int,
+                W_out: int) -> np.ndarray:
+        """``_windows`` of the buffer, or of x itself when it needs no padding: made once
+        per thread (as_strided costs about 10 us a call), sliced by ``block_windows``."""
+        return _windows(self.x if buffer is None else buffer, HH, WW, stride, H_out, W_out)
+
+    def block_windows(self, buffer: np.ndarray | None, windows: np.ndarray, start: int,
+                      stop: int) -> np.ndarray:
+        """The windows of the padded examples start:stop: first pads them into buffer."""
+        if buffer is None:
+            return windows[start:stop]
+        H, W = self.x.shape[2:]
+        to_rows, from_rows = _overlap(self.top, H, self.rows)
+        to_cols, from_cols = _overlap(self.left, W, self.cols)
+        n = stop - start
+        np.copyto(buffer[:n, :, to_rows, to_cols], self.x[start:stop, :, from_rows, from_cols])
+        return windows[:n]
+
+
+def _overlap(offset: int, size: int, length: int) -> tuple[slice, slice]:
+    """(slice of the padded axis, slice of x's axis) where x's axis of ``size``, placed at
+    ``offset`` on an axis of ``length``, lands."""
+    low, high = max(0, offset), min(length, offset + size)
+    return slice(low, high), slice(low - offset, high - offset)
+
+
+def _padded_input(x: np.ndarray, pad: int) -> _Padded:
+    """x padded by ``pad`` zeros on every side, block by block."""
+    H, W = x.shape[2:]
+    return _Padded(x, pad, pad, H + 2 * pad, W + 2 * pad)
+
+
+def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int,
                     bias: np.ndarray | None = None) -> None:
     """out[n] = w_flat @ im2col(n) (+ bias) for every example n, block by block.
 
-    ``views``: (N, C, HH, WW, H_out, W_out) windows of the input; ``w_flat``: (F, C*HH*WW);
-    ``bias``: (F,) or None; ``out``: (N, F, H_out*W_out), written. The forward pass, and dx
-    of a stride-1 layer with many input channels (see ``conv_backward_fast``), are this one
-    function. The bias rides in the GEMM: the im2col buffer has one more row, all ones, and
-    the weights one more column, the bias (one pass over the output fewer).
+    ``padded``: the input, padded block by block; ``w``: (F, C, HH, WW); ``bias``: (F,) or
+    None; ``out``: (N, F, H_out*W_out), written. The forward pass, and dx of a stride-1
+    layer with many input channels (see ``conv_backward_fast``), are this one function.
+    The bias rides in the GEMM: the im2col buffer has one more row, all ones, and the
+    weights one more column, the bias (one pass over the output fewer).
     """
-    N, C, HH, WW, H_out, W_out = views.shape
+    N, C = padded.x.shape[:2]
+    F, _, HH, WW = w.shape
+    H_out, W_out = (padded.rows - HH) // stride + 1, (padded.cols - WW) // stride + 1
     K, P = C * HH * WW, H_out * W_out
     plan = _block_size(N, K * P * out.itemsize)
     block = plan[0]
     rows = K if bias is None else K + 1
+    w_flat = w.reshape(F, K)
     weights = w_flat if bias is None else np.concatenate([w_flat, bias.reshape(-1, 1)], axis=1)
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
@@ -320,9 +378,12 @@ def _correlate_into(out: np.ndarray, views: np.ndarray, w_flat: np.ndarray,
         # The first K rows as (block, C, HH, WW, H_out, W_out): splitting axes always
         # gives a view, so the copies below land in the buffer.
         windows_buffer = cols_buffer[:, :K].reshape(block, C, HH, WW, H_out, W_out)
+        pad_buffer = padded.buffer(block)
+        windows = padded.windows(pad_buffer, HH, WW, stride, H_out, W_out)
         for start, stop in blocks:
             n = stop - start
-            np.copyto(windows_buffer[:n], views[start:stop])  # im2col, copied once
+            views = padded.block_windows(pad_buffer, windows, start, stop)
+            np.copyto(windows_buffer[:n], views)  # im2col, copied once
             np.matmul(weights, cols_buffer[:n], out=out[start:stop])  # -> (n, F, P)
 
     _run_blocks(work, N, plan)
@@ -352,14 +413,11 @@ def conv_forward_fast(
       pass accepts it).
     """
     x, w, b, (stride, pad, H_out, W_out) = _checked_conv_inputs(x, w, b, conv_param)
-    N, C = x.shape[:2]
-    F, _, HH, WW = w.shape
+    N, F = x.shape[0], w.shape[0]
     dtype = np.result_type(x, w, b)
-    x_pad = _pad(x.astype(dtype, copy=False), pad)
-    views = _windows(x_pad, HH, WW, stride, H_out, W_out)
-    w_flat = w.reshape(F, C * HH * WW).astype(dtype, copy=False)  # (F, K), K = C*HH*WW
     out = np.empty((N, F, H_out * W_out), dtype=dtype)
-    _correlate_into(out, views, w_flat, b.astype(dtype, copy=False))
+    _correlate_into(out, _padded_input(x.astype(dtype, copy=False), pad),
+                    w.astype(dtype, copy=False), stride, b.astype(dtype, copy=False))
     return out.reshape(N, F, H_out, W_out), (x, w, b, conv_param)
 
 
@@ -386,11 +444,10 @@ def conv_backward_fast(
     expect_shape("conv_backward_fast", "dout", dout, (N, F, H_out, W_out),
                   "(N, F, H_out, W_out), the shape of out")
     dtype = np.result_type(x, w, dout)
-    x_pad = _pad(x.astype(dtype, copy=False), pad)
-    views = _windows(x_pad, HH, WW, stride, H_out, W_out)
     w = w.astype(dtype, copy=False)
     dout = dout.astype(dtype, copy=False)
-    dw_flat, db = _weight_gradient(views, dout.reshape(N, F, H_out * W_out))
+    dw_flat, db = _weight_gradient(_padded_input(x.astype(dtype, copy=False), pad),
+                                   HH, WW, stride, dout.reshape(N, F, H_out * W_out))
     dw = dw_flat.reshape(w.shape)
     if not input_grad:
         return None, dw, db
@@ -418,17 +475,19 @@ def _input_gradient_method(stride: int, C: int, F: int) -> str:
     return "correlate" if C >= F else "flat fold"
 
 
-def _weight_gradient(views: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """dw as (F, C*HH*WW) and db as (F,): the sums over examples of ``d[n] @ im2col(n).T``
     and of ``d[n]`` over its positions.
 
-    ``views``: (N, C, HH, WW, H_out, W_out) windows of the padded input; ``d``: dout as
-    (N, F, P). Computed as dw.T = sum of ``im2col(n) @ d[n].T``, (K, P) @ (P, F): that
-    orientation of the same product measured about 1.3x faster in OpenBLAS. The im2col
-    buffer has one more row, all ones, as in the forward pass: the product's last row is
-    then db (no separate reduction over dout).
+    ``padded``: the input, padded block by block; ``d``: dout as (N, F, P). Computed as
+    dw.T = sum of ``im2col(n) @ d[n].T``, (K, P) @ (P, F): that orientation of the same
+    product measured about 1.3x faster in OpenBLAS. The im2col buffer has one more row,
+    all ones, as in the forward pass: the product's last row is then db (no separate
+    reduction over dout).
     """
-    N, C, HH, WW, H_out, W_out = views.shape
+    N, C = padded.x.shape[:2]
+    H_out, W_out = (padded.rows - HH) // stride + 1, (padded.cols - WW) // stride + 1
     F = d.shape[1]
     K, P = C * HH * WW, H_out * W_out
     plan = _block_size(N, K * P * d.itemsize)
@@ -438,10 +497,13 @@ def _weight_gradient(views: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.n
         cols_buffer = np.empty((block, K + 1, P), dtype=d.dtype)
         cols_buffer[:, K] = 1  # the row whose product with d.T is db
         windows_buffer = cols_buffer[:, :K].reshape(block, C, HH, WW, H_out, W_out)
+        pad_buffer = padded.buffer(block)
+        windows = padded.windows(pad_buffer, HH, WW, stride, H_out, W_out)
         grads_t = np.zeros((K + 1, F), dtype=d.dtype)
         for start, stop in blocks:
             n = stop - start
-            np.copyto(windows_buffer[:n], views[start:stop])  # im2col: (n, K, P)
+            views = padded.block_windows(pad_buffer, windows, start, stop)
+            np.copyto(windows_buffer[:n], views)  # im2col: (n, K, P)
             products = np.matmul(cols_buffer[:n], d[start:stop].transpose(0, 2, 1))
             grads_t += products.sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
         return grads_t
@@ -457,14 +519,15 @@ def _input_gradient_by_correlation(dout: np.ndarray, w: np.ndarray, pad: int) ->
 
     dx[n, c, h, v] = sum over f, p, q of w[f, c, p, q] * dout[n, f, h + pad - p, v + pad - q]
     """
-    N, F, H_out, W_out = dout.shape
+    N, _, H_out, W_out = dout.shape
     _, C, HH, WW = w.shape
     H, W = H_out + HH - 1 - 2 * pad, W_out + WW - 1 - 2 * pad
-    d_pad = _pad(dout, HH - 1, WW - 1)  # (N, F, H_out + 2(HH-1), W_out + 2(WW-1))
-    views = _windows(d_pad[:, :, pad:, pad:], HH, WW, 1, H, W)
+    # dout padded by HH - 1 rows (WW - 1 columns) on each side, its first pad rows and
+    # columns dropped: the windows of dx's H x W positions.
+    padded = _Padded(dout, HH - 1 - pad, WW - 1 - pad, H + HH - 1, W + WW - 1)
     w_flipped = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (C, F, HH, WW)
     dx = np.empty((N, C, H * W), dtype=dout.dtype)
-    _correlate_into(dx, views, w_flipped.reshape(C, F * HH * WW))
+    _correlate_into(dx, padded, w_flipped, 1)
     return dx.reshape(N, C, H, W)
 
 
