@@ -369,6 +369,10 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
     K, P = C * HH * WW, H_out * W_out
     plan = _block_size(N, K * P * out.itemsize)
     if stride == 1 and HH > 1:
+        # Blocks of BLOCK_BYTES of row-shift matrix and partial products (HH times more
+        # examples than of im2col): each numpy call does more, fewer GIL handoffs.
+        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, out.itemsize),
+                           K * P * out.itemsize)
         _run_blocks(_row_shift_work(out, padded, w, bias, plan[0]), N, plan)
         return
     block = plan[0]
@@ -416,6 +420,13 @@ class _RowShifts:
         self._rows = self.S[:, :self.CW].reshape(block, C, WW, padded.rows, self.W_out)
         self._pad_buffer = padded.buffer(block)
         self._sources = padded.view(self._pad_buffer, self._shifted_rows)
+
+    @staticmethod
+    def bytes_per_example(padded: _Padded, HH: int, WW: int, F: int, itemsize: int) -> int:
+        """Bytes of one example's rows of S and of its (F, P) products or d.T."""
+        W_out = padded.cols - WW + 1
+        return (padded.x.shape[1] * WW * padded.rows * W_out
+                + F * (padded.rows - HH + 1) * W_out) * itemsize
 
     def _shifted_rows(self, a: np.ndarray) -> np.ndarray:
         """(n, C, WW, rows, W_out) view: entry [n, c, q, r, j] is a[n, c, r, j + q]."""
@@ -569,6 +580,8 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
     plan = _block_size(N, K * P * d.itemsize)
     block = plan[0]
     if stride == 1 and HH > 1:
+        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, d.itemsize),
+                           K * P * d.itemsize)
         return _weight_gradient_by_row_shifts(padded, HH, WW, d, plan)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
