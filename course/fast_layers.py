@@ -19,20 +19,44 @@ that load barely moves, and checked with two threads.
   the weights one more column, the bias (a pass over the output fewer: one thread's
   forward took 0.82x to 0.97x the time at (a)-(c)). Tried and dropped: a row-flattened
   "extended" im2col (contiguous copies, but 12% to 19% more GEMM work: 1.2x slower at
-  size (b)), one GEMM per block on an im2col laid out (C*HH*WW, n*H_out*W_out) (no
-  faster), and the transposed product ``im2col.T @ w.T`` (0.9x to 1.2x, no clear gain).
+  size (b); at (c), round 5, one thread: copy 1.1 instead of 2.6 ms, but GEMM +0.7 ms
+  and cutting the junk columns off the output +0.8 ms, no faster), one GEMM per block
+  on an im2col laid out (C*HH*WW, n*H_out*W_out) (no faster), and the transposed
+  product ``im2col.T @ w.T`` (0.9x to 1.2x, no clear gain).
+  At stride 1 (round 5) the im2col matrix is not made: ``_RowShifts`` copies, for each
+  channel c and filter column q, the padded image's rows shifted left by q and cut to
+  W_out columns, S[c*WW + q, r*W_out + j] = x_pad[c, r, j + q]. The im2col rows of
+  filter row p are then the runs ``S[:, p*W_out : p*W_out + H_out*W_out]``, all at one
+  row stride: a strided view OpenBLAS takes as it is. The output is the sum over p of
+  ``w[:, :, p, :] @ view(p)``: HH products that together do the im2col product's work,
+  HH - 1 adds of the output block, and a copy HH times smaller with HH times fewer
+  inner loops (numpy's overhead per inner loop of W_out values is what bounds the
+  im2col copy). One thread, (c): forward 8.3 instead of 9.3 ms (copy 0.7 instead of
+  1.9); (b), where each product has only C*WW = 21 rows of depth: 11.9 instead of 12.2.
+  Blocks are sized by S and the partial products (several examples per numpy call: with
+  one example per block at (b), 13 short numpy calls each, two threads took 1.5x the
+  forward time of im2col). Each block is also padded in its thread (``_Padded``: a
+  zero-margined buffer per thread, the margins never written) instead of padding the
+  whole input first, a serial pass before the threads start (0.5 ms at (c), once per
+  forward and twice per backward).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
   the backward pass, not cached: the whole batch's matrix would cost C*HH*WW times the
   input's memory (57 MB at (b)), and making it again from the cached input is cheap.
   The same row of ones makes the product's last row db, instead of a reduction over
-  dout (backward 0.94x to 0.96x at (a) and (b), one thread).
+  dout (backward 0.94x to 0.96x at (a) and (b), one thread). At stride 1, filter row p
+  of dw.T is ``S's view(p) @ dout(n).T`` (the row-shift matrix above); dout(n).T is made
+  contiguous once per block for the HH products (OpenBLAS ran (193, 256) @ (256, 64)
+  1.09x faster with it than with the transposed view; the same copy in im2col's dw at
+  (a), one thread, made that dw 1.65x slower: there the copy costs more than it saves).
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
-    correlated with the flipped filters (C and F swapped) through the forward's im2col +
-    GEMM. Its GEMM has C rows, so it wins only when C is not small: measured over 20
-    geometries, it was faster exactly when C >= F (1.05x to 1.44x; (c): 9.5 vs 12 ms),
+    correlated with the flipped filters (C and F swapped) through the forward's product
+    (row shifts since round 5: dx at (c) 0.84x the time on one thread, 0.87x on two;
+    dout is padded block by block too, or cut where pad > HH - 1). Its GEMM has C rows,
+    so it wins only when C is not small: measured over 20 geometries, it was faster
+    exactly when C >= F (1.05x to 1.44x; (c): 9.5 vs 12 ms),
     and up to 8x slower when C is small ((b): 123 vs 15 ms).
   - stride 1 and C < F: the gradient of every im2col entry (``w.T @ dout``, one GEMM),
     folded back onto the image in one numpy call. With the padded image flattened row
@@ -61,9 +85,18 @@ that load barely moves, and checked with two threads.
   WORKERS threads (numpy releases the GIL in copies and BLAS calls) share one iterator
   over the blocks: each allocates its buffers once per call and takes blocks until none
   is left, so a thread slowed down by other processes does less of the work; BLAS runs
-  single-threaded meanwhile (one BLAS thread per block thread). No buffer is larger than
-  a thread's block buffers, apart from the output, the padded input and the gradients
-  themselves.
+  single-threaded meanwhile (one BLAS thread per block thread). Round 5 tried and
+  dropped, measured interleaved at load 0.4 to 2 on 2 cores: BLAS on two threads under
+  one block thread (each block's copy, then its GEMM on both cores): 1.56x to 1.88x the
+  time at (b) and (c), most likely because OpenBLAS's threads fall asleep between two
+  GEMMs (the copy between them outlasts OPENBLAS_THREAD_TIMEOUT) and each GEMM wakes
+  them (back to back, the same GEMMs ran 1.6x faster on two BLAS threads than on one);
+  blocks of 2 or 4 examples at (c) (0.99x, 1.09x); running conv calls under
+  INLINE_BYTES on two threads (a conv threshold of 2 MiB, so (a) float32 splits): 0.86x
+  to 0.92x the fwd + bwd time on a quiet machine, but with one busy process beside it
+  the forward took 1.15x to 1.2x and the backward 1.07x to 1.10x: not worth the risk
+  that INLINE_BYTES describes. No buffer is larger than a thread's block buffers, apart
+  from the output and the gradients themselves.
 * **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
   maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
   backward pass walks the offsets in row-major order and gives each output's gradient to
