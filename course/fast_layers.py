@@ -35,7 +35,14 @@ that load barely moves, and checked with two threads.
   1.9); (b), where each product has only C*WW = 21 rows of depth: 11.9 instead of 12.2.
   Blocks are sized by S and the partial products (several examples per numpy call: with
   one example per block at (b), 13 short numpy calls each, two threads took 1.5x the
-  forward time of im2col). Each block is also padded in its thread (``_Padded``: a
+  forward time of im2col). Tried and dropped: grouping g filter rows per product when
+  C*WW is small (S's rows (p', c, q), ceil(HH/g) deeper products; g = HH is im2col):
+  at (b), one thread, forward 12.4 to 13.4 ms for g = 2 to 7 against 11.1 for g = 1,
+  backward 28.7 to 29.4 against 26.6 (two threads: 7.7 to 8.1 against 7.2, 19.3 to 20.0
+  against 17.7): the copy, not the products' depth, is what costs. And the adjoint of
+  the row shifts for dx at (b) (HH products of w.T into S's shape, HH - 1 overlapping
+  adds, then WW adds folding the columns back): 15.9 ms against the flat fold's 13.3,
+  one thread (the adds took 4.2 ms). Each block is also padded in its thread (``_Padded``: a
   zero-margined buffer per thread, the margins never written) instead of padding the
   whole input first, a serial pass before the threads start (0.5 ms at (c), once per
   forward and twice per backward).
