@@ -45,7 +45,13 @@ that load barely moves, and checked with two threads.
   one thread (the adds took 4.2 ms). Each block is also padded in its thread (``_Padded``: a
   zero-margined buffer per thread, the margins never written) instead of padding the
   whole input first, a serial pass before the threads start (0.5 ms at (c), once per
-  forward and twice per backward).
+  forward and twice per backward). Round 5 altogether, against the code before it in
+  one process with PyTorch, interleaved (medians, float32 unless named, two threads,
+  load 0.6 to 1.9 on 2 cores, a second helper timing too): fwd + bwd 0.92x to 0.93x the
+  time at (c) (over PyTorch's: 1.75 to 1.83, was 1.89 to 1.98), 0.93x to 1.00x at (b)
+  (0.99 to 1.06, was 0.99 to 1.08), 0.96x to 0.97x at (a) (1.33 to 1.47, was 1.39 to
+  1.51: the block-by-block padding only) and 0.93x to 0.95x at (a) float64 (1.16 to
+  1.23, was 1.25 to 1.31).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
