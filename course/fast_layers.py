@@ -42,15 +42,17 @@ that load barely moves, and checked with two threads.
   against 17.7): the copy, not the products' depth, is what costs. And the adjoint of
   the row shifts for dx at (b) (HH products of w.T into S's shape, HH - 1 overlapping
   adds, then WW adds folding the columns back): 15.9 ms against the flat fold's 13.3,
-  one thread (the adds took 4.2 ms). Each block is also padded in its thread (``_Padded``: a
-  zero-margined buffer per thread, the margins never written) instead of padding the
-  whole input first, a serial pass before the threads start (0.5 ms at (c), once per
-  forward and twice per backward). Round 5 altogether, against the code before it in
-  one process with PyTorch, interleaved (medians, float32 unless named, two threads,
-  load 0.6 to 1.9 on 2 cores, a second helper timing too): fwd + bwd 0.92x to 0.93x the
-  time at (c) (over PyTorch's: 1.75 to 1.83, was 1.89 to 1.98), 0.93x to 1.00x at (b)
-  (0.99 to 1.06, was 0.99 to 1.08), 0.96x to 0.97x at (a) (1.33 to 1.47, was 1.39 to
-  1.51: the block-by-block padding only) and 0.93x to 0.95x at (a) float64 (1.16 to
+  one thread (the adds took 4.2 ms). Blocks of 0.25 to 4 MiB at (c), two threads:
+  1 MiB still the fastest (forward 4.9 ms against 5.3 to 5.5, backward 10.5 against
+  10.6 to 11.3). Each block is also padded in its thread (``_Padded``: a zero-margined
+  buffer per thread, the margins never written) instead of padding the whole input
+  first, a serial pass before the threads start (0.5 ms at (c), once per forward and
+  twice per backward). Round 5 altogether, against the code before it in one process
+  with PyTorch, interleaved (medians, float32 unless named, two threads, load 0.6 to
+  1.9 on 2 cores, a second helper timing too): fwd + bwd 0.92x to 0.93x the time at
+  (c) (over PyTorch's: 1.75 to 1.83, was 1.89 to 1.98), 0.93x to 1.00x at (b) (0.99 to
+  1.06, was 0.99 to 1.08), 0.96x to 0.98x at (a), stride 2, where only the padding
+  changed (1.33 to 1.47, was 1.39 to 1.51), and 0.93x to 0.95x at (a) float64 (1.16 to
   1.23, was 1.25 to 1.31).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
