@@ -42,7 +42,11 @@ that load barely moves, and checked with two threads.
   against 17.7): the copy, not the products' depth, is what costs. And the adjoint of
   the row shifts for dx at (b) (HH products of w.T into S's shape, HH - 1 overlapping
   adds, then WW adds folding the columns back): 15.9 ms against the flat fold's 13.3,
-  one thread (the adds took 4.2 ms). Blocks of 0.25 to 4 MiB at (c), two threads:
+  one thread (the adds took 4.2 ms). The forward's own HH - 1 adds are what the row
+  shifts still pay: at (b), one thread, 2.3 of 7.8 ms per 100 examples (products 5.5);
+  the transposed products (``view(p).T @ w_p.T``, then one transposing copy) took 9.8.
+  numpy's matmul cannot accumulate (no beta), and calling BLAS directly (ctypes) ties
+  the kit to one BLAS build: not tried. Blocks of 0.25 to 4 MiB at (c), two threads:
   1 MiB still the fastest (forward 4.9 ms against 5.3 to 5.5, backward 10.5 against
   10.6 to 11.3). Each block is also padded in its thread (``_Padded``: a zero-margined
   buffer per thread, the margins never written) instead of padding the whole input
