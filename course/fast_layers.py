@@ -413,7 +413,8 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
     None; ``out``: (N, F, H_out*W_out), written. The forward pass, and dx of a stride-1
     layer with many input channels (see ``conv_backward_fast``), are this one function.
     The bias rides in the GEMM: the im2col buffer has one more row, all ones, and the
-    weights one more column, the bias (one pass over the output fewer).
+    weights one more column, the bias (one pass over the output fewer). At stride 1 the
+    products come from row shifts instead of im2col (``_RowShifts``, ``_row_shift_work``).
     """
     N, C = padded.x.shape[:2]
     F, _, HH, WW = w.shape
@@ -691,7 +692,7 @@ def _weight_gradient_by_row_shifts(padded: _Padded, HH: int, WW: int, d: np.ndar
 def _input_gradient_by_correlation(dout: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:
     """dx of a stride-1 convolution as a convolution itself: dout, padded by the filter
     size less one, correlated with the filters flipped in both spatial axes and with C
-    and F swapped, through the forward pass's im2col + GEMM.
+    and F swapped, through the forward pass's products (``_correlate_into``).
 
     dx[n, c, h, v] = sum over f, p, q of w[f, c, p, q] * dout[n, f, h + pad - p, v + pad - q]
     """
