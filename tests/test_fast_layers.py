@@ -144,6 +144,33 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
             _assert_same(got, want, "grads")
 
 
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+@pytest.mark.parametrize("method", ["correlate", "flat fold"])
+@pytest.mark.parametrize(("HH", "WW", "pad"),
+                         [(1, 1, 2), (2, 2, 2), (3, 3, 0), (3, 3, 1), (4, 4, 1), (2, 3, 1),
+                          (3, 1, 1), (1, 3, 0)])
+def test_conv_pads_block_by_block_like_naive(monkeypatch, method: str, HH: int, WW: int,
+                                             pad: int) -> None:
+    # Each thread pads its blocks into one buffer whose margins must stay zero from block
+    # to block: blocks of 2 of 5 examples (the last one short) on two threads. Padding
+    # wider than the filter less one makes "correlate" crop dout instead of padding it;
+    # pad 0 reads x itself. Filters of more than one row take the row-shift products
+    # (stride 1), one row im2col.
+    monkeypatch.setattr(fast, "_block_size", lambda n, *sizes: (2, 2))
+    monkeypatch.setattr(fast, "_input_gradient_method", lambda stride, C, F: method)
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 4, 6, 7))
+    w, b = rng.standard_normal((3, 4, HH, WW)), rng.random(3)
+    param = {"stride": 1, "pad": pad}
+    out, cache = conv_forward_fast(x, w, b, param)
+    naive_out, naive_cache = conv_forward_naive(x, w, b, param)
+    _assert_same(out, naive_out, "out")
+    dout = rng.standard_normal(out.shape)
+    for name, got, want in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache),
+                               conv_backward_naive(dout, naive_cache), strict=True):
+        _assert_same(got, want, f"{method}, filter {HH}x{WW}, pad {pad}: {name}")
+
+
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_fast_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
