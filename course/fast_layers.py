@@ -566,39 +566,6 @@ conv_backward_strides = conv_backward_im2col = conv_backward_fast
 # ---------------------------------------------------------------------------------------
 
 
-def _offset_view(x: np.ndarray, p: int, q: int, stride: int, H_out: int,
-                 W_out: int) -> np.ndarray:
-    """x[:, :, i*stride + p, j*stride + q] for all output positions (i, j): a view."""
-    return x[:, :, p:p + stride * (H_out - 1) + 1:stride, q:q + stride * (W_out - 1) + 1:stride]
-
-
-class _PoolCache(tuple):
-    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
-    also carries the forward's output as ``.out`` (and, for windows that overlap or leave
-    gaps, the row maxima as ``.row_max``): the fast backward then compares windows with
-    their maxima instead of computing them again."""
-
-    out: np.ndarray
-    row_max: np.ndarray | None
-
-    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray,
-                row_max: np.ndarray | None) -> _PoolCache:
-        cache = super().__new__(cls, (x, pool_param))
-        cache.out, cache.row_max = out, row_max
-        return cache
-
-
-def _max_over_offsets(views: list[np.ndarray], out: np.ndarray) -> None:
-    """out = the elementwise maximum of the views (one np.maximum per view after the
-    first two)."""
-    if len(views) == 1:
-        out[...] = views[0]
-        return
-    np.maximum(views[0], views[1], out=out)
-    for view in views[2:]:
-        np.maximum(out, view, out=out)
-
-
 def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
     """x[:, :, r, j*stride + q] for every row r and output column j: a view."""
     return x[:, :, :, q:q + stride * (W_out - 1) + 1:stride]
@@ -607,6 +574,35 @@ def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
 def _row_view(x: np.ndarray, p: int, stride: int, H_out: int) -> np.ndarray:
     """x[:, :, i*stride + p, :] for every output row i: a view."""
     return x[:, :, p:p + stride * (H_out - 1) + 1:stride]
+
+
+def _tiles(x: np.ndarray, ph: int, pw: int, H_out: int, W_out: int) -> np.ndarray:
+    """x (n, C, H_out*ph, W_out*pw) cut into tiling windows, offsets first: a view shaped
+    (n, C, ph, pw, H_out, W_out) whose [:, :, p, q, i, j] is x[:, :, i*ph + p, j*pw + q]."""
+    n, C = x.shape[:2]
+    return x.reshape(n, C, H_out, ph, W_out, pw).transpose(0, 1, 3, 5, 2, 4)
+
+
+def _offset_dtype(count: int) -> np.dtype:
+    """The smallest unsigned dtype that numbers ``count`` offsets (uint8 up to 256)."""
+    return np.min_scalar_type(count - 1)
+
+
+class _PoolCache(tuple):
+    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
+    also carries ``.firsts``: where each window's first maximum (row-major) lies, so that
+    the fast backward never reads x. Tiling windows: one array shaped like out, the
+    offset p*pw + q of the first maximum. Windows that overlap or leave gaps: the column
+    of the first maximum of each window row, (N, C, H, W_out), then the row of the first
+    row maximum that is the window's, shaped like out."""
+
+    firsts: tuple[np.ndarray, ...]
+
+    def __new__(cls, x: np.ndarray, pool_param: dict,
+                firsts: tuple[np.ndarray, ...]) -> _PoolCache:
+        cache = super().__new__(cls, (x, pool_param))
+        cache.firsts = firsts
+        return cache
 
 
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
@@ -618,72 +614,128 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
     Returns a tuple of:
     - out: (N, C, H_out, W_out), x's dtype.
     - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it); it
-      also carries what the fast backward reuses.
+      also carries where each window's first maximum lies, for the fast backward.
     """
     x = np.asarray(x)
     expect_ndim("max_pool_forward_fast", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
-    N, C, H, _ = x.shape
+    N, C, H, W = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
-    # Tiling windows: the maximum over the ph*pw offsets directly. Windows that overlap
-    # (or leave gaps): the maximum over each row's pw columns first, kept for the backward
-    # pass, then over ph rows; (pw-1) + (ph-1) passes instead of ph*pw - 1.
-    tiling = stride == ph == pw
-    row_max = None if tiling else np.empty((N, C, H, W_out), dtype=x.dtype)
+    plan = _block_size(N, C * H * W * x.itemsize)
+    if stride == ph == pw:
+        firsts: tuple[np.ndarray, ...] = (np.empty(out.shape, dtype=_offset_dtype(ph * pw)),)
+        work = _tiling_forward_work(x, out, firsts[0], (ph, pw), plan[0])
+    elif stride == 1:
+        firsts = tuple(np.empty(x.shape, dtype=_offset_dtype(max(ph, pw))) for _ in range(2))
+        work = _shifted_forward_work(x, out, firsts, (ph, pw), plan[0])
+    else:
+        firsts = (np.empty((N, C, H, W_out), dtype=_offset_dtype(pw)),
+                  np.empty(out.shape, dtype=_offset_dtype(ph)))
+        work = _separable_forward_work(x, out, firsts, (ph, pw, stride), plan[0])
+    _run_blocks(work, N, plan, uses_blas=False)
+    return out, _PoolCache(x, pool_param, firsts)
+
+
+def _tiling_forward_work(x: np.ndarray, out: np.ndarray, first: np.ndarray,
+                         window: tuple[int, int], block: int
+                         ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of tiling windows (ph, pw) = ``window``, as ``_run_blocks`` work:
+    out (N, C, H_out, W_out) = each window's maximum, first = the offset p*pw + q of its
+    first maximum in row-major order.
+
+    Each block is copied into a buffer laid out (ph, pw, n, C, H_out, W_out), one
+    contiguous array per offset, so that every pass of ``_first_max_into`` is one long
+    numpy inner loop: on offset views of x each inner loop moves W_out strided values,
+    and numpy does not vectorise comparisons of strided values."""
+    _, C, H_out, W_out = out.shape
+    ph, pw = window
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
+        offsets = np.empty((ph, pw, block, C, H_out, W_out), dtype=x.dtype)
+        larger = np.empty((block, C, H_out, W_out), dtype=bool)
+        step = np.empty((block, C, H_out, W_out), dtype=first.dtype)
         for start, stop in blocks:
-            xs = x[start:stop]
-            if row_max is None:
-                _max_over_offsets([_offset_view(xs, p, q, stride, H_out, W_out)
-                                   for p in range(ph) for q in range(pw)], out[start:stop])
-                continue
-            rows = row_max[start:stop]
-            _max_over_offsets([_column_view(xs, q, stride, W_out) for q in range(pw)], rows)
-            _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
-                              out[start:stop])
+            n = stop - start
+            tiles = _tiles(x[start:stop], ph, pw, H_out, W_out)  # (n, C, ph, pw, ...)
+            np.copyto(offsets[:, :, :n], tiles.transpose(2, 3, 0, 1, 4, 5))
+            _first_max_into([offsets[p, q, :n] for p in range(ph) for q in range(pw)],
+                            out[start:stop], first[start:stop], larger[:n], step[:n])
 
-    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize), uses_blas=False)
-    return out, _PoolCache(x, pool_param, out, row_max)
+    return work
 
 
-def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
-                        grad: np.ndarray, targets: list[np.ndarray], add: bool,
-                        buffers: tuple[np.ndarray, ...]) -> None:
-    """Give each entry of ``grad`` to the first candidate (in list order) that equals its
-    maximum: ``targets[k] (+)= grad * (candidate k is the first that equals maxima)``.
+def _separable_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarray, ...],
+                            geometry: tuple[int, int, int], block: int
+                            ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of windows that overlap or leave gaps, geometry (ph, pw, stride),
+    as ``_run_blocks`` work. Separable: the maximum of each window row (pw columns)
+    first, then of ph such row maxima: (pw-1) + (ph-1) passes instead of ph*pw - 1.
+    firsts = (column_first, row_first) number the first column that holds each row
+    maximum and the first row whose maximum is the window's: the first maximum of the
+    window in row-major order is there."""
+    column_first, row_first = firsts
+    _, C, H_out, W_out = out.shape
+    H = x.shape[2]
+    ph, pw, stride = geometry
 
-    The same operations run whatever the values, so ties cost nothing extra. ``buffers``:
-    three bool arrays and (when ``add``) one of grad's dtype, all shaped like ``maxima``.
-    """
-    free, equal, hit = buffers[:3]  # free: entries whose gradient is not yet placed
-    free.fill(True)
-    for candidate, target in zip(candidates, targets, strict=True):
-        np.equal(candidate, maxima, out=equal)
-        np.logical_and(equal, free, out=hit)
-        np.greater(free, equal, out=free)  # free and not equal
-        if add:  # overlapping windows: gradients add up
-            np.multiply(grad, hit, out=buffers[3])
-            target += buffers[3]
-        else:
-            np.multiply(grad, hit, out=target)
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        row_max = np.empty((block, C, H, W_out), dtype=x.dtype)
+        tall = [np.empty((block, C, H, W_out), dtype=dtype)
+                for dtype in (bool, column_first.dtype)]
+        small = [np.empty((block, C, H_out, W_out), dtype=dtype)
+                 for dtype in (bool, row_first.dtype)]
+        for start, stop in blocks:
+            n = stop - start
+            xs, rows = x[start:stop], row_max[:n]
+            _first_max_into([_column_view(xs, q, stride, W_out) for q in range(pw)], rows,
+                            column_first[start:stop], *(b[:n] for b in tall))
+            _first_max_into([_row_view(rows, p, stride, H_out) for p in range(ph)],
+                            out[start:stop], row_first[start:stop], *(b[:n] for b in small))
+
+    return work
 
 
-def _kept_or_computed(kept: np.ndarray | None, start: int, stop: int,
-                      views: list[np.ndarray], buffer: np.ndarray) -> np.ndarray:
-    """The maxima of examples start:stop: kept by the fast forward, or else the maximum
-    of the views, computed into the buffer."""
-    if kept is not None:
-        return kept[start:stop]
-    _max_over_offsets(views, buffer[:stop - start])
-    return buffer[:stop - start]
+def _shifted_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarray, ...],
+                         window: tuple[int, int], block: int
+                         ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of stride-1 windows (ph, pw) = ``window`` that overlap, as
+    ``_run_blocks`` work. Separable like
+    ``_separable_forward_work``, on each block flattened: window column q of the row
+    maxima is the block shifted by q, and window row p of the maxima is the row maxima
+    shifted by p*W. Every pass is then one contiguous numpy inner loop over the whole
+    block instead of one loop per image row (W_out values). The positions whose window
+    would wrap past a row (the last pw-1 columns, the last ph-1 rows) get values that
+    mean nothing; only out's H_out x W_out corner is copied out.
 
+    firsts = (column_first, row_first), both shaped like x: the first column q holding
+    the maximum of the pw values at (r, c..c+pw-1), and the first row p whose such row
+    maximum at (i+p, j) is the window's (meaningful at i < H_out, j < W_out)."""
+    column_first, row_first = firsts
+    _, C, H, W = x.shape
+    _, _, H_out, W_out = out.shape
+    ph, pw = window
+    length = block * C * H * W
 
-def _route_buffers(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
-    """The work buffers of ``_route_to_first_max``: three bool arrays, and one of
-    ``dtype`` for the products that are added (none when dtype is None)."""
-    masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
-    return masks if dtype is None else (*masks, np.empty(shape, dtype=dtype))
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        # Zeros, not empty: the tails that no pass writes must hold numbers.
+        row_max, maxima = np.zeros(length, dtype=x.dtype), np.zeros(length, dtype=x.dtype)
+        larger = np.empty(length, dtype=bool)
+        step = np.empty(length, dtype=column_first.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            size = n * C * H * W
+            flat = x[start:stop].reshape(size)
+            along = size - (pw - 1)  # positions whose pw columns lie in the block
+            _first_max_into([flat[q:q + along] for q in range(pw)], row_max[:along],
+                            column_first[start:stop].reshape(size)[:along], larger[:along],
+                            step[:along])
+            down = size - (ph - 1) * W  # positions whose ph rows lie in the block
+            _first_max_into([row_max[p * W:p * W + down] for p in range(ph)], maxima[:down],
+                            row_first[start:stop].reshape(size)[:down], larger[:down],
+                            step[:down])
+            np.copyto(out[start:stop], maxima[:size].reshape(n, C, H, W)[:, :, :H_out, :W_out])
+
+    return work
 
 
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
@@ -701,63 +753,136 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_fast", x.shape, pool_param)
     N, C, H, W = x.shape
     expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
-                  "(N, C, H_out, W_out), the shape of out")
+                 "(N, C, H_out, W_out), the shape of out")
+    firsts = getattr(cache, "firsts", None)
+    if firsts is None:  # the naive forward's cache: find the first maxima again
+        firsts = max_pool_forward_fast(x, pool_param)[1].firsts
     dtype = np.result_type(x, dout)
-    # What the fast forward kept (None in the naive forward's cache: computed again).
-    maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
-    tiling = stride == ph == pw
     plan = _block_size(N, C * H * W * x.itemsize)
-    block = plan[0]
-    if tiling:
+    if stride == ph == pw:
         # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.
         dx = np.empty(x.shape, dtype=dtype)
-
-        def work(blocks: Iterator[tuple[int, int]]) -> None:
-            shape = (block, C, H_out, W_out)
-            max_buffer = np.empty(shape, dtype=x.dtype)
-            masks = _route_buffers(shape, None)
-            for start, stop in blocks:
-                n = stop - start
-                xs, dxs = x[start:stop], dx[start:stop]
-                offsets = [(p, q) for p in range(ph) for q in range(pw)]
-                windows = [_offset_view(xs, p, q, stride, H_out, W_out) for p, q in offsets]
-                m = _kept_or_computed(maxima, start, stop, windows, max_buffer)
-                _route_to_first_max(windows, m, dout[start:stop],
-                                    [_offset_view(dxs, p, q, stride, H_out, W_out)
-                                     for p, q in offsets], False,
-                                    tuple(mask[:n] for mask in masks))
+        work = _tiling_backward_work(dout, firsts[0], dx, (ph, pw), plan[0])
+    elif stride == 1:
+        dx = np.empty(x.shape, dtype=dtype)  # every entry written by _spread_to_first
+        work = _shifted_backward_work(dout, firsts, dx, (ph, pw), plan[0])
     else:
         dx = np.zeros(x.shape, dtype=dtype)
-
-        def work(blocks: Iterator[tuple[int, int]]) -> None:
-            # Separable, like the forward: the first maximum in row-major order lies in
-            # the first row p whose row maximum equals the window's maximum, at the first
-            # column q of that row that equals the row maximum. So the gradient goes to
-            # the rows first (into drow, one row maximum per row and output column), then
-            # from each row maximum to its first column.
-            small, tall = (block, C, H_out, W_out), (block, C, H, W_out)
-            row_buffer = np.empty(tall, dtype=x.dtype)
-            max_buffer = np.empty(small, dtype=x.dtype)
-            drow_buffer = np.empty(tall, dtype=dtype)
-            small_buffers, tall_buffers = _route_buffers(small, dtype), _route_buffers(tall, dtype)
-            for start, stop in blocks:
-                n = stop - start
-                xs, dxs = x[start:stop], dx[start:stop]
-                columns = [_column_view(xs, q, stride, W_out) for q in range(pw)]
-                rows = _kept_or_computed(row_max, start, stop, columns, row_buffer)
-                row_windows = [_row_view(rows, p, stride, H_out) for p in range(ph)]
-                m = _kept_or_computed(maxima, start, stop, row_windows, max_buffer)
-                drow = drow_buffer[:n]
-                drow.fill(0)
-                _route_to_first_max(row_windows, m, dout[start:stop],
-                                    [_row_view(drow, p, stride, H_out) for p in range(ph)],
-                                    True, tuple(b[:n] for b in small_buffers))
-                _route_to_first_max(columns, rows, drow,
-                                    [_column_view(dxs, q, stride, W_out) for q in range(pw)],
-                                    True, tuple(b[:n] for b in tall_buffers))
-
+        work = _separable_backward_work(dout, firsts, dx, (ph, pw, stride), plan[0])
     _run_blocks(work, N, plan, uses_blas=False)
     return dx
+
+
+def _tiling_backward_work(dout: np.ndarray, first: np.ndarray, dx: np.ndarray,
+                          window: tuple[int, int], block: int
+                          ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """dx at offset (p, q) of every tiling window = dout where that offset is the first
+    maximum, else 0, as ``_run_blocks`` work: two numpy calls per offset, one of them on
+    the one-byte offsets."""
+    _, C, H_out, W_out = dout.shape
+    ph, pw = window
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        hit = np.empty((block, C, H_out, W_out), dtype=bool)
+        for start, stop in blocks:
+            n = stop - start
+            dx_tiles = _tiles(dx[start:stop], ph, pw, H_out, W_out)
+            for p in range(ph):
+                for q in range(pw):
+                    np.equal(first[start:stop], p * pw + q, out=hit[:n])
+                    np.multiply(dout[start:stop], hit[:n], out=dx_tiles[:, :, p, q])
+
+    return work
+
+
+def _shifted_backward_work(dout: np.ndarray, firsts: tuple[np.ndarray, ...], dx: np.ndarray,
+                          window: tuple[int, int], block: int
+                          ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The backward pass of ``_shifted_forward_work``, as ``_run_blocks`` work (dx is
+    C-contiguous: its blocks flatten to views). dout is copied into the corner of a
+    block of zeros shaped like x, so the positions whose windows mean nothing carry no
+    gradient; then, flattened like the forward pass, each value goes to its first
+    maximum row (drow: shifts by p*W) and from there to its first maximum column
+    (shifts by q), the overlaps adding up."""
+    column_first, row_first = firsts
+    _, C, H, W = dx.shape
+    _, _, H_out, W_out = dout.shape
+    ph, pw = window
+    length = block * C * H * W
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        padded = np.zeros((block, C, H, W), dtype=dx.dtype)  # zeros past the corner, always
+        drow = np.empty(length, dtype=dx.dtype)
+        hit, product = np.empty(length, dtype=bool), np.empty(length, dtype=dx.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            size = n * C * H * W
+            np.copyto(padded[:n, :, :H_out, :W_out], dout[start:stop])
+            _spread_to_first(padded[:n].reshape(size), row_first[start:stop].reshape(size),
+                             drow[:size], W, ph, hit, product)
+            _spread_to_first(drow[:size], column_first[start:stop].reshape(size),
+                             dx[start:stop].reshape(size), 1, pw, hit, product)
+
+    return work
+
+
+def _spread_to_first(grad: np.ndarray, first: np.ndarray, target: np.ndarray, shift: int,
+                     count: int, hit: np.ndarray, product: np.ndarray) -> None:
+    """target[k + o*shift] = the sum of grad[k] over the k whose first == o (o < count),
+    every array flat; grad must be 0 wherever k + (count-1)*shift is past the end.
+    Offset 0 writes its part, the others add theirs: three numpy calls per offset after
+    the first, one of them on one-byte offsets. ``hit`` (bool) and ``product`` (target's
+    dtype): flat work buffers at least as long."""
+    reach = target.size - (count - 1) * shift
+    np.equal(first[:reach], 0, out=hit[:reach])
+    np.multiply(grad[:reach], hit[:reach], out=target[:reach])
+    target[reach:] = 0
+    for offset in range(1, count):
+        np.equal(first[:reach], offset, out=hit[:reach])
+        np.multiply(grad[:reach], hit[:reach], out=product[:reach])
+        target[offset * shift:offset * shift + reach] += product[:reach]
+
+
+def _separable_backward_work(dout: np.ndarray, firsts: tuple[np.ndarray, ...], dx: np.ndarray,
+                             geometry: tuple[int, int, int], block: int
+                             ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The backward pass of ``_separable_forward_work``, as ``_run_blocks`` work: dout goes
+    to each window's first maximum row (into drow, one value per row maximum), then drow
+    to each row maximum's first column. Overlapping windows share rows and columns: the
+    gradients add up (dx is zeros on entry)."""
+    column_first, row_first = firsts
+    _, C, H_out, W_out = dout.shape
+    H = dx.shape[2]
+    ph, pw, stride = geometry
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        drow_buffer = np.empty((block, C, H, W_out), dtype=dx.dtype)
+        small = (np.empty((block, C, H_out, W_out), dtype=bool),
+                 np.empty((block, C, H_out, W_out), dtype=dx.dtype))
+        tall = (np.empty((block, C, H, W_out), dtype=bool),
+                np.empty((block, C, H, W_out), dtype=dx.dtype))
+        for start, stop in blocks:
+            n = stop - start
+            drow = drow_buffer[:n]
+            drow.fill(0)
+            _add_where_first(dout[start:stop], row_first[start:stop],
+                             [_row_view(drow, p, stride, H_out) for p in range(ph)],
+                             *(b[:n] for b in small))
+            _add_where_first(drow, column_first[start:stop],
+                             [_column_view(dx[start:stop], q, stride, W_out)
+                              for q in range(pw)], *(b[:n] for b in tall))
+
+    return work
+
+
+def _add_where_first(grad: np.ndarray, first: np.ndarray, targets: list[np.ndarray],
+                     hit: np.ndarray, product: np.ndarray) -> None:
+    """targets[k] += grad where first == k, for each k: three numpy calls per target.
+    ``hit`` (bool) and ``product`` (grad's dtype): work buffers shaped like grad."""
+    for offset, target in enumerate(targets):
+        np.equal(first, offset, out=hit)
+        np.multiply(grad, hit, out=product)
+        target += product
 
 
 # CS231n's names for its pooling variants (reshape for tiling windows, im2col otherwise):
