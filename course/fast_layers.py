@@ -641,8 +641,12 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
     N, C, H, W = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
-    plan = _block_size(N, C * H * W * x.itemsize)
+    example = C * H * W * x.itemsize
+    plan = _block_size(N, example)
     if stride == ph == pw:
+        # Blocks of half the usual input: the offsets-first copy is as large as its
+        # input, and both stay in the cache (forward 0.93x the time at 3x32x32).
+        plan = _block_size(N, 2 * example, example)
         firsts: tuple[np.ndarray, ...] = (np.empty(out.shape, dtype=_offset_dtype(ph * pw)),)
         work = _tiling_forward_work(x, out, firsts[0], (ph, pw), plan[0])
     elif stride == 1:
