@@ -64,20 +64,50 @@ that load barely moves, and checked with two threads.
   single-threaded meanwhile (one BLAS thread per block thread). No buffer is larger than
   a thread's block buffers, apart from the output, the padded input and the gradients
   themselves.
-* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
-  maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
-  backward pass walks the offsets in row-major order and gives each output's gradient to
-  the first offset that equals the maximum (the naive layer's tie rule), with a mask of
-  the outputs already served: the same operations whatever the values, so ties (post-ReLU
-  zeros) cost nothing extra (measured equal, interleaved). The forward's cache carries
-  its output, so the backward compares with it instead of recomputing the maximum (15%
-  of the backward).
-* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. Row maxima over
-  each window's columns first (kept in the cache), then the maximum of ph of them; the
-  backward routes each output's gradient to the first row whose row maximum equals the
-  window's, then from each row maximum to the first column that holds it, which is the
-  row-major first maximum. (pw-1) + (ph-1) passes instead of ph*pw - 1: at 3x3/1 on
-  100x32x32x32, forward + backward 44 ms instead of 70 ms (one thread).
+* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks). The
+  forward pass copies each block offsets first, (ph, pw, n, C, H_out, W_out), then runs
+  ``_first_max_of`` over the ph*pw contiguous offset arrays: out = the maximum and, kept
+  in the cache, the offset p*pw + q of each window's first maximum in row-major order
+  (the naive layer's tie rule: a later offset takes over only when strictly larger), one
+  byte per window (two past 256 offsets). The backward pass never reads x: per offset,
+  ``dx[offset] = dout * (first == offset)``, two numpy calls, one on the bytes. Same
+  operations whatever the values, so ties (post-ReLU zeros) cost nothing extra. Why
+  the copy: every numpy inner loop over an offset view of x moves W_out (16) strided
+  values, and comparisons of strided values are not vectorised (np.equal of a strided
+  view: 21 us, contiguous 4 us, per 42 3x32x32 float64 examples); the copy (60 us) and
+  the passes on contiguous arrays (45 us) cost less than the same passes on the views
+  (150 us). The block is half the usual input (the copy is as large as its input: both
+  stay in the cache; forward 0.93x). Before (round 4), the backward walked the offsets
+  with four calls each on strided views (compare with the kept maximum, a mask of the
+  windows already served, its update, the product), 3-6x PyTorch's backward.
+* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. The maximum of
+  each window row over its pw columns first, then of ph such row maxima ((pw-1) + (ph-1)
+  passes instead of ph*pw - 1); the cache keeps the first column that holds each row
+  maximum and the first row whose maximum is the window's, which locate the row-major
+  first maximum. The backward sends dout to those rows (``drow``), then drow to those
+  columns, the overlaps adding up: three numpy calls per row or column offset, instead of
+  five before (compares with the row maxima and the maxima, once kept in the cache as
+  a float array as large as the input). Stride 1 (the 3x3/1 of the bench) runs on each
+  block flattened: column offset q is a shift of the flat block by q, row offset p a
+  shift by p*W, so every pass is one contiguous inner loop over the block instead of
+  one loop per image row; the positions whose windows would wrap past a row get values
+  that mean nothing and are left out (forward) or carry zeros (backward, dout is copied
+  into the corner of a zeroed block). Other strides use strided views of x.
+  Measured in one process, interleaved (round 5, old = round 4's code, then this code,
+  then PyTorch 2.13 CPU; two threads, OpenBLAS overrides unset, the course's process
+  settings), fwd+bwd ms old / new / PyTorch, float64: RESULTS_F64; float32: RESULTS_F32.
+  Peak memory of one forward + backward (tracemalloc), float64: 2x2/2 3ch 2.6 MB (was
+  3.4), 32ch 26.1 (32.2), 3x3/1 37.6 (81.2). Not pursued: a running remaining gradient
+  with no offsets kept (r = dout; dx at each offset = r * (x == max); r minus that):
+  three strided calls per offset instead of four, but by the per-call times above the
+  strided compare of x is most of their cost. Tried and dropped (times of the kept
+  version's): the forward's first maxima on the strided views without the copy (1.18x
+  to 1.33x); rows copied instead of offsets (each
+  row's pw columns a uniform-stride view: 1.19x to 1.41x); the tiling pool done
+  separably (1.08x to 1.36x); tiling dx written row by row from dout repeated along the
+  width (1.3x the backward); ``np.copyto(dx, dout, where=...)`` and a float mask instead
+  of the bool one (no faster); two threads for the 3-channel pool (1.07x); blocks of a
+  quarter or an eighth of the usual input (1.08x, 1.29x).
 
 * **Convolution then tiling max pool, fused** (``_conv_pool_forward`` and
   ``_conv_pool_backward``, behind ``layer_utils.conv_relu_pool_forward``/``backward``,
@@ -683,7 +713,7 @@ def _tiling_forward_work(x: np.ndarray, out: np.ndarray, first: np.ndarray,
             tiles = _tiles(x[start:stop], ph, pw, H_out, W_out)  # (n, C, ph, pw, ...)
             np.copyto(offsets[:, :, :n], tiles.transpose(2, 3, 0, 1, 4, 5))
             _first_max_of([offsets[p, q, :n] for p in range(ph) for q in range(pw)],
-                            out[start:stop], first[start:stop], larger[:n], step[:n])
+                          out[start:stop], first[start:stop], larger[:n], step[:n])
 
     return work
 
@@ -712,9 +742,9 @@ def _separable_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.nda
             n = stop - start
             xs, rows = x[start:stop], row_max[:n]
             _first_max_of([_column_view(xs, q, stride, W_out) for q in range(pw)], rows,
-                            column_first[start:stop], *(b[:n] for b in tall))
+                          column_first[start:stop], *(b[:n] for b in tall))
             _first_max_of([_row_view(rows, p, stride, H_out) for p in range(ph)],
-                            out[start:stop], row_first[start:stop], *(b[:n] for b in small))
+                          out[start:stop], row_first[start:stop], *(b[:n] for b in small))
 
     return work
 
@@ -723,8 +753,8 @@ def _shifted_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarr
                          window: tuple[int, int], block: int
                          ) -> Callable[[Iterator[tuple[int, int]]], None]:
     """The forward pass of stride-1 windows (ph, pw) = ``window`` that overlap, as
-    ``_run_blocks`` work. Separable like
-    ``_separable_forward_work``, on each block flattened: window column q of the row
+    ``_run_blocks`` work. Separable like ``_separable_forward_work``, on each block
+    flattened: window column q of the row
     maxima is the block shifted by q, and window row p of the maxima is the row maxima
     shifted by p*W. Every pass is then one contiguous numpy inner loop over the whole
     block instead of one loop per image row (W_out values). The positions whose window
@@ -741,8 +771,7 @@ def _shifted_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarr
     length = block * C * H * W
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
-        # Zeros, not empty: the tails that no pass writes must hold numbers.
-        row_max, maxima = np.zeros(length, dtype=x.dtype), np.zeros(length, dtype=x.dtype)
+        row_max, maxima = np.empty(length, dtype=x.dtype), np.empty(length, dtype=x.dtype)
         larger = np.empty(length, dtype=bool)
         step = np.empty(length, dtype=column_first.dtype)
         for start, stop in blocks:
@@ -751,12 +780,13 @@ def _shifted_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarr
             flat = x[start:stop].reshape(size)
             along = size - (pw - 1)  # positions whose pw columns lie in the block
             _first_max_of([flat[q:q + along] for q in range(pw)], row_max[:along],
-                            column_first[start:stop].reshape(size)[:along], larger[:along],
-                            step[:along])
+                          column_first[start:stop].reshape(size)[:along], larger[:along],
+                          step[:along])
+            row_max[along:size] = 0  # read by the last row shift: numbers, not garbage
             down = size - (ph - 1) * W  # positions whose ph rows lie in the block
             _first_max_of([row_max[p * W:p * W + down] for p in range(ph)], maxima[:down],
-                            row_first[start:stop].reshape(size)[:down], larger[:down],
-                            step[:down])
+                          row_first[start:stop].reshape(size)[:down], larger[:down],
+                          step[:down])
             np.copyto(out[start:stop], maxima[:size].reshape(n, C, H, W)[:, :, :H_out, :W_out])
 
     return work
