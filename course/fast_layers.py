@@ -71,43 +71,54 @@ that load barely moves, and checked with two threads.
   (the naive layer's tie rule: a later offset takes over only when strictly larger), one
   byte per window (two past 256 offsets). The backward pass never reads x: per offset,
   ``dx[offset] = dout * (first == offset)``, two numpy calls, one on the bytes. Same
-  operations whatever the values, so ties (post-ReLU zeros) cost nothing extra. Why
-  the copy: every numpy inner loop over an offset view of x moves W_out (16) strided
-  values, and comparisons of strided values are not vectorised (np.equal of a strided
-  view: 21 us, contiguous 4 us, per 42 3x32x32 float64 examples); the copy (60 us) and
-  the passes on contiguous arrays (45 us) cost less than the same passes on the views
-  (150 us). The block is half the usual input (the copy is as large as its input: both
-  stay in the cache; forward 0.93x). Before (round 4), the backward walked the offsets
-  with four calls each on strided views (compare with the kept maximum, a mask of the
-  windows already served, its update, the product), 3-6x PyTorch's backward.
+  operations whatever the values, so ties (post-ReLU zeros) cost nothing extra. Why the
+  copy: every numpy inner loop over an offset view of x moves W_out (16) strided values,
+  and comparisons of strided values are not vectorised (np.equal of a strided view: 21
+  us, contiguous 4 us, per 42 3x32x32 float64 examples); the copy (60 us) and the passes
+  on contiguous arrays (45 us) cost less than the same passes on the views (150 us). The
+  forward's blocks are half the usual input (the copy is as large as its input: both
+  stay in the cache; forward 0.93x). Before (round 4) the forward kept only out, and the
+  backward walked the offsets with four calls each on strided views (compare x with the
+  maximum, a mask of the windows already served, its update, the product): 2.6x to 5.9x
+  PyTorch's backward. Not pursued: a running remaining gradient with nothing more kept
+  (r = dout; dx at each offset = r * (x == max); r minus that), three strided calls per
+  offset instead of four, but by the per-call times above the strided compare of x is
+  most of their cost. Tried and dropped (times over the kept version's, one process,
+  mostly 3x32x32 float64 and float32 blocks): first maxima on the strided views without
+  the copy (forward 1.18x to 1.33x); rows copied instead of offsets, each row's pw
+  columns a uniform-stride view (1.19x to 1.41x); the tiling pool run as a separable one
+  (1.08x to 1.36x); dx written row by row from dout repeated along the width (backward
+  1.3x); dx made with ``np.copyto(..., where=...)`` or with float masks instead of bool
+  ones (no faster); two threads for the 3-channel pool (1.07x); forward blocks of a
+  quarter or an eighth of the usual input (1.08x, 1.29x).
 * **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. The maximum of
   each window row over its pw columns first, then of ph such row maxima ((pw-1) + (ph-1)
   passes instead of ph*pw - 1); the cache keeps the first column that holds each row
   maximum and the first row whose maximum is the window's, which locate the row-major
   first maximum. The backward sends dout to those rows (``drow``), then drow to those
-  columns, the overlaps adding up: three numpy calls per row or column offset, instead of
-  five before (compares with the row maxima and the maxima, once kept in the cache as
-  a float array as large as the input). Stride 1 (the 3x3/1 of the bench) runs on each
-  block flattened: column offset q is a shift of the flat block by q, row offset p a
-  shift by p*W, so every pass is one contiguous inner loop over the block instead of
-  one loop per image row; the positions whose windows would wrap past a row get values
-  that mean nothing and are left out (forward) or carry zeros (backward, dout is copied
-  into the corner of a zeroed block). Other strides use strided views of x.
-  Measured in one process, interleaved (round 5, old = round 4's code, then this code,
-  then PyTorch 2.13 CPU; two threads, OpenBLAS overrides unset, the course's process
-  settings), fwd+bwd ms old / new / PyTorch, float64: RESULTS_F64; float32: RESULTS_F32.
-  Peak memory of one forward + backward (tracemalloc), float64: 2x2/2 3ch 2.6 MB (was
-  3.4), 32ch 26.1 (32.2), 3x3/1 37.6 (81.2). Not pursued: a running remaining gradient
-  with no offsets kept (r = dout; dx at each offset = r * (x == max); r minus that):
-  three strided calls per offset instead of four, but by the per-call times above the
-  strided compare of x is most of their cost. Tried and dropped (times of the kept
-  version's): the forward's first maxima on the strided views without the copy (1.18x
-  to 1.33x); rows copied instead of offsets (each
-  row's pw columns a uniform-stride view: 1.19x to 1.41x); the tiling pool done
-  separably (1.08x to 1.36x); tiling dx written row by row from dout repeated along the
-  width (1.3x the backward); ``np.copyto(dx, dout, where=...)`` and a float mask instead
-  of the bool one (no faster); two threads for the 3-channel pool (1.07x); blocks of a
-  quarter or an eighth of the usual input (1.08x, 1.29x).
+  columns, the overlaps adding up: three numpy calls per row or column offset (on stride
+  1, two for the first), instead of five (round 4 compared with the row maxima, kept in
+  the cache as a float array as large as the input, and with the maxima). Stride 1 (the
+  3x3/1 of the bench) runs on each block flattened: column offset q is a shift of the
+  flat block by q, row offset p a shift by p*W, so every pass is one contiguous inner
+  loop over the block instead of one loop per image row; positions whose windows would
+  wrap past a row get values that mean nothing, left out of out (forward) or carrying
+  zeros (backward: dout goes into the corner of a zeroed block). On strided views, as
+  other strides still run, 3x3/1 took 1.29x the time forward and 1.44x backward
+  (interleaved, 100x32x32x32 float64). Both bullets, measured in one process,
+  interleaved (round 4's code, this code, PyTorch 2.13 CPU; medians; two threads,
+  OpenBLAS overrides unset, the course's process settings; each group of cases started
+  when no other process used the CPU, load average 0.6 to 1.8 on 2 cores), fwd+bwd in
+  ms, round 4 / now / PyTorch (now over PyTorch): float64, 2x2/2 3ch 1.27 / 0.85 / 0.93
+  (0.91, was 1.37), with ReLU input 1.32 / 0.88 / 0.90 (0.98, was 1.47; 0.94 to 1.05
+  over four quiet runs), 32ch 8.99 / 6.95 / 10.60 (0.66) and 8.71 / 6.92 / 9.11 (0.76),
+  3x3/1 39.3 / 21.8 / 36.9 (0.59) and 38.1 / 22.1 / 34.9 (0.63); float32, 2x2/2 3ch 0.66
+  / 0.49 / 0.80 (0.62) and 0.68 / 0.52 / 0.75 (0.69), 32ch 4.75 / 3.68 / 9.04 (0.41) and
+  4.87 / 3.74 / 8.46 (0.44), 3x3/1 19.5 / 12.0 / 38.0 (0.31) and 19.6 / 12.0 / 35.7
+  (0.34). The forward passes take longer than round 4's (3ch float64 0.39 vs 0.31 ms),
+  the backward ones half the time or less. Peak memory of one forward + backward
+  (tracemalloc), float64: 2x2/2 3ch 2.6 MB (was 3.4), 32ch 26.1 (32.2), 3x3/1 37.6
+  (81.2).
 
 * **Convolution then tiling max pool, fused** (``_conv_pool_forward`` and
   ``_conv_pool_backward``, behind ``layer_utils.conv_relu_pool_forward``/``backward``,
