@@ -116,20 +116,61 @@ that load barely moves, and checked with two threads.
   the forward took 1.15x to 1.2x and the backward 1.07x to 1.10x: not worth the risk
   that INLINE_BYTES describes. No buffer is larger than a thread's block buffers, apart
   from the output and the gradients themselves.
-* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks): the
-  maximum over the window's offsets, one ``np.maximum`` of strided views per offset. The
-  backward pass walks the offsets in row-major order and gives each output's gradient to
-  the first offset that equals the maximum (the naive layer's tie rule), with a mask of
-  the outputs already served: the same operations whatever the values, so ties (post-ReLU
-  zeros) cost nothing extra (measured equal, interleaved). The forward's cache carries
-  its output, so the backward compares with it instead of recomputing the maximum (15%
-  of the backward).
-* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. Row maxima over
-  each window's columns first (kept in the cache), then the maximum of ph of them; the
-  backward routes each output's gradient to the first row whose row maximum equals the
-  window's, then from each row maximum to the first column that holds it, which is the
-  row-major first maximum. (pw-1) + (ph-1) passes instead of ph*pw - 1: at 3x3/1 on
-  100x32x32x32, forward + backward 44 ms instead of 70 ms (one thread).
+* **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks). The
+  forward pass copies each block offsets first, (ph, pw, n, C, H_out, W_out), then runs
+  ``_first_max_of`` over the ph*pw contiguous offset arrays: out = the maximum and, kept
+  in the cache, the offset p*pw + q of each window's first maximum in row-major order
+  (the naive layer's tie rule: a later offset takes over only when strictly larger), one
+  byte per window (two past 256 offsets). The backward pass never reads x: per offset,
+  ``dx[offset] = dout * (first == offset)``, two numpy calls, one on the bytes. Same
+  operations whatever the values, so ties (post-ReLU zeros) cost nothing extra. Why the
+  copy: every numpy inner loop over an offset view of x moves W_out (16) strided values,
+  and comparisons of strided values are not vectorised (np.equal of a strided view: 21
+  us, contiguous 4 us, per 42 3x32x32 float64 examples); the copy (60 us) and the passes
+  on contiguous arrays (45 us) cost less than the same passes on the views (150 us). The
+  forward's blocks are half the usual input (the copy is as large as its input: both
+  stay in the cache; forward 0.93x). Before (round 4) the forward kept only out, and the
+  backward walked the offsets with four calls each on strided views (compare x with the
+  maximum, a mask of the windows already served, its update, the product): 2.6x to 5.9x
+  PyTorch's backward. Not pursued: a running remaining gradient with nothing more kept
+  (r = dout; dx at each offset = r * (x == max); r minus that), three strided calls per
+  offset instead of four, but by the per-call times above the strided compare of x is
+  most of their cost. Tried and dropped (times over the kept version's, one process,
+  mostly 3x32x32 float64 and float32 blocks): first maxima on the strided views without
+  the copy (forward 1.18x to 1.33x); rows copied instead of offsets, each row's pw
+  columns a uniform-stride view (1.19x to 1.41x); the tiling pool run as a separable one
+  (1.08x to 1.36x); dx written row by row from dout repeated along the width (backward
+  1.3x); dx made with ``np.copyto(..., where=...)`` or with float masks instead of bool
+  ones (no faster); two threads for the 3-channel pool (1.07x); forward blocks of a
+  quarter or an eighth of the usual input (1.08x, 1.29x).
+* **Max pooling**, windows that overlap or leave gaps (3x3/1): separable. The maximum of
+  each window row over its pw columns first, then of ph such row maxima ((pw-1) + (ph-1)
+  passes instead of ph*pw - 1); the cache keeps the first column that holds each row
+  maximum and the first row whose maximum is the window's, which locate the row-major
+  first maximum. The backward sends dout to those rows (``drow``), then drow to those
+  columns, the overlaps adding up: three numpy calls per row or column offset (on stride
+  1, two for the first), instead of five (round 4 compared with the row maxima, kept in
+  the cache as a float array as large as the input, and with the maxima). Stride 1 (the
+  3x3/1 of the bench) runs on each block flattened: column offset q is a shift of the
+  flat block by q, row offset p a shift by p*W, so every pass is one contiguous inner
+  loop over the block instead of one loop per image row; positions whose windows would
+  wrap past a row get values that mean nothing, left out of out (forward) or carrying
+  zeros (backward: dout goes into the corner of a zeroed block). On strided views, as
+  other strides still run, 3x3/1 took 1.29x the time forward and 1.44x backward
+  (interleaved, 100x32x32x32 float64). Both bullets, measured in one process,
+  interleaved (round 4's code, this code, PyTorch 2.13 CPU; medians; two threads,
+  OpenBLAS overrides unset, the course's process settings; each group of cases started
+  when no other process used the CPU, load average 0.6 to 1.8 on 2 cores), fwd+bwd in
+  ms, round 4 / now / PyTorch (now over PyTorch): float64, 2x2/2 3ch 1.27 / 0.85 / 0.93
+  (0.91, was 1.37), with ReLU input 1.32 / 0.88 / 0.90 (0.98, was 1.47; 0.94 to 1.05
+  over four quiet runs), 32ch 8.99 / 6.95 / 10.60 (0.66) and 8.71 / 6.92 / 9.11 (0.76),
+  3x3/1 39.3 / 21.8 / 36.9 (0.59) and 38.1 / 22.1 / 34.9 (0.63); float32, 2x2/2 3ch 0.66
+  / 0.49 / 0.80 (0.62) and 0.68 / 0.52 / 0.75 (0.69), 32ch 4.75 / 3.68 / 9.04 (0.41) and
+  4.87 / 3.74 / 8.46 (0.44), 3x3/1 19.5 / 12.0 / 38.0 (0.31) and 19.6 / 12.0 / 35.7
+  (0.34). The forward passes take longer than round 4's (3ch float64 0.39 vs 0.31 ms),
+  the backward ones half the time or less. Peak memory of one forward + backward
+  (tracemalloc), float64: 2x2/2 3ch 2.6 MB (was 3.4), 32ch 26.1 (32.2), 3x3/1 37.6
+  (81.2).
 
 * **Convolution then tiling max pool, fused** (``_conv_pool_forward`` and
   ``_conv_pool_backward``, behind ``layer_utils.conv_relu_pool_forward``/``backward``,
@@ -812,39 +853,6 @@ conv_backward_strides = conv_backward_im2col = conv_backward_fast
 # ---------------------------------------------------------------------------------------
 
 
-def _offset_view(x: np.ndarray, p: int, q: int, stride: int, H_out: int,
-                 W_out: int) -> np.ndarray:
-    """x[:, :, i*stride + p, j*stride + q] for all output positions (i, j): a view."""
-    return x[:, :, p:p + stride * (H_out - 1) + 1:stride, q:q + stride * (W_out - 1) + 1:stride]
-
-
-class _PoolCache(tuple):
-    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
-    also carries the forward's output as ``.out`` (and, for windows that overlap or leave
-    gaps, the row maxima as ``.row_max``): the fast backward then compares windows with
-    their maxima instead of computing them again."""
-
-    out: np.ndarray
-    row_max: np.ndarray | None
-
-    def __new__(cls, x: np.ndarray, pool_param: dict, out: np.ndarray,
-                row_max: np.ndarray | None) -> _PoolCache:
-        cache = super().__new__(cls, (x, pool_param))
-        cache.out, cache.row_max = out, row_max
-        return cache
-
-
-def _max_over_offsets(views: list[np.ndarray], out: np.ndarray) -> None:
-    """out = the elementwise maximum of the views (one np.maximum per view after the
-    first two)."""
-    if len(views) == 1:
-        out[...] = views[0]
-        return
-    np.maximum(views[0], views[1], out=out)
-    for view in views[2:]:
-        np.maximum(out, view, out=out)
-
-
 def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
     """x[:, :, r, j*stride + q] for every row r and output column j: a view."""
     return x[:, :, :, q:q + stride * (W_out - 1) + 1:stride]
@@ -853,6 +861,56 @@ def _column_view(x: np.ndarray, q: int, stride: int, W_out: int) -> np.ndarray:
 def _row_view(x: np.ndarray, p: int, stride: int, H_out: int) -> np.ndarray:
     """x[:, :, i*stride + p, :] for every output row i: a view."""
     return x[:, :, p:p + stride * (H_out - 1) + 1:stride]
+
+
+def _tiles(x: np.ndarray, ph: int, pw: int, H_out: int, W_out: int) -> np.ndarray:
+    """x (n, C, H_out*ph, W_out*pw) cut into tiling windows, offsets first: a view shaped
+    (n, C, ph, pw, H_out, W_out) whose [:, :, p, q, i, j] is x[:, :, i*ph + p, j*pw + q]."""
+    n, C = x.shape[:2]
+    return x.reshape(n, C, H_out, ph, W_out, pw).transpose(0, 1, 3, 5, 2, 4)
+
+
+def _offset_dtype(count: int) -> np.dtype:
+    """The smallest unsigned dtype that numbers ``count`` offsets (uint8 up to 256)."""
+    return np.min_scalar_type(count - 1)
+
+
+def _first_max_of(windows: list[np.ndarray], out: np.ndarray, first: np.ndarray,
+                  larger: np.ndarray, step: np.ndarray) -> None:
+    """``_first_max_into`` (out = the maximum of the windows, first = the number of the
+    first window that holds it), with the first two windows in two numpy calls instead
+    of six: first = (window 1 > window 0), that comparison's bools written straight into
+    first's bytes (one-byte offsets only; two-byte ones go to ``_first_max_into``), and
+    out = their maximum. 0.86x the time of ``_first_max_into`` on four windows of 42
+    3x16x16 blocks, and 0.92x that with the bools multiplied as bytes."""
+    if len(windows) < 2 or first.itemsize != 1:
+        _first_max_into(windows, out, first, larger, step)
+        return
+    np.greater(windows[1], windows[0], out=first.view(np.bool_))
+    np.maximum(windows[0], windows[1], out=out)
+    larger_bytes = larger.view(np.uint8)  # the product then needs no cast from bool
+    for offset, window in enumerate(windows[2:], 2):  # as in _first_max_into
+        np.greater(window, out, out=larger)
+        np.multiply(larger_bytes, first.dtype.type(offset), out=step)
+        np.maximum(first, step, out=first)
+        np.maximum(out, window, out=out)
+
+
+class _PoolCache(tuple):
+    """``(x, pool_param)``, the naive layer's cache (so either backward accepts it), that
+    also carries ``.firsts``: where each window's first maximum (row-major) lies, so that
+    the fast backward never reads x. Tiling windows: one array shaped like out, the
+    offset p*pw + q of the first maximum. Windows that overlap or leave gaps: the column
+    of the first maximum of each window row, (N, C, H, W_out), then the row of the first
+    row maximum that is the window's, shaped like out."""
+
+    firsts: tuple[np.ndarray, ...]
+
+    def __new__(cls, x: np.ndarray, pool_param: dict,
+                firsts: tuple[np.ndarray, ...]) -> _PoolCache:
+        cache = super().__new__(cls, (x, pool_param))
+        cache.firsts = firsts
+        return cache
 
 
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
@@ -864,72 +922,132 @@ def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, 
     Returns a tuple of:
     - out: (N, C, H_out, W_out), x's dtype.
     - cache: ``(x, pool_param)``, the naive layer's cache (either backward accepts it); it
-      also carries what the fast backward reuses.
+      also carries where each window's first maximum lies, for the fast backward.
     """
     x = np.asarray(x)
     expect_ndim("max_pool_forward_fast", "x", x, "(N, C, H, W)")
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_forward_fast", x.shape, pool_param)
-    N, C, H, _ = x.shape
+    N, C, H, W = x.shape
     out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
-    # Tiling windows: the maximum over the ph*pw offsets directly. Windows that overlap
-    # (or leave gaps): the maximum over each row's pw columns first, kept for the backward
-    # pass, then over ph rows; (pw-1) + (ph-1) passes instead of ph*pw - 1.
-    tiling = stride == ph == pw
-    row_max = None if tiling else np.empty((N, C, H, W_out), dtype=x.dtype)
+    example = C * H * W * x.itemsize
+    plan = _block_size(N, example)
+    if stride == ph == pw:
+        # Blocks of half the usual input: the offsets-first copy is as large as its
+        # input, and both stay in the cache (forward 0.93x the time at 3x32x32).
+        plan = _block_size(N, 2 * example, example)
+        firsts: tuple[np.ndarray, ...] = (np.empty(out.shape, dtype=_offset_dtype(ph * pw)),)
+        work = _tiling_forward_work(x, out, firsts[0], (ph, pw), plan[0])
+    elif stride == 1:
+        firsts = tuple(np.empty(x.shape, dtype=_offset_dtype(max(ph, pw))) for _ in range(2))
+        work = _shifted_forward_work(x, out, firsts, (ph, pw), plan[0])
+    else:
+        firsts = (np.empty((N, C, H, W_out), dtype=_offset_dtype(pw)),
+                  np.empty(out.shape, dtype=_offset_dtype(ph)))
+        work = _separable_forward_work(x, out, firsts, (ph, pw, stride), plan[0])
+    _run_blocks(work, N, plan, uses_blas=False)
+    return out, _PoolCache(x, pool_param, firsts)
+
+
+def _tiling_forward_work(x: np.ndarray, out: np.ndarray, first: np.ndarray,
+                         window: tuple[int, int], block: int
+                         ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of tiling windows (ph, pw) = ``window``, as ``_run_blocks`` work:
+    out (N, C, H_out, W_out) = each window's maximum, first = the offset p*pw + q of its
+    first maximum in row-major order.
+
+    Each block is copied into a buffer laid out (ph, pw, n, C, H_out, W_out), one
+    contiguous array per offset, so that every pass of ``_first_max_of`` is one long
+    numpy inner loop: on offset views of x each inner loop moves W_out strided values,
+    and numpy does not vectorise comparisons of strided values."""
+    _, C, H_out, W_out = out.shape
+    ph, pw = window
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
+        offsets = np.empty((ph, pw, block, C, H_out, W_out), dtype=x.dtype)
+        larger = np.empty((block, C, H_out, W_out), dtype=bool)
+        step = np.empty((block, C, H_out, W_out), dtype=first.dtype)
         for start, stop in blocks:
-            xs = x[start:stop]
-            if row_max is None:
-                _max_over_offsets([_offset_view(xs, p, q, stride, H_out, W_out)
-                                   for p in range(ph) for q in range(pw)], out[start:stop])
-                continue
-            rows = row_max[start:stop]
-            _max_over_offsets([_column_view(xs, q, stride, W_out) for q in range(pw)], rows)
-            _max_over_offsets([_row_view(rows, p, stride, H_out) for p in range(ph)],
-                              out[start:stop])
+            n = stop - start
+            tiles = _tiles(x[start:stop], ph, pw, H_out, W_out)  # (n, C, ph, pw, ...)
+            np.copyto(offsets[:, :, :n], tiles.transpose(2, 3, 0, 1, 4, 5))
+            _first_max_of([offsets[p, q, :n] for p in range(ph) for q in range(pw)],
+                          out[start:stop], first[start:stop], larger[:n], step[:n])
 
-    _run_blocks(work, N, _block_size(N, C * H * x.shape[3] * x.itemsize), uses_blas=False)
-    return out, _PoolCache(x, pool_param, out, row_max)
+    return work
 
 
-def _route_to_first_max(candidates: list[np.ndarray], maxima: np.ndarray,
-                        grad: np.ndarray, targets: list[np.ndarray], add: bool,
-                        buffers: tuple[np.ndarray, ...]) -> None:
-    """Give each entry of ``grad`` to the first candidate (in list order) that equals its
-    maximum: ``targets[k] (+)= grad * (candidate k is the first that equals maxima)``.
+def _separable_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarray, ...],
+                            geometry: tuple[int, int, int], block: int
+                            ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of windows that overlap or leave gaps, geometry (ph, pw, stride),
+    as ``_run_blocks`` work. Separable: the maximum of each window row (pw columns)
+    first, then of ph such row maxima: (pw-1) + (ph-1) passes instead of ph*pw - 1.
+    firsts = (column_first, row_first) number the first column that holds each row
+    maximum and the first row whose maximum is the window's: the first maximum of the
+    window in row-major order is there."""
+    column_first, row_first = firsts
+    _, C, H_out, W_out = out.shape
+    H = x.shape[2]
+    ph, pw, stride = geometry
 
-    The same operations run whatever the values, so ties cost nothing extra. ``buffers``:
-    three bool arrays and (when ``add``) one of grad's dtype, all shaped like ``maxima``.
-    """
-    free, equal, hit = buffers[:3]  # free: entries whose gradient is not yet placed
-    free.fill(True)
-    for candidate, target in zip(candidates, targets, strict=True):
-        np.equal(candidate, maxima, out=equal)
-        np.logical_and(equal, free, out=hit)
-        np.greater(free, equal, out=free)  # free and not equal
-        if add:  # overlapping windows: gradients add up
-            np.multiply(grad, hit, out=buffers[3])
-            target += buffers[3]
-        else:
-            np.multiply(grad, hit, out=target)
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        row_max = np.empty((block, C, H, W_out), dtype=x.dtype)
+        tall = [np.empty((block, C, H, W_out), dtype=dtype)
+                for dtype in (bool, column_first.dtype)]
+        small = [np.empty((block, C, H_out, W_out), dtype=dtype)
+                 for dtype in (bool, row_first.dtype)]
+        for start, stop in blocks:
+            n = stop - start
+            xs, rows = x[start:stop], row_max[:n]
+            _first_max_of([_column_view(xs, q, stride, W_out) for q in range(pw)], rows,
+                          column_first[start:stop], *(b[:n] for b in tall))
+            _first_max_of([_row_view(rows, p, stride, H_out) for p in range(ph)],
+                          out[start:stop], row_first[start:stop], *(b[:n] for b in small))
+
+    return work
 
 
-def _kept_or_computed(kept: np.ndarray | None, start: int, stop: int,
-                      views: list[np.ndarray], buffer: np.ndarray) -> np.ndarray:
-    """The maxima of examples start:stop: kept by the fast forward, or else the maximum
-    of the views, computed into the buffer."""
-    if kept is not None:
-        return kept[start:stop]
-    _max_over_offsets(views, buffer[:stop - start])
-    return buffer[:stop - start]
+def _shifted_forward_work(x: np.ndarray, out: np.ndarray, firsts: tuple[np.ndarray, ...],
+                         window: tuple[int, int], block: int
+                         ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The forward pass of stride-1 windows (ph, pw) = ``window`` that overlap, as
+    ``_run_blocks`` work. Separable like ``_separable_forward_work``, on each block
+    flattened: window column q of the row
+    maxima is the block shifted by q, and window row p of the maxima is the row maxima
+    shifted by p*W. Every pass is then one contiguous numpy inner loop over the whole
+    block instead of one loop per image row (W_out values). The positions whose window
+    would wrap past a row (the last pw-1 columns, the last ph-1 rows) get values that
+    mean nothing; only out's H_out x W_out corner is copied out.
 
+    firsts = (column_first, row_first), both shaped like x: the first column q holding
+    the maximum of the pw values at (r, c..c+pw-1), and the first row p whose such row
+    maximum at (i+p, j) is the window's (meaningful at i < H_out, j < W_out)."""
+    column_first, row_first = firsts
+    _, C, H, W = x.shape
+    _, _, H_out, W_out = out.shape
+    ph, pw = window
+    length = block * C * H * W
 
-def _route_buffers(shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, ...]:
-    """The work buffers of ``_route_to_first_max``: three bool arrays, and one of
-    ``dtype`` for the products that are added (none when dtype is None)."""
-    masks = tuple(np.empty(shape, dtype=bool) for _ in range(3))
-    return masks if dtype is None else (*masks, np.empty(shape, dtype=dtype))
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        row_max, maxima = np.empty(length, dtype=x.dtype), np.empty(length, dtype=x.dtype)
+        larger = np.empty(length, dtype=bool)
+        step = np.empty(length, dtype=column_first.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            size = n * C * H * W
+            flat = x[start:stop].reshape(size)
+            along = size - (pw - 1)  # positions whose pw columns lie in the block
+            _first_max_of([flat[q:q + along] for q in range(pw)], row_max[:along],
+                          column_first[start:stop].reshape(size)[:along], larger[:along],
+                          step[:along])
+            row_max[along:size] = 0  # read by the last row shift: numbers, not garbage
+            down = size - (ph - 1) * W  # positions whose ph rows lie in the block
+            _first_max_of([row_max[p * W:p * W + down] for p in range(ph)], maxima[:down],
+                          row_first[start:stop].reshape(size)[:down], larger[:down],
+                          step[:down])
+            np.copyto(out[start:stop], maxima[:size].reshape(n, C, H, W)[:, :, :H_out, :W_out])
+
+    return work
 
 
 def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
@@ -947,63 +1065,136 @@ def max_pool_backward_fast(dout: np.ndarray, cache: tuple) -> np.ndarray:
     ph, pw, stride, H_out, W_out = pool_geometry("max_pool_backward_fast", x.shape, pool_param)
     N, C, H, W = x.shape
     expect_shape("max_pool_backward_fast", "dout", dout, (N, C, H_out, W_out),
-                  "(N, C, H_out, W_out), the shape of out")
+                 "(N, C, H_out, W_out), the shape of out")
+    firsts = getattr(cache, "firsts", None)
+    if firsts is None:  # the naive forward's cache: find the first maxima again
+        firsts = max_pool_forward_fast(x, pool_param)[1].firsts
     dtype = np.result_type(x, dout)
-    # What the fast forward kept (None in the naive forward's cache: computed again).
-    maxima, row_max = getattr(cache, "out", None), getattr(cache, "row_max", None)
-    tiling = stride == ph == pw
     plan = _block_size(N, C * H * W * x.itemsize)
-    block = plan[0]
-    if tiling:
+    if stride == ph == pw:
         # Every pixel is in exactly one window: dx is written offset by offset, no zeroing.
         dx = np.empty(x.shape, dtype=dtype)
-
-        def work(blocks: Iterator[tuple[int, int]]) -> None:
-            shape = (block, C, H_out, W_out)
-            max_buffer = np.empty(shape, dtype=x.dtype)
-            masks = _route_buffers(shape, None)
-            for start, stop in blocks:
-                n = stop - start
-                xs, dxs = x[start:stop], dx[start:stop]
-                offsets = [(p, q) for p in range(ph) for q in range(pw)]
-                windows = [_offset_view(xs, p, q, stride, H_out, W_out) for p, q in offsets]
-                m = _kept_or_computed(maxima, start, stop, windows, max_buffer)
-                _route_to_first_max(windows, m, dout[start:stop],
-                                    [_offset_view(dxs, p, q, stride, H_out, W_out)
-                                     for p, q in offsets], False,
-                                    tuple(mask[:n] for mask in masks))
+        work = _tiling_backward_work(dout, firsts[0], dx, (ph, pw), plan[0])
+    elif stride == 1:
+        dx = np.empty(x.shape, dtype=dtype)  # every entry written by _spread_to_first
+        work = _shifted_backward_work(dout, firsts, dx, (ph, pw), plan[0])
     else:
         dx = np.zeros(x.shape, dtype=dtype)
-
-        def work(blocks: Iterator[tuple[int, int]]) -> None:
-            # Separable, like the forward: the first maximum in row-major order lies in
-            # the first row p whose row maximum equals the window's maximum, at the first
-            # column q of that row that equals the row maximum. So the gradient goes to
-            # the rows first (into drow, one row maximum per row and output column), then
-            # from each row maximum to its first column.
-            small, tall = (block, C, H_out, W_out), (block, C, H, W_out)
-            row_buffer = np.empty(tall, dtype=x.dtype)
-            max_buffer = np.empty(small, dtype=x.dtype)
-            drow_buffer = np.empty(tall, dtype=dtype)
-            small_buffers, tall_buffers = _route_buffers(small, dtype), _route_buffers(tall, dtype)
-            for start, stop in blocks:
-                n = stop - start
-                xs, dxs = x[start:stop], dx[start:stop]
-                columns = [_column_view(xs, q, stride, W_out) for q in range(pw)]
-                rows = _kept_or_computed(row_max, start, stop, columns, row_buffer)
-                row_windows = [_row_view(rows, p, stride, H_out) for p in range(ph)]
-                m = _kept_or_computed(maxima, start, stop, row_windows, max_buffer)
-                drow = drow_buffer[:n]
-                drow.fill(0)
-                _route_to_first_max(row_windows, m, dout[start:stop],
-                                    [_row_view(drow, p, stride, H_out) for p in range(ph)],
-                                    True, tuple(b[:n] for b in small_buffers))
-                _route_to_first_max(columns, rows, drow,
-                                    [_column_view(dxs, q, stride, W_out) for q in range(pw)],
-                                    True, tuple(b[:n] for b in tall_buffers))
-
+        work = _separable_backward_work(dout, firsts, dx, (ph, pw, stride), plan[0])
     _run_blocks(work, N, plan, uses_blas=False)
     return dx
+
+
+def _tiling_backward_work(dout: np.ndarray, first: np.ndarray, dx: np.ndarray,
+                          window: tuple[int, int], block: int
+                          ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """dx at offset (p, q) of every tiling window = dout where that offset is the first
+    maximum, else 0, as ``_run_blocks`` work: two numpy calls per offset, one of them on
+    the one-byte offsets."""
+    _, C, H_out, W_out = dout.shape
+    ph, pw = window
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        hit = np.empty((block, C, H_out, W_out), dtype=bool)
+        for start, stop in blocks:
+            n = stop - start
+            dx_tiles = _tiles(dx[start:stop], ph, pw, H_out, W_out)
+            for p in range(ph):
+                for q in range(pw):
+                    np.equal(first[start:stop], p * pw + q, out=hit[:n])
+                    np.multiply(dout[start:stop], hit[:n], out=dx_tiles[:, :, p, q])
+
+    return work
+
+
+def _shifted_backward_work(dout: np.ndarray, firsts: tuple[np.ndarray, ...], dx: np.ndarray,
+                          window: tuple[int, int], block: int
+                          ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The backward pass of ``_shifted_forward_work``, as ``_run_blocks`` work (dx is
+    C-contiguous: its blocks flatten to views). dout is copied into the corner of a
+    block of zeros shaped like x, so the positions whose windows mean nothing carry no
+    gradient; then, flattened like the forward pass, each value goes to its first
+    maximum row (drow: shifts by p*W) and from there to its first maximum column
+    (shifts by q), the overlaps adding up."""
+    column_first, row_first = firsts
+    _, C, H, W = dx.shape
+    _, _, H_out, W_out = dout.shape
+    ph, pw = window
+    length = block * C * H * W
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        padded = np.zeros((block, C, H, W), dtype=dx.dtype)  # zeros past the corner, always
+        drow = np.empty(length, dtype=dx.dtype)
+        hit, product = np.empty(length, dtype=bool), np.empty(length, dtype=dx.dtype)
+        for start, stop in blocks:
+            n = stop - start
+            size = n * C * H * W
+            np.copyto(padded[:n, :, :H_out, :W_out], dout[start:stop])
+            _spread_to_first(padded[:n].reshape(size), row_first[start:stop].reshape(size),
+                             drow[:size], W, ph, hit, product)
+            _spread_to_first(drow[:size], column_first[start:stop].reshape(size),
+                             dx[start:stop].reshape(size), 1, pw, hit, product)
+
+    return work
+
+
+def _spread_to_first(grad: np.ndarray, first: np.ndarray, target: np.ndarray, shift: int,
+                     count: int, hit: np.ndarray, product: np.ndarray) -> None:
+    """target[k + o*shift] = the sum of grad[k] over the k whose first == o (o < count),
+    every array flat; grad must be 0 wherever k + (count-1)*shift is past the end.
+    Offset 0 writes its part, the others add theirs: three numpy calls per offset after
+    the first, one of them on one-byte offsets. ``hit`` (bool) and ``product`` (target's
+    dtype): flat work buffers at least as long."""
+    reach = target.size - (count - 1) * shift
+    np.equal(first[:reach], 0, out=hit[:reach])
+    np.multiply(grad[:reach], hit[:reach], out=target[:reach])
+    target[reach:] = 0
+    for offset in range(1, count):
+        np.equal(first[:reach], offset, out=hit[:reach])
+        np.multiply(grad[:reach], hit[:reach], out=product[:reach])
+        target[offset * shift:offset * shift + reach] += product[:reach]
+
+
+def _separable_backward_work(dout: np.ndarray, firsts: tuple[np.ndarray, ...], dx: np.ndarray,
+                             geometry: tuple[int, int, int], block: int
+                             ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """The backward pass of ``_separable_forward_work``, as ``_run_blocks`` work: dout goes
+    to each window's first maximum row (into drow, one value per row maximum), then drow
+    to each row maximum's first column. Overlapping windows share rows and columns: the
+    gradients add up (dx is zeros on entry)."""
+    column_first, row_first = firsts
+    _, C, H_out, W_out = dout.shape
+    H = dx.shape[2]
+    ph, pw, stride = geometry
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        drow_buffer = np.empty((block, C, H, W_out), dtype=dx.dtype)
+        small = (np.empty((block, C, H_out, W_out), dtype=bool),
+                 np.empty((block, C, H_out, W_out), dtype=dx.dtype))
+        tall = (np.empty((block, C, H, W_out), dtype=bool),
+                np.empty((block, C, H, W_out), dtype=dx.dtype))
+        for start, stop in blocks:
+            n = stop - start
+            drow = drow_buffer[:n]
+            drow.fill(0)
+            _add_where_first(dout[start:stop], row_first[start:stop],
+                             [_row_view(drow, p, stride, H_out) for p in range(ph)],
+                             *(b[:n] for b in small))
+            _add_where_first(drow, column_first[start:stop],
+                             [_column_view(dx[start:stop], q, stride, W_out)
+                              for q in range(pw)], *(b[:n] for b in tall))
+
+    return work
+
+
+def _add_where_first(grad: np.ndarray, first: np.ndarray, targets: list[np.ndarray],
+                     hit: np.ndarray, product: np.ndarray) -> None:
+    """targets[k] += grad where first == k, for each k: three numpy calls per target.
+    ``hit`` (bool) and ``product`` (grad's dtype): work buffers shaped like grad."""
+    for offset, target in enumerate(targets):
+        np.equal(first, offset, out=hit)
+        np.multiply(grad, hit, out=product)
+        target += product
 
 
 # CS231n's names for its pooling variants (reshape for tiling windows, im2col otherwise):
@@ -1123,7 +1314,7 @@ def _layout_gradients(grads_t: np.ndarray, w_shape: tuple[int, ...], layout: _Fu
     return dw_t.transpose(3, 0, 1, 2).copy(), grads_t[K].reshape(layout.size, F).sum(axis=0)
 
 
-def _tiles(block: np.ndarray, layout: _FusedLayout) -> np.ndarray:
+def _conv_tiles(block: np.ndarray, layout: _FusedLayout) -> np.ndarray:
     """A view (n, Hp, size, Wp, size, F) of a block of conv output (or of its gradient)
     laid out as the fused GEMM writes it, (n, A*B, G): entry [m, i, r, j, s, f] is filter
     f's output at row i*size + r, column j*size + s of example m."""
@@ -1205,7 +1396,7 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
                 np.copyto(windows[:high - low], views[low:high])
                 np.matmul(cols[:high - low].transpose(0, 2, 1), weights,
                           out=conv[low - start:high - start])
-            tiles = _tiles(conv[:n], layout)
+            tiles = _conv_tiles(conv[:n], layout)
             _first_max_into([tiles[:, :, r, :, s] for r in range(size) for s in range(size)],
                             maxima[:n], first[start:stop], larger[:n], step[:n])
             np.copyto(pooled[start:stop], maxima[:n].transpose(0, 3, 1, 2))
@@ -1281,7 +1472,7 @@ def _pooled_weight_gradient(views: np.ndarray, dpooled: np.ndarray, first: np.nd
             n = stop - start
             np.copyto(dpooled_t[:n], dpooled[start:stop].transpose(0, 2, 3, 1))
             per_window = (n, Hp, 1, Wp, 1, F)
-            hit_tiles, g_tiles = _tiles(hit[:n], layout), _tiles(g[:n], layout)
+            hit_tiles, g_tiles = _conv_tiles(hit[:n], layout), _conv_tiles(g[:n], layout)
             np.equal(first[start:stop].reshape(per_window), offsets, out=hit_tiles)
             np.multiply(dpooled_t[:n].reshape(per_window), hit_tiles, out=g_tiles)
             if da is not None:

@@ -205,12 +205,14 @@ def test_input_grad_false_skips_dx_only() -> None:
 
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
 def test_pool_caches_serve_either_backward() -> None:
-    # The fast forward's cache also carries its output; it still unpacks as the naive
-    # layer's (x, pool_param), and the fast backward takes the naive cache too (ties).
+    # The fast forward's cache also carries where the first maxima lie; it still unpacks
+    # as the naive layer's (x, pool_param), and the fast backward takes the naive cache
+    # too (ties), on each of its three paths (tiling, stride 1, other strides).
     rng = np.random.default_rng(7)
     x = rng.integers(0, 2, size=(2, 3, 6, 6)).astype(np.float64)
     for param in ({"pool_height": 2, "pool_width": 2, "stride": 2},
-                  {"pool_height": 3, "pool_width": 3, "stride": 1}):
+                  {"pool_height": 3, "pool_width": 3, "stride": 1},
+                  {"pool_height": 4, "pool_width": 4, "stride": 2}):
         out, cache_fast = max_pool_forward_fast(x, param)
         _, cache_naive = max_pool_forward_naive(x, param)
         dout = rng.standard_normal(out.shape)
@@ -219,6 +221,45 @@ def test_pool_caches_serve_either_backward() -> None:
                     max_pool_backward_fast(dout, cache_naive),
                     max_pool_backward_naive(dout, cache_fast)):
             _assert_same(got, want, f"pool dx {param}")
+
+
+@pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
+@pytest.mark.parametrize(("shape", "ph", "pw", "stride"), [
+    ((2, 3, 4, 7), 2, 3, 2),  # windows that tile in height, overlap in width
+    ((2, 2, 9, 6), 3, 3, 3),  # tiling, not square
+    ((2, 3, 5, 7), 2, 3, 1),  # stride 1, a window wider than tall
+    ((3, 2, 4, 6), 3, 1, 1),  # stride 1, one column per window
+    ((1, 2, 34, 34), 17, 17, 17),  # tiling, 289 offsets: two bytes per first maximum
+    ((2, 1, 2, 260), 1, 257, 1),  # stride 1, 257 columns: two bytes per first column
+])
+def test_fast_pool_edge_geometries_match_naive(shape, ph: int, pw: int, stride: int) -> None:
+    # Geometries that pool_geometries() does not draw (larger, or mixed), each through
+    # the fast path its geometry picks, with ties (0/1 values).
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 2, size=shape).astype(np.float64)
+    param = {"pool_height": ph, "pool_width": pw, "stride": stride}
+    out, cache = max_pool_forward_fast(x, param)
+    naive_out, naive_cache = max_pool_forward_naive(x, param)
+    _assert_same(out, naive_out, f"pool out {shape} {param}")
+    dout = rng.standard_normal(out.shape)
+    _assert_same(max_pool_backward_fast(dout, cache),
+                 max_pool_backward_naive(dout, naive_cache), f"pool dx {shape} {param}")
+
+
+@pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
+def test_fast_pool_takes_non_contiguous_input() -> None:
+    # The stride-1 path works on the flattened input: a transposed view must give the
+    # same result as its contiguous copy (and as the naive layer).
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 3, size=(2, 6, 8, 3)).astype(np.float64).transpose(0, 3, 1, 2)
+    for param in ({"pool_height": 3, "pool_width": 2, "stride": 1},
+                  {"pool_height": 2, "pool_width": 2, "stride": 2}):
+        out, cache = max_pool_forward_fast(x, param)
+        naive_out, naive_cache = max_pool_forward_naive(x, param)
+        _assert_same(out, naive_out, f"pool out {param}")
+        dout = rng.standard_normal(out.shape)
+        _assert_same(max_pool_backward_fast(dout, cache),
+                     max_pool_backward_naive(dout, naive_cache), f"pool dx {param}")
 
 
 def test_float32_stays_float32() -> None:
