@@ -1397,8 +1397,8 @@ def _conv_pool_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: 
                 np.matmul(cols[:high - low].transpose(0, 2, 1), weights,
                           out=conv[low - start:high - start])
             tiles = _conv_tiles(conv[:n], layout)
-            _first_max_into([tiles[:, :, r, :, s] for r in range(size) for s in range(size)],
-                            maxima[:n], first[start:stop], larger[:n], step[:n])
+            _first_max_of([tiles[:, :, r, :, s] for r in range(size) for s in range(size)],
+                          maxima[:n], first[start:stop], larger[:n], step[:n])
             np.copyto(pooled[start:stop], maxima[:n].transpose(0, 3, 1, 2))
 
     _run_blocks(work, N, plan)
