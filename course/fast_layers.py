@@ -543,6 +543,13 @@ class _RowShifts:
         for q, to_rows, to_cols, from_cols, from_rows in self._copies:
             np.copyto(self._rows[:n, :, q, to_rows, to_cols], x[:, :, from_rows, from_cols])
 
+    def all_offset_rows(self) -> np.ndarray:
+        """(block, HH, C*WW + 1, P) view: ``offset_rows(p, True)`` for every p at once,
+        the offsets one more axis of constant stride (W_out entries of S's rows)."""
+        s_n, s_k, s_u = self.S.strides
+        return as_strided(self.S, (self.S.shape[0], self.HH, self.CW + 1, self.P),
+                          (s_n, self.W_out * s_u, s_k, s_u), writeable=False)
+
     def offset_rows(self, p: int, ones: bool) -> np.ndarray:
         """(block, C*WW (+ 1 with ``ones``), P) view: the im2col rows of filter row p,
         columns c*WW + q (then the row of ones)."""
@@ -709,31 +716,35 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
 def _weight_gradient_by_row_shifts(padded: _Padded, HH: int, WW: int, d: np.ndarray,
                                    plan: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``_weight_gradient`` at stride 1 from ``_RowShifts``: filter row p of dw.T is the
-    sum over examples of S's rows of offset p (C*WW, P) @ d[n].T (P, F); filter row 0's
-    product has S's row of ones too, and its last row is db."""
+    sum over examples of S's rows of offset p and its row of ones (C*WW + 1, P) @ d[n].T
+    (P, F); the last row of filter row 0's product is db.
+
+    One numpy matmul per block makes all n*HH products (``_RowShifts.all_offset_rows``, a
+    4-D view), and one add accumulates them, example slot by example slot, into a
+    per-thread sum. Before, HH products per block, each summed over the block's examples
+    and added to the total (3*HH calls): at (b), two threads, dw took 0.80x the time now
+    (5.2 against 6.6 ms); at (c) the same (4.8 ms). The row of ones in every filter row's
+    product (db HH times, one row in C*WW + 1 more work) is what one matmul costs."""
     C = padded.x.shape[1]
     F, CW = d.shape[1], C * WW
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
         shifts = _RowShifts(padded, HH, WW, plan[0], d.dtype)
-        operands = [shifts.offset_rows(p, p == 0) for p in range(HH)]
-        grads_t = np.zeros((HH, CW + 1, F), dtype=d.dtype)  # row CW: db (filter row 0)
+        operands = shifts.all_offset_rows()  # (block, HH, CW + 1, P)
         # d[n].T made contiguous once per block for the HH products: OpenBLAS ran
         # (193, 256) @ (256, 64) 1.09x faster with it than with the transposed view.
-        d_t = np.empty((plan[0], shifts.P, F), dtype=d.dtype)
-        products = np.empty((plan[0], CW + 1, F), dtype=d.dtype)
+        d_t = np.empty((plan[0], 1, shifts.P, F), dtype=d.dtype)
+        products = np.empty((plan[0], HH, CW + 1, F), dtype=d.dtype)
+        sums = np.zeros((plan[0], HH, CW + 1, F), dtype=d.dtype)  # per example slot
         for start, stop in blocks:
             n = stop - start
             shifts.fill(start, stop)
-            np.copyto(d_t[:n], d[start:stop].transpose(0, 2, 1))
-            for p in range(HH):
-                rows = CW + (p == 0)
-                np.matmul(operands[p][:n], d_t[:n], out=products[:n, :rows])
-                grads_t[p, :rows] += products[0, :rows] if n == 1 else \
-                    products[:n, :rows].sum(axis=0)
-        return grads_t
+            np.copyto(d_t[:n, 0], d[start:stop].transpose(0, 2, 1))
+            np.matmul(operands[:n], d_t[:n], out=products[:n])
+            sums[:n] += products[:n]
+        return sums.sum(axis=0)
 
-    grads_t = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)
+    grads_t = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)  # (HH, CW + 1, F)
     # (HH, C, WW, F) -> (F, C, HH, WW), flattened as im2col's rows.
     dw = grads_t[:, :CW].reshape(HH, C, WW, F).transpose(3, 1, 0, 2).reshape(F, C * HH * WW)
     return dw, grads_t[0, CW]
