@@ -58,6 +58,36 @@ that load barely moves, and checked with two threads.
   1.06, was 0.99 to 1.08), 0.96x to 0.98x at (a), stride 2, where only the padding
   changed (1.33 to 1.47, was 1.39 to 1.51), and 0.93x to 0.95x at (a) float64 (1.16 to
   1.23, was 1.25 to 1.31).
+  Round 6: ``_RowShifts.fill`` copies x straight into S, one copy per filter column q
+  (the part of x that lands inside S's rows; the padding's zeros are written once, when
+  S is made), instead of padding each block into a buffer and then copying rows of
+  W_out values per (c, q, padded row): half the numpy inner loops. One thread, (c), the
+  fill of a forward took 0.55 instead of 0.97 ms ((b): 0.44 instead of 0.50), forward
+  7.2 instead of 7.7 ms, dw 7.9 instead of 8.4, dx 7.1 instead of 7.6 (the im2col path,
+  strides above 1, still pads through ``_Padded``). What still costs at (c), two threads,
+  quiet machine (forward with parts switched off): GEMMs 3.66 of 4.42 ms, the fill 0.58,
+  the adds 0.22; the fill alone, blocks of 3 examples, took 0.59 ms on one thread and
+  0.59 on two (numpy calls of about 10 us: GIL handoffs, not the copying, bound it;
+  blocks of 25 examples scale 1.6x but lose the cache: 1.1 ms on one thread). Tried and
+  dropped: a flat fill when W_out == W (each shift one contiguous copy of the flattened
+  image, then the columns it wrongly fills zeroed): 0.44 instead of 0.55 ms at (c) alone
+  but 0.52 instead of 0.48 at (b), and no faster in the layer on two threads; blocks of
+  near-equal sizes, as many as a multiple of the threads (17 blocks of 3 leave one thread
+  26 examples of (c)'s 50): 0.99x to 1.00x at (c), (b) forward 1.02x to 1.03x; one 4-D
+  matmul for all HH products and one sum over filter rows (the products' buffer HH times
+  the output block): (c) 1.00x to 1.05x, (b) 1.04x to 1.19x; examples side by side in
+  one S (a few junk rows between them) with the filter rows stacked in one GEMM, (HH*F,
+  C*WW) @ (C*WW, n*rows*W_out): that GEMM ran at 173 GFLOP/s of useful work against 161
+  (n = 3, one thread), but the forward took 1.09x to 1.14x ((b): 1.9x to 2.6x); blocks
+  of 0.5 and 2 MiB (1.01x, 1.12x at (c)). Winograd F(2x2, 3x3) was considered, not
+  built: its transforms are strided passes with inner loops of W_out / 2 values (8 at
+  (c)), by the per-loop cost above about as long as the GEMM time it saves.
+  Round 6 altogether (with dw's 4-D product below), against round 5 (main 41025bd) and
+  PyTorch in one process, interleaved (medians, two threads, float32 unless named, load
+  0.5 to 1.5 on 2 cores, no other helper): fwd + bwd 0.957x to 0.958x the time at (c)
+  (over PyTorch's: 1.754 to 1.759, was 1.832 to 1.836), 0.952x to 0.982x at (b) (1.024
+  to 1.079, was 1.076 to 1.099), 0.994x at (a) and 0.988x at (a) float64 (unchanged
+  code paths there: noise).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
@@ -69,6 +99,14 @@ that load barely moves, and checked with two threads.
   contiguous once per block for the HH products (OpenBLAS ran (193, 256) @ (256, 64)
   1.09x faster with it than with the transposed view; the same copy in im2col's dw at
   (a), one thread, made that dw 1.65x slower: there the copy costs more than it saves).
+  Since round 6 one numpy matmul makes all HH of a block's products (a 4-D view of S,
+  the filter rows an axis of stride W_out, S's row of ones in each: db HH times, one
+  row more of GEMM work) and one add accumulates them per example slot: 2 calls per
+  block instead of 3*HH. Two threads: at (b) dw took 5.2 instead of 6.6 ms (the short
+  calls' GIL handoffs), at (c) 4.8 as before; one thread 0.95x at (b), 1.00x at (c).
+  The transposed view of dout(n) instead of the copy: no faster at (c), 1.1x slower at
+  (b); a deeper GEMM with the block's examples side by side (K = n*rows*W_out, junk rows
+  of d zero): 137 against 149 GFLOP/s at (c), one thread.
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
     correlated with the flipped filters (C and F swapped) through the forward's product
