@@ -64,18 +64,24 @@ that load barely moves, and checked with two threads.
   W_out values per (c, q, padded row): half the numpy inner loops. One thread, (c), the
   fill of a forward took 0.55 instead of 0.97 ms ((b): 0.44 instead of 0.50), forward
   7.2 instead of 7.7 ms, dw 7.9 instead of 8.4, dx 7.1 instead of 7.6 (the im2col path,
-  strides above 1, still pads through ``_Padded``). What still costs at (c), two threads,
-  quiet machine (forward with parts switched off): GEMMs 3.66 of 4.42 ms, the fill 0.58,
-  the adds 0.22; the fill alone, blocks of 3 examples, took 0.59 ms on one thread and
-  0.59 on two (numpy calls of about 10 us: GIL handoffs, not the copying, bound it;
-  blocks of 25 examples scale 1.6x but lose the cache: 1.1 ms on one thread). Tried and
+  strides above 1, still pads through ``_Padded``). Filters wider than 3 columns fill
+  S in two numpy calls instead of WW: x's rows widened by the column padding into a
+  thread buffer, then all WW shifts in one copy (one more pass over x, WW - 2 calls
+  fewer): (b), 7x7, fwd + bwd 0.95x to 0.98x the time of the per-shift copies, two
+  threads; (c), 3x3, 1.03x (one thread, the fill alone 0.86 against 0.55 ms), so 3x3
+  filters keep the per-shift copies. What still costs at (c), two threads, quiet
+  machine (forward with parts switched off): GEMMs 3.66 of 4.42 ms, the fill 0.58, the
+  adds 0.22. The fill alone, blocks of 3 examples, took 0.59 ms on one thread and 0.59
+  on two, x in the cache or not: numpy calls of about 10 us, most likely bound by the
+  GIL handoffs between them, not by the copying (blocks of 25 examples scale 1.6x on
+  two threads, but lose the cache: 1.1 ms on one). Tried and
   dropped: a flat fill when W_out == W (each shift one contiguous copy of the flattened
   image, then the columns it wrongly fills zeroed): 0.44 instead of 0.55 ms at (c) alone
   but 0.52 instead of 0.48 at (b), and no faster in the layer on two threads; blocks of
   near-equal sizes, as many as a multiple of the threads (17 blocks of 3 leave one thread
   26 examples of (c)'s 50): 0.99x to 1.00x at (c), (b) forward 1.02x to 1.03x; one 4-D
   matmul for all HH products and one sum over filter rows (the products' buffer HH times
-  the output block): (c) 1.00x to 1.05x, (b) 1.04x to 1.19x; examples side by side in
+  the output block): (c) 1.00x to 1.08x, (b) 1.04x to 1.19x; examples side by side in
   one S (a few junk rows between them) with the filter rows stacked in one GEMM, (HH*F,
   C*WW) @ (C*WW, n*rows*W_out): that GEMM ran at 173 GFLOP/s of useful work against 161
   (n = 3, one thread), but the forward took 1.09x to 1.14x ((b): 1.9x to 2.6x); blocks
@@ -84,10 +90,12 @@ that load barely moves, and checked with two threads.
   (c)), by the per-loop cost above about as long as the GEMM time it saves.
   Round 6 altogether (with dw's 4-D product below), against round 5 (main 41025bd) and
   PyTorch in one process, interleaved (medians, two threads, float32 unless named, load
-  0.5 to 1.5 on 2 cores, no other helper): fwd + bwd 0.957x to 0.958x the time at (c)
-  (over PyTorch's: 1.754 to 1.759, was 1.832 to 1.836), 0.952x to 0.982x at (b) (1.024
-  to 1.079, was 1.076 to 1.099), 0.994x at (a) and 0.988x at (a) float64 (unchanged
-  code paths there: noise).
+  0.6 to 1.7 on 2 cores, no other helper; four runs of (b) and (c), two of (a)):
+  fwd + bwd 0.92x to 0.95x the time at (c) (over PyTorch's: 1.61 to 1.74, was 1.75 to
+  1.84), 0.92x to 0.95x at (b) (0.94 to 1.02, was 0.98 to 1.10), 0.98x to 1.00x at (a)
+  and 0.97x to 1.03x at (a) float64 (code paths unchanged there: noise). ``make bench``
+  after: (c) 1.75, (b) 0.98, (b) float64 0.47 (was 0.51), model rows 1.07 and 1.05 (were
+  1.08 and 1.07).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
