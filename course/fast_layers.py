@@ -58,6 +58,44 @@ that load barely moves, and checked with two threads.
   1.06, was 0.99 to 1.08), 0.96x to 0.98x at (a), stride 2, where only the padding
   changed (1.33 to 1.47, was 1.39 to 1.51), and 0.93x to 0.95x at (a) float64 (1.16 to
   1.23, was 1.25 to 1.31).
+  Round 6: ``_RowShifts.fill`` copies x straight into S, one copy per filter column q
+  (the part of x that lands inside S's rows; the padding's zeros are written once, when
+  S is made), instead of padding each block into a buffer and then copying rows of
+  W_out values per (c, q, padded row): half the numpy inner loops. One thread, (c), the
+  fill of a forward took 0.55 instead of 0.97 ms ((b): 0.44 instead of 0.50), forward
+  7.2 instead of 7.7 ms, dw 7.9 instead of 8.4, dx 7.1 instead of 7.6 (the im2col path,
+  strides above 1, still pads through ``_Padded``). Filters wider than 3 columns fill
+  S in two numpy calls instead of WW: x's rows widened by the column padding into a
+  thread buffer, then all WW shifts in one copy (one more pass over x, WW - 2 calls
+  fewer): (b), 7x7, fwd + bwd 0.95x to 0.98x the time of the per-shift copies, two
+  threads; (c), 3x3, 1.03x (one thread, the fill alone 0.86 against 0.55 ms), so 3x3
+  filters keep the per-shift copies. What still costs at (c), two threads, quiet
+  machine (forward with parts switched off): GEMMs 3.66 of 4.42 ms, the fill 0.58, the
+  adds 0.22. The fill alone, blocks of 3 examples, took 0.59 ms on one thread and 0.59
+  on two, x in the cache or not: numpy calls of about 10 us, most likely bound by the
+  GIL handoffs between them, not by the copying (blocks of 25 examples scale 1.6x on
+  two threads, but lose the cache: 1.1 ms on one). Tried and
+  dropped: a flat fill when W_out == W (each shift one contiguous copy of the flattened
+  image, then the columns it wrongly fills zeroed): 0.44 instead of 0.55 ms at (c) alone
+  but 0.52 instead of 0.48 at (b), and no faster in the layer on two threads; blocks of
+  near-equal sizes, as many as a multiple of the threads (17 blocks of 3 leave one thread
+  26 examples of (c)'s 50): 0.99x to 1.00x at (c), (b) forward 1.02x to 1.03x; one 4-D
+  matmul for all HH products and one sum over filter rows (the products' buffer HH times
+  the output block): (c) 1.00x to 1.08x, (b) 1.04x to 1.19x; examples side by side in
+  one S (a few junk rows between them) with the filter rows stacked in one GEMM, (HH*F,
+  C*WW) @ (C*WW, n*rows*W_out): that GEMM ran at 173 GFLOP/s of useful work against 161
+  (n = 3, one thread), but the forward took 1.09x to 1.14x ((b): 1.9x to 2.6x); blocks
+  of 0.5 and 2 MiB (1.01x, 1.12x at (c)). Winograd F(2x2, 3x3) was considered, not
+  built: its transforms are strided passes with inner loops of W_out / 2 values (8 at
+  (c)), by the per-loop cost above about as long as the GEMM time it saves.
+  Round 6 altogether (with dw's 4-D product below), against round 5 (main 41025bd) and
+  PyTorch in one process, interleaved (medians, two threads, float32 unless named, load
+  0.6 to 1.7 on 2 cores, no other helper; four runs of (b) and (c), two of (a)):
+  fwd + bwd 0.92x to 0.95x the time at (c) (over PyTorch's: 1.61 to 1.74, was 1.75 to
+  1.84), 0.92x to 0.95x at (b) (0.94 to 1.02, was 0.98 to 1.10), 0.98x to 1.00x at (a)
+  and 0.97x to 1.03x at (a) float64 (code paths unchanged there: noise). ``make bench``
+  after: (c) 1.75, (b) 0.98, (b) float64 0.47 (was 0.51), model rows 1.07 and 1.05 (were
+  1.08 and 1.07).
 * **dw** is ``sum over n of im2col(n) @ dout(n).T``, (K, P) @ (P, F), then transposed:
   OpenBLAS ran this orientation of the same product 1.3x faster than ``dout(n) @
   im2col(n).T`` (10.7 vs 15.5 ms at (b), one thread). The im2col matrix is recomputed in
@@ -69,6 +107,14 @@ that load barely moves, and checked with two threads.
   contiguous once per block for the HH products (OpenBLAS ran (193, 256) @ (256, 64)
   1.09x faster with it than with the transposed view; the same copy in im2col's dw at
   (a), one thread, made that dw 1.65x slower: there the copy costs more than it saves).
+  Since round 6 one numpy matmul makes all HH of a block's products (a 4-D view of S,
+  the filter rows an axis of stride W_out, S's row of ones in each: db HH times, one
+  row more of GEMM work) and one add accumulates them per example slot: 2 calls per
+  block instead of 3*HH. Two threads: at (b) dw took 5.2 instead of 6.6 ms (the short
+  calls' GIL handoffs), at (c) 4.8 as before; one thread 0.95x at (b), 1.00x at (c).
+  The transposed view of dout(n) instead of the copy: no faster at (c), 1.1x slower at
+  (b); a deeper GEMM with the block's examples side by side (K = n*rows*W_out, junk rows
+  of d zero): 137 against 149 GFLOP/s at (c), one thread.
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
     correlated with the flipped filters (C and F swapped) through the forward's product
@@ -506,8 +552,8 @@ class _RowShifts:
     left by q and cut to W_out columns: S[c*WW + q, r*W_out + j] = x_pad[c, r, j + q]. The
     im2col rows of offset p are then the runs S[:, p*W_out : p*W_out + P], all with the
     same row stride: a strided view BLAS takes as it is (``offset_rows``). The copy has
-    HH times fewer, and longer, inner loops than im2col's (rows of W_out, Hp per (c, q)
-    instead of H_out per (c, p, q)). S has one more row, all ones, for the bias and db.
+    about HH times fewer inner loops than im2col's (rows of W_out, H per (c, q) instead
+    of H_out per (c, p, q)). S has one more row, all ones, for the bias and db.
     """
 
     def __init__(self, padded: _Padded, HH: int, WW: int, block: int, dtype: Any) -> None:
@@ -515,11 +561,38 @@ class _RowShifts:
         C = padded.x.shape[1]
         self.CW, self.W_out = C * WW, padded.cols - WW + 1
         self.P = (padded.rows - HH + 1) * self.W_out
-        self.S = np.empty((block, self.CW + 1, padded.rows * self.W_out), dtype=dtype)
+        # Zeros where a shifted row reads the padding: the copies never write there.
+        self.S = np.zeros((block, self.CW + 1, padded.rows * self.W_out), dtype=dtype)
         self.S[:, self.CW] = 1
         self._rows = self.S[:, :self.CW].reshape(block, C, WW, padded.rows, self.W_out)
-        self._pad_buffer = padded.buffer(block)
-        self._sources = padded.view(self._pad_buffer, self._shifted_rows)
+        x = padded.x
+        H, W = x.shape[2:]
+        self._to_rows, self._from_rows = _overlap(padded.top, H, padded.rows)
+        # Column j of shift q is padded column j + q, x's column j + q - left.
+        self._copies = [(q, *_overlap(padded.left - q, W, self.W_out)) for q in range(WW)]
+        # How to fill (measured, two threads): one copy per shift q (WW numpy calls, H
+        # rows of W_out values per (c, q)) at WW <= 3; wider filters take two calls, x's
+        # rows widened by the column padding into a buffer, then all shifts at once (one
+        # more pass over x, WW - 2 calls fewer: the calls' GIL handoffs cost more than
+        # the pass). (b) 7x7, fwd + bwd 0.95x; (c) 3x3 1.03x (per shift: 0.55 ms one
+        # thread, widened 0.86).
+        self._widened = WW > 3
+        to_cols, self._from_cols = _overlap(padded.left, W, padded.cols)
+        if not self._widened:
+            return
+        if (to_cols, padded.cols) == (slice(0, W), W):  # no column to pad: read x itself
+            self._wide = None
+            source = x[:, :, self._from_rows]
+        else:  # x's rows widened to padded.cols, zero margins (never written)
+            rows = max(0, self._from_rows.stop - self._from_rows.start)
+            self._wide = np.zeros((block, C, rows, padded.cols), dtype=dtype)
+            self._to_cols = to_cols
+            source = self._wide
+        sN, sC, sH, sW = source.strides
+        # (n, C, WW, rows, W_out): entry [n, c, q, r, j] is the widened row r at j + q.
+        self._shifted = as_strided(source, (source.shape[0], C, WW, source.shape[2],
+                                            self.W_out), (sN, sC, sW, sH, sW),
+                                   writeable=False)
 
     @staticmethod
     def bytes_per_example(padded: _Padded, HH: int, WW: int, F: int, itemsize: int) -> int:
@@ -528,17 +601,34 @@ class _RowShifts:
         return (padded.x.shape[1] * WW * padded.rows * W_out
                 + F * (padded.rows - HH + 1) * W_out) * itemsize
 
-    def _shifted_rows(self, a: np.ndarray) -> np.ndarray:
-        """(n, C, WW, rows, W_out) view: entry [n, c, q, r, j] is a[n, c, r, j + q]."""
-        sN, sC, sH, sW = a.strides
-        return as_strided(a, (a.shape[0], a.shape[1], self.WW, a.shape[2], self.W_out),
-                          (sN, sC, sW, sH, sW), writeable=False)
-
     def fill(self, start: int, stop: int) -> None:
-        """Copy examples start:stop (padded) into S[:stop - start]."""
+        """Copy examples start:stop into S[:stop - start] straight from x, never padded
+        in rows (S's padding rows stay zero from the constructor): per shift q, the part
+        of x that lands inside S's rows; or, for wide filters, x's rows widened by the
+        column padding (one copy into a thread buffer, none without column padding), then
+        all WW shifts in one copy. Padding each block first and then copying rows of W_out
+        values per (c, q, padded row) had twice the numpy inner loops."""
         n = stop - start
-        np.copyto(self._rows[:n], self.padded.block_windows(self._pad_buffer, self._sources,
-                                                             start, stop))
+        if not self._widened:
+            x = self.padded.x[start:stop]
+            for q, to_cols, from_cols in self._copies:
+                np.copyto(self._rows[:n, :, q, self._to_rows, to_cols],
+                          x[:, :, self._from_rows, from_cols])
+            return
+        if self._wide is None:
+            source = self._shifted[start:stop]
+        else:
+            np.copyto(self._wide[:n, :, :, self._to_cols],
+                      self.padded.x[start:stop, :, self._from_rows, self._from_cols])
+            source = self._shifted[:n]
+        np.copyto(self._rows[:n, :, :, self._to_rows], source)
+
+    def all_offset_rows(self) -> np.ndarray:
+        """(block, HH, C*WW + 1, P) view: ``offset_rows(p, True)`` for every p at once,
+        the offsets one more axis of constant stride (W_out entries of S's rows)."""
+        s_n, s_k, s_u = self.S.strides
+        return as_strided(self.S, (self.S.shape[0], self.HH, self.CW + 1, self.P),
+                          (s_n, self.W_out * s_u, s_k, s_u), writeable=False)
 
     def offset_rows(self, p: int, ones: bool) -> np.ndarray:
         """(block, C*WW (+ 1 with ``ones``), P) view: the im2col rows of filter row p,
@@ -706,31 +796,35 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
 def _weight_gradient_by_row_shifts(padded: _Padded, HH: int, WW: int, d: np.ndarray,
                                    plan: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """``_weight_gradient`` at stride 1 from ``_RowShifts``: filter row p of dw.T is the
-    sum over examples of S's rows of offset p (C*WW, P) @ d[n].T (P, F); filter row 0's
-    product has S's row of ones too, and its last row is db."""
+    sum over examples of S's rows of offset p and its row of ones (C*WW + 1, P) @ d[n].T
+    (P, F); the last row of filter row 0's product is db.
+
+    One numpy matmul per block makes all n*HH products (``_RowShifts.all_offset_rows``, a
+    4-D view), and one add accumulates them, example slot by example slot, into a
+    per-thread sum. Before, HH products per block, each summed over the block's examples
+    and added to the total (3*HH calls): at (b), two threads, dw took 0.80x the time now
+    (5.2 against 6.6 ms); at (c) the same (4.8 ms). The row of ones in every filter row's
+    product (db HH times, one row in C*WW + 1 more work) is what one matmul costs."""
     C = padded.x.shape[1]
     F, CW = d.shape[1], C * WW
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
         shifts = _RowShifts(padded, HH, WW, plan[0], d.dtype)
-        operands = [shifts.offset_rows(p, p == 0) for p in range(HH)]
-        grads_t = np.zeros((HH, CW + 1, F), dtype=d.dtype)  # row CW: db (filter row 0)
+        operands = shifts.all_offset_rows()  # (block, HH, CW + 1, P)
         # d[n].T made contiguous once per block for the HH products: OpenBLAS ran
         # (193, 256) @ (256, 64) 1.09x faster with it than with the transposed view.
-        d_t = np.empty((plan[0], shifts.P, F), dtype=d.dtype)
-        products = np.empty((plan[0], CW + 1, F), dtype=d.dtype)
+        d_t = np.empty((plan[0], 1, shifts.P, F), dtype=d.dtype)
+        products = np.empty((plan[0], HH, CW + 1, F), dtype=d.dtype)
+        sums = np.zeros((plan[0], HH, CW + 1, F), dtype=d.dtype)  # per example slot
         for start, stop in blocks:
             n = stop - start
             shifts.fill(start, stop)
-            np.copyto(d_t[:n], d[start:stop].transpose(0, 2, 1))
-            for p in range(HH):
-                rows = CW + (p == 0)
-                np.matmul(operands[p][:n], d_t[:n], out=products[:n, :rows])
-                grads_t[p, :rows] += products[0, :rows] if n == 1 else \
-                    products[:n, :rows].sum(axis=0)
-        return grads_t
+            np.copyto(d_t[:n, 0], d[start:stop].transpose(0, 2, 1))
+            np.matmul(operands[:n], d_t[:n], out=products[:n])
+            sums[:n] += products[:n]
+        return sums.sum(axis=0)
 
-    grads_t = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)
+    grads_t = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)  # (HH, CW + 1, F)
     # (HH, C, WW, F) -> (F, C, HH, WW), flattened as im2col's rows.
     dw = grads_t[:, :CW].reshape(HH, C, WW, F).transpose(3, 1, 0, 2).reshape(F, C * HH * WW)
     return dw, grads_t[0, CW]

@@ -160,14 +160,16 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
 @pytest.mark.parametrize("method", ["correlate", "flat fold"])
 @pytest.mark.parametrize(("HH", "WW", "pad"),
                          [(1, 1, 2), (2, 2, 2), (3, 3, 0), (3, 3, 1), (4, 4, 1), (2, 3, 1),
-                          (3, 1, 1), (1, 3, 0)])
+                          (3, 1, 1), (1, 3, 0), (4, 4, 0), (2, 5, 4), (5, 4, 2)])
 def test_conv_pads_block_by_block_like_naive(monkeypatch, method: str, HH: int, WW: int,
                                              pad: int) -> None:
     # Each thread pads its blocks into one buffer whose margins must stay zero from block
     # to block: blocks of 2 of 5 examples (the last one short) on two threads. Padding
     # wider than the filter less one makes "correlate" crop dout instead of padding it;
     # pad 0 reads x itself. Filters of more than one row take the row-shift products
-    # (stride 1), one row im2col.
+    # (stride 1), one row im2col; filters of more than 3 columns fill the row shifts from
+    # x's rows widened by the column padding, or from x itself when there is none
+    # ((4, 4, 0); "correlate" at (2, 5, 4) crops dout to no column padding).
     monkeypatch.setattr(fast, "_block_size", lambda n, *sizes: (2, 2))
     monkeypatch.setattr(fast, "_input_gradient_method", lambda stride, C, F: method)
     rng = np.random.default_rng(8)
