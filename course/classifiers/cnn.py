@@ -180,9 +180,10 @@ class ThreeLayerConvNet:
             _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1, input_grad=False)
             # At reg 0 the penalty and its gradient are zero: skipping them saves three
             # passes over W2 (3 MB at 32x32 images), a tenth of a batch-50 step.
-            for name in ("W1", "W2", "W3") if self.reg else ():
-                loss += 0.5 * self.reg * float(np.sum(p[name] * p[name]))
-                grads[name] = grads[name] + self.reg * p[name]
+            if self.reg:
+                for name in ("W1", "W2", "W3"):
+                    loss += 0.5 * self.reg * float(np.sum(p[name] * p[name]))
+                    grads[name] = grads[name] + self.reg * p[name]
         # END SOLUTION
         if y is None:
             return scores

@@ -261,10 +261,11 @@ class FullyConnectedNet:
                     grads[f"gamma{i}"], grads[f"beta{i}"] = dgamma, dbeta
             # L2 regularisation of the weights: loss 0.5 * reg * ||W||^2, gradient reg * W
             # (nothing to add at reg 0).
-            for i in range(1, L + 1) if self.reg else ():
-                W = self.params[f"W{i}"]
-                loss += 0.5 * self.reg * float(np.sum(W * W))
-                grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W
+            if self.reg:
+                for i in range(1, L + 1):
+                    W = self.params[f"W{i}"]
+                    loss += 0.5 * self.reg * float(np.sum(W * W))
+                    grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W
         # END SOLUTION
         if y is None:
             return scores
