@@ -4,6 +4,8 @@ float32 as float32."""
 
 from __future__ import annotations
 
+import itertools
+from contextlib import nullcontext
 from unittest.mock import patch
 
 import numpy as np
@@ -121,21 +123,88 @@ def test_fast_pool_breaks_ties_like_naive(geometry, seed: int, levels: int) -> N
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
-@pytest.mark.parametrize("method", ["correlate", "flat fold", "fold"])
+@pytest.mark.parametrize("method", ["correlate", "flat fold", "phases", "slabs"])
 @given(inputs=conv_inputs())
 def test_every_conv_dx_method_matches_naive(method: str, inputs: dict) -> None:
     # conv_backward_fast picks how it computes dx from the geometry; force each way on
-    # every drawn geometry it supports (the first two need stride 1).
+    # every drawn geometry it supports: the first two need stride 1; strided layers sum
+    # by phases where _phase_origin finds a layout, else slab by slab ("slabs" takes
+    # the layout away).
+    chosen = fast._input_gradient_method
+
     def forced(stride: int, C: int, F: int) -> str:
-        return method if stride == 1 else "fold"
+        return method if stride == 1 and method in ("correlate", "flat fold") else (
+            chosen(stride, C, F))
 
     out, cache = conv_forward_naive(**inputs)
     dout = np.random.default_rng(2).standard_normal(out.shape)
     want = conv_backward_naive(dout, cache)
-    with patch.object(fast, "_input_gradient_method", forced):
+    no_layout = patch.object(fast, "_phase_origin", lambda *geometry: None)
+    with patch.object(fast, "_input_gradient_method", forced), (
+            no_layout if method == "slabs" else nullcontext()):
         got = conv_backward_fast(dout, cache)
     for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
         _assert_same(g, r, f"{method}: {name}")
+
+
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+def test_strided_dx_by_phases_matches_naive_wherever_it_lays_out() -> None:
+    # Every strided geometry of this grid that _phase_origin gives a layout (rows of the
+    # output's width, columns that wrap only onto padding) through the phases; the
+    # others must be the ones it refuses, and the benchmark's (a) must not be one.
+    assert fast._phase_origin(2, 3, 1, 31, 16) is not None
+    rng = np.random.default_rng(11)
+    laid_out = 0
+    for stride, HH, WW, pad, H, W in itertools.product((2, 3), (1, 2, 3, 5), (1, 2, 3, 4, 5),
+                                                        (0, 1, 2), (5, 8), (6, 7, 11)):
+        if (H + 2 * pad - HH) % stride or (W + 2 * pad - WW) % stride or min(
+                H + 2 * pad - HH, W + 2 * pad - WW) < 0:
+            continue
+        x, w = rng.standard_normal((2, 2, H, W)), rng.standard_normal((3, 2, HH, WW))
+        param = {"stride": stride, "pad": pad}
+        out, cache = conv_forward_naive(x, w, np.zeros(3), param)
+        origin = fast._phase_origin(stride, WW, pad, W, out.shape[3])
+        if origin is None:
+            continue
+        laid_out += 1
+        dout = rng.standard_normal(out.shape)
+        _assert_same(fast._input_gradient_by_phases(dout, w, x.shape, stride, pad, origin),
+                     conv_backward_naive(dout, cache)[0], f"dx by phases, {param}, "
+                     f"filter {HH}x{WW}, input {H}x{W}, origin {origin}")
+    assert laid_out >= 80  # of 135 geometries
+
+
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+def test_strided_conv_backward_reuses_the_forward_im2col(monkeypatch) -> None:
+    # A strided layer's cache carries its im2col matrices (it still unpacks as the naive
+    # one's); the fast backward then makes no windows of x, and either backward accepts
+    # either cache. A dout of another dtype than the forward's makes them again.
+    rng = np.random.default_rng(12)
+    x, w, b = rng.standard_normal((3, 2, 9, 9)), rng.standard_normal((4, 2, 3, 3)), rng.random(4)
+    param = {"stride": 2, "pad": 1}
+    out, cache = conv_forward_fast(x, w, b, param)
+    assert cache.im2col is not None and len(cache) == 4
+    _, naive_cache = conv_forward_naive(x, w, b, param)
+    dout = rng.standard_normal(out.shape)
+    want = conv_backward_naive(dout, naive_cache)
+    for got in (conv_backward_naive(dout, cache), conv_backward_fast(dout, naive_cache)):
+        for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
+            _assert_same(g, r, f"either cache: {name}")
+
+    def no_windows(*args):
+        raise AssertionError("the backward made x's windows again")
+
+    with monkeypatch.context() as m:
+        m.setattr(fast, "_windows", no_windows)
+        for name, g, r in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache), want,
+                              strict=True):
+            _assert_same(g, r, f"kept im2col: {name}")
+    x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
+    _, cache32 = conv_forward_fast(x32, w32, b32, param)
+    for name, g, r in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache32), want,
+                          strict=True):  # a float64 dout: float64 gradients
+        assert g.dtype == np.float64, name
+        np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
