@@ -463,7 +463,15 @@ class _Padded(NamedTuple):
         _, C, H, W = self.x.shape
         if (self.top, self.left, self.rows, self.cols) == (0, 0, H, W):
             return None
-        return np.zeros((block, C, self.rows, self.cols), dtype=self.x.dtype)
+        buffer = np.empty((block, C, self.rows, self.cols), dtype=self.x.dtype)
+        # Only the margins zeroed: a whole np.zeros took 0.05 ms of (a)'s 2.2 ms.
+        rows, _ = _overlap(self.top, H, self.rows)
+        cols, _ = _overlap(self.left, W, self.cols)
+        buffer[:, :, :rows.start] = 0
+        buffer[:, :, rows.stop:] = 0
+        buffer[:, :, rows, :cols.start] = 0
+        buffer[:, :, rows, cols.stop:] = 0
+        return buffer
 
     def view(self, buffer: np.ndarray | None, make: Callable[[np.ndarray], np.ndarray]
              ) -> np.ndarray:
@@ -1022,22 +1030,22 @@ def _input_gradient_by_phases(dout: np.ndarray, w: np.ndarray, x_shape: tuple[in
     block = plan[0]
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:
-        dcols = np.zeros((block, K, front + P + back), dtype=dout.dtype)  # margins stay 0
+        dcols = np.empty((block, K, front + P + back), dtype=dout.dtype)
+        dcols[:, :, :front] = 0  # the margins stay zero: the GEMM writes between them
+        dcols[:, :, front + P:] = 0
         layouts = [np.empty((block, C, rows[r], s * W_out), dtype=dout.dtype)
                    for r in range(s)]
         total = np.empty((block, C, max(rows) * W_out), dtype=dout.dtype)
-        s_n, s_k, s_u = dcols.strides
         # For each phase: where its sum goes (a strided view of the layout, t fastest)
         # and its offsets' runs of dcols (n, C, rows*W_out).
         phases = []
         for r, t in ((r, t) for r in range(s) for t in range(s)):
             length = rows[r] * W_out
-            s_b, s_c, _, s_v = layouts[r].strides
-            target = as_strided(layouts[r][:, :, :, t:], (block, C, length),
-                                (s_b, s_c, s * s_v))
-            runs = [as_strided(dcols[:, p * WW + q:, front + origin - p // s * W_out - q // s:],
-                               (block, C, length), (s_n, HH * WW * s_k, s_u), writeable=False)
-                    for p in range(r, HH, s) for q in range(t, WW, s)]
+            target = layouts[r][:, :, :, t::s].reshape(block, C, length)  # a view
+            runs = []
+            for p, q in ((p, q) for p in range(r, HH, s) for q in range(t, WW, s)):
+                at = front + origin - p // s * W_out - q // s
+                runs.append(dcols[:, p * WW + q::HH * WW, at:at + length])
             phases.append((target, runs, total[:, :, :length]))
         crops = []  # (row phase, its first row dx keeps, dx's rows it fills)
         for r in range(s):
@@ -1058,15 +1066,16 @@ def _input_gradient_by_phases(dout: np.ndarray, w: np.ndarray, x_shape: tuple[in
 
 
 def _sum_runs_into(target: np.ndarray, runs: list[np.ndarray], sums: np.ndarray) -> None:
-    """target = the sum of runs (zeros when there are none). Summed in the contiguous
-    ``sums`` first, then copied: adds that write a strided target took 1.5x the time."""
+    """target = the sum of runs (zeros when there are none): the adds before the last in
+    the contiguous ``sums`` (adds that write the strided target took 1.5x the time), the
+    last one into target (one pass fewer than copying sums there)."""
     if len(runs) < 2:
         target[...] = runs[0] if runs else 0
         return
-    np.add(runs[0], runs[1], out=sums)
-    for run in runs[2:]:
-        sums += run
-    target[...] = sums
+    total = runs[0]
+    for run in runs[1:-1]:
+        total = np.add(total, run, out=sums)
+    np.add(total, runs[-1], out=target)
 
 
 def _input_gradient_by_slabs(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...],
