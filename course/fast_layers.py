@@ -287,6 +287,23 @@ A finding for the next round: two threads' short numpy calls barely overlap on t
 (np.maximum on 256 KiB arrays: 13.4 ms on one thread, 14.5 ms on two for the same
 calls), while GEMMs scale 1.9x: every elementwise pass between GEMMs costs its full
 single-thread time in a threaded block.
+
+Round 7 (strided layers: dx by phases, the forward's im2col kept for dw; see the dw and
+dx bullets), ``make bench`` on a quiet machine (load 0.4 before, OpenBLAS overrides
+unset): (a) float32 1.04 (was 1.39 to 1.41), (a) float64 1.07 (was 1.22 to 1.24); the
+(a) backward now takes 0.76x PyTorch's (1.27 against 1.67 ms), the forward 2.4x (0.81
+against 0.34: PyTorch's oneDNN convolution against one thread's im2col copy and GEMM,
+about 0.25 and 0.34 ms). Tried and dropped, (a), interleaved in one process with
+PyTorch: filling im2col straight from x, one copy per filter offset, with no padding
+pass (forward 1.0x in float32, 1.2x in float64: nine numpy calls per block instead of
+two cost what the padding pass saved); the padded rows sorted by phase of the stride, so
+that each im2col row is one strided run of P values (``_StrideRows``, one copy per
+filter row): the im2col copy 0.85x on one thread (0.27 against 0.32 ms; the copying is
+bound by its strided reads of each value, not by numpy's inner loops), fwd + bwd 0.97x
+to 1.01x in float32 and 1.05x in float64 (more calls per block on two threads); (a)
+float32 on two threads (1.12x) and float64 on one (1.10x); dx or dw alone on one thread
+in float64 (1.01x, 1.11x); one GEMM per batch on an im2col laid out (K, N*P) (OpenBLAS
+threads it: float64 0.42 against 0.81 ms, but the output's transposing copy takes 0.35).
 """
 
 from __future__ import annotations
