@@ -130,6 +130,12 @@ that load barely moves, and checked with two threads.
     flat run into a zero-margined buffer, and a strided view reads all HH*WW shifted runs
     at once, summed over the offset axes. Before, the fold was HH*WW strided slab adds:
     14 ms of the 22 ms dx at (b), one thread; now about 4 ms (the GEMM writes 19% more).
+    Tried and dropped in round 7: row shifts of the widened dout over the filter columns
+    (F*WW rows), so that one GEMM, (C*HH, F*WW) @ (F*WW, run), sums over q and only the
+    HH filter rows are left to fold: the GEMM is 7 times deeper and writes 7 times less,
+    but OpenBLAS ran it slower (136 against 104 us per example at (b), one thread: 21
+    rows, each value of the 7-times-larger shifted dout used 21 times) and the shifts
+    cost 50 us more: dx 12.1 against 8.8 ms on two threads.
   - stride > 1: that GEMM, then one strided slab add per filter offset (small at (a)).
     Adding each phase of the stride (the padded positions one filter offset reaches)
     into a contiguous buffer first, then copying the phases into dx, was only 2% to 4%
@@ -308,6 +314,7 @@ threads it: float64 0.42 against 0.81 ms, but the output's transposing copy take
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -577,20 +584,24 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
 
 
 # The forward pass keeps the batch's im2col matrices for the backward pass when they take
-# at most this many times the input's memory (a strided 3x3 convolution: 9 / stride**2):
+# at most this many times the input's memory (a strided 3x3 convolution: 9 / stride**2)
+# and at most KEEP_IM2COL_BYTES (a network's caches live until its backward pass):
 # dw then skips its own padding and im2col copies: at (a), interleaved, the backward took
 # 0.77x the time in float32 (1.34 against 1.74 ms), 0.83x in float64 (2.32 against 2.79).
 # Stride-1 layers make row shifts, not im2col (HH*WW times the input), and keep nothing.
 KEEP_IM2COL = 4
+KEEP_IM2COL_BYTES = 256 * 2**20
 
 
 def _keeps_im2col(x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: int,
-                  P: int) -> bool:
+                  P: int, itemsize: int) -> bool:
     """Whether the forward pass keeps its im2col matrices (see KEEP_IM2COL)."""
-    _, C, H, W = x_shape
+    N, C, H, W = x_shape
     _, _, HH, WW = w_shape
     im2col_path = stride > 1 or HH == 1
-    return im2col_path and (C * HH * WW + 1) * P <= KEEP_IM2COL * C * H * W
+    per_example = (C * HH * WW + 1) * P
+    return (im2col_path and per_example <= KEEP_IM2COL * C * H * W
+            and N * per_example * itemsize <= KEEP_IM2COL_BYTES)
 
 
 class _RowShifts:
@@ -745,7 +756,7 @@ def conv_forward_fast(
     dtype = np.result_type(x, w, b)
     out = np.empty((N, F, H_out * W_out), dtype=dtype)
     kept = None
-    if _keeps_im2col(x.shape, w.shape, stride, H_out * W_out):
+    if _keeps_im2col(x.shape, w.shape, stride, H_out * W_out, dtype.itemsize):
         kept = np.empty((N, w[0].size + 1, H_out * W_out), dtype=dtype)
     _correlate_into(out, _padded_input(x.astype(dtype, copy=False), pad),
                     w.astype(dtype, copy=False), stride, b.astype(dtype, copy=False), kept)
@@ -760,10 +771,14 @@ class _ConvCache(tuple):
     im2col: np.ndarray | None
 
     def __new__(cls, x: np.ndarray, w: np.ndarray, b: np.ndarray, conv_param: dict,
-                im2col: np.ndarray | None) -> _ConvCache:
+                im2col: np.ndarray | None = None) -> _ConvCache:
         cache = super().__new__(cls, (x, w, b, conv_param))
         cache.im2col = im2col
         return cache
+
+    def __getnewargs__(self) -> tuple:
+        # copy and pickle make the tuple from its items, then restore .im2col.
+        return tuple(self)
 
 
 def conv_backward_fast(
@@ -992,6 +1007,7 @@ def _input_gradient_by_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int,
     return _input_gradient_by_phases(dout, w, x_shape, stride, pad, origin)
 
 
+@functools.lru_cache(maxsize=256)
 def _phase_origin(stride: int, WW: int, pad: int, W: int, W_out: int) -> int | None:
     """The origin o of ``_input_gradient_by_phases``'s layout (phase column j' of the
     layout is padded column stride*(j' + o) + t), or None when no o serves.
@@ -1193,10 +1209,14 @@ class _PoolCache(tuple):
     firsts: tuple[np.ndarray, ...]
 
     def __new__(cls, x: np.ndarray, pool_param: dict,
-                firsts: tuple[np.ndarray, ...]) -> _PoolCache:
+                firsts: tuple[np.ndarray, ...] = ()) -> _PoolCache:
         cache = super().__new__(cls, (x, pool_param))
         cache.firsts = firsts
         return cache
+
+    def __getnewargs__(self) -> tuple:
+        # copy and pickle make the tuple from its items, then restore .firsts.
+        return tuple(self)
 
 
 def max_pool_forward_fast(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray, tuple]:
