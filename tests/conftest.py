@@ -602,6 +602,15 @@ def _row_line(row: Row) -> str:
     return line
 
 
+def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
+    """nodeids with those of the task's own module's test file first (course/layers.py:
+    test_layers.py), in their order: those judge the student's code on its own (numeric
+    gradients, known values), where the others compare it with given code, the fast
+    layers say, whose failure reads as if the given code were wrong."""
+    own = f"test_{Path(task.path).stem}.py"
+    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] != own)
+
+
 def _task_report(row: Row, rows: dict[str, Row]) -> str:
     """What ``make check TASK=<id>`` says above the table about one task that does not pass."""
     task = row.task
@@ -617,7 +626,7 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                          f"notebooks/{task.notebook}.ipynb: run its cells, then save the "
                          "notebook (make check runs no notebook).")
     if row.own_failures:
-        first, *others = row.own_failures
+        first, *others = _own_module_first(task, row.own_failures)
         lines.append(f"FAILED {first}\n{describe_failure(_FAILURES.get(first, ''))}")
         if others:
             shown = "\n".join(f"  {nodeid}" for nodeid in others[:10])

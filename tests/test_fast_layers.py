@@ -49,10 +49,15 @@ BACKWARD_TWINS = [pytest.param(fast_name, naive_name, id=fast_name,
                   for fast_name, naive_name in FAST_TWINS.items()]
 
 
-def _assert_same(a, b, what: str) -> None:
-    a, b = np.asarray(a), np.asarray(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape}"
-    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=what)
+def _assert_same(result, naive_result, what: str,
+                 actual: str = "the fast layer's (given code)") -> None:
+    """A result (the fast layer's, unless ``actual`` says otherwise) against the naive
+    layer's on the naive cache: the message says which is which (in the student release
+    the naive layer is the task, the fast one given code)."""
+    a, b = np.asarray(result), np.asarray(naive_result)
+    assert a.shape == b.shape, f"{what}: shape {a.shape} != {b.shape} (naive)"
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10, err_msg=(
+        f"{what}: ACTUAL is {actual}, DESIRED the naive layer's"))
 
 
 def _as_tuple(grads):
@@ -189,9 +194,12 @@ def test_strided_conv_backward_reuses_the_forward_im2col(monkeypatch) -> None:
     _, naive_cache = conv_forward_naive(x, w, b, param)
     dout = rng.standard_normal(out.shape)
     want = conv_backward_naive(dout, naive_cache)
-    for got in (conv_backward_naive(dout, cache), conv_backward_fast(dout, naive_cache)):
+    for got, actual in ((conv_backward_naive(dout, cache),
+                         "the naive backward's on the fast cache"),
+                        (conv_backward_fast(dout, naive_cache),
+                         "the fast backward's on the naive cache")):
         for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
-            _assert_same(g, r, f"either cache: {name}")
+            _assert_same(g, r, f"either cache: {name}", actual)
 
     def no_windows(*args):
         raise AssertionError("the backward made x's windows again")
@@ -297,10 +305,12 @@ def test_pool_caches_serve_either_backward() -> None:
         _, cache_naive = max_pool_forward_naive(x, param)
         dout = rng.standard_normal(out.shape)
         want = max_pool_backward_naive(dout, cache_naive)
-        for got in (max_pool_backward_fast(dout, cache_fast),
-                    max_pool_backward_fast(dout, cache_naive),
-                    max_pool_backward_naive(dout, cache_fast)):
-            _assert_same(got, want, f"pool dx {param}")
+        for got, actual in ((max_pool_backward_fast(dout, cache_fast), "the fast backward's"),
+                            (max_pool_backward_fast(dout, cache_naive),
+                             "the fast backward's on the naive cache"),
+                            (max_pool_backward_naive(dout, cache_fast),
+                             "the naive backward's on the fast cache")):
+            _assert_same(got, want, f"pool dx {param}", actual)
 
 
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)

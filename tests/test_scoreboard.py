@@ -150,6 +150,21 @@ def _relu_forward_is_a_stub() -> bool:
     return False
 
 
+def test_one_task_shows_a_failure_of_its_own_module_first(tmp_path):
+    # 1.3 is relu_forward, in course/layers.py: a failure in test_layers.py comes before
+    # one in a file collected earlier (a comparison with the fast layers, say).
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_fast_sample.py").write_text(
+        'import pytest\n\n@pytest.mark.task("1.3")\ndef test_compared():\n'
+        '    assert "fast" == "naive"\n')
+    (tmp_path / "tests" / "test_layers.py").write_text(
+        'import pytest\n\n@pytest.mark.task("1.3")\ndef test_judged_alone():\n'
+        '    assert 2 + 2 == 5\n')
+    out = _pytest(tmp_path, "--task", "1.3", "--scoreboard", "--tb=short").stdout
+    assert "FAILED test_layers.py::test_judged_alone" in out
+    assert "test_fast_sample.py::test_compared" in out.split("FAILED test_layers.py")[1]
+
+
 def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
     out = _pytest(tmp_path, "--task", "1.3", "--scoreboard", "--tb=short").stdout
     assert "FAILED test_sample.py::test_written_but_wrong" in out
