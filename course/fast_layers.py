@@ -303,13 +303,16 @@ about 0.25 and 0.34 ms). Tried and dropped, (a), interleaved in one process with
 PyTorch: filling im2col straight from x, one copy per filter offset, with no padding
 pass (forward 1.0x in float32, 1.2x in float64: nine numpy calls per block instead of
 two cost what the padding pass saved); the padded rows sorted by phase of the stride, so
-that each im2col row is one strided run of P values (``_StrideRows``, one copy per
-filter row): the im2col copy 0.85x on one thread (0.27 against 0.32 ms; the copying is
-bound by its strided reads of each value, not by numpy's inner loops), fwd + bwd 0.97x
-to 1.01x in float32 and 1.05x in float64 (more calls per block on two threads); (a)
-float32 on two threads (1.12x) and float64 on one (1.10x); dx or dw alone on one thread
-in float64 (1.01x, 1.11x); one GEMM per batch on an im2col laid out (K, N*P) (OpenBLAS
-threads it: float64 0.42 against 0.81 ms, but the output's transposing copy takes 0.35).
+that each im2col row is one strided run of P values (one copy per filter row, valid
+when WW <= pad + stride): the im2col copy 0.85x on one thread (0.27 against 0.32 ms; the
+copying is bound by its strided reads of each value, not by numpy's inner loops), fwd +
+bwd 0.97x to 1.01x in float32 and 1.05x in float64 (more calls per block on two
+threads); (a) float32 on two threads (1.12x), its forward alone on two (1.02x to 1.04x),
+and float64 on one (1.10x); dx or dw alone on one thread in float64 (1.01x, 1.11x);
+blocks of 0.25, 0.5 and 2 MiB (1.00x, 0.97x, 1.01x: within this machine's noise, which
+two identical copies of the code measured at 0.96x to 0.99x); one GEMM per batch on an
+im2col laid out (K, N*P) (OpenBLAS threads it: float64 0.42 against 0.81 ms, but the
+output's transposing copy takes 0.35).
 """
 
 from __future__ import annotations
