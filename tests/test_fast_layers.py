@@ -64,6 +64,25 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
+def _assert_grads_same(grads, naive_grads, what: str,
+                       actual: str = "the fast layer's (given code)") -> None:
+    """A conv backward's (dx, dw, db) against the naive backward's, each by ``_assert_same``."""
+    for name, g, r in zip(("dx", "dw", "db"), grads, naive_grads, strict=True):
+        _assert_same(g, r, f"{what}: {name}", actual)
+
+
+def _strided_layer(seed: int, x_shape: tuple[int, ...], w_shape: tuple[int, ...]
+                   ) -> tuple[dict, tuple, np.ndarray, tuple]:
+    """A stride-2, pad-1 layer's inputs, its fast forward's cache, a dout, and the naive
+    backward's gradients on the naive cache."""
+    rng = np.random.default_rng(seed)
+    inputs = {"x": rng.standard_normal(x_shape), "w": rng.standard_normal(w_shape),
+              "b": rng.random(w_shape[0]), "conv_param": {"stride": 2, "pad": 1}}
+    out, cache = conv_forward_fast(**inputs)
+    dout = rng.standard_normal(out.shape)
+    return inputs, cache, dout, conv_backward_naive(dout, conv_forward_naive(**inputs)[1])
+
+
 def _assert_pool_matches_naive(x: np.ndarray, param: dict, rng: np.random.Generator,
                                what: str) -> None:
     """max_pool_forward_fast/backward_fast against the naive layers on x, with a dout
@@ -150,8 +169,7 @@ def test_every_conv_dx_method_matches_naive(method: str, inputs: dict) -> None:
     with patch.object(fast, "_input_gradient_method", forced), (
             no_layout if method == "slabs" else nullcontext()):
         got = conv_backward_fast(dout, cache)
-    for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
-        _assert_same(g, r, f"{method}: {name}")
+    _assert_grads_same(got, want, method)
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
@@ -186,31 +204,21 @@ def test_strided_conv_backward_reuses_the_forward_im2col(monkeypatch) -> None:
     # A strided layer's cache carries its im2col matrices (it still unpacks as the naive
     # one's); the fast backward then makes no windows of x, and either backward accepts
     # either cache. A dout of another dtype than the forward's makes them again.
-    rng = np.random.default_rng(12)
-    x, w, b = rng.standard_normal((3, 2, 9, 9)), rng.standard_normal((4, 2, 3, 3)), rng.random(4)
-    param = {"stride": 2, "pad": 1}
-    out, cache = conv_forward_fast(x, w, b, param)
+    inputs, cache, dout, want = _strided_layer(12, (3, 2, 9, 9), (4, 2, 3, 3))
     assert cache.im2col is not None and len(cache) == 4
-    _, naive_cache = conv_forward_naive(x, w, b, param)
-    dout = rng.standard_normal(out.shape)
-    want = conv_backward_naive(dout, naive_cache)
-    for got, actual in ((conv_backward_naive(dout, cache),
-                         "the naive backward's on the fast cache"),
-                        (conv_backward_fast(dout, naive_cache),
-                         "the fast backward's on the naive cache")):
-        for name, g, r in zip(("dx", "dw", "db"), got, want, strict=True):
-            _assert_same(g, r, f"either cache: {name}", actual)
+    _assert_grads_same(conv_backward_naive(dout, cache), want, "either cache",
+                       "the naive backward's on the fast cache")
+    _assert_grads_same(conv_backward_fast(dout, conv_forward_naive(**inputs)[1]), want,
+                       "either cache", "the fast backward's on the naive cache")
 
     def no_windows(*args):
         raise AssertionError("the backward made x's windows again")
 
     with monkeypatch.context() as m:
         m.setattr(fast, "_windows", no_windows)
-        for name, g, r in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache), want,
-                              strict=True):
-            _assert_same(g, r, f"kept im2col: {name}")
-    x32, w32, b32 = (a.astype(np.float32) for a in (x, w, b))
-    _, cache32 = conv_forward_fast(x32, w32, b32, param)
+        _assert_grads_same(conv_backward_fast(dout, cache), want, "kept im2col")
+    x32, w32, b32 = (inputs[k].astype(np.float32) for k in "xwb")
+    _, cache32 = conv_forward_fast(x32, w32, b32, inputs["conv_param"])
     for name, g, r in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache32), want,
                           strict=True):  # a float64 dout: float64 gradients
         assert g.dtype == np.float64, name
@@ -346,19 +354,12 @@ def test_fast_pool_takes_non_contiguous_input() -> None:
 def test_conv_cache_survives_copy_and_pickle(monkeypatch) -> None:
     # What the fast cache carries (the kept im2col) comes through a deep copy and a
     # pickle, and the fast backward takes either; past KEEP_IM2COL_BYTES nothing is kept.
-    rng = np.random.default_rng(14)
-    x, w, b = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((2, 3, 3, 3)), rng.random(2)
-    param = {"stride": 2, "pad": 1}
-    out, cache = conv_forward_fast(x, w, b, param)
-    dout = rng.standard_normal(out.shape)
-    want = conv_backward_naive(dout, conv_forward_naive(x, w, b, param)[1])
+    inputs, cache, dout, want = _strided_layer(14, (2, 3, 7, 7), (2, 3, 3, 3))
     for copied in (copy.deepcopy(cache), pickle.loads(pickle.dumps(cache))):
         np.testing.assert_array_equal(copied.im2col, cache.im2col)
-        for name, g, r in zip(("dx", "dw", "db"), conv_backward_fast(dout, copied), want,
-                              strict=True):
-            _assert_same(g, r, f"copied cache: {name}")
+        _assert_grads_same(conv_backward_fast(dout, copied), want, "copied cache")
     monkeypatch.setattr(fast, "KEEP_IM2COL_BYTES", cache.im2col.nbytes - 1)
-    assert conv_forward_fast(x, w, b, param)[1].im2col is None
+    assert conv_forward_fast(**inputs)[1].im2col is None
 
 
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
