@@ -1080,7 +1080,7 @@ def _input_gradient_by_phases(dout: np.ndarray, w: np.ndarray, x_shape: tuple[in
             target = layouts[r][:, :, :, t::s].reshape(block, C, length)
             # Rows and columns merge (row stride = W_out column strides): always a view,
             # never a copy that would take the sums and drop them.
-            assert np.may_share_memory(target, layouts[r])
+            assert target.size == 0 or np.may_share_memory(target, layouts[r])
             runs = []
             for p, q in ((p, q) for p in range(r, HH, s) for q in range(t, WW, s)):
                 at = front + origin - p // s * W_out - q // s
