@@ -559,31 +559,54 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
                            K * P * out.itemsize)
         _run_blocks(_row_shift_work(out, padded, w, bias, plan[0]), N, plan)
         return
-    block = plan[0]
-    rows = K if bias is None else K + 1
     w_flat = w.reshape(F, K)
     weights = w_flat if bias is None else np.concatenate([w_flat, bias.reshape(-1, 1)], axis=1)
 
-    if kept is not None:
-        kept[:, K] = 1
-
     def work(blocks: Iterator[tuple[int, int]]) -> None:
-        cols_buffer = kept
-        if kept is None:
-            cols_buffer = np.empty((block, rows, P), dtype=out.dtype)
-            cols_buffer[:, K:] = 1  # the bias row (none without a bias); the copies skip it
-        pad_buffer = padded.buffer(block)
-        windows = padded.view(pad_buffer, lambda a: _windows(a, HH, WW, stride, H_out, W_out))
+        im2col = _Im2colBlocks(padded, HH, WW, stride, plan[0], out.dtype,
+                               ones=bias is not None, batch=kept)
         for start, stop in blocks:
-            n = stop - start
-            cols = cols_buffer[:n] if kept is None else kept[start:stop]
-            views = padded.block_windows(pad_buffer, windows, start, stop)
-            # The first K rows as (n, C, HH, WW, H_out, W_out): splitting axes always
-            # gives a view, so the copy lands in the buffer. im2col, copied once.
-            np.copyto(cols[:, :K].reshape(n, C, HH, WW, H_out, W_out), views)
-            np.matmul(weights, cols, out=out[start:stop])  # -> (n, F, P)
+            np.matmul(weights, im2col.block(start, stop), out=out[start:stop])  # (n, F, P)
 
     _run_blocks(work, N, plan)
+
+
+class _Im2colBlocks:
+    """A thread's im2col matrices of blocks of examples, (n, C*HH*WW (+ 1), P), with a
+    last row of ones when ``ones`` (the bias's in the forward product, db's in dw's):
+    each block padded into the thread's buffer (``_Padded``), then all its windows copied
+    in one call, into the thread's own buffer or, with ``batch``, into the rows of that
+    whole-batch array (the forward pass's kept matrices); with ``made`` too, the batch
+    array already holds them (the backward pass reads them as they are)."""
+
+    def __init__(self, padded: _Padded, HH: int, WW: int, stride: int, block: int,
+                 dtype: Any, ones: bool, batch: np.ndarray | None = None,
+                 made: bool = False) -> None:
+        self.batch, self.made, self.ones = batch, made, ones
+        if made:
+            return
+        C = padded.x.shape[1]
+        H_out, W_out = (padded.rows - HH) // stride + 1, (padded.cols - WW) // stride + 1
+        self.K, self.shape = C * HH * WW, (C, HH, WW, H_out, W_out)
+        if batch is None:
+            self.buffer = np.empty((block, self.K + ones, H_out * W_out), dtype=dtype)
+            self.buffer[:, self.K:] = 1  # the row of ones, if any: the copies skip it
+        self.padded, self.pad_buffer = padded, padded.buffer(block)
+        self.windows = padded.view(self.pad_buffer,
+                                   lambda a: _windows(a, HH, WW, stride, H_out, W_out))
+
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """The im2col matrices of examples start:stop, (n, K (+ 1), P)."""
+        cols = self.buffer[:stop - start] if self.batch is None else self.batch[start:stop]
+        if self.made:
+            return cols
+        if self.batch is not None and self.ones:
+            cols[:, self.K] = 1
+        views = self.padded.block_windows(self.pad_buffer, self.windows, start, stop)
+        # The first K rows as (n, C, HH, WW, H_out, W_out): splitting axes always gives a
+        # view, so the copy lands in the buffer. im2col, copied once.
+        np.copyto(cols[:, :self.K].reshape(len(cols), *self.shape), views)
+        return cols
 
 
 # The forward pass keeps the batch's im2col matrices for the backward pass when they take
@@ -858,29 +881,18 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
     F = d.shape[1]
     K, P = C * HH * WW, H_out * W_out
     plan = _block_size(N, K * P * d.itemsize)
-    block = plan[0]
     if stride == 1 and HH > 1:
         plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, d.itemsize),
                            K * P * d.itemsize)
         return _weight_gradient_by_row_shifts(padded, HH, WW, d, plan)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
-        if kept is None:
-            cols_buffer = np.empty((block, K + 1, P), dtype=d.dtype)
-            cols_buffer[:, K] = 1  # the row whose product with d.T is db
-            windows_buffer = cols_buffer[:, :K].reshape(block, C, HH, WW, H_out, W_out)
-            pad_buffer = padded.buffer(block)
-            windows = padded.view(pad_buffer,
-                                  lambda a: _windows(a, HH, WW, stride, H_out, W_out))
+        # The row of ones makes the product's last row db.
+        im2col = _Im2colBlocks(padded, HH, WW, stride, plan[0], d.dtype, ones=True,
+                               batch=kept, made=kept is not None)
         grads_t = np.zeros((K + 1, F), dtype=d.dtype)
         for start, stop in blocks:
-            n = stop - start
-            if kept is None:
-                views = padded.block_windows(pad_buffer, windows, start, stop)
-                np.copyto(windows_buffer[:n], views)  # im2col: (n, K, P)
-                cols = cols_buffer[:n]
-            else:
-                cols = kept[start:stop]
+            cols = im2col.block(start, stop)  # (n, K + 1, P)
             products = np.matmul(cols, d[start:stop].transpose(0, 2, 1))
             grads_t += products.sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
         return grads_t
@@ -1022,7 +1034,7 @@ def _phase_origin(stride: int, WW: int, pad: int, W: int, W_out: int) -> int | N
     lands on one that dx keeps (only on padding columns, cropped off)."""
     s = stride
     kept = [[j for j in range(-(-(pad - t) // s), W_out + WW) if pad <= s * j + t < pad + W]
-            for t in range(s)]
+            for t in range(s)]  # per column phase t, the phase columns dx keeps
     kept_at = [set(columns) for columns in kept]
     low = min((columns[0] for columns in kept if columns), default=0)
     high = max((columns[-1] for columns in kept if columns), default=0)
