@@ -18,15 +18,17 @@
   at run time, see ``CallRecorder``): a correct task is never TODO or FAIL because of
   another one. ``needs X first`` names the tasks to make pass first.
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
-  and above the table each task that does not pass gets its first failure (hypothesis'
-  failing input shown as shapes rather than a repr) or the task that stopped it (and, when
-  that task was written but fails, the first failure all the same).
+  and above the table each task that does not pass gets its first failure (the comment
+  that opens the failing test, where its known values come from, then the failure, with
+  hypothesis' failing input shown as shapes rather than a repr) or the task that stopped
+  it (and, when that task was written but fails, the first failure all the same).
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import json
 import os
 import re
@@ -175,6 +177,7 @@ _TASK_OF_TEST = pytest.StashKey[dict]()
 # no config object.
 _OUTCOMES: dict[str, str] = {}  # "passed", "failed" or "skipped"
 _FAILURES: dict[str, str] = {}  # failure text (for the --task report)
+_ABOUT: dict[str, str] = {}  # a failed test's opening comment (for the --task report)
 _STUB_HIT: dict[str, str] = {}  # the task whose stub raised NotImplementedError in the test
 _CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
@@ -184,7 +187,7 @@ _STUB_MESSAGE = notebook_outputs.STUB_MESSAGE
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for record in (_OUTCOMES, _FAILURES, _STUB_HIT, _CALLED):
+    for record in (_OUTCOMES, _FAILURES, _ABOUT, _STUB_HIT, _CALLED):
         record.clear()
     _COLLECT_ERRORS.clear()
 
@@ -286,6 +289,8 @@ def _stub_task(error: BaseException | None) -> str | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
+    if report.failed and item.nodeid not in _ABOUT:
+        _ABOUT[item.nodeid] = opening_comment(getattr(item, "function", None))
     if report.failed and call.excinfo is not None and item.nodeid not in _STUB_HIT:
         stub = _stub_task(call.excinfo.value)
         if stub is None and "NotImplementedError" in (report.longreprtext or ""):
@@ -469,6 +474,29 @@ def notebook_task_row(task: Task) -> Row:
     return Row(task, status, saved=saved)
 
 
+def opening_comment(function: Any, limit: int = 6) -> str:
+    """The comment lines that open a test function's body, as written (at most ``limit``):
+    where a test's known values come from ("Column 0 is [1, 3]: mean 2, biased variance
+    1."). The task report shows them above the failure, which pytest's short traceback
+    prints without them. "" when the body opens with code, or the source is not there."""
+    try:
+        lines, _ = inspect.getsourcelines(function)  # unwraps hypothesis' @given
+        indent = len(lines[0]) - len(lines[0].lstrip())
+        definition = ast.parse("".join(line[indent:] for line in lines)).body[0]
+    except (TypeError, OSError, SyntaxError, IndexError):
+        return ""
+    if not isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):
+        return ""
+    # The comment lines right above the first statement: between it and the signature
+    # (whose continuation lines, if any, are code) there is nothing else.
+    opening: list[str] = []
+    for line in reversed(lines[definition.lineno:definition.body[0].lineno - 1]):
+        if not line.strip().startswith("#"):
+            break
+        opening.insert(0, line.strip())
+    return "\n".join(opening[:limit])
+
+
 def describe_failure(text: str, limit: int = 25) -> str:
     """A short failure report: hypothesis' drawn inputs read as ``failing input: x of shape
     (2, 3), ...`` instead of reprs (the test-case repr and hypothesis' coverage explanation
@@ -611,6 +639,14 @@ def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
     return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] != own)
 
 
+def _failure_block(nodeid: str) -> str:
+    """A failed test as the task report shows it: its id, the comment that opens it
+    (where its known values come from), then the failure."""
+    about = _ABOUT.get(nodeid, "")
+    return "\n".join(part for part in (f"FAILED {nodeid}", about,
+                                        describe_failure(_FAILURES.get(nodeid, ""))) if part)
+
+
 def _task_report(row: Row, rows: dict[str, Row]) -> str:
     """What ``make check TASK=<id>`` says above the table about one task that does not pass."""
     task = row.task
@@ -627,7 +663,7 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                          "notebook (make check runs no notebook).")
     if row.own_failures:
         first, *others = _own_module_first(task, row.own_failures)
-        lines.append(f"FAILED {first}\n{describe_failure(_FAILURES.get(first, ''))}")
+        lines.append(_failure_block(first))
         if others:
             shown = "\n".join(f"  {nodeid}" for nodeid in others[:10])
             more = f"\n  ... and {len(others) - 10} more" if len(others) > 10 else ""
@@ -652,7 +688,7 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                      None)
         if first is not None:
             lines.append(f"The first of them (its cause may be in either task):\n"
-                         f"FAILED {first}\n{describe_failure(_FAILURES[first])}")
+                         f"{_failure_block(first)}")
     return "\n".join(lines)
 
 
