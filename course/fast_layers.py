@@ -313,6 +313,22 @@ blocks of 0.25, 0.5 and 2 MiB (1.00x, 0.97x, 1.01x: within this machine's noise,
 two identical copies of the code measured at 0.96x to 0.99x); one GEMM per batch on an
 im2col laid out (K, N*P) (OpenBLAS threads it: float64 0.42 against 0.81 ms, but the
 output's transposing copy takes 0.35).
+
+Round 8 (2026-12-03), all tried and dropped; one thread unless said, float32 unless said.
+(b) forward: 8.8 ms (GEMMs of K = C*WW = 21 at 155 GFLOP/s 6.2 ms, the HH - 1 adds 1.5,
+the row-shift copies 0.4) against PyTorch's 5.3; on two threads 5.8 against 2.7 (its
+scaling 1.94x, ours 1.52x: the GEMMs take 14% longer with both cores busy). One K = 147
+GEMM on an im2col copied from the row shifts (no adds): 1.19x to 1.36x (copying 147
+rows costs more than the adds). Blocks balanced to a multiple of the thread count (25
+blocks of 4 on two threads made 26 of 3 or 4): (b) forward 0.98x to 1.01x, backward
+0.93x to 1.01x, (c) 0.99x, within the noise. 2x2/2 max pool, float64, 3x32x32: the
+backward's cost is its four strided writes of dx (0.12 ms each, against 0.03 contiguous);
+scattering dout with np.put at flat indices (0.43 ms against 0.39 to 0.45), an
+interleaving GEMM with a 2x2 identity (0.17 ms for that copy alone) and complex128 pairs
+(0.17 ms per pair of offsets) all lose: numpy has no fast interleave. The forward by rows
+first (each window row pair's maximum and which row, on contiguous rows, then the row
+maxima split by column offset: half the strided reads of the offsets-first copy) took
+1.4x to 1.6x the time (0.50 to 0.56 against 0.36 ms: fourteen numpy calls per block).
 """
 
 from __future__ import annotations
