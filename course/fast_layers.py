@@ -324,11 +324,13 @@ blocks of 4 on two threads made 26 of 3 or 4): (b) forward 0.98x to 1.01x, backw
 0.93x to 1.01x, (c) 0.99x, within the noise. 2x2/2 max pool, float64, 3x32x32: the
 backward's cost is its four strided writes of dx (0.12 ms each, against 0.03 contiguous);
 scattering dout with np.put at flat indices (0.43 ms against 0.39 to 0.45), an
-interleaving GEMM with a 2x2 identity (0.17 ms for that copy alone) and complex128 pairs
-(0.17 ms per pair of offsets) all lose: numpy has no fast interleave. The forward by rows
-first (each window row pair's maximum and which row, on contiguous rows, then the row
-maxima split by column offset: half the strided reads of the offsets-first copy) took
-1.4x to 1.6x the time (0.50 to 0.56 against 0.36 ms: fourteen numpy calls per block).
+interleaving GEMM with a 2x2 identity (0.17 ms for that copy alone), complex128 pairs
+(0.17 ms per pair of offsets), and dout widened by a GEMM with a 0/1 matrix then masked
+row by row (0.55 against 0.42 ms) all lose: numpy has no fast interleave. The forward
+by rows first (each window row pair's maximum and which row, on contiguous rows, then
+the row maxima split by column offset: half the strided reads of the offsets-first
+copy) took 1.4x to 1.6x the time (0.50 to 0.56 against 0.36 ms: fourteen numpy calls
+per block). Either pool pass on two threads: 1.13x to 1.20x.
 """
 
 from __future__ import annotations
