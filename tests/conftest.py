@@ -33,6 +33,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -481,8 +482,7 @@ def opening_comment(function: Any, limit: int = 6) -> str:
     prints without them. "" when the body opens with code, or the source is not there."""
     try:
         lines, _ = inspect.getsourcelines(function)  # unwraps hypothesis' @given
-        indent = len(lines[0]) - len(lines[0].lstrip())
-        definition = ast.parse("".join(line[indent:] for line in lines)).body[0]
+        definition = ast.parse(textwrap.dedent("".join(lines))).body[0]  # a method too
     except (TypeError, OSError, SyntaxError, IndexError):
         return ""
     if not isinstance(definition, ast.FunctionDef | ast.AsyncFunctionDef):

@@ -66,9 +66,12 @@ def test_fails_after_calling_a_failing_task_too():
     relu_forward([[1.0]])
     assert False
 
-@pytest.mark.task("2.1")
-def test_batchnorm_wrong():
-    assert False
+class TestBatchnorm:
+    @pytest.mark.task("2.1")
+    def test_wrong(self):
+
+        # A method whose comment follows a blank line.
+        assert False
 
 @pytest.mark.task("2.2")
 def test_batchnorm_backward_still_a_stub():
@@ -178,6 +181,9 @@ def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
     assert "not this one" not in out
     plain = _pytest(tmp_path, "--task", "1.7", "--scoreboard", "--tb=short").stdout
     assert "FAILED test_sample.py::test_fails_on_its_own\ntest_sample.py:" in plain
+    method = _pytest(tmp_path, "--task", "2.1", "--scoreboard", "--tb=short").stdout
+    assert ("FAILED test_sample.py::TestBatchnorm::test_wrong\n"
+            "# A method whose comment follows a blank line.\ntest_sample.py:") in method
     assert "1 more failing test(s) of task 1.3:\n  test_sample.py::test_also_wrong" in out
     assert "TASK=<id>" not in out  # the task was asked for already
     out = _pytest(tmp_path, "--task", "1.4", "--scoreboard", "--tb=short").stdout
