@@ -178,7 +178,7 @@ _TASK_OF_TEST = pytest.StashKey[dict]()
 # no config object.
 _OUTCOMES: dict[str, str] = {}  # "passed", "failed" or "skipped"
 _FAILURES: dict[str, str] = {}  # failure text (for the --task report)
-_ABOUT: dict[str, str] = {}  # a failed test's opening comment (for the --task report)
+_FAILED_FUNCTIONS: dict[str, Any] = {}  # a failed test's function (its opening comment)
 _STUB_HIT: dict[str, str] = {}  # the task whose stub raised NotImplementedError in the test
 _CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
@@ -188,7 +188,7 @@ _STUB_MESSAGE = notebook_outputs.STUB_MESSAGE
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for record in (_OUTCOMES, _FAILURES, _ABOUT, _STUB_HIT, _CALLED):
+    for record in (_OUTCOMES, _FAILURES, _FAILED_FUNCTIONS, _STUB_HIT, _CALLED):
         record.clear()
     _COLLECT_ERRORS.clear()
 
@@ -290,8 +290,8 @@ def _stub_task(error: BaseException | None) -> str | None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     outcome = yield
     report = outcome.get_result()
-    if report.failed and item.nodeid not in _ABOUT:
-        _ABOUT[item.nodeid] = opening_comment(getattr(item, "function", None))
+    if report.failed:  # its source is read only if the task report shows it
+        _FAILED_FUNCTIONS.setdefault(item.nodeid, getattr(item, "function", None))
     if report.failed and call.excinfo is not None and item.nodeid not in _STUB_HIT:
         stub = _stub_task(call.excinfo.value)
         if stub is None and "NotImplementedError" in (report.longreprtext or ""):
@@ -642,7 +642,7 @@ def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
 def _failure_block(nodeid: str) -> str:
     """A failed test as the task report shows it: its id, the comment that opens it
     (where its known values come from), then the failure."""
-    about = _ABOUT.get(nodeid, "")
+    about = opening_comment(_FAILED_FUNCTIONS.get(nodeid))
     return "\n".join(part for part in (f"FAILED {nodeid}", about,
                                         describe_failure(_FAILURES.get(nodeid, ""))) if part)
 
