@@ -35,6 +35,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from course.notebook_outputs import STUB_MESSAGE
 from course.rubric import task_points
 from course.tasks import TASKS_BY_ID, prerequisites
 from kit.outputs import write_atomic
@@ -460,13 +461,21 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     return found
 
 
+def _not_written(task: TaskResult) -> bool:
+    """A failed check of ``task`` stopped at the task's own stub ("not written yet")."""
+    return any(found.group(1) == task.task for check in task.failed_checks
+               for found in STUB_MESSAGE.finditer(check.first_line))
+
+
 def _start_here(tasks: list[TaskResult]) -> list[str]:
     lines = []
     for root, dependants in likely_causes(tasks):
         if dependants:
-            lines.append(f"- **Start with task {root.task}** ({root.title}): it fails its "
-                         f"own checks, and the failing task(s) {', '.join(dependants)} "
-                         "call its code, so they may pass once it is fixed.")
+            state = ("is not written yet" if _not_written(root)
+                     else "fails its own checks")
+            lines.append(f"- **Start with task {root.task}** ({root.title}): it {state}, "
+                         f"and the failing task(s) {', '.join(dependants)} call its code, "
+                         "so they may pass once it is fixed.")
     return ["## Likely cause", "", *lines, ""] if lines else []
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from course.tasks import TASKS_BY_ID
 from kit.hidden import drivers, transport
 from kit.hidden.cases import Case, generate
 from kit.hidden.judge import judge
@@ -233,16 +234,24 @@ def _next_task_start(cases: list[Case], culprit: int, blamed: dict[int, str]) ->
 # ---------------------------------------------------------------------------------------
 
 # What a message of the student's code could show of a hidden input: bracketed values (an
-# array's repr) and non-integer numbers. Shapes (tuples of ints) and names stay readable.
+# array's repr) and non-integer numbers. Shapes (tuples of ints) and names stay readable,
+# and so do the course's task IDs after "task " (every stub's message names its task:
+# "task 1.1 (affine_forward): not written yet"); any other "task 0.37" is masked.
 ARRAY_TEXT = re.compile(r"\[[^\[\]]*\]")
 FLOAT_TEXT = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?")
+TASK_TEXT = re.compile(r"(?<![\w.])task (\d+\.\d+)(?![\w.])")
 
 
 def masked(message: str) -> str:
     """An error message of the student's code with any value it might quote hidden."""
     for _ in range(4):  # nested brackets, innermost first
         message = ARRAY_TEXT.sub("[...]", message)
-    return FLOAT_TEXT.sub("<number>", message)
+    pieces, end = [], 0
+    for found in TASK_TEXT.finditer(message):
+        if found.group(1) in TASKS_BY_ID:
+            pieces += [FLOAT_TEXT.sub("<number>", message[end:found.start()]), found.group()]
+            end = found.end()
+    return "".join([*pieces, FLOAT_TEXT.sub("<number>", message[end:])])
 
 
 def decide_case(case: Case, expected: Any, path: Path, blame: str | None) -> CaseOutcome:

@@ -413,3 +413,14 @@ def test_an_error_message_of_the_students_code_shows_no_value_it_quotes() -> Non
     message = "ValueError: x = [[ 0.5 -1.25] [ 3.  4. ]], scale 2.5e-3, got x.shape = (3, 4)"
     shown = run.masked(message)
     assert shown == "ValueError: x = [[...] [...]], scale <number>, got x.shape = (3, 4)"
+
+
+def test_a_masked_message_keeps_the_course_task_ids_and_nothing_that_only_looks_like_one(
+) -> None:
+    stub = "NotImplementedError: task 1.1 (affine_forward): not written yet; see task 4.10"
+    assert run.masked(stub) == stub
+    # Not task IDs of this course: a value written as one, a known ID with more digits, and
+    # an ID not after "task ".
+    leaks = "ValueError: task 0.37 or task 1.12345 or task 2.1.5, x was 1.1 (task 9.99)"
+    assert run.masked(leaks) == ("ValueError: task <number> or task <number> or task "
+                                 "<number><number>, x was <number> (task <number>)")

@@ -82,6 +82,24 @@ def test_the_likely_cause_is_named_once_and_its_dependants_with_it():
     assert "Start with task 3.1" not in text
 
 
+def test_a_likely_cause_still_a_stub_is_called_not_written_rather_than_failing():
+    stub = ("NotImplementedError: task 1.1 (affine_forward): not written yet; see the TODO "
+            "in course/layers.py")
+    fc = "FullyConnectedNets"
+    for first_line, state in ((stub, "it is not written yet"),
+                              ("check FAILED: x", "it fails its own checks")):
+        checks = [failed("affine-forward", fc, "1.1", first_line, ERROR),
+                  failed("fc-net-loss-gradients", fc, "1.8", stub, ERROR)]
+        text = rp.feedback_markdown(rp.GradeResult("frank", runs=[], checks=checks))
+        start_here = [line for line in text.splitlines() if "Start with task" in line]
+        assert len(start_here) == 1 and state in start_here[0], start_here
+    # Another task's stub in its traceback (1.8 calling 1.1's) is not 1.8 unwritten.
+    only_18 = rp.GradeResult("gina", runs=[], checks=[
+        failed("fc-net-loss-gradients", fc, "1.8", stub, ERROR),
+        failed("overfit-small-data", fc, "1.9", "check FAILED: x")])
+    assert not rp._not_written(only_18.tasks[0])
+
+
 def test_only_the_results_shown_are_explained():
     text = rp.feedback_markdown(a_result())
     meanings = text[text.index("## What the results mean"):]
