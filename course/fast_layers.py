@@ -334,6 +334,19 @@ per block). Either pool pass on two threads: 1.13x to 1.20x. (a)'s forward as on
 per block on an im2col laid out (K, n*P), which OpenBLAS runs on both cores, its output
 reordered while in the cache: 1.12x to 1.26x in float32, 1.02x to 1.12x in float64
 (blocks of 10 to 100 examples).
+Later the same day, and a correction. The 2x2/2 pool backward as two passes on dx's
+own layout: dout widened along the rows (each value twice, a copy or a GEMM with a 0/1
+matrix) times a one-byte mask of the first maxima kept by the forward in x's layout
+(two table look-ups per block, 0.17 ms): 0.45 to 0.53 ms against 0.40 to 0.42 for the
+backward alone (3x32x32, float64, 42-example blocks), before the mask's cost. The
+finding of round 4 that two threads' elementwise passes barely overlap is not the GIL:
+two processes (no shared GIL) do no better. np.maximum on three float64 arrays of
+32768 values (768 KiB), the same calls split over two processes: 0.80x to 0.99x the
+one-process time; of 262144 values 0.92x to 0.97x; of 8192, 1.28x to 1.45x; of 1024,
+1.41x to 1.57x. The same split of a (64, 576) @ (576, 256) float32 GEMM: 1.82x to 1.88x;
+of a stride-2 copy: 1.45x to 1.55x; of a pure-Python loop: 1.68x to 1.75x (quiet
+machine, one run each). One core already takes what the VM allows of that data path,
+so elementwise passes gain nothing from a second thread here, whatever the block size.
 """
 
 from __future__ import annotations
