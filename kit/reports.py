@@ -471,11 +471,11 @@ def _start_here(tasks: list[TaskResult]) -> list[str]:
     lines = []
     for root, dependants in likely_causes(tasks):
         if dependants:
-            state = ("is not written yet" if _not_written(root)
-                     else "fails its own checks")
+            state, then = (("is not written yet", "written") if _not_written(root)
+                           else ("fails its own checks", "fixed"))
             lines.append(f"- **Start with task {root.task}** ({root.title}): it {state}, "
                          f"and the failing task(s) {', '.join(dependants)} call its code, "
-                         "so they may pass once it is fixed.")
+                         f"so they may pass once it is {then}.")
     return ["## Likely cause", "", *lines, ""] if lines else []
 
 

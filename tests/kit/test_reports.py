@@ -88,11 +88,13 @@ def test_a_likely_cause_still_a_stub_is_called_not_written_rather_than_failing()
     fc = "FullyConnectedNets"
     for first_line, state in ((stub, "it is not written yet"),
                               ("check FAILED: x", "it fails its own checks")):
+        then = "once it is written" if first_line == stub else "once it is fixed"
         checks = [failed("affine-forward", fc, "1.1", first_line, ERROR),
                   failed("fc-net-loss-gradients", fc, "1.8", stub, ERROR)]
         text = rp.feedback_markdown(rp.GradeResult("frank", runs=[], checks=checks))
         start_here = [line for line in text.splitlines() if "Start with task" in line]
         assert len(start_here) == 1 and state in start_here[0], start_here
+        assert then in start_here[0], start_here
     # Another task's stub in its traceback (1.8 calling 1.1's) is not 1.8 unwritten.
     only_18 = rp.GradeResult("gina", runs=[], checks=[
         failed("fc-net-loss-gradients", fc, "1.8", stub, ERROR),
