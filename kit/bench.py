@@ -52,9 +52,11 @@ on a busy machine PyTorch's OpenMP threads slow down far more than the numpy lay
 to 90x, against 1.5x, at load 3 to 5 on 2 cores), so the ratios flatter the kit; judge
 the targets on a quiet machine, or compare per core with ``--threads 1``.
 
-The environment lines say what else was running (load average before and after), the BLAS
-library and kernel, and the OpenBLAS overrides (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) in
-force: compare runs made under the same ones.
+The environment lines say what else was running (load average before and after), how fast
+the host ran (``host speed``: one fixed GEMM's GFLOP/s on one thread, before and after; a
+virtual machine's host can slow it with nothing in the load average), the BLAS library and
+kernel, and the OpenBLAS overrides (OPENBLAS_CORETYPE, OPENBLAS_L2_SIZE) in force: compare
+runs made under the same ones.
 
 PyTorch is never a dependency of the kit. To include it, install the CPU wheel into the
 kit's venv: ``.venv/bin/pip install torch`` (e.g. ``torch==2.13.0``; the CPU wheel is
@@ -412,12 +414,42 @@ def _environment(torch: Any) -> list[str]:
     tuning = "; ".join(f"{name}: {what}" for name, what in runtime.TUNING.items())
     lines.append(f"process settings (course/runtime.py, both libraries share them): {tuning}")
     lines.append(_load_line("before"))
+    lines.append(_gauge_line("before"))
     if torch is None:
         lines.append("PyTorch: not used (absent or --no-torch; .venv/bin/pip install torch "
                      "to compare)")
     else:
         lines.append(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads")
     return lines
+
+
+GAUGE_SIZE = 256  # the host-speed gauge's product: (256, 256) @ (256, 256), float32
+
+
+def host_gflops(seconds: float = 0.2) -> float:
+    """GFLOP/s of one fixed float32 GEMM on one BLAS thread, the median over about
+    ``seconds``: how fast the host is running right now. A virtual machine's host can
+    slow it down with nothing in its load average, and every time in the tables with it
+    (the development VM: PyTorch's times 1.26x to 1.6x those of the day before, load
+    under 1.5 both times); the ratios measured in one run move less, not always alike."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((GAUGE_SIZE, GAUGE_SIZE)).astype(np.float32)
+            for _ in range(2))
+    out = np.empty_like(a)
+    times: list[float] = []
+    with fast_layers._single_threaded_blas():
+        np.matmul(a, b, out=out)  # warm-up
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline or len(times) < 5:
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            times.append(time.perf_counter() - start)
+    return 2 * GAUGE_SIZE**3 / max(statistics.median(times), 1e-9) / 1e9
+
+
+def _gauge_line(when: str) -> str:
+    return (f"host speed {when}: {host_gflops():.0f} GFLOP/s ({GAUGE_SIZE}^3 float32 GEMM, "
+            "one thread; compare runs made at similar figures)")
 
 
 def _load_line(when: str) -> str:
@@ -625,7 +657,9 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     if args.threads != 1:  # one thread each: no spin-waiting threads to slow down
         for line in _busy_warning(load, os.cpu_count() or 1):
             print(line)
-    print(f"\n({_load_line('after')}; the benchmark took {time.perf_counter() - start:.0f} s)")
+    took = time.perf_counter() - start
+    print(f"\n({_load_line('after')}; the benchmark took {took:.0f} s)")
+    print(f"({_gauge_line('after')})")
     return 0
 
 

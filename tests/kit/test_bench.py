@@ -19,8 +19,18 @@ def test_smoke_run_prints_table_and_targets(capsys, extra) -> None:
     assert "Targets (fast or kit over PyTorch" in out
     assert "model batch 4        float32  kit/torch loss+grads <= 1.2: no PyTorch" in out
     assert "load average before" in out and "OPENBLAS_L2_SIZE" in out
+    assert "host speed before: " in out and "host speed after: " in out
     if extra:
         assert "no PyTorch" in out and "float32  torch" not in out
+
+
+def test_the_host_speed_gauge_divides_the_products_flops_by_its_median_time(monkeypatch
+                                                                           ) -> None:
+    # A fake clock that moves 1 ms per reading: each product, read just before and just
+    # after, "takes" 1 ms, so 2 * 256**3 flops / 1 ms = 33.6 GFLOP/s.
+    clock = iter(range(10**6))
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock) * 1e-3)
+    assert bench.host_gflops(seconds=0.05) == pytest.approx(2 * 256**3 / 1e-3 / 1e9)
 
 
 def test_pool_cases_come_in_random_and_post_relu_pairs() -> None:
