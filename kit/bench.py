@@ -429,9 +429,10 @@ GAUGE_SIZE = 256  # the host-speed gauge's product: (256, 256) @ (256, 256), flo
 def host_gflops(seconds: float = 0.2) -> float:
     """GFLOP/s of one fixed float32 GEMM on one BLAS thread, the median over about
     ``seconds``: how fast the host is running right now. A virtual machine's host can
-    slow it down with nothing in its load average, and every time in the tables with it
-    (the development VM: PyTorch's times 1.26x to 1.6x those of the day before, load
-    under 1.5 both times); the ratios measured in one run move less, not always alike."""
+    slow it down with nothing in its load average, and every time in the tables with it;
+    the ratios move less, but not always alike. On the development VM, two runs 17
+    minutes apart, load 0.5 before each: host speed 134 to 138 GFLOP/s, conv (b) 1.21x
+    PyTorch's time, 17 of 21 targets met; then 155 to 164 GFLOP/s, (b) 1.01x, 18 met."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((GAUGE_SIZE, GAUGE_SIZE)).astype(np.float32)
             for _ in range(2))
