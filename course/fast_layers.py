@@ -610,15 +610,11 @@ class _Im2colBlocks:
     last row of ones when ``ones`` (the bias's in the forward product, db's in dw's):
     each block padded into the thread's buffer (``_Padded``), then all its windows copied
     in one call, into the thread's own buffer or, with ``batch``, into the rows of that
-    whole-batch array (the forward pass's kept matrices); with ``made`` too, the batch
-    array already holds them (the backward pass reads them as they are)."""
+    whole-batch array (the forward pass's kept matrices)."""
 
     def __init__(self, padded: _Padded, HH: int, WW: int, stride: int, block: int,
-                 dtype: Any, ones: bool, batch: np.ndarray | None = None,
-                 made: bool = False) -> None:
-        self.batch, self.made, self.ones = batch, made, ones
-        if made:
-            return
+                 dtype: Any, ones: bool, batch: np.ndarray | None = None) -> None:
+        self.batch, self.ones = batch, ones
         C = padded.x.shape[1]
         H_out, W_out = (padded.rows - HH) // stride + 1, (padded.cols - WW) // stride + 1
         self.K, self.shape = C * HH * WW, (C, HH, WW, H_out, W_out)
@@ -632,8 +628,6 @@ class _Im2colBlocks:
     def block(self, start: int, stop: int) -> np.ndarray:
         """The im2col matrices of examples start:stop, (n, K (+ 1), P)."""
         cols = self.buffer[:stop - start] if self.batch is None else self.batch[start:stop]
-        if self.made:
-            return cols
         if self.batch is not None and self.ones:
             cols[:, self.K] = 1
         views = self.padded.block_windows(self.pad_buffer, self.windows, start, stop)
@@ -921,12 +915,13 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
         return _weight_gradient_by_row_shifts(padded, HH, WW, d, plan)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
-        # The row of ones makes the product's last row db.
-        im2col = _Im2colBlocks(padded, HH, WW, stride, plan[0], d.dtype, ones=True,
-                               batch=kept, made=kept is not None)
+        # The row of ones makes the product's last row db; the kept matrices have it.
+        im2col = (None if kept is not None else
+                  _Im2colBlocks(padded, HH, WW, stride, plan[0], d.dtype, ones=True))
         grads_t = np.zeros((K + 1, F), dtype=d.dtype)
         for start, stop in blocks:
-            cols = im2col.block(start, stop)  # (n, K + 1, P)
+            # (n, K + 1, P): as the forward kept them, or made again
+            cols = kept[start:stop] if im2col is None else im2col.block(start, stop)
             products = np.matmul(cols, d[start:stop].transpose(0, 2, 1))
             grads_t += products.sum(axis=0)  # (n, K + 1, F) -> (K + 1, F)
         return grads_t
