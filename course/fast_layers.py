@@ -347,6 +347,21 @@ one-process time; of 262144 values 0.92x to 0.97x; of 8192, 1.28x to 1.45x; of 1
 of a stride-2 copy: 1.45x to 1.55x; of a pure-Python loop: 1.68x to 1.75x (quiet
 machine, one run each). One core already takes what the VM allows of that data path,
 so elementwise passes gain nothing from a second thread here, whatever the block size.
+
+Round 9 (2026-12-03, fourth session), (a) only, both tried and dropped. (1) The padded
+input split into its four stride phases, each 17x17 at (a), so that every im2col row is
+one contiguous run of 16 output rows of 17 columns, one of them junk; rows ordered by
+phase and the weights' columns permuted to match. Per block of 34 examples, float32, one
+thread: the phase split 0.067 ms and the copies 0.055, against 0.150 for the padding and
+im2col copy of the current path; the GEMM 6% wider (0.122 against 0.118 ms); but cutting the
+junk column off the output, a copy with one numpy inner loop per output row, took 0.087.
+Forward 1.03x to 1.14x the time in float32, 1.39x in float64. Without the cut the output
+would be a strided view, and dw would have to widen dout the same way. (2) dw as one GEMM
+with K = N*P (the kept im2col laid out (K + 1, N*P), dout copied to (F, N*P)): OpenBLAS
+runs (28, 25600) @ (25600, 25) at 37 to 48 GFLOP/s: 0.74 to 0.98 ms for the GEMM alone,
+plus 0.18 for the copy, against 0.51 ms for the current batched product of 100 GEMMs.
+It stays slower with each block's operands in the cache: 250 to 268 us against 141
+(34 examples, one thread). Medians of interleaved runs, one process, load 0.1 to 0.8.
 """
 
 from __future__ import annotations
