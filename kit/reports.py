@@ -188,15 +188,20 @@ class TaskResult:
 
 
 def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
-    """The checks grouped by task, in the order the tasks first appear. A check that
-    belongs to no task (a tree whose rubric does not list it) earns nothing."""
+    """The checks grouped by task, tasks in the course's order (``course.tasks.TASKS``),
+    not in the order the notebooks first check them: ConvolutionalNetworks checks the
+    sandwich layer of 4.6 before 4.5's initialisation, and a report listing 4.6 above
+    4.5 reads as a mistake. A check that belongs to no task (a tree whose rubric does
+    not list it) earns nothing."""
     grouped: dict[str, list[CheckResult]] = {}
     for check in checks:
         if check.task is not None:
             grouped.setdefault(check.task, []).append(check)
+    course_order = {task_id: i for i, task_id in enumerate(TASKS_BY_ID)}
+    ordered = sorted(grouped, key=lambda task: course_order.get(task, len(course_order)))
     return [TaskResult(task, TASKS_BY_ID[task].title if task in TASKS_BY_ID else "",
-                       found[0].notebook, task_points(task), tuple(found))
-            for task, found in grouped.items()]
+                       grouped[task][0].notebook, task_points(task), tuple(grouped[task]))
+            for task in ordered]
 
 
 @dataclass(frozen=True)
@@ -442,8 +447,9 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     ``course/tasks.py``) failed and its own code is not known to be right (its hidden
     checks failed, or it has none). A failed task depends on such a cause when it builds
     on it, or when its own code is known to be right (its hidden checks passed) and the
-    cause comes before it in the same notebook: its check cells call earlier tasks' code
-    (a sandwich layer, a network).
+    cause is an earlier task of the same notebook (``tasks`` in the course's order, as
+    ``tasks_of`` gives them): its check cells call earlier tasks' code (a sandwich layer,
+    a network).
     """
     failed = [t for t in tasks if not t.passed]
     failed_ids = {t.task for t in failed}

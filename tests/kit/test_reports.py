@@ -204,3 +204,18 @@ def test_only_a_task_the_notebook_passed_entirely_counts_as_a_hidden_only_failur
     line = rp.hidden_summary([fooled, a_missing_bias()])
     assert line is not None and line.startswith("1 task(s) passed every check cell")
     assert rp.hidden_summary([a_missing_bias()]) is None
+
+
+def test_tasks_come_in_the_course_order_whatever_order_the_notebook_checks_them():
+    # ConvolutionalNetworks checks the sandwich layer of 4.6 before 4.5's initialisation.
+    cnn = "ConvolutionalNetworks"
+    result = rp.GradeResult("carol", runs=[], checks=[
+        passed("max-pool-backward-naive", cnn, "4.4"),
+        passed("conv-relu-pool-sandwich", cnn, "4.6"),
+        failed("cnn-init", cnn, "4.5"),
+        failed("cnn-initial-loss", cnn, "4.6")])
+    assert [t.task for t in result.tasks] == ["4.4", "4.5", "4.6"]
+    six = result.tasks[2]
+    assert [c.name for c in six.checks] == ["conv-relu-pool-sandwich", "cnn-initial-loss"]
+    text = rp.feedback_markdown(result)
+    assert text.index("| 4.5 ") < text.index("| 4.6 ")
