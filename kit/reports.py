@@ -188,11 +188,11 @@ class TaskResult:
 
 
 def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
-    """The checks grouped by task, tasks in the course's order (``course.tasks.TASKS``),
-    not in the order the notebooks first check them: ConvolutionalNetworks checks the
-    sandwich layer of 4.6 before 4.5's initialisation, and a report listing 4.6 above
-    4.5 reads as a mistake. A check that belongs to no task (a tree whose rubric does
-    not list it) earns nothing."""
+    """The checks grouped by task, tasks in the course's order (``course.tasks.TASKS``;
+    any other task last), not in the order the notebooks first check them:
+    ConvolutionalNetworks checks the sandwich layer of 4.6 before 4.5's initialisation,
+    and a report listing 4.6 above 4.5 reads as a mistake. A check that belongs to no
+    task (a tree whose rubric does not list it) earns nothing."""
     grouped: dict[str, list[CheckResult]] = {}
     for check in checks:
         if check.task is not None:
