@@ -37,7 +37,7 @@ from typing import Any
 
 from course.notebook_outputs import STUB_MESSAGE
 from course.rubric import task_points
-from course.tasks import TASKS_BY_ID, prerequisites
+from course.tasks import TASKS_BY_ID, prerequisites, task_sort_key
 from kit.outputs import write_atomic
 
 TRIM = 1200  # characters of expected / actual output kept per failed check
@@ -188,8 +188,8 @@ class TaskResult:
 
 
 def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
-    """The checks grouped by task, tasks in the course's order (``course.tasks.TASKS``;
-    any other task last), not in the order the notebooks first check them:
+    """The checks grouped by task, tasks in the course's order (``task_sort_key``: 1.9
+    before 1.10), not in the order the notebooks first check them:
     ConvolutionalNetworks checks the sandwich layer of 4.6 before 4.5's initialisation,
     and a report listing 4.6 above 4.5 reads as a mistake. A check that belongs to no
     task (a tree whose rubric does not list it) earns nothing."""
@@ -197,8 +197,7 @@ def tasks_of(checks: Iterable[CheckResult]) -> list[TaskResult]:
     for check in checks:
         if check.task is not None:
             grouped.setdefault(check.task, []).append(check)
-    course_order = {task_id: i for i, task_id in enumerate(TASKS_BY_ID)}
-    ordered = sorted(grouped, key=lambda task: course_order.get(task, len(course_order)))
+    ordered = sorted(grouped, key=task_sort_key)
     return [TaskResult(task, TASKS_BY_ID[task].title if task in TASKS_BY_ID else "",
                        grouped[task][0].notebook, task_points(task), tuple(grouped[task]))
             for task in ordered]
