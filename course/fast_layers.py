@@ -362,6 +362,20 @@ runs (28, 25600) @ (25600, 25) at 37 to 48 GFLOP/s: 0.74 to 0.98 ms for the GEMM
 plus 0.18 for the copy, against 0.51 ms for the current batched product of 100 GEMMs.
 It stays slower with each block's operands in the cache: 250 to 268 us against 141
 (34 examples, one thread). Medians of interleaved runs, one process, load 0.1 to 0.8.
+
+Round 10 (2026-12-03, fifth session), (a)'s dx, tried and dropped: the phase sums of
+``_input_gradient_by_phases`` over runs that span all of a block's examples. The GEMM
+writes each example's im2col gradient into a (K, n, row) buffer (rows zero-margined as
+now), so one numpy call sums an offset's runs for the whole block: C inner loops of about
+n*row values instead of n*C of rows*W_out. Results bit for bit the same. One thread: dx
+0.93x the time in float32 (0.76 against 0.82 ms), 0.95x in float64. But (a) in float64
+runs on two threads (5.5 MB of im2col gradient, above INLINE_BYTES), and there it took
+1.04x to 1.05x (1.32 to 1.34 against 1.27 to 1.28 ms, three runs). What bounds those sums
+is their last add, which writes the stride-s target: 14 us per 33k float32 values against
+4 us into a contiguous buffer. With contiguous targets the interleave moves into the
+crops, whose inner loops are then half as long: 0.98x in float32. A call's fixed cost
+(checks, buffers, views) is about 35 us forward and 70 us backward at (a), 4% of its
+fwd + bwd time. Scripts: /work/scratch/flatdx.py, flat_thr.py (kept out of the tree).
 """
 
 from __future__ import annotations
