@@ -74,8 +74,8 @@ def expect_shape(func: str, name: str, arr: Any, expected: Sequence[int | str],
                  meaning: str = "", **sizes: int) -> None:
     """``arr``'s shape must be ``expected``.
 
-    ``expected`` holds sizes (``(2, 3)``) or dimension names (``("D", "M")``, the names of
-    CONTRIBUTING's glossary). A named dimension must have the size given for it in
+    ``expected`` holds sizes (``(2, 3)``) or dimension names (``("D", "M")``, the names
+    ``course/layers.py``'s docstring lists). A named dimension must have the size given for it in
     ``sizes`` and may have any size when it has none there::
 
         expect_shape("affine_forward", "w", w, ("D", "M"),

@@ -2,7 +2,7 @@
 the same way, and plotting a sweep.
 
 They live here rather than in notebook cells so that every notebook uses one tested
-version (CONTRIBUTING.md §6).
+version, and a notebook cell stays one call a reader can follow.
 """
 
 from __future__ import annotations

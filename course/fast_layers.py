@@ -375,7 +375,7 @@ is their last add, which writes the stride-s target: 14 us per 33k float32 value
 4 us into a contiguous buffer. With contiguous targets the interleave moves into the
 crops, whose inner loops are then half as long: 0.98x in float32. A call's fixed cost
 (checks, buffers, views) is about 35 us forward and 70 us backward at (a), 4% of its
-fwd + bwd time. Scripts: /work/scratch/flatdx.py, flat_thr.py (kept out of the tree).
+fwd + bwd time. Measured with scripts kept out of the tree.
 """
 
 from __future__ import annotations

@@ -10,8 +10,12 @@ Sections follow the notebooks: affine and ReLU, then the losses (notebook 1). Ba
 layer normalisation (notebook 2), dropout (notebook 3) and the convolutional layers
 (notebook 4) follow them, in that order.
 
-Names of sizes: ``N`` rows in a minibatch, ``D`` inputs and ``M`` outputs of an affine
-layer, ``C`` classes (CONTRIBUTING.md has the whole glossary).
+Names of sizes, the same in every docstring and error message: ``N`` rows in a minibatch;
+``D`` inputs (the product of x's non-batch dimensions) and ``M`` outputs of an affine
+layer; ``C`` classes of a loss's scores ``(N, C)``, but in the image layers the input
+channels; ``H``, ``W`` an image's height and width (``x`` is ``(N, C, H, W)``); ``F``
+filters of ``HH`` x ``WW``; ``H_out``, ``W_out`` the height and width of a convolution's or
+a pool's output; ``G`` the groups of group normalisation.
 
 Each function first checks its inputs with the validators of ``course._checks``. Those
 lines sit outside the solution regions, so they stay in the student release: a shape

@@ -385,6 +385,13 @@ def accuracy(model: Model, X: np.ndarray, y: np.ndarray, batch_size: int = 100) 
     Returns:
         The accuracy, a float in ``[0, 1]``.
     """
+    if not callable(getattr(model, "loss", None)):
+        # A notebook's ``best_model = None`` left as it was, or a cell that stopped
+        # before it made the model: say so instead of an AttributeError on None.
+        raise invalid("accuracy", (
+            "model must be a model with a loss(X) method that returns class scores; "
+            f"got {model!r:.80}" + (" (the cell that should make it has not run, or left it "
+                                     "None)" if model is None else "")))
     if np.ndim(y) != 1 or len(X) != len(y) or len(y) == 0:
         raise invalid("accuracy", (
             "X and y must hold the same positive number of examples, y of shape (N,); "

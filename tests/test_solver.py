@@ -634,3 +634,12 @@ def test_accuracy_counts_matches_over_batches():
 def test_accuracy_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match=r"got shapes \(5, 1\) and \(4,\)"):
         accuracy(_ArgmaxIsFirstFeature(), np.zeros((5, 1)), np.zeros(4, dtype=int))
+
+
+@pytest.mark.parametrize(("model", "said"), [
+    (None, r"got None \(the cell that should make it has not run"),
+    ("model", r"got 'model'$")])
+def test_accuracy_says_the_model_is_missing_instead_of_an_attribute_error(model, said):
+    with pytest.raises(ValueError, match=r"accuracy: model must be a model with a loss\(X\) "
+                                         r"method.*" + said):
+        accuracy(model, np.zeros((2, 1)), np.zeros(2, dtype=int))
