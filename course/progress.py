@@ -9,7 +9,9 @@ CS231n's solver prints::
 and drives a progress bar chosen by the environment variable ``COURSE_PROGRESS``:
 
 * unset (or anything else): tqdm's live notebook bar in Jupyter when ipywidgets is
-  installed (tqdm warns without it), its terminal bar elsewhere;
+  installed (tqdm warns without it), followed by the final line of ``static`` below when
+  training ends (the saved notebook keeps the widget as a bar frozen at 0%); tqdm's
+  terminal bar elsewhere;
 * ``text``: tqdm's terminal bar;
 * ``static``: no bar, one final line of text (``StaticProgress``). The site and the
   stored notebooks use it: a widget bar is stored as a bar frozen at 0% and shows
@@ -25,7 +27,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PROGRESS_ENV", "StaticProgress", "TrainingProgress", "progress_bar_class"]
+__all__ = ["PROGRESS_ENV", "StaticProgress", "TrainingProgress", "final_line", "progress_bar_class"]
 
 PROGRESS_ENV = "COURSE_PROGRESS"
 
@@ -52,9 +54,10 @@ class TrainingProgress:
         self.print_every = print_every
         self.verbose = verbose
         self._postfix: dict[str, str] = {}
+        self._label = self._epoch_label(epochs_done)  # tqdm's own desc gains a ": "
         self._bar = progress_bar_class()(
             total=num_iterations, initial=start, disable=not verbose,
-            desc=self._epoch_label(epochs_done), unit="it", dynamic_ncols=True,
+            desc=self._label, unit="it", dynamic_ncols=True,
         )
 
     def __enter__(self) -> TrainingProgress:
@@ -62,6 +65,12 @@ class TrainingProgress:
 
     def __exit__(self, *exc: Any) -> None:
         self._bar.__exit__(*exc)  # closes the bar; StaticProgress prints its line here
+        if self.verbose and _is_widget_bar(self._bar):
+            # A saved notebook keeps a widget bar as its first frame, 0%, and JupyterLab
+            # shows that frame when the notebook is opened again (or handed in): the line
+            # of text is what says, in the saved notebook, where training ended.
+            print(final_line(self._label, self._bar.n, self.num_iterations,
+                             self._ordered_postfix()), flush=True)
 
     def iteration_done(self, iteration: int, loss: float) -> None:
         """Iteration ``iteration`` (counted from 0 over the run) ended with ``loss``."""
@@ -87,13 +96,26 @@ class TrainingProgress:
     def epoch_done(self, epochs_done: int) -> None:
         """Relabel the bar for the next epoch (the last epoch keeps its label)."""
         if self.verbose and epochs_done < self.num_epochs:
-            self._bar.set_description(self._epoch_label(epochs_done), refresh=False)
+            self._label = self._epoch_label(epochs_done)
+            self._bar.set_description(self._label, refresh=False)
 
     def _epoch_label(self, epochs_done: int) -> str:
         return f"epoch {epochs_done + 1}/{self.num_epochs}"
 
     def _ordered_postfix(self) -> dict[str, str]:
         return {key: self._postfix[key] for key in _POSTFIX_ORDER if key in self._postfix}
+
+
+def final_line(desc: str, done: int, total: int, postfix: Mapping[str, str]) -> str:
+    """Where training ended, e.g.
+    ``epoch 10/10: 120/120 iterations, loss=0.115, train_acc=0.975, val_acc=0.966``."""
+    details = "".join(f", {key}={value}" for key, value in postfix.items())
+    return f"{desc}: {done}/{total} iterations{details}"
+
+
+def _is_widget_bar(bar: Any) -> bool:
+    """Whether ``bar`` is tqdm's Jupyter widget bar (``tqdm.auto`` picks it in a notebook)."""
+    return type(bar).__module__.startswith("tqdm.notebook")
 
 
 def progress_bar_class() -> type:
@@ -144,5 +166,4 @@ class StaticProgress:
         if self.disable:
             return
         self.disable = True  # close() twice prints once
-        details = "".join(f", {key}={value}" for key, value in self.postfix.items())
-        print(f"{self.desc}: {self.n}/{self.total} iterations{details}", flush=True)
+        print(final_line(self.desc, self.n, self.total, self.postfix), flush=True)
