@@ -88,14 +88,28 @@ def _error_reason(output: dict[str, Any]) -> str:
 
 
 def verdict(cell: dict[str, Any]) -> tuple[bool, str]:
-    """(passed, reason) for a check cell that ran, from its saved outputs."""
+    """(passed, reason) for a check cell that ran, from its saved outputs.
+
+    Consecutive stream outputs of one stream are read as one text, as the grader's
+    comparison reads them: a kernel may save ``check passed: a`` and ``\ncheck passed: b``
+    as two outputs, which are two check lines, not a line and an empty stray one.
+    """
     lines: list[str] = []
-    for output in cell.get("outputs") or []:
+    stream: tuple[str, list[str]] | None = None  # (name, texts) of the stream being read
+    for output in [*(cell.get("outputs") or []), {"output_type": "end"}]:
         kind = output.get("output_type")
+        if kind == "stream" and stream is not None and stream[0] == output.get("name"):
+            stream[1].append(_text(output.get("text")))
+            continue
+        if stream is not None:
+            lines += "".join(stream[1]).splitlines()
+            stream = None
+        if kind == "end":
+            break
         if kind == "error":
             return False, _error_reason(output)
         if kind == "stream":
-            lines += _text(output.get("text")).splitlines()
+            stream = (str(output.get("name")), [_text(output.get("text"))])
         else:  # a value or a figure: not a check line
             shown = _text((output.get("data") or {}).get("text/plain")).strip()
             lines.append(shown or f"({kind})")

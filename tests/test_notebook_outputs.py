@@ -32,6 +32,20 @@ def test_only_check_passed_lines_pass_whether_stored_as_a_string_or_lines():
     assert verdict(_cell(_out(["check passed: a\n", "check passed: b\n"]))) == (True, "")
 
 
+def test_a_stream_saved_in_pieces_is_read_as_one_text():
+    # nbconvert saved one cell's stdout as "check passed: a" then "\ncheck passed: b\n":
+    # two check lines, not "check passed: a", an empty line and "check passed: b".
+    pieces = _cell(_out("check passed: a"), _out("\ncheck passed: b\n"))
+    assert verdict(pieces) == (True, "")
+    # A line split across pieces is one line, judged whole.
+    assert verdict(_cell(_out("check pa"), _out("ssed: a\n"))) == (True, "")
+    # An empty line printed for real is still a stray line, as are stderr's lines,
+    # which are another stream even when they come between two stdout pieces.
+    assert not verdict(_cell(_out("check passed: a\n\n")))[0]
+    split = _cell(_out("check passed: a"), _out("warning\n", "stderr"), _out("\n"))
+    assert verdict(split)[1].startswith("printed 'warning'")
+
+
 @pytest.mark.parametrize(("outputs", "reason"), [
     ([_out("check passed: a\ncheck FAILED: b, error 0.5\n")], "check FAILED: b, error 0.5"),
     ([_out("check passed: a\n"), _out("RuntimeWarning: overflow\n", "stderr")],
