@@ -6,6 +6,13 @@ outside one: ``return out`` also occurs outside regions, so it is no secret. The
 of the hidden checks (``kit/hidden/``) are secret lines too. The release
 runs ``check_no_leaks`` on the tree it built, before swapping it in, and refuses to
 publish a leak; the release tests run it too.
+
+A student line leaks when it is a secret line, and also when it contains one of at
+least EMBEDDED_MIN characters (``embeddable_lines``): a hint comment written above a
+region that quotes a line of it (``# hint: log_probs = shifted - log_norm``) is published
+with the comment, so matching whole lines only would miss it. Shorter secret lines
+(``row[mask] = low``) turn up inside ordinary code and prose, and a long one that a
+released line of the solution tree already contains is no secret either.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from kit.errors import KitError
 from kit.tree import SolutionTree
 
 HIDDEN_CHECKS = "kit/hidden/"  # under kit/, so never released; its lines are secret too
+EMBEDDED_MIN = 24  # characters of a secret line searched for inside other lines
+_KEY = 16  # characters of the index that finds candidates (at most EMBEDDED_MIN)
 
 
 class LeakError(KitError):
@@ -33,7 +42,23 @@ def solution_only_lines(source: SolutionTree | Path, skip: Path | None = None) -
     """Stripped lines of solution regions (and answer/instructor cells) and of the hidden
     checks (``HIDDEN_CHECKS``) found nowhere else in the released files of the tree (read
     from its root if a path is given). Raises ``MarkerError`` on marker errors."""
-    tree = _tree(source)
+    hidden, visible = _hidden_and_visible(_tree(source), skip)
+    return hidden - visible
+
+
+def embeddable_lines(source: SolutionTree | Path, skip: Path | None = None) -> set[str]:
+    """The secret lines of at least EMBEDDED_MIN characters that no released line of the
+    tree contains: those that leak inside a longer student line too."""
+    return _embeddable(*_hidden_and_visible(_tree(source), skip))
+
+
+def _embeddable(hidden: set[str], visible: set[str]) -> set[str]:
+    long = {line for line in hidden - visible if len(line) >= EMBEDDED_MIN}
+    index = _index(long)
+    return long - {needle for line in visible for needle in _contained(line, index)}
+
+
+def _hidden_and_visible(tree: SolutionTree, skip: Path | None) -> tuple[set[str], set[str]]:
     hidden: set[str] = set()
     visible: set[str] = set()
     for rel in tree.released_files(skip):
@@ -42,7 +67,23 @@ def solution_only_lines(source: SolutionTree | Path, skip: Path | None = None) -
     # and judges must never reach students, whatever file a line would land in.
     for path in sorted((tree.root / HIDDEN_CHECKS).glob("*.py")):
         hidden.update(_stripped(path.read_text(encoding="utf-8")))
-    return hidden - visible
+    return hidden, visible
+
+
+def _index(needles: Iterable[str]) -> dict[str, list[str]]:
+    """Needles by their first _KEY characters: a line is then searched at each of its
+    positions with one dict look-up, not once per needle."""
+    index: dict[str, list[str]] = {}
+    for needle in needles:
+        index.setdefault(needle[:_KEY], []).append(needle)
+    return index
+
+
+def _contained(line: str, index: dict[str, list[str]]) -> list[str]:
+    """The needles of ``index`` that occur in ``line``."""
+    return [needle for start in range(len(line) - _KEY + 1)
+            for needle in index.get(line[start:start + _KEY], ())
+            if line.startswith(needle, start)]
 
 
 def _collect_lines(source: Path, rel: str, tasks: object, hidden: set[str],
@@ -77,17 +118,21 @@ def _stripped(text: str) -> set[str]:
     return {line.strip() for line in markers.split_lines(text) if line.strip()}
 
 
-def find_leaks(student: Path, secret_lines: set[str]) -> list[str]:
-    """Every ``path:line: text`` of the student tree whose stripped text is a secret line.
+def find_leaks(student: Path, secret_lines: set[str],
+               embeddable: Iterable[str] = ()) -> list[str]:
+    """Every ``path:line: text`` of the student tree whose stripped text is a secret line
+    or contains one of ``embeddable`` (from ``embeddable_lines``).
 
     Notebooks are searched cell by cell (their JSON would hide lines inside strings).
     """
+    index = _index(embeddable)
     leaks = []
     for path in sorted(p for p in student.rglob("*") if p.is_file()):
         rel = path.relative_to(student).as_posix()
         for where, line in _student_lines(path, rel):
-            if line.strip() in secret_lines:
-                leaks.append(f"{where}: {line.strip()}")
+            text = line.strip()
+            if text in secret_lines or (index and _contained(text, index)):
+                leaks.append(f"{where}: {text}")
     return leaks
 
 
@@ -107,6 +152,7 @@ def _student_lines(path: Path, rel: str) -> Iterable[tuple[str, str]]:
 
 def check_no_leaks(source: SolutionTree | Path, student: Path, skip: Path | None = None) -> None:
     """Raise ``LeakError`` listing every solution-only line found in the student tree."""
-    leaks = find_leaks(student, solution_only_lines(source, skip))
+    hidden, visible = _hidden_and_visible(_tree(source), skip)
+    leaks = find_leaks(student, hidden - visible, _embeddable(hidden, visible))
     if leaks:
         raise LeakError("solution text in the student tree:\n" + "\n".join(leaks))

@@ -363,6 +363,24 @@ def test_leak_check_reports_a_planted_leak_with_its_place(src: Path, tmp_path: P
         leaks.check_no_leaks(SolutionTree.load(src), out)
 
 
+def test_leak_check_finds_a_long_solution_line_quoted_inside_another_line(
+        src: Path, tmp_path: Path) -> None:
+    out = tmp_path / "student"
+    released(src, out)
+    # A hint comment that quotes a line of a region: published with the comment, it is
+    # no whole secret line, but it holds one. "row[mask] = low" is too short to look for
+    # inside other lines (EMBEDDED_MIN), and "return out" is no secret.
+    with (out / "course" / "utils.py").open("a") as handle:
+        handle.write("# hint: flat = x.reshape(x.shape[0], -1) keeps the batch\n"
+                     "# row[mask] = low; return out\n")
+    assert len("flat = x.reshape(x.shape[0], -1)") >= leaks.EMBEDDED_MIN
+    assert "flat = x.reshape(x.shape[0], -1)" in leaks.embeddable_lines(SolutionTree.load(src))
+    with pytest.raises(leaks.LeakError) as raised:
+        leaks.check_no_leaks(SolutionTree.load(src), out)
+    assert str(raised.value).splitlines()[1:] == [
+        "course/utils.py:7: # hint: flat = x.reshape(x.shape[0], -1) keeps the batch"]
+
+
 def test_the_release_refuses_to_publish_a_tree_with_a_leak(src: Path, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "student"
