@@ -166,8 +166,11 @@ def fc_loss_cases(rng: np.random.Generator) -> list[Case]:
         ("reg = 0", 0.0, None, 4, True),
         ("reg > 0", float(rng.uniform(0.5, 3.0)), None, 5, True),
         ("N = 1, reg > 0", float(rng.uniform(0.1, 1.0)), None, 1, True),
-        ("batchnorm, reg > 0 (train mode)", float(rng.uniform(0.1, 1.0)), "batchnorm", 6, True),
-        ("layernorm (train mode)", 0.0, "layernorm", 5, True),
+        # With stand-in normalisation layers (see drivers.stand_in_norm_layers): these
+        # judge how the loss wires gamma, beta and the mode, not tasks 2.1 to 2.5.
+        ("batchnorm wiring, reg > 0 (train mode)", float(rng.uniform(0.1, 1.0)), "batchnorm",
+         6, True),
+        ("layernorm wiring (train mode)", 0.0, "layernorm", 5, True),
         ("class scores (y = None)", float(rng.uniform(0.1, 1.0)), None, 4, False),
     ]
     cases = []
@@ -179,7 +182,8 @@ def fc_loss_cases(rng: np.random.Generator) -> list[Case]:
         spec = {"model": FC_NET, "kwargs": kwargs,
                 "params": random_params(rng, fc_param_shapes(kwargs), 0.5),
                 "X": normal(rng, *example),
-                "y": labels(rng, n, kwargs["num_classes"]) if with_labels else None}
+                "y": labels(rng, n, kwargs["num_classes"]) if with_labels else None,
+                "stand_in_norm": norm is not None}
         cases.append(Case("1.8", label, "model_loss", spec))
     return cases
 

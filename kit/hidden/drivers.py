@@ -176,9 +176,53 @@ def model_init(spec: dict, resolve: Resolve) -> dict:
     return {"params": dict(first), "again": dict(second)}
 
 
+def _centring_layer(axis: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """A stand-in normalisation layer: x centred over ``axis`` (0, the batch, only in train
+    mode, as batchnorm's statistics; 1, the features, always, as layernorm's), then scaled
+    by gamma and shifted by beta. Its gradients depend on x, gamma, beta and the mode, so
+    a network that wires any of them wrongly still fails; it is not batchnorm (no
+    variance), so the real layers' tasks stay out of the network's verdict."""
+
+    def forward(x: Any, gamma: Any, beta: Any, norm_param: dict) -> tuple[Any, Any]:
+        centred = axis == 1 or norm_param.get("mode", "train") == "train"
+        xc = x - x.mean(axis=axis, keepdims=True) if centred else x
+        return gamma * xc + beta, (xc, gamma, centred)
+
+    def backward(dout: Any, cache: Any) -> tuple[Any, Any, Any]:
+        xc, gamma, centred = cache
+        g = dout * gamma
+        dx = g - g.mean(axis=axis, keepdims=True) if centred else g
+        return dx, np.sum(dout * xc, axis=0), np.sum(dout, axis=0)
+
+    return forward, backward
+
+
+@contextlib.contextmanager
+def stand_in_norm_layers(resolve: Resolve) -> Iterator[None]:
+    """``course.layer_utils``'s "batchnorm" and "layernorm" replaced by centring stand-ins
+    for the block, then put back. A network's loss (task 1.8) routes gamma, beta and the
+    mode through them; judged with the real layers it would fail whenever those later
+    tasks (2.1 to 2.5) are stubs or wrong, as the student's own tests avoid the same way."""
+    layers = resolve("course.layer_utils:NORM_LAYERS")
+    saved = dict(layers)
+    layers["batchnorm"], layers["layernorm"] = _centring_layer(0), _centring_layer(1)
+    try:
+        yield
+    finally:
+        layers.clear()
+        layers.update(saved)
+
+
 def model_loss(spec: dict, resolve: Resolve) -> dict:
     """Build a model, give it the grader's parameters, and call ``loss`` (scores when the
-    spec has no labels; else the loss and every gradient)."""
+    spec has no labels; else the loss and every gradient). ``spec["stand_in_norm"]``: with
+    the stand-in normalisation layers of ``stand_in_norm_layers``."""
+    with (stand_in_norm_layers(resolve) if spec.get("stand_in_norm")
+          else contextlib.nullcontext()):
+        return _model_loss(spec, resolve)
+
+
+def _model_loss(spec: dict, resolve: Resolve) -> dict:
     model = _model(spec, resolve)
     model.params = {name: value.copy() for name, value in spec["params"].items()}
     result = model.loss(fresh(spec["X"]), fresh(spec.get("y")))

@@ -278,15 +278,41 @@ def task_functions() -> dict[str, str]:
     return {task.id: task.function for task in TASKS}
 
 
-def verdicts(cases: list[Case], outcomes: list[CaseOutcome]) -> dict[str, TaskVerdict]:
+def own_work_outcomes(box: Path, tasks: Iterable[str]) -> list[CaseOutcome]:
+    """A failed outcome for each of ``tasks`` whose function calls given code it may not
+    (``course.own_work``: a naive layer that calls the fast one), read from the
+    submission's source as text on the grader's side, never imported or run."""
+    from course.own_work import FORBIDDEN_MODULES, given_calls
+
+    outcomes = []
+    for task_id in sorted(set(tasks) & FORBIDDEN_MODULES.keys()):
+        task = TASKS_BY_ID[task_id]
+        try:
+            source = (box / task.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # no such file: the task's cases fail on their own
+        found = given_calls(source, task.function, FORBIDDEN_MODULES[task_id])
+        if found:
+            outcomes.append(CaseOutcome(task_id, "written, not delegated", False, [
+                f"calls the given {FORBIDDEN_MODULES[task_id]}: {', '.join(found)}; the "
+                "task is to write it, so it gets no points while it calls them"]))
+    return outcomes
+
+
+def verdicts(cases: list[Case], outcomes: list[CaseOutcome],
+             rules: Iterable[CaseOutcome] = ()) -> dict[str, TaskVerdict]:
     """One verdict per task, in table order; feedback names the task, the edge case and
-    the output's failed property, and a prerequisite that failed too."""
+    the output's failed property, and a prerequisite that failed too. ``rules``: more
+    outcomes of the tasks, decided without running anything (``own_work_outcomes``)."""
     from course.tasks import prerequisites
 
     functions = task_functions()
     by_task: dict[str, list[CaseOutcome]] = {}
     for case, outcome in zip(cases, outcomes, strict=True):
         by_task.setdefault(case.task, []).append(outcome)
+    for outcome in rules:
+        if outcome.task in by_task:  # only tasks this run checks
+            by_task[outcome.task].append(outcome)
     failed = {task for task, found in by_task.items() if not all(o.passed for o in found)}
     result = {}
     for task, found in by_task.items():
@@ -318,7 +344,8 @@ def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLim
     notes = [f"worker stderr: {launched.stderr[-600:]}" for launched in launches
              if launched.returncode not in (0, None) and launched.stderr]
     isolation = launches[0].isolation if launches else "none"
-    return HiddenReport(verdicts(prepared.cases, outcomes), isolation, len(launches),
+    rules = own_work_outcomes(Path(box), {case.task for case in prepared.cases})
+    return HiddenReport(verdicts(prepared.cases, outcomes, rules), isolation, len(launches),
                         time.monotonic() - started, notes)
 
 

@@ -17,7 +17,10 @@ Cheats (each fakes the tasks in ``CHEATS[name].tasks``, and nothing else):
   anything;
 * ``returns-custom-eq-object``: returns an object whose ``__eq__`` is always true;
 * ``returns-object-array``: returns an object-dtype array whose entries claim to equal
-  anything (as floats they are the right values' negatives).
+  anything (as floats they are the right values' negatives);
+* ``calls-the-fast-layers``: the naive conv and pool layers (4.1 to 4.4) call the given
+  fast layers, four ways (an import, the module, a helper, importlib): right values,
+  caught by ``course.own_work``'s reading of the source.
 
 Subtle bugs (``SUBTLE_BUGS``): one-line edits inside one task's solution region, each
 wrong where the notebooks never look (ReLU's kink, reg > 0 in the net's loss, pad = 0)
@@ -178,6 +181,15 @@ class _AlwaysEqual:
         return 0
 '''
 
+# A helper of the same file that calls the fast pool: reached through the task's call.
+FAST_POOL_HELPER = """
+
+def _pool_forward(x, pool_param):
+    from course.fast_layers import max_pool_forward_fast
+
+    return max_pool_forward_fast(x, pool_param)[0]
+"""
+
 CHEATS: dict[str, Cheat] = {
     "patches-check-helpers": Cheat(
         tasks=("1.1", "1.3", "1.12"),
@@ -219,6 +231,20 @@ CHEATS: dict[str, Cheat] = {
         regions={"1.1": "out = _AlwaysEqual()\n"},
         helpers={"course/layers.py": LIARS},
     ),
+    "calls-the-fast-layers": Cheat(
+        tasks=("4.1", "4.2", "4.3", "4.4"),
+        regions={
+            "4.1": "from course.fast_layers import conv_forward_fast\n\n"
+                   "out, _ = conv_forward_fast(x, w, b, conv_param)\n",
+            "4.2": "from course import fast_layers as _fast\n\n"
+                   "dx, dw, db = _fast.conv_backward_fast(dout, cache)\n",
+            "4.3": "out = _pool_forward(x, pool_param)\n",
+            "4.4": "import importlib\n\n"
+                   "dx = importlib.import_module('course.fast_layers')"
+                   ".max_pool_backward_fast(dout, cache)\n",
+        },
+        helpers={"course/layers.py": FAST_POOL_HELPER},
+    ),
     "returns-object-array": Cheat(
         tasks=("1.3",),
         regions={"1.3": "out = np.empty(x.shape, dtype=object)\n"
@@ -229,7 +255,8 @@ CHEATS: dict[str, Cheat] = {
 }
 
 # Where each task's region lives (the cheats only fake tasks of these two files).
-TASK_FILES = {"1.1": "course/layers.py", "1.3": "course/layers.py", "1.12": "course/optim.py"}
+TASK_FILES = {"1.1": "course/layers.py", "1.3": "course/layers.py", "1.12": "course/optim.py",
+              **{task: "course/layers.py" for task in ("4.1", "4.2", "4.3", "4.4")}}
 
 
 def build_cheat(base: Path, name: str, root: Path = ROOT) -> Path:

@@ -39,7 +39,7 @@ from hidden_zoo import (
     replace_region,
 )
 
-from course.tasks import TASKS, prerequisites
+from course.tasks import TASKS, TASKS_BY_ID, prerequisites
 from kit import sandbox
 from kit.hidden import HiddenLimits, HiddenReport, Prepared, cases, prepare, run_prepared
 
@@ -104,7 +104,24 @@ def zoo(tmp_path_factory: pytest.TempPathFactory, prepared: Prepared) -> dict[st
     subs.update({name: build_bug(base, name) for name in SUBTLE_BUGS})
     subs["issue-bugs"] = build_all_bugs_in_one(base, "issue-bugs", ISSUE_BUGS)
     subs.update(build_misbehaving(base))
+    subs["norm-layers-unwritten"] = build_with_stubs(base, "norm-layers-unwritten",
+                                                     NORM_LAYER_TASKS)
     return {name: grade(path, prepared) for name, path in subs.items()}
+
+
+# The normalisation layers of notebook 2, whose stubs must not cost notebook 1's network.
+NORM_LAYER_TASKS = ("2.1", "2.2", "2.4", "2.5")
+
+
+def build_with_stubs(base: Path, name: str, tasks: tuple[str, ...]) -> Path:
+    """The solution with ``tasks`` put back to stubs, as a student hands in notebook 1
+    before notebook 2 is due."""
+    sub = copy_solution(base, name)
+    for task_id in tasks:
+        task = TASKS_BY_ID[task_id]
+        replace_region(sub / task.path, task_id, f'raise NotImplementedError("task {task_id} '
+                                                 f'({task.function}): not written yet")')
+    return sub
 
 
 def failed(report: HiddenReport) -> set[str]:
@@ -133,6 +150,7 @@ def test_a_cheat_gets_no_pass_for_what_it_faked(zoo: dict[str, HiddenReport], na
     ("returns-ndarray-subclass", "returned an ndarray subclass"),
     ("returns-custom-eq-object", "not a number or an array"),
     ("returns-object-array", "returned an array of dtype |O, not numbers"),
+    ("calls-the-fast-layers", "calls the given course.fast_layers: conv_forward_fast (line"),
 ])
 def test_a_value_that_is_not_plain_data_is_named_in_the_feedback(
         zoo: dict[str, HiddenReport], name: str, says: str) -> None:
@@ -155,6 +173,17 @@ def test_the_issues_three_bugs_fail_exactly_their_three_tasks(
     assert failed(zoo["issue-bugs"]) == {"1.4", "1.8", "4.2"}, why("")
     feedback = zoo["issue-bugs"].tasks["4.2"].feedback
     assert any("pad = 0" in line and "dx: shape" in line for line in feedback), feedback
+
+
+def test_unwritten_normalisation_layers_cost_only_the_tasks_that_use_them(
+        zoo: dict[str, HiddenReport]) -> None:
+    # The network's loss (1.8) routes gamma, beta and the mode through whatever
+    # normalisation layers are registered: judged with stand-ins, it keeps its points
+    # while notebook 2's layers are stubs (as in the student's own tests).
+    found = failed(zoo["norm-layers-unwritten"])
+    assert "1.8" not in found, why(str(zoo["norm-layers-unwritten"].tasks["1.8"].feedback))
+    assert set(NORM_LAYER_TASKS) <= found <= dependents(set(NORM_LAYER_TASKS)) | set(
+        NORM_LAYER_TASKS), why(str(sorted(found)))
 
 
 @pytest.mark.parametrize(("name", "says"), [

@@ -1,0 +1,117 @@
+"""Which given code a task may not call: the naive convolution and max-pool layers.
+
+Tasks 4.1 to 4.4 ask for the naive layers, loops and all; ``course/fast_layers.py`` (given
+code) computes the very same results, so a naive layer that calls it would pass every
+check without being written. ``given_calls`` reads a task's source as text (nothing is
+imported or run) and names every place where the task's function, or a helper of the same
+file that it calls, reaches ``course.fast_layers``: a name imported from it, the module
+itself, or a string that names it (``importlib.import_module("course.fast_layers")``).
+The student's tests (``tests/test_own_work.py``) and the grader's hidden checks use it
+alike: such a task fails and gets no points.
+
+Deliberately obscured calls could still get past a reading of the source; the point is
+that the rule is stated, checked the same way on both sides, and never silently waived.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+__all__ = ["FORBIDDEN_MODULES", "given_calls"]
+
+# Task ID -> the given module its function may not reach.
+FORBIDDEN_MODULES: dict[str, str] = {
+    "4.1": "course.fast_layers",
+    "4.2": "course.fast_layers",
+    "4.3": "course.fast_layers",
+    "4.4": "course.fast_layers",
+}
+
+
+def given_calls(source: str, function: str, module: str = "course.fast_layers") -> list[str]:
+    """Where ``function`` (a module-level function of ``source``, a file of ``course/``)
+    reaches ``module``, as ``"conv_forward_fast (line 12)"``, in line order; [] when it
+    does not, or when the source does not parse or has no such function (other checks
+    report those)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    functions = {node.name: node for node in tree.body
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+    if function not in functions:
+        return []
+    names, aliases = _imported(tree, module)
+    found: dict[tuple[int, str], None] = {}
+    for node in _reachable(functions[function], functions):
+        said = _reference(node, module, names, aliases)
+        if said is not None:
+            found[(node.lineno, said)] = None
+    return [f"{said} (line {line})" for line, said in sorted(found)]
+
+
+def _imported(tree: ast.Module, module: str) -> tuple[set[str], set[str]]:
+    """(names bound to things imported from ``module``, names bound to ``module``), from
+    every import of the file, a function's own imports included."""
+    package, _, leaf = module.rpartition(".")
+    names: set[str] = set()
+    aliases: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            source = "." * node.level + (node.module or "")
+            for alias in node.names:
+                bound = alias.asname or alias.name
+                if source in (module, "." + leaf):  # from course.fast_layers import x
+                    names.add(bound)
+                elif source in (package, ".") and alias.name == leaf:  # from course import it
+                    aliases.add(bound)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == module and alias.asname:  # import course.fast_layers as fl
+                    aliases.add(alias.asname)
+    return names, aliases
+
+
+def _reachable(start: ast.AST, functions: dict[str, ast.AST]) -> Iterator[ast.AST]:
+    """Every node of ``start`` and of the file's functions it calls by name, each once."""
+    pending, seen = [start], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        for node in ast.walk(current):
+            yield node
+            if isinstance(node, ast.Name) and node.id in functions:
+                pending.append(functions[node.id])
+
+
+def _reference(node: ast.AST, module: str, names: set[str], aliases: set[str]) -> str | None:
+    """What ``node`` reaches of ``module``, or None. A string counts only as an argument
+    of a call (``import_module("course.fast_layers")``): a docstring or a comment-like
+    string that names the module reaches nothing."""
+    if isinstance(node, ast.Name) and (node.id in names or node.id in aliases):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        dotted = _dotted(node)
+        if dotted is not None and dotted.startswith(module + "."):
+            return dotted
+    if isinstance(node, ast.Call):
+        leaf = module.rpartition(".")[2]
+        for argument in [*node.args, *(keyword.value for keyword in node.keywords)]:
+            if (isinstance(argument, ast.Constant) and isinstance(argument.value, str)
+                    and leaf in argument.value):
+                return repr(argument.value)
+    return None
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``a.b.c`` for a chain of attributes on a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])

@@ -1,0 +1,80 @@
+"""Tasks 4.1 to 4.4 are written, not delegated: the naive conv and pool layers must not
+call the given fast layers (``course/own_work.py``), which compute the same results.
+
+The first tests read your ``course/layers.py``; the others check the reader itself on
+small sources written here by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from course.own_work import FORBIDDEN_MODULES, given_calls
+from course.tasks import TASKS_BY_ID
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("task_id", [pytest.param(task_id, marks=pytest.mark.task(task_id))
+                                     for task_id in sorted(FORBIDDEN_MODULES)])
+def test_the_naive_layer_does_not_call_the_given_fast_layers(task_id: str) -> None:
+    task = TASKS_BY_ID[task_id]
+    source = (ROOT / task.path).read_text(encoding="utf-8")
+    found = given_calls(source, task.function, FORBIDDEN_MODULES[task_id])
+    assert not found, (
+        f"task {task_id} ({task.function}) reaches {FORBIDDEN_MODULES[task_id]}: "
+        f"{', '.join(found)}. Write the loops yourself: the fast layers compute the same "
+        "result, so the grader gives this task no points while it calls them.")
+
+
+def _calls(body: str, header: str = "") -> list[str]:
+    return given_calls(header + "\n\n\ndef conv_forward_naive(x, w, b, conv_param):\n"
+                       + "".join(f"    {line}\n" for line in body.splitlines()),
+                       "conv_forward_naive")
+
+
+@pytest.mark.parametrize(("header", "body", "said"), [
+    ("from course.fast_layers import conv_forward_fast",
+     "return conv_forward_fast(x, w, b, conv_param)", ["conv_forward_fast (line 5)"]),
+    ("from course.fast_layers import conv_forward_fast as quick",
+     "return quick(x, w, b, conv_param)", ["quick (line 5)"]),
+    ("from .fast_layers import conv_forward_fast", "return conv_forward_fast(x, w, b, conv_param)",
+     ["conv_forward_fast (line 5)"]),
+    ("from course import fast_layers as fl", "return fl.conv_forward_fast(x, w, b, conv_param)",
+     ["fl (line 5)"]),
+    ("import course.fast_layers", "return course.fast_layers.conv_forward_fast(x, w, b, 0)",
+     ["course.fast_layers.conv_forward_fast (line 5)"]),
+    ("import importlib", 'return importlib.import_module("course.fast_layers").x(x)',
+     ["'course.fast_layers' (line 5)"]),
+    ("", "from course.fast_layers import conv_forward_fast\nreturn conv_forward_fast(x, w, b, 0)",
+     ["conv_forward_fast (line 6)"]),
+])
+def test_every_way_of_reaching_the_module_is_named_with_its_line(header: str, body: str,
+                                                                 said: list[str]) -> None:
+    # Lines: 1 the header, 2-3 blank, 4 the def, 5 the body's first line.
+    assert _calls(body, header) == said
+
+
+def test_a_helper_the_function_calls_counts_and_a_docstring_does_not() -> None:
+    source = (
+        "from course.fast_layers import conv_forward_fast\n"
+        "\n"
+        "def helper(x):\n"
+        "    return conv_forward_fast(x, 1, 2, 3)\n"
+        "\n"
+        "def conv_forward_naive(x, w, b, conv_param):\n"
+        '    """Slower than course.fast_layers, on purpose."""\n'
+        "    return helper(x)\n"
+        "\n"
+        "def max_pool_forward_naive(x, pool_param):\n"
+        "    return x\n"
+    )
+    assert given_calls(source, "conv_forward_naive") == ["conv_forward_fast (line 4)"]
+    assert given_calls(source, "max_pool_forward_naive") == []
+
+
+def test_code_that_does_not_parse_or_lacks_the_function_is_left_to_other_checks() -> None:
+    assert given_calls("def conv_forward_naive(:\n", "conv_forward_naive") == []
+    assert given_calls("x = 1\n", "conv_forward_naive") == []
