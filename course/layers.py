@@ -643,7 +643,8 @@ def conv_forward_naive(
     Raises ValueError when the geometry does not fit (see ``conv_geometry``).
 
     What to write [task 4.1]: compute ``out``. ``stride``, ``pad``, ``H_out`` and ``W_out``
-    are defined for you (``np.pad`` pads; use loops, speed comes later).
+    are defined for you (``np.pad`` pads; use loops, speed comes later). Not with
+    ``course.fast_layers``: tasks 4.1 to 4.4 that call it fail (``course/own_work.py``).
     """
     x, w, b = np.asarray(x), np.asarray(w), np.asarray(b)
     expect_ndim("conv_forward_naive", "x", x, "(N, C, H, W)")
@@ -685,7 +686,8 @@ def conv_backward_naive(
 
     What to write [task 4.2]: compute ``dx``, ``dw`` and ``db``; ``x``, ``w``, ``stride``,
     ``pad``, ``H_out`` and ``W_out`` are defined for you. Each output entry touched one
-    window: send ``dout[n, f, i, j]`` back to that window's pixels and to w[f].
+    window: send ``dout[n, f, i, j]`` back to that window's pixels and to w[f]. Not with
+    ``course.fast_layers`` (see task 4.1).
     """
     x, w, b, conv_param = cache
     dout = np.asarray(dout)
@@ -733,7 +735,7 @@ def max_pool_forward_naive(x: np.ndarray, pool_param: dict) -> tuple[np.ndarray,
     - cache: ``(x, pool_param)``.
 
     What to write [task 4.3]: compute ``out``; ``ph``, ``pw``, ``stride``, ``H_out`` and
-    ``W_out`` are defined for you.
+    ``W_out`` are defined for you. Not with ``course.fast_layers`` (see task 4.1).
     """
     x = np.asarray(x)
     expect_ndim("max_pool_forward_naive", "x", x, "(N, C, H, W)")
@@ -770,7 +772,7 @@ def max_pool_backward_naive(dout: np.ndarray, cache: tuple) -> np.ndarray:
     - dx: gradient with respect to x, shape (N, C, H, W).
 
     What to write [task 4.4]: compute ``dx``; ``x``, ``ph``, ``pw``, ``stride``, ``H_out``
-    and ``W_out`` are defined for you.
+    and ``W_out`` are defined for you. Not with ``course.fast_layers`` (see task 4.1).
     """
     x, pool_param = cache
     dout = np.asarray(dout)
