@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from kit import markers
+from kit.site_errors import ErrorSummary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SITE_TEMPLATE = TEMPLATES / "site"
@@ -403,19 +404,38 @@ class IndexEntry:
     seconds: float | None
     error: str = ""
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (id, title)
+    # The cells that show an error (a notebook may run to its end and still hold some:
+    # every student notebook, or a cell tagged raises-exception); None: not known.
+    errors: ErrorSummary | None = None
 
 
-def index_html(entries: Sequence[IndexEntry], note: str = "") -> str:
-    """The front page: the notebooks in order, each with its description, tasks and run time."""
+# The index's introduction. "Folded" is true of the solution site only: the student
+# release has stubs instead of solutions and prompts instead of answers.
+_INTRO = ("The course notebooks, executed top to bottom. Read them in this order; each builds "
+          "on\nthe one before.")
+_FOLDED = " Solutions and answers are folded: open one only after trying yourself."
+
+
+def index_html(entries: Sequence[IndexEntry], note: str = "", student: bool = False) -> str:
+    """The front page: the notebooks in order, each with its description, tasks and run time.
+
+    ``student``: the site shows the student release (no folded solutions to mention).
+    """
     items = [_index_item(e) for e in entries]
     banner = f'<p class="note">{html.escape(note)}</p>' if note else ""
-    return _INDEX.format(items="\n".join(items), banner=banner)
+    intro = _INTRO if student else _INTRO + _FOLDED
+    return _INDEX.format(items="\n".join(items), banner=banner, intro=intro)
 
 
 def _index_item(entry: IndexEntry) -> str:
     page = entry.page
+    errors = entry.errors.describe() if entry.errors is not None else ""
     if entry.status == "stored":
         run = "shown with its stored outputs (not re-executed)"
+        if errors:
+            run += f"; {html.escape(errors)}"
+    elif entry.status == "ok" and errors:
+        run = f"ran in {entry.seconds:.0f} s; {html.escape(errors)}"
     elif entry.status == "ok":
         run = f"ran without errors in {entry.seconds:.0f} s"
     else:
@@ -445,8 +465,7 @@ _INDEX = """<!doctype html>
 <main>
 <h1>Neural networks from scratch</h1>
 {banner}
-<p>The course notebooks, executed top to bottom. Read them in this order; each builds on
-the one before. Solutions and answers are folded: open one only after trying yourself.</p>
+<p>{intro}</p>
 <ol class="notebooks">
 {items}
 </ol>
