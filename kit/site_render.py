@@ -82,10 +82,20 @@ def extract_math(markdown: str, formulas: list[tuple[str, bool]]) -> str:
 # latex2mathml writes \log p as <mi>log</mi><mi>p</mi>, which browsers draw as "logp".
 # TeX puts a thin space between a function name and what it applies to, unless an
 # operator follows (a bracket, +, =), which brings its own spacing: so does the site.
+_FUNCTION_NAMES = r"(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|det|dim|arg|deg|ker|Pr)"
+# What may follow for the space to go in: an element that is not an operator (<mo>) and
+# not the end of the group (a closing tag).
+_APPLIED_TO = re.compile(r"<(?!mo[ >]|/)")
+# A bare name; not the base of a script (\tanh^2 z), whose element must keep exactly its
+# two or three children: there the space goes after the whole script (below).
 _FUNCTION_NAME_RE = re.compile(
-    r"(<mi>(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|det|dim|arg|deg|ker|Pr)</mi>)"
-    r"(?=<(?!mo[ >]|/))")
+    rf"(?<!<msup>)(?<!<msub>)(?<!<msubsup>)(<mi>{_FUNCTION_NAMES}</mi>)(?={_APPLIED_TO.pattern})")
+_SCRIPTED_FUNCTION_RE = re.compile(rf"<(msup|msub|msubsup)><mi>{_FUNCTION_NAMES}</mi>")
 _THIN_SPACE = '<mspace width="0.1667em"></mspace>'
+# A text node (\text{...}): latex2mathml keeps TeX's escapes there (pool\_height). The
+# ones that stand for a character become it; any other backslash left is raw TeX.
+_MTEXT_RE = re.compile(r"(<mtext(?:\s[^>]*)?>)(.*?)(</mtext>)", re.DOTALL)
+_TEXT_ESCAPE_RE = re.compile(r"\\([_%&#$\{\}])")
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -100,9 +110,55 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     unknown = re.search(r">(\\[A-Za-z]+)<", mathml)
     if unknown:
         raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
-    mathml = _FUNCTION_NAME_RE.sub(r"\1" + _THIN_SPACE, mathml)
+    mathml = _unescape_text(mathml, tex)
+    mathml = _space_after_function_names(mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
+
+
+def _unescape_text(mathml: str, tex: str) -> str:
+    """Text nodes with TeX's character escapes (``\\_ \\% \\& \\# \\$ \\{ \\}``) turned
+    back into the characters; ``MathError`` for any other backslash left in one."""
+
+    def text(match: re.Match[str]) -> str:
+        inner = _TEXT_ESCAPE_RE.sub(lambda m: html.escape(m.group(1), quote=False),
+                                    match.group(2))
+        leftover = re.search(r"\\(?:[A-Za-z]+|.)?", inner)
+        if leftover:
+            what = (f"unknown command {leftover.group(0)}" if len(leftover.group(0)) > 1
+                    else "a stray backslash")
+            raise MathError(f"cannot render the formula {tex!r}: {what} in text")
+        return match.group(1) + inner + match.group(3)
+
+    return _MTEXT_RE.sub(text, mathml)
+
+
+def _space_after_function_names(mathml: str) -> str:
+    """A thin space after each function name that applies to what follows it.
+
+    After the name itself, or after the script element it is the base of (``\\log_2 x``,
+    ``\\tanh^2 z``): inside ``<msup>`` a third child would turn the space into the
+    superscript and the exponent into a stray character.
+    """
+    mathml = _FUNCTION_NAME_RE.sub(r"\1" + _THIN_SPACE, mathml)
+    ends = []
+    for match in _SCRIPTED_FUNCTION_RE.finditer(mathml):
+        end = _end_of_element(mathml, match.start(), match.group(1))
+        if _APPLIED_TO.match(mathml, end):
+            ends.append(end)
+    for end in reversed(ends):
+        mathml = mathml[:end] + _THIN_SPACE + mathml[end:]
+    return mathml
+
+
+def _end_of_element(markup: str, start: int, tag: str) -> int:
+    """Where the element of ``tag`` that opens at ``start`` ends (after its closing tag)."""
+    depth = 0
+    for match in re.compile(rf"<(/?){tag}[\s>]").finditer(markup, start):
+        depth += -1 if match.group(1) else 1
+        if depth == 0:
+            return markup.index(">", match.end() - 1) + 1
+    raise MathError(f"unbalanced <{tag}> in the MathML of a formula")
 
 
 def substitute_math(body: str, formulas: Sequence[tuple[str, bool]]) -> str:

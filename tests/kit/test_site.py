@@ -116,6 +116,25 @@ def test_a_function_name_is_set_apart_from_its_argument_but_not_from_a_bracket()
     assert "mspace" not in bracketed  # "(" and the end of the formula bring their own
 
 
+def test_tex_escapes_in_text_become_characters_and_other_commands_there_are_refused():
+    pool = site_render.tex_to_mathml("H - \\text{pool\\_height}", display=False)
+    assert "<mtext>pool_height</mtext>" in pool and "\\_" not in pool.split(">", 1)[1]
+    escapes = site_render.tex_to_mathml("\\text{5\\% \\& \\# \\$}", display=False)
+    assert "5%&#x000A0;&amp;&#x000A0;#&#x000A0;$</mtext>" in escapes
+    with pytest.raises(site_render.MathError, match="unknown command \\\\foo in text"):
+        site_render.tex_to_mathml("\\text{\\foo x}", display=False)
+
+
+def test_a_scripted_function_name_keeps_its_script_and_is_set_apart_after_it():
+    thin = '<mspace width="0.1667em"></mspace>'
+    squared = site_render.tex_to_mathml("1 - \\tanh^2 z", display=False)
+    # msup keeps its two children (base, exponent): not drawn as "tanh" with a subscript 2
+    assert f"<msup><mi>tanh</mi><mn>2</mn></msup>{thin}<mi>z</mi>" in squared
+    nested = site_render.tex_to_mathml("\\log_{a_b} x", display=False)
+    assert nested.count(thin) == 1 and f"</msub></mrow></msub>{thin}<mi>x</mi>" in nested
+    assert "mspace" not in site_render.tex_to_mathml("\\sin^2(x)", display=False)
+
+
 def test_solution_regions_are_folded_and_the_code_around_them_stays_visible():
     source = "x = 1\n# BEGIN SOLUTION 1.1: do it\nsecret = 42\n# END SOLUTION\nprint(x)"
     html = site_render.render_code(source)
