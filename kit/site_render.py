@@ -531,10 +531,16 @@ _INDEX = """<!doctype html>
 
 
 def write_assets(out: Path) -> None:
-    """The site's one stylesheet (layout plus code colours), shared by every page."""
+    """The site's one stylesheet (code colours, then layout), shared by every page.
+
+    Pygments' rules come first so that the site's own win where both set something: its
+    defaults include an unscoped ``pre { line-height: 125% }``, which would otherwise
+    override the site's ``pre`` (same specificity, later rule wins).
+    """
     folder = out / "assets"
     folder.mkdir(exist_ok=True)
-    css = _read_asset("site.css") + "\n/* code colours (pygments) */\n" + pygments_css()
+    css = ("/* code colours (pygments) */\n" + pygments_css() + "\n\n/* the site */\n"
+           + _read_asset("site.css"))
     (folder / "site.css").write_text(css, encoding="utf-8")
 
 

@@ -203,6 +203,18 @@ def test_student_site_shows_stubs_and_no_solution(tmp_path):
     assert "Student release" in page
 
 
+def test_the_site_stylesheet_comes_after_the_code_colours_and_its_rules_match(tmp_path):
+    site_render.write_assets(tmp_path)
+    css = (tmp_path / "assets" / "site.css").read_text()
+    # pygments' unscoped default must not override the site's pre (same specificity).
+    assert css.index("pre { line-height: 125%; }") < css.index("line-height: 1.4")
+    # The narrow-screen rule targets the contents list the pages have: a ul.
+    assert site_render.toc_html([(2, "a", "A")]).startswith('<nav class="toc"')
+    assert "<ul>" in site_render.toc_html([(2, "a", "A")])
+    phone = css[css.index("@media (max-width: 40rem)"):]
+    assert ".toc > ul { columns: 1; }" in phone[:phone.index("}\n")]
+
+
 # -- errors on the student site -------------------------------------------------------------
 
 _TREE = Path("/tmp/kit-site-student-abc123/student")  # where the release ran; gone later
