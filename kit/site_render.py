@@ -15,6 +15,7 @@ Used by ``kit.site``. Everything a page needs is in the page or in ``assets/`` b
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from typing import Any
 import nbformat
 
 from kit import markers
+from kit import notebooks as nbs
 from kit.site_errors import ErrorSummary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -286,6 +288,69 @@ def _smaller_image(encoded: str) -> tuple[str, str]:
     return kind, base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# What a plot's title is called in the calls that set one: plt.title("..."),
+# ax.set_title("..."), fig.suptitle("..."), and title="..." of any call (ax.set(...),
+# the course's plot helpers).
+_TITLE_CALLS = frozenset({"title", "set_title", "suptitle"})
+_PLOT_HELPER_RE = re.compile(r"\b((?:plot|show|visualize)_\w+)\(")
+
+
+def describe_figures(nb: nbformat.NotebookNode) -> None:
+    """Give each image output an alt text from what the page knows about it.
+
+    nbconvert writes "No description has been provided for this image" on every image
+    that has none, which tells a screen-reader user nothing. What is known: the heading
+    the figure sits under, the plot's title when the cell's code sets it with a literal
+    string, and the course helper that drew it. An alt text already in the output's or
+    the cell's metadata is kept.
+    """
+    for cell, heading in zip(nb.cells, nbs.headings_above(nb.cells), strict=True):
+        if cell.cell_type != "code" or cell.metadata.get("alt"):
+            continue
+        images = [o for o in cell.get("outputs", [])
+                  if any(kind.startswith("image/") for kind in o.get("data", {}))]
+        titles = _literal_titles(cell.source)
+        helpers = sorted(set(_PLOT_HELPER_RE.findall(cell.source)))
+        for number, output in enumerate(images, start=1):
+            metadata = output.setdefault("metadata", {})
+            if metadata.get("alt") or any(isinstance(v, dict) and v.get("alt")
+                                          for v in metadata.values()):
+                continue
+            which = f"Figure {number} of {len(images)}" if len(images) > 1 else "Figure"
+            text = f"{which} under '{_plain(heading)}'" if heading else which
+            # With several figures in one cell, which title or helper drew which is not
+            # known: they are named only for a cell's one figure.
+            if len(images) == 1 and titles:
+                text += ": " + "; ".join(titles)
+            if len(images) == 1 and len(helpers) == 1:
+                text += f" (drawn by {helpers[0]})"
+            metadata["alt"] = text
+
+
+def _literal_titles(source: str) -> list[str]:
+    """The titles a cell's code gives its plots as string literals, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax (magics)
+        return []
+    titles = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        values = [k.value for k in node.keywords if k.arg == "title"]
+        if name in _TITLE_CALLS and node.args:
+            values.insert(0, node.args[0])
+        titles += [v.value for v in values
+                   if isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value]
+    return list(dict.fromkeys(titles))
+
+
+def _plain(markdown: str) -> str:
+    """A heading's Markdown as plain text: no code ticks, emphasis marks or dollars."""
+    return re.sub(r"[`*$]", "", markdown).strip()
+
+
 def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False) -> Page:
     """The page body of one executed notebook, with its title, description and contents.
 
@@ -297,6 +362,7 @@ def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False)
     description = notebook_description(nb)  # before its math becomes placeholders
     drop_widgets(nb)
     shrink_images(nb)
+    describe_figures(nb)
     formulas: list[tuple[str, bool]] = []
     for number, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":

@@ -327,3 +327,44 @@ def test_an_executed_student_site_has_no_traceback_and_no_temporary_path(tmp_pat
         in text
     assert "/tmp/" not in text and "kit-site-student" not in text and "Traceback" not in text
     assert "without errors" not in text and "stop at a stub (tasks" in text
+
+
+def _png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_cell(source: str, figures: int = 1) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png(),
+                                                                 "text/plain": "<Figure>"})
+                    for _ in range(figures)]
+    return cell
+
+
+def test_every_figure_gets_an_alt_text_from_its_heading_and_title():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Demo\n\n## Training with `Solver`"),
+        _figure_cell('fig, ax = plt.subplots()\nax.set_title("Loss per epoch")\nplt.show()'),
+        _figure_cell('show_conv_filters(W, title="First-layer filters")'),
+        nbformat.v4.new_markdown_cell("### Two figures"),
+        _figure_cell('plt.title("one")\nplot_curves(x)', figures=2),
+    ]
+    body = site_render.render_notebook(nb, "Demo").body
+    alts = re.findall(r'<img [^>]*alt="([^"]*)"', body)
+    assert alts == [
+        "Figure under 'Training with Solver': Loss per epoch",
+        "Figure under 'Training with Solver': First-layer filters "
+        "(drawn by show_conv_filters)",
+        "Figure 1 of 2 under 'Two figures'",  # which title is whose: not known
+        "Figure 2 of 2 under 'Two figures'",
+    ]
+    assert "No description has been provided" not in body
+    assert "alt" not in nb.cells[1].outputs[0].metadata  # the notebook itself is unchanged

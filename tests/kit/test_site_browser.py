@@ -46,7 +46,7 @@ PAGE_FACTS = r"""(() => {
   const figures = [...document.querySelectorAll('img')].map(img => ({
     natural: img.naturalWidth, shown: img.clientWidth,
     declared: Number(img.getAttribute('width')) || img.naturalWidth,
-    box: img.parentElement.clientWidth, complete: img.complete}));
+    box: img.parentElement.clientWidth, complete: img.complete, alt: img.alt}));
   const spoilers = [...document.querySelectorAll('.solution, .answer')].map(el => ({
     tag: el.tagName, open: el.open === true, closedAncestor: !!el.closest('details:not([open])')}));
   const links = [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'));
@@ -219,6 +219,8 @@ def _check_math(facts: dict, where: str) -> None:
 def _check_figures(facts: dict, where: str) -> None:
     for figure in facts["figures"]:
         assert figure["complete"] and figure["natural"] > 0, (where, figure)
+        # An alt text that says something: never nbconvert's "No description has been ...".
+        assert figure["alt"].startswith("Figure"), (where, figure["alt"])
         density = figure["natural"] / figure["declared"]
         # At its resolution the figure fits its box: shown at its declared size, not shrunk.
         assert figure["natural"] <= density * figure["box"] + 1, (where, figure)
