@@ -127,9 +127,11 @@ def _unescape_text(mathml: str, tex: str) -> str:
                                     match.group(2))
         leftover = re.search(r"\\(?:[A-Za-z]+|.)?", inner)
         if leftover:
-            what = (f"unknown command {leftover.group(0)}" if len(leftover.group(0)) > 1
-                    else "a stray backslash")
-            raise MathError(f"cannot render the formula {tex!r}: {what} in text")
+            # latex2mathml ends \text{...} at an escaped closing brace, leaving its "\".
+            what = (f"unknown command {leftover.group(0)} in text" if len(leftover.group(0)) > 1
+                    else "a stray backslash in text (latex2mathml ends \\text{...} at \\}: "
+                    "write the braces outside \\text)")
+            raise MathError(f"cannot render the formula {tex!r}: {what}")
         return match.group(1) + inner + match.group(3)
 
     return _MTEXT_RE.sub(text, mathml)

@@ -123,6 +123,8 @@ def test_tex_escapes_in_text_become_characters_and_other_commands_there_are_refu
     assert "5%&#x000A0;&amp;&#x000A0;#&#x000A0;$</mtext>" in escapes
     with pytest.raises(site_render.MathError, match="unknown command \\\\foo in text"):
         site_render.tex_to_mathml("\\text{\\foo x}", display=False)
+    with pytest.raises(site_render.MathError, match="stray backslash"):
+        site_render.tex_to_mathml("\\text{a \\} b}", display=False)
 
 
 def test_a_scripted_function_name_keeps_its_script_and_is_set_apart_after_it():
