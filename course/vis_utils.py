@@ -20,7 +20,9 @@ FIGURE_WIDTH = 9.5
 HISTOGRAMS_PER_ROW = 5
 
 
-def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> np.ndarray:
+def visualize_grid(
+    Xs: np.ndarray, ubound: float = 255.0, padding: int = 1, fill: float = 0.0
+) -> np.ndarray:
     """Tile a batch of images into one image, each rescaled to ``[0, ubound]`` on its own.
 
     Inputs:
@@ -28,9 +30,12 @@ def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> n
       arrays such as conv weights pass ``W.transpose(0, 2, 3, 1)``).
     - ubound: the value the brightest pixel of each image is mapped to.
     - padding: blank pixels between neighbouring images.
+    - fill: the value of those blank pixels and of unused cells. 0 (CS231n's) draws them
+      black, like the darkest pixel of every image; ``np.nan`` marks them as no image at
+      all, so a plot can draw them in a colour no image has (``show_conv_filters`` does).
 
     Returns an array of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C) where
-    G = ceil(sqrt(N)), images placed row by row; unused cells stay 0.
+    G = ceil(sqrt(N)), images placed row by row; unused cells stay ``fill``.
     """
     if Xs.ndim != 4:
         raise ValueError(
@@ -38,7 +43,8 @@ def visualize_grid(Xs: np.ndarray, ubound: float = 255.0, padding: int = 1) -> n
         )
     N, H, W, C = Xs.shape
     side = int(np.ceil(np.sqrt(N)))
-    grid = np.zeros((side * H + (side - 1) * padding, side * W + (side - 1) * padding, C))
+    grid = np.full((side * H + (side - 1) * padding, side * W + (side - 1) * padding, C), fill,
+                   dtype=np.float64)
     for i, image in enumerate(Xs):
         row, col = divmod(i, side)
         top, left = row * (H + padding), col * (W + padding)
@@ -178,7 +184,9 @@ def show_conv_filters(W: np.ndarray, padding: int = 1, title: str = "") -> Figur
       C = 3 each filter is shown in colour, with C = 1 in grey; other C show channel 0.
     - padding: blank pixels between filters.
     Each filter is stretched to the full range on its own (see ``visualize_grid``), so the
-    picture shows patterns, not the relative size of filters.
+    picture shows patterns, not the relative size of filters. The gaps between filters and
+    the unused cells are white: black ones (CS231n's) merge with every filter's darkest
+    pixels, and the grid stops reading as separate filters.
     """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 4:
@@ -187,11 +195,14 @@ def show_conv_filters(W: np.ndarray, padding: int = 1, title: str = "") -> Figur
     images = W.transpose(0, 2, 3, 1)  # (F, C, HH, WW) -> (F, HH, WW, C)
     if images.shape[-1] not in (1, 3):
         images = images[..., :1]
-    grid = visualize_grid(images, ubound=1.0, padding=padding)
+    grid = visualize_grid(images, ubound=1.0, padding=padding, fill=np.nan)
     fig, ax = plt.subplots(figsize=(4, 4))
-    grey = grid.shape[-1] == 1
-    ax.imshow(grid[..., 0] if grey else grid, cmap="gray" if grey else None,
-              interpolation="nearest")
+    if grid.shape[-1] == 1:  # grey: the gaps are masked, drawn in the colour map's "bad"
+        gray = plt.get_cmap("gray").with_extremes(bad="white")
+        ax.imshow(np.ma.masked_invalid(grid[..., 0]), cmap=gray, vmin=0.0, vmax=1.0,
+                  interpolation="nearest")
+    else:  # colour: imshow takes the pixels as they are, so the gaps are made white here
+        ax.imshow(np.nan_to_num(grid, nan=1.0), interpolation="nearest")
     ax.axis("off")
     if title:
         ax.set_title(title)

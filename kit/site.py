@@ -10,9 +10,12 @@ course order and writes, into ``build/site/``:
   ``course/tasks.py``) and its run time,
 * ``assets/site.css``: the one stylesheet. The site opens from ``file://`` with no network.
 
-``--student`` builds the site from the student release (stubs in place; the cells that
-call a stub show its ``NotImplementedError``). ``--no-execute`` renders the stored outputs
-without running anything (seconds instead of minutes; the browser test uses it).
+``--student`` builds the site from the student release (stubs in place). A cell that
+calls a stub stops there, and so do later cells that need its result: each shows one line
+saying which task stopped it instead of a traceback through the temporary release tree
+(``kit.site_errors``), and the index counts them per notebook. ``--no-execute`` renders
+the stored outputs without running anything (seconds instead of minutes; the browser test
+uses it).
 
 ``python -m kit site --in-place`` (behind ``make notebooks``) instead writes the executed
 notebooks back over ``notebooks/``: that is how the reference outputs nbval compares
@@ -46,7 +49,7 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 from tqdm import tqdm
 
 from course.tasks import TASKS
-from kit import cli, outputs, site_render
+from kit import cli, outputs, site_errors, site_render
 from kit import notebooks as nbs
 from kit.errors import KitError
 
@@ -76,6 +79,8 @@ class NotebookResult:
     ok: bool
     seconds: float
     error: str = ""
+    # The error outputs the executed (or stored) notebook holds; None: not looked at.
+    errors: site_errors.ErrorSummary | None = None
 
 
 def find_notebooks(folder: Path) -> list[Path]:
@@ -300,6 +305,7 @@ def _run_all(
             nb = nbformat.read(path, as_version=4)
             strip_volatile_metadata(nb)
             result = NotebookResult(path.stem, True, 0.0)
+        result.errors = explain_errors(nb, options)
         results.append(result)
         if sink is None:
             nbs.write_notebook(nb, path)
@@ -314,6 +320,23 @@ def _run_all(
     return results
 
 
+def explain_errors(
+    nb: nbformat.NotebookNode, options: BuildOptions
+) -> site_errors.ErrorSummary:
+    """Classify the notebook's error outputs; for the student site, also shorten them.
+
+    Student mode runs with ``allow_errors`` (every cell after a stub would fail anyway),
+    so its error outputs are the normal case there: each becomes one line that says which
+    stub stopped it, and the temporary release tree the kernels ran in is taken out of
+    every output. The solution site keeps its tracebacks: there an error is a bug to find.
+    """
+    if not options.student:
+        return site_errors.error_summary(nb)
+    if options.pythonpath is not None:
+        site_errors.scrub_paths(nb, options.pythonpath)
+    return site_errors.shorten_errors(nb)
+
+
 def write_pages(
     out: Path,
     pages: list[site_render.Page],
@@ -322,8 +345,9 @@ def write_pages(
 ) -> None:
     """Every notebook's page, the index and the stylesheet."""
     note = (
-        "Student release: the solution code is replaced by stubs, so the cells that call "
-        "one stop with its NotImplementedError."
+        "Student release: the solution code is replaced by stubs. A cell that calls one "
+        "stops there and says which task is not written yet; a later cell that needs its "
+        "result stops too and names the same task."
         if options.student
         else ""
     )
@@ -340,10 +364,12 @@ def write_pages(
             r.seconds,
             r.error,
             tasks.get(page.name, []),
+            r.errors,
         )
         for page, r in zip(pages, results, strict=True)
     ]
-    (out / "index.html").write_text(site_render.index_html(entries, note), encoding="utf-8")
+    index = site_render.index_html(entries, note, options.student)
+    (out / "index.html").write_text(index, encoding="utf-8")
     site_render.write_assets(out)
 
 

@@ -15,6 +15,7 @@ Used by ``kit.site``. Everything a page needs is in the page or in ``assets/`` b
 
 from __future__ import annotations
 
+import ast
 import html
 import re
 from collections.abc import Sequence
@@ -25,6 +26,8 @@ from typing import Any
 import nbformat
 
 from kit import markers
+from kit import notebooks as nbs
+from kit.site_errors import ErrorSummary
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SITE_TEMPLATE = TEMPLATES / "site"
@@ -81,10 +84,20 @@ def extract_math(markdown: str, formulas: list[tuple[str, bool]]) -> str:
 # latex2mathml writes \log p as <mi>log</mi><mi>p</mi>, which browsers draw as "logp".
 # TeX puts a thin space between a function name and what it applies to, unless an
 # operator follows (a bracket, +, =), which brings its own spacing: so does the site.
+_FUNCTION_NAMES = r"(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|det|dim|arg|deg|ker|Pr)"
+# What may follow for the space to go in: an element that is not an operator (<mo>) and
+# not the end of the group (a closing tag).
+_APPLIED_TO = re.compile(r"<(?!mo[ >]|/)")
+# A bare name; not the base of a script (\tanh^2 z), whose element must keep exactly its
+# two or three children: there the space goes after the whole script (below).
 _FUNCTION_NAME_RE = re.compile(
-    r"(<mi>(?:log|ln|lg|exp|sin|cos|tan|sinh|cosh|tanh|det|dim|arg|deg|ker|Pr)</mi>)"
-    r"(?=<(?!mo[ >]|/))")
+    rf"(?<!<msup>)(?<!<msub>)(?<!<msubsup>)(<mi>{_FUNCTION_NAMES}</mi>)(?={_APPLIED_TO.pattern})")
+_SCRIPTED_FUNCTION_RE = re.compile(rf"<(msup|msub|msubsup)><mi>{_FUNCTION_NAMES}</mi>")
 _THIN_SPACE = '<mspace width="0.1667em"></mspace>'
+# A text node (\text{...}): latex2mathml keeps TeX's escapes there (pool\_height). The
+# ones that stand for a character become it; any other backslash left is raw TeX.
+_MTEXT_RE = re.compile(r"(<mtext(?:\s[^>]*)?>)(.*?)(</mtext>)", re.DOTALL)
+_TEXT_ESCAPE_RE = re.compile(r"\\([_%&#$\{\}])")
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -99,9 +112,57 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     unknown = re.search(r">(\\[A-Za-z]+)<", mathml)
     if unknown:
         raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
-    mathml = _FUNCTION_NAME_RE.sub(r"\1" + _THIN_SPACE, mathml)
+    mathml = _unescape_text(mathml, tex)
+    mathml = _space_after_function_names(mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
+
+
+def _unescape_text(mathml: str, tex: str) -> str:
+    """Text nodes with TeX's character escapes (``\\_ \\% \\& \\# \\$ \\{ \\}``) turned
+    back into the characters; ``MathError`` for any other backslash left in one."""
+
+    def text(match: re.Match[str]) -> str:
+        inner = _TEXT_ESCAPE_RE.sub(lambda m: html.escape(m.group(1), quote=False),
+                                    match.group(2))
+        leftover = re.search(r"\\(?:[A-Za-z]+|.)?", inner)
+        if leftover:
+            # latex2mathml ends \text{...} at an escaped closing brace, leaving its "\".
+            what = (f"unknown command {leftover.group(0)} in text" if len(leftover.group(0)) > 1
+                    else "a stray backslash in text (latex2mathml ends \\text{...} at \\}: "
+                    "write the braces outside \\text)")
+            raise MathError(f"cannot render the formula {tex!r}: {what}")
+        return match.group(1) + inner + match.group(3)
+
+    return _MTEXT_RE.sub(text, mathml)
+
+
+def _space_after_function_names(mathml: str) -> str:
+    """A thin space after each function name that applies to what follows it.
+
+    After the name itself, or after the script element it is the base of (``\\log_2 x``,
+    ``\\tanh^2 z``): inside ``<msup>`` a third child would turn the space into the
+    superscript and the exponent into a stray character.
+    """
+    mathml = _FUNCTION_NAME_RE.sub(r"\1" + _THIN_SPACE, mathml)
+    ends = []
+    for match in _SCRIPTED_FUNCTION_RE.finditer(mathml):
+        end = _end_of_element(mathml, match.start(), match.group(1))
+        if _APPLIED_TO.match(mathml, end):
+            ends.append(end)
+    for end in reversed(ends):
+        mathml = mathml[:end] + _THIN_SPACE + mathml[end:]
+    return mathml
+
+
+def _end_of_element(markup: str, start: int, tag: str) -> int:
+    """Where the element of ``tag`` that opens at ``start`` ends (after its closing tag)."""
+    depth = 0
+    for match in re.compile(rf"<(/?){tag}[\s>]").finditer(markup, start):
+        depth += -1 if match.group(1) else 1
+        if depth == 0:
+            return markup.index(">", match.end() - 1) + 1
+    raise MathError(f"unbalanced <{tag}> in the MathML of a formula")
 
 
 def substitute_math(body: str, formulas: Sequence[tuple[str, bool]]) -> str:
@@ -229,6 +290,69 @@ def _smaller_image(encoded: str) -> tuple[str, str]:
     return kind, base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+# What a plot's title is called in the calls that set one: plt.title("..."),
+# ax.set_title("..."), fig.suptitle("..."), and title="..." of any call (ax.set(...),
+# the course's plot helpers).
+_TITLE_CALLS = frozenset({"title", "set_title", "suptitle"})
+_PLOT_HELPER_RE = re.compile(r"\b((?:plot|show|visualize)_\w+)\(")
+
+
+def describe_figures(nb: nbformat.NotebookNode) -> None:
+    """Give each image output an alt text from what the page knows about it.
+
+    nbconvert writes "No description has been provided for this image" on every image
+    that has none, which tells a screen-reader user nothing. What is known: the heading
+    the figure sits under, the plot's title when the cell's code sets it with a literal
+    string, and the course helper that drew it. An alt text already in the output's or
+    the cell's metadata is kept.
+    """
+    for cell, heading in zip(nb.cells, nbs.headings_above(nb.cells), strict=True):
+        if cell.cell_type != "code" or cell.metadata.get("alt"):
+            continue
+        images = [o for o in cell.get("outputs", [])
+                  if any(kind.startswith("image/") for kind in o.get("data", {}))]
+        titles = _literal_titles(cell.source)
+        helpers = sorted(set(_PLOT_HELPER_RE.findall(cell.source)))
+        for number, output in enumerate(images, start=1):
+            metadata = output.setdefault("metadata", {})
+            if metadata.get("alt") or any(isinstance(v, dict) and v.get("alt")
+                                          for v in metadata.values()):
+                continue
+            which = f"Figure {number} of {len(images)}" if len(images) > 1 else "Figure"
+            text = f"{which} under '{_plain(heading)}'" if heading else which
+            # With several figures in one cell, which title or helper drew which is not
+            # known: they are named only for a cell's one figure.
+            if len(images) == 1 and titles:
+                text += ": " + "; ".join(titles)
+            if len(images) == 1 and len(helpers) == 1:
+                text += f" (drawn by {helpers[0]})"
+            metadata["alt"] = text
+
+
+def _literal_titles(source: str) -> list[str]:
+    """The titles a cell's code gives its plots as string literals, in order."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython syntax (magics)
+        return []
+    titles = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+        values = [k.value for k in node.keywords if k.arg == "title"]
+        if name in _TITLE_CALLS and node.args:
+            values.insert(0, node.args[0])
+        titles += [v.value for v in values
+                   if isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value]
+    return list(dict.fromkeys(titles))
+
+
+def _plain(markdown: str) -> str:
+    """A heading's Markdown as plain text: no code ticks, emphasis marks or dollars."""
+    return re.sub(r"[`*$]", "", markdown).strip()
+
+
 def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False) -> Page:
     """The page body of one executed notebook, with its title, description and contents.
 
@@ -240,6 +364,7 @@ def render_notebook(nb: nbformat.NotebookNode, name: str, student: bool = False)
     description = notebook_description(nb)  # before its math becomes placeholders
     drop_widgets(nb)
     shrink_images(nb)
+    describe_figures(nb)
     formulas: list[tuple[str, bool]] = []
     for number, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
@@ -403,19 +528,38 @@ class IndexEntry:
     seconds: float | None
     error: str = ""
     tasks: list[tuple[str, str]] = field(default_factory=list)  # (id, title)
+    # The cells that show an error (a notebook may run to its end and still hold some:
+    # every student notebook, or a cell tagged raises-exception); None: not known.
+    errors: ErrorSummary | None = None
 
 
-def index_html(entries: Sequence[IndexEntry], note: str = "") -> str:
-    """The front page: the notebooks in order, each with its description, tasks and run time."""
+# The index's introduction. "Folded" is true of the solution site only: the student
+# release has stubs instead of solutions and prompts instead of answers.
+_INTRO = ("The course notebooks, executed top to bottom. Read them in this order; each builds "
+          "on\nthe one before.")
+_FOLDED = " Solutions and answers are folded: open one only after trying yourself."
+
+
+def index_html(entries: Sequence[IndexEntry], note: str = "", student: bool = False) -> str:
+    """The front page: the notebooks in order, each with its description, tasks and run time.
+
+    ``student``: the site shows the student release (no folded solutions to mention).
+    """
     items = [_index_item(e) for e in entries]
     banner = f'<p class="note">{html.escape(note)}</p>' if note else ""
-    return _INDEX.format(items="\n".join(items), banner=banner)
+    intro = _INTRO if student else _INTRO + _FOLDED
+    return _INDEX.format(items="\n".join(items), banner=banner, intro=intro)
 
 
 def _index_item(entry: IndexEntry) -> str:
     page = entry.page
+    errors = entry.errors.describe() if entry.errors is not None else ""
     if entry.status == "stored":
         run = "shown with its stored outputs (not re-executed)"
+        if errors:
+            run += f"; {html.escape(errors)}"
+    elif entry.status == "ok" and errors:
+        run = f"ran in {entry.seconds:.0f} s; {html.escape(errors)}"
     elif entry.status == "ok":
         run = f"ran without errors in {entry.seconds:.0f} s"
     else:
@@ -445,8 +589,7 @@ _INDEX = """<!doctype html>
 <main>
 <h1>Neural networks from scratch</h1>
 {banner}
-<p>The course notebooks, executed top to bottom. Read them in this order; each builds on
-the one before. Solutions and answers are folded: open one only after trying yourself.</p>
+<p>{intro}</p>
 <ol class="notebooks">
 {items}
 </ol>
@@ -456,10 +599,16 @@ the one before. Solutions and answers are folded: open one only after trying you
 
 
 def write_assets(out: Path) -> None:
-    """The site's one stylesheet (layout plus code colours), shared by every page."""
+    """The site's one stylesheet (code colours, then layout), shared by every page.
+
+    Pygments' rules come first so that the site's own win where both set something: its
+    defaults include an unscoped ``pre { line-height: 125% }``, which would otherwise
+    override the site's ``pre`` (same specificity, later rule wins).
+    """
     folder = out / "assets"
     folder.mkdir(exist_ok=True)
-    css = _read_asset("site.css") + "\n/* code colours (pygments) */\n" + pygments_css()
+    css = ("/* code colours (pygments) */\n" + pygments_css() + "\n\n/* the site */\n"
+           + _read_asset("site.css"))
     (folder / "site.css").write_text(css, encoding="utf-8")
 
 

@@ -22,6 +22,23 @@ def test_show_conv_filters_draws_one_grid(C: int) -> None:
     plt.close(fig)
 
 
+@pytest.mark.parametrize("C", [1, 3])
+def test_show_conv_filters_draws_the_gaps_and_empty_cells_white(C: int) -> None:
+    # Filters whose darkest pixel is black: black gaps would merge with them.
+    W = np.random.default_rng(1).standard_normal((10, C, 3, 3))
+    fig = show_conv_filters(W)
+    image = fig.axes[0].get_images()[0]
+    rgba = image.to_rgba(image.get_array())
+    def white(pixels: np.ndarray) -> bool:
+        return bool(np.all(pixels == 1.0))
+
+    assert white(rgba[3, :]) and white(rgba[7, :])  # gap rows between rows of filters
+    assert white(rgba[:, 3]) and white(rgba[:, 11])  # gap columns
+    assert white(rgba[8:11, 8:11]) and white(rgba[12:, 4:])  # cells 11, 14 and 15: no filter
+    assert rgba[0:3, 0:3, :3].min() < 0.01  # a filter still reaches 0: gaps stay apart from it
+    plt.close(fig)
+
+
 def test_show_conv_filters_rejects_non_4d() -> None:
     with pytest.raises(ValueError, match=r"W must have shape \(F, C, HH, WW\)"):
         show_conv_filters(np.zeros((3, 3)))

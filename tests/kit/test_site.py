@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from course.tasks import TASKS
-from kit import site_render
+from kit import site, site_render
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -116,6 +116,27 @@ def test_a_function_name_is_set_apart_from_its_argument_but_not_from_a_bracket()
     assert "mspace" not in bracketed  # "(" and the end of the formula bring their own
 
 
+def test_tex_escapes_in_text_become_characters_and_other_commands_there_are_refused():
+    pool = site_render.tex_to_mathml("H - \\text{pool\\_height}", display=False)
+    assert "<mtext>pool_height</mtext>" in pool and "\\_" not in pool.split(">", 1)[1]
+    escapes = site_render.tex_to_mathml("\\text{5\\% \\& \\# \\$}", display=False)
+    assert "5%&#x000A0;&amp;&#x000A0;#&#x000A0;$</mtext>" in escapes
+    with pytest.raises(site_render.MathError, match="unknown command \\\\foo in text"):
+        site_render.tex_to_mathml("\\text{\\foo x}", display=False)
+    with pytest.raises(site_render.MathError, match="stray backslash"):
+        site_render.tex_to_mathml("\\text{a \\} b}", display=False)
+
+
+def test_a_scripted_function_name_keeps_its_script_and_is_set_apart_after_it():
+    thin = '<mspace width="0.1667em"></mspace>'
+    squared = site_render.tex_to_mathml("1 - \\tanh^2 z", display=False)
+    # msup keeps its two children (base, exponent): not drawn as "tanh" with a subscript 2
+    assert f"<msup><mi>tanh</mi><mn>2</mn></msup>{thin}<mi>z</mi>" in squared
+    nested = site_render.tex_to_mathml("\\log_{a_b} x", display=False)
+    assert nested.count(thin) == 1 and f"</msub></mrow></msub>{thin}<mi>x</mi>" in nested
+    assert "mspace" not in site_render.tex_to_mathml("\\sin^2(x)", display=False)
+
+
 def test_solution_regions_are_folded_and_the_code_around_them_stays_visible():
     source = "x = 1\n# BEGIN SOLUTION 1.1: do it\nsecret = 42\n# END SOLUTION\nprint(x)"
     html = site_render.render_code(source)
@@ -182,3 +203,170 @@ def test_student_site_shows_stubs_and_no_solution(tmp_path):
     assert "NotImplementedError" in page
     assert "Show solution" not in page and "Show answer" not in page
     assert "Student release" in page
+
+
+def test_the_site_stylesheet_comes_after_the_code_colours_and_its_rules_match(tmp_path):
+    site_render.write_assets(tmp_path)
+    css = (tmp_path / "assets" / "site.css").read_text()
+    # pygments' unscoped default must not override the site's pre (same specificity).
+    assert css.index("pre { line-height: 125%; }") < css.index("line-height: 1.4")
+    # The narrow-screen rule targets the contents list the pages have: a ul.
+    assert site_render.toc_html([(2, "a", "A")]).startswith('<nav class="toc"')
+    assert "<ul>" in site_render.toc_html([(2, "a", "A")])
+    phone = css[css.index("@media (max-width: 40rem)"):]
+    assert ".toc > ul { columns: 1; }" in phone[:phone.index("}\n")]
+
+
+# -- errors on the student site -------------------------------------------------------------
+
+_TREE = Path("/tmp/kit-site-student-abc123/student")  # where the release ran; gone later
+
+
+def _failed_cell(source: str, ename: str, evalue: str, frame: str = "") -> nbformat.NotebookNode:
+    """An executed code cell that stopped, with an IPython-style coloured traceback."""
+    cell = nbformat.v4.new_code_cell(source)
+    frames = [f"\x1b[36mFile \x1b[39m\x1b[32m{frame}\x1b[39m, in f()"] if frame else []
+    cell.outputs = [nbformat.v4.new_output(
+        "error", ename=ename, evalue=evalue,
+        traceback=["\x1b[31m" + "-" * 75 + "\x1b[39m",
+                   f"\x1b[31m{ename}\x1b[39m    Traceback (most recent call last)",
+                   *frames, f"\x1b[31m{ename}\x1b[39m: {evalue}"])]
+    return cell
+
+
+def _student_run() -> nbformat.NotebookNode:
+    """What the student release's notebook 1 looks like once executed with allow_errors."""
+    printed = nbformat.v4.new_code_cell("show()")
+    printed.outputs = [nbformat.v4.new_output(
+        "stream", name="stdout", text=f"data from {_TREE}/datasets\n")]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Demo"),
+        _failed_cell("load()", "ValueError", f"bad file {_TREE}/course/data.npz",
+                     f"{_TREE}/course/data_utils.py:12"),
+        printed,
+        _failed_cell("out, _ = affine_forward(x, w, b)", "NotImplementedError",
+                     "task 1.1 (affine_forward): not written yet; see the TODO in course/layers.py",
+                     f"{_TREE}/course/layers.py:106"),
+        _failed_cell("model = FullyConnectedNet([10])\nsolver = Solver(model, data)",
+                     "NotImplementedError", "task 1.7 (FullyConnectedNet.__init__): not written "
+                     "yet; see the TODO in course/classifiers/fc_net.py",
+                     f"{_TREE}/course/classifiers/fc_net.py:80"),
+        nbformat.v4.new_code_cell("x = 1"),
+        _failed_cell("solver.train()", "NameError", "name 'solver' is not defined"),
+        _failed_cell("best = None\nraise NotImplementedError('task 1.14 (this cell): ...')",
+                     "NotImplementedError", "task 1.14 (this cell): not written yet; see the TODO "
+                     "in notebooks/FullyConnectedNets.ipynb"),
+        _failed_cell("best.loss(X)", "AttributeError", "'NoneType' object has no attribute 'loss'"),
+    ]
+    return nb
+
+
+def _student_options() -> site.BuildOptions:
+    return site.BuildOptions([], None, student=True, pythonpath=_TREE)
+
+
+def test_a_student_page_shows_one_true_line_per_stopped_cell_and_no_traceback():
+    nb = _student_run()
+    site.explain_errors(nb, _student_options())
+    shown = ["".join(o["traceback"]) for c in nb.cells if c.cell_type == "code"
+             for o in c.outputs if o["output_type"] == "error"]
+    assert shown == [
+        "ValueError: bad file course/data.npz",  # no stub before it: type and message only
+        "Stopped at a stub: task 1.1 is not written yet (affine_forward in course/layers.py).",
+        "Stopped at a stub: task 1.7 is not written yet "
+        "(FullyConnectedNet.__init__ in course/classifiers/fc_net.py).",
+        # the cell that assigns `solver` stopped at 1.7's stub
+        "Stopped: this cell needs the result of an earlier cell, which stopped at the stub of "
+        "task 1.7 (here: NameError: name 'solver' is not defined).",
+        "Stopped at a stub: task 1.14 is not written yet (the TODO in this cell).",
+        "Stopped: this cell needs the result of an earlier cell, which stopped at the stub of "
+        "task 1.14 (here: AttributeError: 'NoneType' object has no attribute 'loss').",
+    ]
+    # Neither the download nor the page shows a frame or the temporary tree.
+    saved = nbformat.writes(nb)
+    page = site_render.page_html(site_render.render_notebook(nb, "Demo", student=True), None, None)
+    for text in (saved, page):
+        assert "/tmp/" not in text and "kit-site-student" not in text
+        assert "Traceback" not in text and "File " not in text
+    assert "data from datasets" in page
+
+
+def test_the_student_index_says_what_stopped_and_mentions_no_folded_solutions():
+    nb = _student_run()
+    summary = site.explain_errors(nb, _student_options())
+    page = site_render.Page("FullyConnectedNets", "Demo", "About it.", "")
+    index = site_render.index_html(
+        [site_render.IndexEntry(page, "ok", 8.0, errors=summary)], "Student release", student=True)
+    assert ("FullyConnectedNets.ipynb: ran in 8 s; 3 of 8 code cells stop at a stub "
+            "(tasks 1.1, 1.7, 1.14); 2 more stop because they need the result of an earlier "
+            "cell that stopped; 1 more stops with an error (first: ValueError: bad file "
+            "course/data.npz).") in index
+    assert "without errors" not in index and "folded" not in index
+
+
+def test_the_solution_index_never_says_without_errors_of_a_notebook_showing_one():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1"),
+                _failed_cell("raise ValueError('on purpose')", "ValueError", "on purpose")]
+    summary = site.explain_errors(nb, site.BuildOptions([], None))
+    page = site_render.Page("Demo", "Demo", "", "")
+    index = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0, errors=summary)])
+    assert "ran in 3 s; 1 of 2 code cells stops with an error (first: ValueError: on purpose)" \
+        in index
+    assert "without errors" not in index and "Solutions and answers are folded" in index
+    assert "Traceback" in "".join(nb.cells[1].outputs[0]["traceback"])  # solution site keeps it
+
+
+@pytest.mark.slow
+def test_an_executed_student_site_has_no_traceback_and_no_temporary_path(tmp_path):
+    out = tmp_path / "student-site"
+    result = _run_site("--student", "--only", "Dropout", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    files = [out / "Dropout.html", out / "Dropout.ipynb", out / "index.html"]
+    text = "".join(f.read_text() for f in files)
+    assert "Stopped at a stub: task 3.1 is not written yet (dropout_forward in course/layers.py)" \
+        in text
+    assert "/tmp/" not in text and "kit-site-student" not in text and "Traceback" not in text
+    assert "without errors" not in text and "stop at a stub (tasks" in text
+
+
+def _png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_cell(source: str, figures: int = 1) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": _png(),
+                                                                 "text/plain": "<Figure>"})
+                    for _ in range(figures)]
+    return cell
+
+
+def test_every_figure_gets_an_alt_text_from_its_heading_and_title():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# Demo\n\n## Training with `Solver`"),
+        _figure_cell('fig, ax = plt.subplots()\nax.set_title("Loss per epoch")\nplt.show()'),
+        _figure_cell('show_conv_filters(W, title="First-layer filters")'),
+        nbformat.v4.new_markdown_cell("### Two figures"),
+        _figure_cell('plt.title("one")\nplot_curves(x)', figures=2),
+    ]
+    body = site_render.render_notebook(nb, "Demo").body
+    alts = re.findall(r'<img [^>]*alt="([^"]*)"', body)
+    assert alts == [
+        "Figure under 'Training with Solver': Loss per epoch",
+        "Figure under 'Training with Solver': First-layer filters "
+        "(drawn by show_conv_filters)",
+        "Figure 1 of 2 under 'Two figures'",  # which title is whose: not known
+        "Figure 2 of 2 under 'Two figures'",
+    ]
+    assert "No description has been provided" not in body
+    assert "alt" not in nb.cells[1].outputs[0].metadata  # the notebook itself is unchanged

@@ -46,7 +46,7 @@ PAGE_FACTS = r"""(() => {
   const figures = [...document.querySelectorAll('img')].map(img => ({
     natural: img.naturalWidth, shown: img.clientWidth,
     declared: Number(img.getAttribute('width')) || img.naturalWidth,
-    box: img.parentElement.clientWidth, complete: img.complete}));
+    box: img.parentElement.clientWidth, complete: img.complete, alt: img.alt}));
   const spoilers = [...document.querySelectorAll('.solution, .answer')].map(el => ({
     tag: el.tagName, open: el.open === true, closedAncestor: !!el.closest('details:not([open])')}));
   const links = [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'));
@@ -56,6 +56,31 @@ PAGE_FACTS = r"""(() => {
           mathDisplays: [...new Set(maths.map(m => getComputedStyle(m).display))],
           mathEmpty: maths.filter(m => !m.closest('details:not([open])')
                                  && m.getBoundingClientRect().width === 0).length,
+          mathFonts: [...new Set(maths.map(m => getComputedStyle(m).fontFamily))],
+          // Display formulas that scroll vertically or have text outside their box (where
+          // the box clips it): their TeX.
+          mathCut: maths.filter(m => m.getAttribute('display') === 'block'
+                                     && !m.closest('details:not([open])'))
+            .filter(m => {
+              const box = m.getBoundingClientRect();
+              const walker = document.createTreeWalker(m, NodeFilter.SHOW_TEXT);
+              const range = document.createRange();
+              let outside = false;
+              while (walker.nextNode()) {
+                range.selectNodeContents(walker.currentNode);
+                const r = range.getBoundingClientRect();
+                if (r.height > 0 && (r.top < box.top - 0.5 || r.bottom > box.bottom + 0.5)) {
+                  outside = true;
+                }
+              }
+              return outside || m.scrollHeight > m.clientHeight + 1;
+            }).map(m => m.getAttribute('alttext')),
+          casesAlign: [...new Set([...document.querySelectorAll('mtd[columnalign="left"]')]
+            .map(td => getComputedStyle(td).textAlign))],
+          preLineHeights: [...new Set([...document.querySelectorAll('.input_area pre')]
+            .map(pre => { const cs = getComputedStyle(pre);
+                          return Math.round(parseFloat(cs.lineHeight) / parseFloat(cs.fontSize)
+                                            * 100) / 100; }))],
           viewport: !!document.querySelector('meta[name=viewport]'),
           measure: document.querySelector('main').getBoundingClientRect().width,
           // Code of at most 100 characters a line (ruff's limit) that scrolls sideways:
@@ -131,6 +156,7 @@ def test_every_page_works_offline(sites, browser, which):
             _check_descriptions(facts, where)
             continue
         assert facts["title"] and facts["title"] != "Notebook", where
+        assert facts["preLineHeights"] in ([], [1.4]), (where, facts["preLineHeights"])
         assert "$$" not in facts["text"] and "\\frac" not in facts["text"], where
         _check_math(facts, where)
         _check_figures(facts, where)
@@ -183,11 +209,18 @@ def _check_math(facts: dict, where: str) -> None:
     displays = set(facts["mathDisplays"])
     assert displays <= {"math", "inline math", "block math"}, displays
     assert facts["mathEmpty"] == 0, where
+    # A font with a MATH table first (sums drawn large), the browser's own last.
+    for family in facts["mathFonts"]:
+        assert "Math" in family.split(",")[0] and family.endswith("math"), (where, family)
+    assert facts["mathCut"] == [], (where, facts["mathCut"])  # no limit of a sum clipped
+    assert set(facts["casesAlign"]) <= {"left"}, (where, facts["casesAlign"])
 
 
 def _check_figures(facts: dict, where: str) -> None:
     for figure in facts["figures"]:
         assert figure["complete"] and figure["natural"] > 0, (where, figure)
+        # An alt text that says something: never nbconvert's "No description has been ...".
+        assert figure["alt"].startswith("Figure"), (where, figure["alt"])
         density = figure["natural"] / figure["declared"]
         # At its resolution the figure fits its box: shown at its declared size, not shrunk.
         assert figure["natural"] <= density * figure["box"] + 1, (where, figure)
@@ -241,6 +274,10 @@ def test_a_phone_gets_the_page_at_its_width(sites, browser):
         browser.goto((sites["course"] / "index.html").as_uri())
         width = browser.evaluate("document.documentElement.scrollWidth")
         browser.screenshot(SCREENSHOTS / "course-index-phone.png")
+        browser.goto((sites["course"] / "FullyConnectedNets.html").as_uri())
+        toc_columns = browser.evaluate(
+            "getComputedStyle(document.querySelector('.toc > ul')).columnCount")
     finally:
         browser.send("Emulation.clearDeviceMetricsOverride")
     assert width <= 390
+    assert toc_columns == "1"  # the contents in one column on a phone
