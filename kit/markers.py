@@ -51,7 +51,7 @@ OUTSIDE_DEF_PY = "module level"
 OUTSIDE_DEF_CELL = "this cell"
 
 # The default TODO text when the marker has no hint (inside a def / outside any def).
-DEFAULT_HINT_IN_DEF = "write this part (the docstring says what it returns)."
+DEFAULT_HINT_IN_DEF = "write this part (the docstring says what it must do)."
 DEFAULT_HINT_OUTSIDE = "write this part (the text above says what it must do)."
 
 _MARKERISH = re.compile(r"^[ \t]*#[ \t]*(?:BEGIN|END)(?=[ \t]|$)")

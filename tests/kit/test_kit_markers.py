@@ -38,7 +38,7 @@ def test_function_region_becomes_a_two_line_stub_at_the_marker_indent() -> None:
         "def relu_forward(x):\n"
         '    """Doc."""\n'
         "    # TODO [task 1.3] relu_forward: "
-        "write this part (the docstring says what it returns).\n"
+        "write this part (the docstring says what it must do).\n"
         '    raise NotImplementedError("task 1.3 (relu_forward): not written yet; '
         'see the TODO in course/layers.py")\n'
         "    return out, x\n"
@@ -103,7 +103,7 @@ def test_tab_indent_is_copied_and_text_outside_is_untouched() -> None:
     lines = student(source).split("\n")
     assert lines[:2] == ["def f():", "\tx = 0"]
     assert lines[2] == (
-        "\t# TODO [task 1.1] f: write this part (the docstring says what it returns)."
+        "\t# TODO [task 1.1] f: write this part (the docstring says what it must do)."
     )
     assert lines[3].startswith('\traise NotImplementedError("task 1.1 (f): ')
     assert lines[4:] == ["\treturn x", ""]

@@ -22,14 +22,14 @@ from kit import leaks, markers
 from kit.tree import SolutionTree, load_task_table
 
 TODO_11 = ("    # TODO [task 1.1] scale_forward: "
-           "write this part (the docstring says what it returns).\n")
+           "write this part (the docstring says what it must do).\n")
 RAISE_11 = ('    raise NotImplementedError("task 1.1 (scale_forward): not written yet; '
             'see the TODO in course/layers.py")\n')
 TODO_12 = "        # TODO [task 1.2] Affine.forward: flatten x, multiply by w, add b\n"
 RAISE_12 = ('        raise NotImplementedError("task 1.2 (Affine.forward): not written yet; '
             'see the TODO in course/layers.py")\n')
 TODO_13 = ("            # TODO [task 1.3] clip_all: "
-           "write this part (the docstring says what it returns).\n")
+           "write this part (the docstring says what it must do).\n")
 RAISE_13 = ('            raise NotImplementedError("task 1.3 (clip_all): not written yet; '
             'see the TODO in course/layers.py")\n')
 
@@ -141,7 +141,7 @@ def test_notebook_is_cleaned_and_its_cells_handled_by_tag(src: Path, tmp_path: P
                                        "tags": ["experiment", "nbval-ignore-output"]}
     assert cells["double"].source == source_cells["double"].source.replace(
         "    # BEGIN SOLUTION 2.2\n    result = v + v\n    # END SOLUTION\n",
-        "    # TODO [task 2.2] double: write this part (the docstring says what it returns).\n"
+        "    # TODO [task 2.2] double: write this part (the docstring says what it must do).\n"
         '    raise NotImplementedError("task 2.2 (double): not written yet; '
         'see the TODO in notebooks/Demo.ipynb")\n')
     assert cells["train"].source == (
