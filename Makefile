@@ -42,8 +42,10 @@ help: ## list the targets
 	@echo "needs Python creates .venv and installs requirements.txt."
 	@echo
 	@awk -v hide="$(if $(wildcard kit),,$(SOLUTION_ONLY) $(STUDENT_HIDDEN))" \
+	  -v student="$(if $(wildcard kit),,1)" \
 	  'BEGIN {FS = ":.*## "; n = split(hide, h, " "); for (i = 1; i <= n; i++) skip[h[i]] = 1} \
-	   /^[a-z][a-z-]*:.*## / && !($$1 in skip) {printf "  make %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	   /^[a-z][a-z-]*:.*## / && !($$1 in skip) {d = $$2; if (student) sub(/^students: /, "", d); \
+	   printf "  make %-10s %s\n", $$1, d}' $(MAKEFILE_LIST)
 	@[ -d kit ] || { echo; echo "Without make: python -m course COMMAND, COMMAND one of the names above"; \
 	  echo "(e.g. python -m course check 1.3). Use the venv's Python: .venv/bin/python, or"; \
 	  echo ".venv\\Scripts\\python on Windows (python -m course setup: any Python 3.10+, in this folder)."; }

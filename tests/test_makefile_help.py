@@ -43,11 +43,15 @@ def test_student_tree_help_lists_only_what_works_there(tmp_path: Path) -> None:
     assert _listed(out) >= STUDENT_TARGETS
     assert not (SOLUTION_ONLY | STUDENT_HIDDEN) & _listed(out)
     assert "python -m course check" in out  # the form without make
+    # Every line there is for students: no "students:" label (the solution tree keeps it).
+    check = re.search(r"^  make check +(.*)$", out, re.MULTILINE)
+    assert check and check.group(1).startswith("per-task scoreboard"), out
 
 
 def test_solution_tree_help_lists_every_target(tmp_path: Path) -> None:
     out = _make(_tree(tmp_path, with_kit=True), "help").stdout
     assert _listed(out) >= STUDENT_TARGETS | SOLUTION_ONLY | STUDENT_HIDDEN
+    assert re.search(r"^  make check +students: per-task scoreboard", out, re.MULTILINE), out
 
 
 def test_every_hidden_target_refuses_to_run_in_the_student_tree() -> None:
