@@ -163,7 +163,9 @@ def relu_forward(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     - out: output, shape of x.
     - cache: x itself, for the backward pass.
 
-    What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype.
+    What to write [task 1.3]: compute the output and store it in ``out``; keep x's dtype,
+    and leave x as it is (``out`` is a new array: the cache holds x for the backward pass,
+    and the caller may still need it).
     """
     (x,) = expect_real_arrays("relu_forward", x=x)
 
