@@ -20,8 +20,9 @@
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
   and above the table each task that does not pass gets its first failure (the comment
   that opens the failing test, where its known values come from, then the failure, with
-  hypothesis' failing input shown as shapes rather than a repr) or the task that stopped
-  it (and, when that task was written but fails, the first failure all the same).
+  hypothesis' failing input shown as shapes rather than a repr; when hypothesis found
+  several distinct failures, the first in full and the others' errors) or the task that
+  stopped it (and, when that task was written but fails, the first failure all the same).
 """
 
 from __future__ import annotations
@@ -500,7 +501,91 @@ def opening_comment(function: Any, limit: int = 6) -> str:
 def describe_failure(text: str, limit: int = 25) -> str:
     """A short failure report: hypothesis' drawn inputs read as ``failing input: x of shape
     (2, 3), ...`` instead of reprs (the test-case repr and hypothesis' coverage explanation
-    are dropped), and only the last ``limit`` other lines are kept."""
+    are dropped), and only the last ``limit`` other lines are kept.
+
+    When hypothesis found several distinct failures it raises an exception group, which
+    Python prints with a ``| `` gutter on every line and the sub-failures one after the
+    other; keeping the last lines of that would show the last sub-failure only, cut, with
+    its reprs. So the group is taken apart first: the first failure is shown in full, the
+    others by their failing input and error lines (each may be a different bug)."""
+    text = text.replace(f'"{ROOT}{os.sep}', '"')  # tracebacks' paths, relative to the tree
+    group = split_exception_group(text)
+    if group is None:
+        inputs, kept = _read_failure(text)
+        return "\n".join([*_inputs_line(inputs), *kept[-limit:]])
+    summary, failures = group
+    first, *others = failures
+    inputs, kept = _read_failure(first)
+    lines = [f"{summary} The first, in full:", *_inputs_line(inputs), *kept[-limit:]]
+    if others:
+        lines.append(f"The other {'one' if len(others) == 1 else len(others)}, "
+                     f"{'its error' if len(others) == 1 else 'their errors'} only:")
+    for other in others:
+        inputs, kept = _read_failure(other)
+        lines += [*_inputs_line(inputs), *_error_lines(kept)]
+    return "\n".join(lines)
+
+
+# How Python prints an exception group (hypothesis raises one for several distinct
+# failures): the group's own traceback behind a "| " gutter, then each sub-exception
+# behind a gutter two columns further in, between numbered rules:
+#   + Exception Group Traceback (most recent call last):
+#   |   File ...
+#   | ExceptionGroup: Hypothesis found 2 distinct failures. (2 sub-exceptions)
+#   +-+---------------- 1 ----------------
+#     | Traceback (most recent call last): ...
+#     +---------------- 2 ----------------
+#     | ...
+#     +------------------------------------
+_FIRST_SUB_RULE = re.compile(r"( *)\+-\+-+ 1 -+")
+_GROUP_LINE = re.compile(r"(?:\w+\.)*\w*ExceptionGroup: (.*?)(?: \((\d+) sub-exceptions?\))?")
+
+
+def split_exception_group(text: str) -> tuple[str, list[str]] | None:
+    """``(summary, one text per sub-failure)`` of a printed exception group, the gutter
+    taken off (None when ``text`` holds none). The summary is the group's message
+    ("Hypothesis found 2 distinct failures."); a sub-exception that is itself a group stays
+    as one text, its own gutter and rules intact, for a second call to take apart."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _FIRST_SUB_RULE.fullmatch(line)), None)
+    if start is None:
+        return None
+    outer = len(_FIRST_SUB_RULE.fullmatch(lines[start]).group(1))  # the group's gutter
+    inner = outer + 2  # its sub-exceptions' gutter
+    summary = "Several distinct failures."
+    for line in lines[:start]:
+        found = _GROUP_LINE.fullmatch(_ungutter(line, outer).strip())
+        if found:
+            summary = found.group(1)
+    subs: list[list[str]] = [[]]
+    next_rule = re.compile(rf" {{{inner}}}\+-+ (?:\d+|\.\.\.) -+")
+    closing_rule = re.compile(rf" {{{inner}}}\+-+")
+    for line in lines[start + 1:]:
+        if next_rule.fullmatch(line):
+            subs.append([])
+        elif closing_rule.fullmatch(line):
+            break
+        else:
+            subs[-1].append(_ungutter(line, inner))
+    # Python elides sub-exceptions beyond 15 ("and 3 more exceptions"): not failures to show.
+    failures = ["\n".join(sub) for sub in subs
+                if sub and not re.fullmatch(r"and \d+ more exceptions?", "\n".join(sub).strip())]
+    return (summary, failures) if failures else None
+
+
+def _ungutter(line: str, column: int) -> str:
+    """``line`` without the ``| `` gutter at ``column`` (and the spaces before it)."""
+    if line[:column].strip():
+        return line
+    rest = line[column:]
+    if rest.startswith("|"):
+        return rest[2:] if rest.startswith("| ") else rest[1:]
+    return rest
+
+
+def _read_failure(text: str) -> tuple[list[str], list[str]]:
+    """One failure's text read: hypothesis' drawn inputs (described, see _describe_inputs)
+    and its other lines, with hypothesis' test-case repr and explanation left out."""
     inputs: list[str] = []
     kept: list[str] = []
     skipping = None  # the kind of hypothesis block being dropped
@@ -535,9 +620,25 @@ def describe_failure(text: str, limit: int = 25) -> str:
         kept.append(line)
     if pending is not None:
         inputs.append(_describe_inputs(*pending))
-    kept = kept[-limit:]
-    head = [f"failing input: {', '.join(inputs)}"] if inputs else []
-    return "\n".join([*head, *kept])
+    return inputs, kept
+
+
+def _inputs_line(inputs: list[str]) -> list[str]:
+    return [f"failing input: {', '.join(inputs)}"] if inputs else []
+
+
+def _error_lines(lines: list[str], limit: int = 6) -> list[str]:
+    """The lines of a traceback that name the error (those after its last frame), at most
+    ``limit``: what tells one failure from another."""
+    last_frame = max((i for i, line in enumerate(lines)
+                      if re.match(r'\s*File ".*", line \d+', line)), default=None)
+    if last_frame is None:
+        return [line for line in lines if line.strip()][-limit:]
+    end = last_frame + 1
+    while end < len(lines) and lines[end].startswith("    "):  # the frame's code and carets
+        end += 1
+    error = [line for line in lines[end:] if line.strip()]
+    return error[:limit] + (["..."] if len(error) > limit else [])
 
 
 def _balance(text: str) -> int:
@@ -546,6 +647,8 @@ def _balance(text: str) -> int:
 
 
 def _describe_inputs(label: str | None, text: str) -> str:
+    """A drawn input as a student reads it: a large array by its shape, a small one by its
+    values (with its shape too when it has two or more axes: a shape bug shows there)."""
     values = _eval_repr(text)
     if values is None:
         flat = " ".join(text.split())
@@ -557,6 +660,8 @@ def _describe_inputs(label: str | None, text: str) -> str:
     for name, value in values.items():
         if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0 and value.size > 6:
             parts.append(f"{name} of shape {tuple(value.shape)}")
+        elif getattr(value, "ndim", 0) > 1:  # a small matrix: its shape may be the bug
+            parts.append(f"{name} of shape {tuple(value.shape)} = {value.tolist()!r}")
         elif hasattr(value, "tolist"):
             parts.append(f"{name} = {value.tolist()!r}")
         else:

@@ -342,6 +342,44 @@ def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
     assert _row(result.stdout, "1.6")[1] == "FAIL"
 
 
+def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path):
+    # Two bugs hypothesis tells apart (a different exception at a different line): it
+    # raises an exception group, printed with a "| " gutter on every line. Each smallest
+    # failing n is derived by hand: the first even n is 2, the first odd n above 3 is 5.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_hyp.py").write_text(
+        "import numpy as np, pytest\n"
+        "from hypothesis import given, settings, strategies as st\n"
+        "@pytest.mark.task('1.6')\n"
+        "@settings(derandomize=True, database=None, max_examples=100)\n"
+        "@given(data=st.data())\n"
+        "def test_prop(data):\n"
+        "    n = data.draw(st.integers(1, 9), label='n')\n"
+        "    x = data.draw(st.just(np.zeros((n, 1, 2))), label='x')\n"
+        "    if n % 2 == 0:\n"
+        "        raise ValueError(f'the first bug, at n = {n}')\n"
+        "    assert n <= 3, f'the second bug, at n = {n}'\n"
+    )
+    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short").stdout
+    assert _row(out, "1.6")[1] == "FAIL"
+    report = out.split("FAILED test_hyp.py::test_prop\n")[1].split("\n\n")[0]
+    # Which of the two hypothesis lists first is its choice: the first is shown in full
+    # (its traceback), the other by its input and error lines.
+    assert report.startswith("Hypothesis found 2 distinct failures. The first, in full:\n"
+                             "failing input: n = ")
+    assert "\nThe other one, its error only:\nfailing input: n = " in report
+    # A small array by its values, with its shape (a shape bug shows there).
+    assert "failing input: n = 2, x of shape (2, 1, 2) = [[[0.0, 0.0]], [[0.0, 0.0]]]" in report
+    assert "failing input: n = 5, x of shape (5, 1, 2)\n" in report
+    assert "ValueError: the first bug, at n = 2" in report
+    assert "AssertionError: the second bug, at n = 5" in report
+    assert 'File "tests/test_hyp.py", line ' in report  # the first one's traceback
+    # No gutter, no hypothesis reprs, paths relative to the tree.
+    assert not re.search(r"^\s*[|+]", report, re.MULTILINE), report
+    assert "Failing test case" not in report and "Draw 1" not in report
+    assert str(tmp_path) not in report
+
+
 def test_task_option_rejects_unknown_ids(tmp_path):
     result = _pytest(tmp_path, "--task", "9.9")
     assert result.returncode != 0
