@@ -735,13 +735,37 @@ def _row_line(row: Row) -> str:
     return line
 
 
+# The test file that judges a notebook's layer tasks (course/layers.py) on their own:
+# hand-derived answers and properties. Every layer's backward pass also meets its numeric
+# gradient in test_layers.py, which test_<module>.py names. Other files compare a task
+# with given code (test_fast_layers.py: the fast layers) or check its interface
+# (test_cs231n_compat.py). tests/test_scoreboard.py checks that each file holding task
+# tests is one or the other.
+OWN_TEST_FILE_OF_NOTEBOOK = {
+    "BatchNormalization": "test_normalization.py",
+    "Dropout": "test_dropout.py",
+    "ConvolutionalNetworks": "test_conv.py",
+}
+CROSS_CHECK_TEST_FILES = frozenset({"test_fast_layers.py", "test_cs231n_compat.py"})
+
+
+def own_test_files(task: Task) -> set[str]:
+    """The names of the test files that judge ``task``'s code on its own (known answers,
+    numeric gradients, properties): ``test_<module>.py`` of its module, and its notebook's
+    file for the layers (test_conv.py for a pooling task)."""
+    own = {f"test_{Path(task.path).stem}.py"}
+    if task.notebook in OWN_TEST_FILE_OF_NOTEBOOK:
+        own.add(OWN_TEST_FILE_OF_NOTEBOOK[task.notebook])
+    return own
+
+
 def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
-    """nodeids with those of the task's own module's test file first (course/layers.py:
-    test_layers.py), in their order: those judge the student's code on its own (numeric
-    gradients, known values), where the others compare it with given code, the fast
-    layers say, whose failure reads as if the given code were wrong."""
-    own = f"test_{Path(task.path).stem}.py"
-    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] != own)
+    """nodeids with those of the task's own test files first (``own_test_files``), each
+    group in its order: those judge the student's code on its own, where the others
+    compare it with given code, the fast layers say, whose failure reads as if the given
+    code were wrong."""
+    own = own_test_files(task)
+    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] not in own)
 
 
 def _failure_block(nodeid: str) -> str:
@@ -789,8 +813,8 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                      f"tasks that do not pass yet: {names}. The failures may be theirs: "
                      f"make those pass first (make check TASK={failing[0]}).")
         # The failure itself may still be this task's own mistake: show the first one.
-        first = next((n for n in row.stopped_by if n not in _STUB_HIT and n in _FAILURES),
-                     None)
+        first = next((n for n in _own_module_first(task, list(row.stopped_by))
+                      if n not in _STUB_HIT and n in _FAILURES), None)
         if first is not None:
             lines.append(f"The first of them (its cause may be in either task):\n"
                          f"{_failure_block(first)}")
