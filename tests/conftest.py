@@ -121,26 +121,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def wanted_tasks(config: pytest.Config) -> list[str]:
-    """The task IDs given with ``--task``, lists split on commas and spaces, checked."""
+    """The task IDs given with ``--task``, lists split on commas and spaces, checked.
+
+    A student types them as ``make check TASK=...`` or ``python -m course check ...``,
+    never ``--task``: so the error names neither the option nor one entry point's syntax,
+    only what was given and what would do (a function's name gets its task's ID)."""
     ids: list[str] = []
+    problems: list[tuple[str, bool]] = []
     for value in config.getoption("--task"):
         for part in re.split(r"[\s,]+", value.strip()):
-            if not part:
-                continue
-            if not _TASK_ID.fullmatch(part):
-                raise pytest.UsageError(
-                    f"--task: {part!r} is not a task ID; write one ID (TASK=1.3) or a list "
-                    f'separated by spaces or commas (TASK="1.3 1.4")'
-                )
-            ids.append(part)
-    known = {task.id for task in TASKS}
-    unknown = sorted(set(ids) - known, key=task_sort_key)
-    if unknown:
-        raise pytest.UsageError(
-            f"--task: unknown task ID(s) {', '.join(unknown)}; "
-            f"known: {', '.join(t.id for t in TASKS)}"
-        )
+            if part:
+                problem = _task_id_problem(part)
+                if problem:
+                    problems.append(problem)
+                else:
+                    ids.append(part)
+    if problems:
+        lines = [text for text, _ in problems]
+        if not all(suggested for _, suggested in problems):
+            lines.append(f"The task IDs are {', '.join(t.id for t in TASKS)}; give one, or "
+                         'several separated by spaces or commas ("1.3 1.4").')
+        raise pytest.UsageError("\n".join(lines))
     return ids
+
+
+def _task_id_problem(given: str) -> tuple[str, bool] | None:
+    """What is wrong with ``given`` as a task ID (None if it is one), and whether that
+    says which ID to give instead: a task's function (``relu_forward``,
+    ``FullyConnectedNet.loss``, ``loss``) is answered with its task's ID, an ID with
+    letters after it (``1.3a``) with the ID."""
+    if given in TASKS_BY_ID:
+        return None
+    if _TASK_ID.fullmatch(given):
+        return f"There is no task {given}.", False
+    name = given.lower()
+    by_function = [t for t in TASKS if t.checked_by == "pytest"
+                   and (t.function.lower() == name
+                        or name in t.function.lower().split("."))]
+    if by_function:
+        tasks = " and ".join(f"{t.id} ({t.function})" for t in by_function)
+        plural = "s" if len(by_function) > 1 else ""
+        ids = " or ".join(t.id for t in by_function)
+        return (f"{given!r} is not a task ID, but it names task{plural} {tasks}: ask for "
+                f"{ids}."), True
+    start = re.match(r"\d+\.\d+", given)
+    if start and start.group() in TASKS_BY_ID and not re.search(r"\d", given[start.end():]):
+        return f"{given!r} is not a task ID; did you mean {start.group()}?", True
+    return f"{given!r} is not a task ID.", False
 
 
 def _task_ids(item: pytest.Item) -> list[str]:

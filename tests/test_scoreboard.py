@@ -285,8 +285,8 @@ def test_task_option_accepts_a_list(tmp_path):
 def test_task_option_says_the_format(tmp_path):
     result = _pytest(tmp_path, "--task", "1.3-1.4")
     assert result.returncode != 0
-    assert "'1.3-1.4' is not a task ID" in result.stderr
-    assert 'TASK="1.3 1.4"' in result.stderr
+    assert "'1.3-1.4' is not a task ID." in result.stderr
+    assert 'give one, or several separated by spaces or commas ("1.3 1.4")' in result.stderr
 
 
 # -- notebook tasks: scored from the outputs saved in the notebook ---------------------------
@@ -432,6 +432,21 @@ def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path
 
 
 def test_task_option_rejects_unknown_ids(tmp_path):
+    # Students give IDs as make check TASK=... or python -m course check ...: the message
+    # names neither the option nor one of the two forms.
     result = _pytest(tmp_path, "--task", "9.9")
     assert result.returncode != 0
-    assert "--task: unknown task ID(s) 9.9" in result.stderr
+    assert "There is no task 9.9.\nThe task IDs are 1.1, 1.2, " in result.stderr
+    assert "--task" not in result.stderr and "TASK=" not in result.stderr
+
+
+def test_task_option_answers_a_function_name_with_its_task_id(tmp_path):
+    result = _pytest(tmp_path, "--task", "relu_forward,1.3a")
+    assert result.returncode != 0
+    assert ("'relu_forward' is not a task ID, but it names task 1.3 (relu_forward): ask for "
+            "1.3.\n'1.3a' is not a task ID; did you mean 1.3?") in result.stderr
+    assert "The task IDs are" not in result.stderr  # each one was answered
+    result = _pytest(tmp_path, "--task", "loss")  # a method of two classes
+    assert ("'loss' is not a task ID, but it names tasks 1.8 (FullyConnectedNet.loss) and "
+            "4.6 (ThreeLayerConvNet.loss): ask for 1.8 or 4.6.") in result.stderr
+    assert "--task" not in result.stderr and "TASK=" not in result.stderr
