@@ -190,15 +190,20 @@ POOL_2X2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
 @pytest.mark.task("4.3")
 def test_max_pool_forward_known_answer_several_examples_and_channels() -> None:
-    # The maxima listed above POOL_X, each channel of each example on its own.
+    # Each channel of each example pooled on its own, 2x2 windows with stride 2 (left,
+    # right); channel 1 of example 0 is in the hundreds. Maxima, read off POOL_X:
+    #   x[0, 0] -> [6, 8]     x[0, 1] -> [400, 200]
+    #   x[1, 0] -> [-1, -3]   x[1, 1] -> [90, 70]
+    # A maximum over all channels at once would give [400, 200] for x[0, 0] too.
     out, _ = max_pool_forward_naive(POOL_X, POOL_2X2)
     np.testing.assert_allclose(out, [[[[6, 8]], [[400, 200]]], [[[-1, -3]], [[90, 70]]]])
 
 
 @pytest.mark.task("4.4")
 def test_max_pool_backward_known_answer_several_examples_and_channels() -> None:
-    # Each window's upstream gradient goes to its maximum, at the places listed above
-    # POOL_X; dout numbers the windows 1..8 so that each lands somewhere of its own. The
+    # Each window's upstream gradient goes to its maximum (the places listed above
+    # POOL_X), in its own channel: dout numbers the windows 1..8, so each lands somewhere
+    # of its own, e.g. x[0, 0]'s left window (6 at (1, 1)) puts 1 at dx[0, 0, 1, 1]. The
     # cache (x, pool_param) is fixed code of the forward pass, so it is built by hand.
     dout = np.arange(1.0, 9.0).reshape(2, 2, 1, 2)
     dx = max_pool_backward_naive(dout, (POOL_X, POOL_2X2))
