@@ -31,6 +31,7 @@ def assert_two_tasks_agree(first: np.ndarray, second: np.ndarray, first_task: st
     as right, and with the second task broken the student's correct code would read as
     the wrong one. The message names each side by its function and task and says that
     either may be at fault."""
+    __tracebackhide__ = True  # pytest's report shows the test's line, not this helper's
     first_name, second_name = (f"your {TASKS_BY_ID[t].function} ({t})"
                                for t in (first_task, second_task))
     first, second = np.asarray(first), np.asarray(second)
