@@ -542,14 +542,17 @@ def describe_failure(text: str, limit: int = 25) -> str:
         return "\n".join([*_inputs_line(inputs), *kept[-limit:]])
     summary, failures = group
     first, *others = failures
-    inputs, kept = _read_failure(first)
-    lines = [f"{summary} The first, in full:", *_inputs_line(inputs), *kept[-limit:]]
+    lines = [f"{summary} The first, in full:", describe_failure(first, limit)]
     if others:
         lines.append(f"The other {'one' if len(others) == 1 else len(others)}, "
                      f"{'its error' if len(others) == 1 else 'their errors'} only:")
-    for other in others:
+    for other in others[:4]:
+        while (inner := split_exception_group(other)) is not None:  # a group in the group
+            other = inner[1][0]
         inputs, kept = _read_failure(other)
         lines += [*_inputs_line(inputs), *_error_lines(kept)]
+    if len(others) > 4:
+        lines.append(f"... and {len(others) - 4} more")
     return "\n".join(lines)
 
 
@@ -565,14 +568,15 @@ def describe_failure(text: str, limit: int = 25) -> str:
 #     | ...
 #     +------------------------------------
 _FIRST_SUB_RULE = re.compile(r"( *)\+-\+-+ 1 -+")
-_GROUP_LINE = re.compile(r"(?:\w+\.)*\w*ExceptionGroup: (.*?)(?: \((\d+) sub-exceptions?\))?")
+_GROUP_LINE = re.compile(r"(?:\w+\.)*\w*ExceptionGroup: (.*?)(?: \(\d+ sub-exceptions?\))?")
 
 
 def split_exception_group(text: str) -> tuple[str, list[str]] | None:
     """``(summary, one text per sub-failure)`` of a printed exception group, the gutter
     taken off (None when ``text`` holds none). The summary is the group's message
     ("Hypothesis found 2 distinct failures."); a sub-exception that is itself a group stays
-    as one text, its own gutter and rules intact, for a second call to take apart."""
+    as one text, its own gutter and rules intact, for a second call to take apart. Python
+    elides sub-exceptions beyond the 15th: the line that says so is not a failure."""
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if _FIRST_SUB_RULE.fullmatch(line)), None)
     if start is None:
@@ -594,7 +598,6 @@ def split_exception_group(text: str) -> tuple[str, list[str]] | None:
             break
         else:
             subs[-1].append(_ungutter(line, inner))
-    # Python elides sub-exceptions beyond 15 ("and 3 more exceptions"): not failures to show.
     failures = ["\n".join(sub) for sub in subs
                 if sub and not re.fullmatch(r"and \d+ more exceptions?", "\n".join(sub).strip())]
     return (summary, failures) if failures else None
