@@ -20,8 +20,9 @@
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
   and above the table each task that does not pass gets its first failure (the comment
   that opens the failing test, where its known values come from, then the failure, with
-  hypothesis' failing input shown as shapes rather than a repr) or the task that stopped
-  it (and, when that task was written but fails, the first failure all the same).
+  hypothesis' failing input shown as shapes rather than a repr; when hypothesis found
+  several distinct failures, the first in full and the others' errors) or the task that
+  stopped it (and, when that task was written but fails, the first failure all the same).
 """
 
 from __future__ import annotations
@@ -120,26 +121,53 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def wanted_tasks(config: pytest.Config) -> list[str]:
-    """The task IDs given with ``--task``, lists split on commas and spaces, checked."""
+    """The task IDs given with ``--task``, lists split on commas and spaces, checked.
+
+    A student types them as ``make check TASK=...`` or ``python -m course check ...``,
+    never ``--task``: so the error names neither the option nor one entry point's syntax,
+    only what was given and what would do (a function's name gets its task's ID)."""
     ids: list[str] = []
+    problems: list[tuple[str, bool]] = []
     for value in config.getoption("--task"):
         for part in re.split(r"[\s,]+", value.strip()):
-            if not part:
-                continue
-            if not _TASK_ID.fullmatch(part):
-                raise pytest.UsageError(
-                    f"--task: {part!r} is not a task ID; write one ID (TASK=1.3) or a list "
-                    f'separated by spaces or commas (TASK="1.3 1.4")'
-                )
-            ids.append(part)
-    known = {task.id for task in TASKS}
-    unknown = sorted(set(ids) - known, key=task_sort_key)
-    if unknown:
-        raise pytest.UsageError(
-            f"--task: unknown task ID(s) {', '.join(unknown)}; "
-            f"known: {', '.join(t.id for t in TASKS)}"
-        )
+            if part:
+                problem = _task_id_problem(part)
+                if problem:
+                    problems.append(problem)
+                else:
+                    ids.append(part)
+    if problems:
+        lines = [text for text, _ in problems]
+        if not all(suggested for _, suggested in problems):
+            lines.append(f"The task IDs are {', '.join(t.id for t in TASKS)}; give one, or "
+                         'several separated by spaces or commas ("1.3 1.4").')
+        raise pytest.UsageError("\n".join(lines))
     return ids
+
+
+def _task_id_problem(given: str) -> tuple[str, bool] | None:
+    """What is wrong with ``given`` as a task ID (None if it is one), and whether that
+    says which ID to give instead: a task's function (``relu_forward``,
+    ``FullyConnectedNet.loss``, ``loss``) is answered with its task's ID, an ID with
+    letters after it (``1.3a``) with the ID."""
+    if given in TASKS_BY_ID:
+        return None
+    if _TASK_ID.fullmatch(given):
+        return f"There is no task {given}.", False
+    name = given.lower()
+    by_function = [t for t in TASKS if t.checked_by == "pytest"
+                   and (t.function.lower() == name
+                        or name in t.function.lower().split("."))]
+    if by_function:
+        tasks = " and ".join(f"{t.id} ({t.function})" for t in by_function)
+        plural = "s" if len(by_function) > 1 else ""
+        ids = " or ".join(t.id for t in by_function)
+        return (f"{given!r} is not a task ID, but it names task{plural} {tasks}: ask for "
+                f"{ids}."), True
+    start = re.match(r"\d+\.\d+", given)
+    if start and start.group() in TASKS_BY_ID and not re.search(r"\d", given[start.end():]):
+        return f"{given!r} is not a task ID; did you mean {start.group()}?", True
+    return f"{given!r} is not a task ID.", False
 
 
 def _task_ids(item: pytest.Item) -> list[str]:
@@ -500,7 +528,94 @@ def opening_comment(function: Any, limit: int = 6) -> str:
 def describe_failure(text: str, limit: int = 25) -> str:
     """A short failure report: hypothesis' drawn inputs read as ``failing input: x of shape
     (2, 3), ...`` instead of reprs (the test-case repr and hypothesis' coverage explanation
-    are dropped), and only the last ``limit`` other lines are kept."""
+    are dropped), and only the last ``limit`` other lines are kept.
+
+    When hypothesis found several distinct failures it raises an exception group, which
+    Python prints with a ``| `` gutter on every line and the sub-failures one after the
+    other; keeping the last lines of that would show the last sub-failure only, cut, with
+    its reprs. So the group is taken apart first: the first failure is shown in full, the
+    others by their failing input and error lines (each may be a different bug)."""
+    text = text.replace(f'"{ROOT}{os.sep}', '"')  # tracebacks' paths, relative to the tree
+    group = split_exception_group(text)
+    if group is None:
+        inputs, kept = _read_failure(text)
+        return "\n".join([*_inputs_line(inputs), *kept[-limit:]])
+    summary, failures = group
+    first, *others = failures
+    lines = [f"{summary} The first, in full:", describe_failure(first, limit)]
+    if others:
+        lines.append(f"The other {'one' if len(others) == 1 else len(others)}, "
+                     f"{'its error' if len(others) == 1 else 'their errors'} only:")
+    for other in others[:4]:
+        while (inner := split_exception_group(other)) is not None:  # a group in the group
+            other = inner[1][0]
+        inputs, kept = _read_failure(other)
+        lines += [*_inputs_line(inputs), *_error_lines(kept)]
+    if len(others) > 4:
+        lines.append(f"... and {len(others) - 4} more")
+    return "\n".join(lines)
+
+
+# How Python prints an exception group (hypothesis raises one for several distinct
+# failures): the group's own traceback behind a "| " gutter, then each sub-exception
+# behind a gutter two columns further in, between numbered rules:
+#   + Exception Group Traceback (most recent call last):
+#   |   File ...
+#   | ExceptionGroup: Hypothesis found 2 distinct failures. (2 sub-exceptions)
+#   +-+---------------- 1 ----------------
+#     | Traceback (most recent call last): ...
+#     +---------------- 2 ----------------
+#     | ...
+#     +------------------------------------
+_FIRST_SUB_RULE = re.compile(r"( *)\+-\+-+ 1 -+")
+_GROUP_LINE = re.compile(r"(?:\w+\.)*\w*ExceptionGroup: (.*?)(?: \(\d+ sub-exceptions?\))?")
+
+
+def split_exception_group(text: str) -> tuple[str, list[str]] | None:
+    """``(summary, one text per sub-failure)`` of a printed exception group, the gutter
+    taken off (None when ``text`` holds none). The summary is the group's message
+    ("Hypothesis found 2 distinct failures."); a sub-exception that is itself a group stays
+    as one text, its own gutter and rules intact, for a second call to take apart. Python
+    elides sub-exceptions beyond the 15th: the line that says so is not a failure."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if _FIRST_SUB_RULE.fullmatch(line)), None)
+    if start is None:
+        return None
+    outer = len(_FIRST_SUB_RULE.fullmatch(lines[start]).group(1))  # the group's gutter
+    inner = outer + 2  # its sub-exceptions' gutter
+    summary = "Several distinct failures."
+    for line in lines[:start]:
+        found = _GROUP_LINE.fullmatch(_ungutter(line, outer).strip())
+        if found:
+            summary = found.group(1)
+    subs: list[list[str]] = [[]]
+    next_rule = re.compile(rf" {{{inner}}}\+-+ (?:\d+|\.\.\.) -+")
+    closing_rule = re.compile(rf" {{{inner}}}\+-+")
+    for line in lines[start + 1:]:
+        if next_rule.fullmatch(line):
+            subs.append([])
+        elif closing_rule.fullmatch(line):
+            break
+        else:
+            subs[-1].append(_ungutter(line, inner))
+    failures = ["\n".join(sub) for sub in subs
+                if sub and not re.fullmatch(r"and \d+ more exceptions?", "\n".join(sub).strip())]
+    return (summary, failures) if failures else None
+
+
+def _ungutter(line: str, column: int) -> str:
+    """``line`` without the ``| `` gutter at ``column`` (and the spaces before it)."""
+    if line[:column].strip():
+        return line
+    rest = line[column:]
+    if rest.startswith("|"):
+        return rest[2:] if rest.startswith("| ") else rest[1:]
+    return rest
+
+
+def _read_failure(text: str) -> tuple[list[str], list[str]]:
+    """One failure's text read: hypothesis' drawn inputs (described, see _describe_inputs)
+    and its other lines, with hypothesis' test-case repr and explanation left out."""
     inputs: list[str] = []
     kept: list[str] = []
     skipping = None  # the kind of hypothesis block being dropped
@@ -535,9 +650,25 @@ def describe_failure(text: str, limit: int = 25) -> str:
         kept.append(line)
     if pending is not None:
         inputs.append(_describe_inputs(*pending))
-    kept = kept[-limit:]
-    head = [f"failing input: {', '.join(inputs)}"] if inputs else []
-    return "\n".join([*head, *kept])
+    return inputs, kept
+
+
+def _inputs_line(inputs: list[str]) -> list[str]:
+    return [f"failing input: {', '.join(inputs)}"] if inputs else []
+
+
+def _error_lines(lines: list[str], limit: int = 6) -> list[str]:
+    """The lines of a traceback that name the error (those after its last frame), at most
+    ``limit``: what tells one failure from another."""
+    last_frame = max((i for i, line in enumerate(lines)
+                      if re.match(r'\s*File ".*", line \d+', line)), default=None)
+    if last_frame is None:
+        return [line for line in lines if line.strip()][-limit:]
+    end = last_frame + 1
+    while end < len(lines) and lines[end].startswith("    "):  # the frame's code and carets
+        end += 1
+    error = [line for line in lines[end:] if line.strip()]
+    return error[:limit] + (["..."] if len(error) > limit else [])
 
 
 def _balance(text: str) -> int:
@@ -546,6 +677,8 @@ def _balance(text: str) -> int:
 
 
 def _describe_inputs(label: str | None, text: str) -> str:
+    """A drawn input as a student reads it: a large array by its shape, a small one by its
+    values (with its shape too when it has two or more axes: a shape bug shows there)."""
     values = _eval_repr(text)
     if values is None:
         flat = " ".join(text.split())
@@ -557,6 +690,8 @@ def _describe_inputs(label: str | None, text: str) -> str:
     for name, value in values.items():
         if hasattr(value, "shape") and getattr(value, "ndim", 0) > 0 and value.size > 6:
             parts.append(f"{name} of shape {tuple(value.shape)}")
+        elif getattr(value, "ndim", 0) > 1:  # a small matrix: its shape may be the bug
+            parts.append(f"{name} of shape {tuple(value.shape)} = {value.tolist()!r}")
         elif hasattr(value, "tolist"):
             parts.append(f"{name} = {value.tolist()!r}")
         else:
@@ -630,13 +765,37 @@ def _row_line(row: Row) -> str:
     return line
 
 
+# The test file that judges a notebook's layer tasks (course/layers.py) on their own:
+# hand-derived answers and properties. Every layer's backward pass also meets its numeric
+# gradient in test_layers.py, which test_<module>.py names. Other files compare a task
+# with given code (test_fast_layers.py: the fast layers) or check its interface
+# (test_cs231n_compat.py). tests/test_scoreboard.py checks that each file holding task
+# tests is one or the other.
+OWN_TEST_FILE_OF_NOTEBOOK = {
+    "BatchNormalization": "test_normalization.py",
+    "Dropout": "test_dropout.py",
+    "ConvolutionalNetworks": "test_conv.py",
+}
+CROSS_CHECK_TEST_FILES = frozenset({"test_fast_layers.py", "test_cs231n_compat.py"})
+
+
+def own_test_files(task: Task) -> set[str]:
+    """The names of the test files that judge ``task``'s code on its own (known answers,
+    numeric gradients, properties): ``test_<module>.py`` of its module, and its notebook's
+    file for the layers (test_conv.py for a pooling task)."""
+    own = {f"test_{Path(task.path).stem}.py"}
+    if task.notebook in OWN_TEST_FILE_OF_NOTEBOOK:
+        own.add(OWN_TEST_FILE_OF_NOTEBOOK[task.notebook])
+    return own
+
+
 def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
-    """nodeids with those of the task's own module's test file first (course/layers.py:
-    test_layers.py), in their order: those judge the student's code on its own (numeric
-    gradients, known values), where the others compare it with given code, the fast
-    layers say, whose failure reads as if the given code were wrong."""
-    own = f"test_{Path(task.path).stem}.py"
-    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] != own)
+    """nodeids with those of the task's own test files first (``own_test_files``), each
+    group in its order: those judge the student's code on its own, where the others
+    compare it with given code, the fast layers say, whose failure reads as if the given
+    code were wrong."""
+    own = own_test_files(task)
+    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] not in own)
 
 
 def _failure_block(nodeid: str) -> str:
@@ -684,8 +843,8 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                      f"tasks that do not pass yet: {names}. The failures may be theirs: "
                      f"make those pass first (make check TASK={failing[0]}).")
         # The failure itself may still be this task's own mistake: show the first one.
-        first = next((n for n in row.stopped_by if n not in _STUB_HIT and n in _FAILURES),
-                     None)
+        first = next((n for n in _own_module_first(task, list(row.stopped_by))
+                      if n not in _STUB_HIT and n in _FAILURES), None)
         if first is not None:
             lines.append(f"The first of them (its cause may be in either task):\n"
                          f"{_failure_block(first)}")

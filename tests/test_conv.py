@@ -49,6 +49,24 @@ def test_conv_forward_known_answer_padding_stride_channels() -> None:
 
 
 @pytest.mark.task("4.1")
+def test_conv_forward_known_answer_several_examples_channels_and_filters() -> None:
+    # 1x1 filters, so out[n, f] = w[f, 0] * x[n, 0] + w[f, 1] * x[n, 1] + b[f], pixel by
+    # pixel. Filter 0 adds the two channels; filter 1 is 2 * channel 0 - 0.1 * channel 1,
+    # plus 1. Channel 1 is ten (example 0) or a hundred (example 1) times the size of
+    # channel 0, so mixing up examples, channels or filters changes every answer:
+    #   out[0, 0] = [[1+10, 2+20], [3+30, 4+40]]        = [[11, 22], [33, 44]]
+    #   out[0, 1] = [[2-1+1, 4-2+1], [6-3+1, 8-4+1]]     = [[2, 3], [4, 5]]
+    #   out[1, 0] = [[-1+100, 0+0], [0+0, 1+0]]          = [[99, 0], [0, 1]]
+    #   out[1, 1] = [[-2-10+1, 0+1], [0+1, 2+1]]         = [[-11, 1], [1, 3]]
+    x = np.array([[[[1.0, 2.0], [3.0, 4.0]], [[10.0, 20.0], [30.0, 40.0]]],
+                  [[[-1.0, 0.0], [0.0, 1.0]], [[100.0, 0.0], [0.0, 0.0]]]])
+    w = np.array([[1.0, 1.0], [2.0, -0.1]]).reshape(2, 2, 1, 1)
+    out, _ = conv_forward_naive(x, w, np.array([0.0, 1.0]), {"stride": 1, "pad": 0})
+    np.testing.assert_allclose(out, [[[[11, 22], [33, 44]], [[2, 3], [4, 5]]],
+                                     [[[99, 0], [0, 1]], [[-11, 1], [1, 3]]]])
+
+
+@pytest.mark.task("4.1")
 def test_conv_forward_is_a_cross_correlation_not_a_flipped_convolution() -> None:
     # A filter with a single 1 at (0, 1) copies the pixel right of each window's corner.
     x = np.arange(16.0).reshape(1, 1, 4, 4)
@@ -86,6 +104,27 @@ def test_conv_backward_known_answer() -> None:
     np.testing.assert_allclose(dw[0, 0], [[1 + 2 + 4 + 5, 2 + 3 + 5 + 6],
                                           [4 + 5 + 7 + 8, 5 + 6 + 8 + 9]])
     np.testing.assert_allclose(db, [4.0])
+
+
+@pytest.mark.task("4.2")
+def test_conv_backward_known_answer_several_examples_channels_and_filters() -> None:
+    # 1x1 filters on 1x2 images, N = C = F = 2, w[f, c] = [[1, 2], [3, 4]]. Then
+    #   dx[n, c] = w[0, c] * dout[n, 0] + w[1, c] * dout[n, 1]  (a sum over the filters):
+    #     dx[0, 0] = 1*[1, 0] + 3*[0, 1] = [1, 3]    dx[0, 1] = 2*[1, 0] + 4*[0, 1] = [2, 4]
+    #     dx[1, 0] = 1*[1, 1] + 3*[3, 0] = [10, 1]   dx[1, 1] = 2*[1, 1] + 4*[3, 0] = [14, 2]
+    #   dw[f, c] = sum over n of dout[n, f] . x[n, c]  (a sum over the examples):
+    #     dw[0, 0] = [1, 0].[1, 2] + [1, 1].[3, 4] = 8      dw[0, 1] = 10 + 70 = 80
+    #     dw[1, 0] = [0, 1].[1, 2] + [3, 0].[3, 4] = 11     dw[1, 1] = 20 + 90 = 110
+    #   db[f] = the sum of dout[:, f]: db = [1 + 0 + 1 + 1, 0 + 1 + 3 + 0] = [3, 4].
+    # The cache is built by hand (fixed code of conv_forward_naive): no forward pass.
+    x = np.array([[[[1.0, 2.0]], [[10.0, 20.0]]], [[[3.0, 4.0]], [[30.0, 40.0]]]])
+    w = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
+    dout = np.array([[[[1.0, 0.0]], [[0.0, 1.0]]], [[[1.0, 1.0]], [[3.0, 0.0]]]])
+    cache = (x, w, np.zeros(2), {"stride": 1, "pad": 0})
+    dx, dw, db = conv_backward_naive(dout, cache)
+    np.testing.assert_allclose(dx, [[[[1, 3]], [[2, 4]]], [[[10, 1]], [[14, 2]]]])
+    np.testing.assert_allclose(dw.reshape(2, 2), [[8, 80], [11, 110]])
+    np.testing.assert_allclose(db, [3, 4])
 
 
 @pytest.mark.parametrize(
@@ -131,6 +170,45 @@ def test_max_pool_forward_known_answer() -> None:
     # Overlapping 3x3 windows with stride 1: maxima of the four 3x3 blocks.
     out, _ = max_pool_forward_naive(x, {"pool_height": 3, "pool_width": 3, "stride": 1})
     np.testing.assert_allclose(out[0, 0], [[8.0, 8.0], [9.0, 8.0]])
+
+
+# Two examples of two channels, 2x4 each, whose channels differ in scale (channel 1 of
+# example 0 is in the hundreds): pooled 2x2 with stride 2, each channel of each example
+# has its own two windows, left and right. Each window's maximum and where it sits, read
+# off by hand:
+#   x[0, 0] = [[1, 2, 3, 4], [5, 6, 7, 8]]:             6 at (1, 1), 8 at (1, 3)
+#   x[0, 1] = [[400, 300, 200, 100], [-100, ..., -400]]: 400 at (0, 0), 200 at (0, 2)
+#   x[1, 0] = [[-1, -2, -3, -4], [-5, -6, -7, -8]]:     -1 at (0, 0), -3 at (0, 2)
+#   x[1, 1] = [[0, 90, 0, 0], [0, 0, 0, 70]]:           90 at (0, 1), 70 at (1, 3)
+# A maximum taken over all channels at once, or over all examples, gives another answer.
+POOL_X = np.array([[[[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0]],
+                    [[400.0, 300.0, 200.0, 100.0], [-100.0, -200.0, -300.0, -400.0]]],
+                   [[[-1.0, -2.0, -3.0, -4.0], [-5.0, -6.0, -7.0, -8.0]],
+                    [[0.0, 90.0, 0.0, 0.0], [0.0, 0.0, 0.0, 70.0]]]])
+POOL_2X2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+@pytest.mark.task("4.3")
+def test_max_pool_forward_known_answer_several_examples_and_channels() -> None:
+    # Each channel of each example pooled on its own, 2x2 windows with stride 2 (left,
+    # right); channel 1 of example 0 is in the hundreds. Maxima, read off POOL_X:
+    #   x[0, 0] -> [6, 8]     x[0, 1] -> [400, 200]
+    #   x[1, 0] -> [-1, -3]   x[1, 1] -> [90, 70]
+    # A maximum over all channels at once would give [400, 200] for x[0, 0] too.
+    out, _ = max_pool_forward_naive(POOL_X, POOL_2X2)
+    np.testing.assert_allclose(out, [[[[6, 8]], [[400, 200]]], [[[-1, -3]], [[90, 70]]]])
+
+
+@pytest.mark.task("4.4")
+def test_max_pool_backward_known_answer_several_examples_and_channels() -> None:
+    # Each window's upstream gradient goes to its maximum (the places listed above
+    # POOL_X), in its own channel: dout numbers the windows 1..8, so each lands somewhere
+    # of its own, e.g. x[0, 0]'s left window (6 at (1, 1)) puts 1 at dx[0, 0, 1, 1]. The
+    # cache (x, pool_param) is fixed code of the forward pass, so it is built by hand.
+    dout = np.arange(1.0, 9.0).reshape(2, 2, 1, 2)
+    dx = max_pool_backward_naive(dout, (POOL_X, POOL_2X2))
+    np.testing.assert_allclose(dx, [[[[0, 0, 0, 0], [0, 1, 0, 2]], [[3, 0, 4, 0], [0, 0, 0, 0]]],
+                                    [[[5, 0, 6, 0], [0, 0, 0, 0]], [[0, 7, 0, 0], [0, 0, 0, 8]]]])
 
 
 @pytest.mark.task("4.4")

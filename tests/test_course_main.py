@@ -30,7 +30,9 @@ def test_check_prints_the_rows_of_the_tasks_asked_for(tmp_path: Path) -> None:
 def test_check_rejects_an_unknown_task_with_the_list_of_known_ones(tmp_path: Path) -> None:
     result = _course("check", "9.9", cwd=tmp_path)
     assert result.returncode == 2  # a usage error, as argparse's (pytest's own status is 4)
-    assert "unknown task ID(s) 9.9; known: 1.1" in result.stderr + result.stdout
+    output = result.stderr + result.stdout
+    assert "There is no task 9.9.\nThe task IDs are 1.1, 1.2, " in output
+    assert "--task" not in output and "TASK=" not in output  # make's form, not this one's
 
 
 def test_an_unknown_command_is_a_usage_error() -> None:

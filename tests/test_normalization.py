@@ -17,8 +17,43 @@ from course.layers import (
     layernorm_backward,
     layernorm_forward,
 )
+from course.tasks import TASKS_BY_ID
 
 EPS = 1e-5
+
+
+def assert_two_tasks_agree(first: np.ndarray, second: np.ndarray, first_task: str,
+                           second_task: str, what: str, rtol: float, atol: float) -> None:
+    """Assert two tasks' functions give the same ``what``, entry by entry
+    (``|first - second| <= atol + rtol * |second|``, NaNs equal, as ``assert_allclose``).
+
+    Neither result is the answer: numpy's ACTUAL/DESIRED labels would present the second
+    as right, and with the second task broken the student's correct code would read as
+    the wrong one. The message names each side by its function and task and says that
+    either may be at fault."""
+    __tracebackhide__ = True  # pytest's report shows the test's line, not this helper's
+    first_name, second_name = (f"your {TASKS_BY_ID[t].function} ({t})"
+                               for t in (first_task, second_task))
+    first, second = np.asarray(first), np.asarray(second)
+    header = (f"{what}: {first_name} and {second_name} should agree, and do not. Either "
+              f"may be wrong: each one's own tests (make check TASK={first_task}, "
+              f"TASK={second_task}) tell which.")
+    if first.shape != second.shape:
+        raise AssertionError(f"{header}\n  {first_name} has shape {first.shape}, "
+                             f"{second_name} has shape {second.shape}")
+    close = np.isclose(first, second, rtol=rtol, atol=atol, equal_nan=True)
+    if close.all():
+        return
+    differ = np.argwhere(~close)
+    lines = [header, f"  {len(differ)} of {first.size} entries differ (by more than "
+                     f"{atol:g} + {rtol:g} times the size); the first of them:"]
+    width = max(len(first_name), len(second_name))
+    for index in map(tuple, differ[:3]):
+        at = str([int(i) for i in index])
+        lines += [f"  at {at}: {first_name:<{width}} {float(first[index])!r}",
+                  f"  {' ' * (len(at) + 5)}{second_name:<{width}} {float(second[index])!r}"]
+    raise AssertionError("\n".join(lines))
+
 
 def random_batch(seed: int, N: int = 50, D: int = 4) -> np.ndarray:
     """Columns with different means and scales, so normalisation has something to undo."""
@@ -158,7 +193,7 @@ def test_batchnorm_backward_alt_equals_graph_version(seed: int) -> None:
     for graph, alt, name in zip(batchnorm_backward(dout, cache),
                                 batchnorm_backward_alt(dout, cache),
                                 ("dx", "dgamma", "dbeta"), strict=True):
-        np.testing.assert_allclose(alt, graph, rtol=1e-10, atol=1e-12, err_msg=name)
+        assert_two_tasks_agree(alt, graph, "2.3", "2.2", name, rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------
@@ -231,7 +266,30 @@ def test_layernorm_dx_is_batchnorm_dx_of_the_transpose(shape) -> None:
     _, bn_cache = batchnorm_forward(x.T, np.ones(N), np.zeros(N), {"mode": "train"})
     ln_dx = layernorm_backward(dout, ln_cache)[0]
     bn_dx = batchnorm_backward(dout.T, bn_cache)[0]
-    np.testing.assert_allclose(ln_dx, bn_dx.T, rtol=1e-9, atol=1e-12)
+    assert_two_tasks_agree(ln_dx, bn_dx.T, "2.5", "2.2",
+                           "dx (batchnorm's taken on x.T, transposed back)",
+                           rtol=1e-9, atol=1e-12)
+
+
+def test_two_tasks_comparison_names_each_side_and_blames_neither() -> None:
+    # The comparison helper itself (no task): within tolerance passes, a different entry
+    # or shape fails with both sides named, neither called the desired one.
+    a = np.array([[1.0, 2.0], [3.0, 4.0]])
+    assert_two_tasks_agree(a, a + 1e-13, "2.3", "2.2", "dx", rtol=1e-10, atol=1e-12)
+    with pytest.raises(AssertionError) as failure:
+        assert_two_tasks_agree(a, np.array([[1.0, 2.5], [3.0, 4.0]]), "2.3", "2.2", "dx",
+                               rtol=1e-10, atol=1e-12)
+    message = str(failure.value)
+    assert message.startswith(
+        "dx: your batchnorm_backward_alt (2.3) and your batchnorm_backward (2.2) should "
+        "agree, and do not. Either may be wrong: each one's own tests (make check "
+        "TASK=2.3, TASK=2.2) tell which.\n  1 of 4 entries differ")
+    assert "at [0, 1]: your batchnorm_backward_alt (2.3) 2.0\n" in message
+    assert message.endswith("your batchnorm_backward (2.2)     2.5")
+    assert "DESIRED" not in message and "ACTUAL" not in message
+    with pytest.raises(AssertionError, match=r"\(2\.3\) has shape \(2, 2\), your "
+                                             r"batchnorm_backward \(2\.2\) has shape \(2,\)"):
+        assert_two_tasks_agree(a, a[0], "2.3", "2.2", "dx", rtol=1e-10, atol=1e-12)
 
 
 # ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ and a sample of task tests, and, for the notebook tasks, ``notebooks/`` with a n
 whose saved outputs are written here.
 """
 
+import importlib.util
 import json
 import re
 import shutil
@@ -13,9 +14,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from course.rubric import checks_of_task, task_points
-from course.tasks import TASKS, get_task
+from course.tasks import TASKS, TASKS_BY_ID, get_task
 
 TESTS = Path(__file__).resolve().parent
 
@@ -156,19 +158,68 @@ def _relu_forward_is_a_stub() -> bool:
     return False
 
 
-def test_one_task_shows_a_failure_of_its_own_module_first(tmp_path):
-    # 1.3 is relu_forward, in course/layers.py: a failure in test_layers.py comes before
-    # one in a file collected earlier (a comparison with the fast layers, say).
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_fast_sample.py").write_text(
-        'import pytest\n\n@pytest.mark.task("1.3")\ndef test_compared():\n'
+@pytest.mark.parametrize(("task_id", "own", "other"), [
+    # relu_forward, in course/layers.py: its module's test file, test_layers.py.
+    ("1.3", "test_layers.py", "test_fast_sample.py"),
+    # Layers whose hand-derived answers live in their notebook's test file, which a
+    # comparison with the fast layers (or an instructor's reference, in tests/kit/) would
+    # otherwise come before.
+    ("4.3", "test_conv.py", "kit/test_conv_references.py"),
+    ("2.5", "test_normalization.py", "test_fast_layers.py"),
+    ("3.1", "test_dropout.py", "test_cs231n_compat.py"),
+])
+def test_one_task_shows_a_failure_of_its_own_module_first(tmp_path, task_id, own, other):
+    # A failure in the task's own test file comes before one in a file collected earlier.
+    (tmp_path / "tests" / "kit").mkdir(parents=True)
+    (tmp_path / "tests" / other).write_text(
+        f'import pytest\n\n@pytest.mark.task("{task_id}")\ndef test_compared():\n'
         '    assert "fast" == "naive"\n')
-    (tmp_path / "tests" / "test_layers.py").write_text(
-        'import pytest\n\n@pytest.mark.task("1.3")\ndef test_judged_alone():\n'
+    (tmp_path / "tests" / own).write_text(
+        f'import pytest\n\n@pytest.mark.task("{task_id}")\ndef test_judged_alone():\n'
         '    assert 2 + 2 == 5\n')
-    out = _pytest(tmp_path, "--task", "1.3", "--scoreboard", "--tb=short").stdout
-    assert "FAILED test_layers.py::test_judged_alone" in out
-    assert "test_fast_sample.py::test_compared" in out.split("FAILED test_layers.py")[1]
+    out = _pytest(tmp_path, "--task", task_id, "--scoreboard", "--tb=short").stdout
+    assert f"FAILED {own}::test_judged_alone" in out
+    assert f"{other}::test_compared" in out.split(f"FAILED {own}")[1]
+
+
+def test_a_blocked_task_shows_a_failure_of_its_own_module_first(tmp_path):
+    # Both 1.6 tests call relu_forward (1.3, failing in the sample), then fail: the one
+    # shown ("the first of them") is from the task's own file, test_layers.py.
+    if _relu_forward_is_a_stub():
+        pytest.skip("relu_forward is a stub here: the tests stop at it, nothing is shown")
+    (tmp_path / "tests").mkdir()
+    for name in ("test_fast_layers.py", "test_layers.py"):
+        (tmp_path / "tests" / name).write_text(
+            "import pytest\nfrom course.layers import relu_forward\n\n"
+            '@pytest.mark.task("1.6")\ndef test_after_relu():\n'
+            f"    relu_forward([[1.0]])\n    assert {name!r} == ''\n")
+    out = _pytest(tmp_path, "--task", "1.6", "--task", "1.3", "--scoreboard",
+                  "--tb=short").stdout
+    assert _row(out, "1.3")[1] == "FAIL" and _row(out, "1.6")[1] == "BLOCKED"
+    assert ("The first of them (its cause may be in either task):\n"
+            "FAILED test_layers.py::test_after_relu") in out
+
+
+def test_every_file_of_task_tests_is_own_or_a_cross_check(monkeypatch):
+    # The report puts a task's own test files first (conftest.own_test_files): a new file
+    # of task tests must be one of them or a known cross-check, or its failures would
+    # come after the fast layers'. conftest.py is loaded under a name of its own (its
+    # dataclasses need it in sys.modules while they are made).
+    spec = importlib.util.spec_from_file_location("scoreboard_conftest", TESTS / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, conftest)
+    spec.loader.exec_module(conftest)
+    unplaced = []
+    for path in sorted(TESTS.glob("test_*.py")):
+        if path.name in conftest.CROSS_CHECK_TEST_FILES:
+            continue
+        ids = set(re.findall(r'mark\.task\("([\d.]+)"\)', path.read_text(encoding="utf-8")))
+        unplaced += [f"{path.name}: task {task_id}" for task_id in sorted(ids)
+                     if task_id in TASKS_BY_ID
+                     and path.name not in conftest.own_test_files(TASKS_BY_ID[task_id])]
+    # test_scoreboard.py's own marks are inside samples written to temporary trees.
+    assert [u for u in unplaced if not u.startswith("test_scoreboard.py")] == []
+    assert conftest.own_test_files(TASKS_BY_ID["4.3"]) == {"test_layers.py", "test_conv.py"}
 
 
 def test_one_task_shows_its_first_failure_or_what_stopped_it(tmp_path):
@@ -234,8 +285,8 @@ def test_task_option_accepts_a_list(tmp_path):
 def test_task_option_says_the_format(tmp_path):
     result = _pytest(tmp_path, "--task", "1.3-1.4")
     assert result.returncode != 0
-    assert "'1.3-1.4' is not a task ID" in result.stderr
-    assert 'TASK="1.3 1.4"' in result.stderr
+    assert "'1.3-1.4' is not a task ID." in result.stderr
+    assert 'give one, or several separated by spaces or commas ("1.3 1.4")' in result.stderr
 
 
 # -- notebook tasks: scored from the outputs saved in the notebook ---------------------------
@@ -342,7 +393,60 @@ def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
     assert _row(result.stdout, "1.6")[1] == "FAIL"
 
 
+def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path):
+    # Two bugs hypothesis tells apart (a different exception at a different line): it
+    # raises an exception group, printed with a "| " gutter on every line. Each smallest
+    # failing n is derived by hand: the first even n is 2, the first odd n above 3 is 5.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_hyp.py").write_text(
+        "import numpy as np, pytest\n"
+        "from hypothesis import given, settings, strategies as st\n"
+        "@pytest.mark.task('1.6')\n"
+        "@settings(derandomize=True, database=None, max_examples=100)\n"
+        "@given(data=st.data())\n"
+        "def test_prop(data):\n"
+        "    n = data.draw(st.integers(1, 9), label='n')\n"
+        "    x = data.draw(st.just(np.zeros((n, 1, 2))), label='x')\n"
+        "    if n % 2 == 0:\n"
+        "        raise ValueError(f'the first bug, at n = {n}')\n"
+        "    assert n <= 3, f'the second bug, at n = {n}'\n"
+    )
+    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short").stdout
+    assert _row(out, "1.6")[1] == "FAIL"
+    report = out.split("FAILED test_hyp.py::test_prop\n")[1].split("\n\n")[0]
+    # Which of the two hypothesis lists first is its choice: the first is shown in full
+    # (its traceback), the other by its input and error lines.
+    assert report.startswith("Hypothesis found 2 distinct failures. The first, in full:\n"
+                             "failing input: n = ")
+    assert "\nThe other one, its error only:\nfailing input: n = " in report
+    # A small array by its values, with its shape (a shape bug shows there).
+    assert "failing input: n = 2, x of shape (2, 1, 2) = [[[0.0, 0.0]], [[0.0, 0.0]]]" in report
+    assert "failing input: n = 5, x of shape (5, 1, 2)\n" in report
+    assert "ValueError: the first bug, at n = 2" in report
+    assert "AssertionError: the second bug, at n = 5" in report
+    assert 'File "tests/test_hyp.py", line ' in report  # the first one's traceback
+    # No gutter, no hypothesis reprs, paths relative to the tree.
+    assert not re.search(r"^\s*[|+]", report, re.MULTILINE), report
+    assert "Failing test case" not in report and "Draw 1" not in report
+    assert str(tmp_path) not in report
+
+
 def test_task_option_rejects_unknown_ids(tmp_path):
+    # Students give IDs as make check TASK=... or python -m course check ...: the message
+    # names neither the option nor one of the two forms.
     result = _pytest(tmp_path, "--task", "9.9")
     assert result.returncode != 0
-    assert "--task: unknown task ID(s) 9.9" in result.stderr
+    assert "There is no task 9.9.\nThe task IDs are 1.1, 1.2, " in result.stderr
+    assert "--task" not in result.stderr and "TASK=" not in result.stderr
+
+
+def test_task_option_answers_a_function_name_with_its_task_id(tmp_path):
+    result = _pytest(tmp_path, "--task", "relu_forward,1.3a")
+    assert result.returncode != 0
+    assert ("'relu_forward' is not a task ID, but it names task 1.3 (relu_forward): ask for "
+            "1.3.\n'1.3a' is not a task ID; did you mean 1.3?") in result.stderr
+    assert "The task IDs are" not in result.stderr  # each one was answered
+    result = _pytest(tmp_path, "--task", "loss")  # a method of two classes
+    assert ("'loss' is not a task ID, but it names tasks 1.8 (FullyConnectedNet.loss) and "
+            "4.6 (ThreeLayerConvNet.loss): ask for 1.8 or 4.6.") in result.stderr
+    assert "--task" not in result.stderr and "TASK=" not in result.stderr
