@@ -219,3 +219,25 @@ def test_tasks_come_in_the_course_order_whatever_order_the_notebook_checks_them(
     assert [c.name for c in six.checks] == ["conv-relu-pool-sandwich", "cnn-initial-loss"]
     text = rp.feedback_markdown(result)
     assert text.index("| 4.5 ") < text.index("| 4.6 ")
+
+
+# -- the terminal table ------------------------------------------------------------------
+
+FC = "FullyConnectedNets"
+
+
+def stopped(name: str, task: str, kind: rp.FailureKind, text: str) -> rp.CheckResult:
+    return rp.CheckResult(name, FC, f"heading of {name}", rp.Verdict(
+        False, rp.Reason(kind, text)), None, task)
+
+
+def test_every_column_of_the_terminal_table_is_as_wide_as_its_widest_entry():
+    results = [rp.GradeResult("subF_short", checks=[
+        stopped("affine-forward", "1.1", rp.FailureKind.WALL_CLOCK, "wall")],
+        status="wall-clock limit", seconds=612.5),
+        rp.GradeResult("subA", checks=[passed("affine-forward", FC, "1.1")],
+                       status="complete", seconds=3.0)]
+    lines = rp.summary_table(results).splitlines()
+    bars = {tuple(i for i, ch in enumerate(line) if ch in "|+") for line in lines}
+    assert len(bars) == 1, "\n".join(lines)  # every separator in the same columns
+    assert "| wall-clock limit |" in lines[3]
