@@ -61,6 +61,7 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import re
 import shutil
 import sys
 import tempfile
@@ -82,6 +83,7 @@ from kit.errors import KitError
 from kit.hidden import measure
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
 from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
+from kit.notebooks import CodeCell
 from kit.redact import Redactor
 
 ROOT = sb.ROOT
@@ -330,23 +332,79 @@ def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.V
                       None, "\n".join(verdict.feedback), verdict.feedback[0])
 
 
+NBVAL_HEADER = "Notebook cell execution failed"  # how nbval's report of a failed cell starts
+
+
+def whole_reason(reason: rp.Reason | None, record: CellRecord | None, limits: Limits
+                 ) -> rp.Reason | None:
+    """``reason`` (``reason_of``'s), or, when it could only say "failed", what the cell's
+    own output shows.
+
+    ``reason_of`` reads what happened from the start of nbval's message ("Timeout of 60
+    seconds exceeded", "Cell execution caused an exception"), but the report plugin
+    (``kit/nbval_report.py``) keeps only the message's last 6000 characters: a long
+    traceback, such as the one of a cell interrupted at its timeout deep in the student's
+    code, pushes that start out. Then the cell's output still ends with the exception:
+    ``KeyboardInterrupt`` is how nbval stops a cell at the per-cell timeout (student code
+    raising it itself would be reported as a timeout too, a failure either way), any
+    other is an error.
+    """
+    if reason is None or record is None or reason.kind is not rp.FailureKind.FAILED \
+            or NBVAL_HEADER in rp.ANSI.sub("", record.message):
+        return reason
+    errors = [ln for ln in rp.ANSI.sub("", record.actual).splitlines()
+              if re.match(r"\w+(Error|Exception)?: ", ln)]
+    if not errors:
+        return reason
+    if errors[-1].startswith("KeyboardInterrupt:"):
+        return rp.Reason(rp.FailureKind.TIMEOUT,
+                         f"timeout: the cell ran longer than {limits.cell_timeout:g} s")
+    return rp.Reason(rp.FailureKind.ERROR, f"error: {errors[-1]}")
+
+
+def skipped_reason(index: int, reasons: Mapping[int, rp.Reason | None], limits: Limits,
+                   cells: Mapping[int, CodeCell]) -> rp.Reason:
+    """Why nbval did not grade cell ``index``. After a cell's timeout nbval marks every
+    later cell of the notebook as expected to fail and reports those that do as
+    skipped; their output comes from an interrupted kernel, so it is not shown as the
+    student's failure: the reason names the cell that timed out instead."""
+    late = sorted(i for i, r in reasons.items()
+                  if i < index and r is not None and r.kind is rp.FailureKind.TIMEOUT)
+    if not late:
+        return rp.Reason(rp.FailureKind.SKIPPED, "skipped: the test run did not grade it")
+    cell = cells.get(late[0])
+    where = (f"the cell under \"{cell.heading}\" (code cell {late[0]})"
+             if cell is not None and cell.heading else f"code cell {late[0]}")
+    return rp.Reason(rp.FailureKind.SKIPPED, f"skipped: not graded, as {where} timed out "
+                                             f"({limits.cell_timeout:g} s) before it")
+
+
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
           root: Path = ROOT, hidden_report: hidden.HiddenReport | None = None,
-          problem: rp.Reason | None = None) -> list[rp.CheckResult]:
+          references: Mapping[str, Any] | None = None, problem: rp.Reason | None = None,
+          ) -> list[rp.CheckResult]:
     """Phase 3: one result per selected check, from its cell's record (or its absence)
-    and its task's hidden checks. ``problem``: why a notebook has no run (default:
-    unreadable)."""
+    and its task's hidden checks. ``references`` (optional) name the cells a skipped check
+    cell refers to; ``problem``: why a notebook has no run (default: unreadable)."""
     results = []
     for notebook, checks in selection.checks.items():
         run = runs.get(notebook, NotebookRun(problem=problem or rp.Reason(
             rp.FailureKind.UNREADABLE, "the submission could not be read")))
+        reasons = {i: whole_reason(reason_of(r, run.problem, limits, run.memory_exceeded),
+                                   r, limits) for i, r in run.records.items()}
+        cells = ({c.index: c for c in nbs.code_cells(references[notebook])}
+                 if references is not None and notebook in references else {})
         for check in checks:
             record = run.records.get(check.index)
-            reason = reason_of(record, run.problem, limits, run.memory_exceeded)
+            reason = (reasons[check.index] if record is not None
+                      else reason_of(None, run.problem, limits, run.memory_exceeded))
             if reason is None:
                 verdict = rp.Verdict(True)
             elif record is None:
                 verdict = rp.Verdict(False, reason)
+            elif reason.kind is rp.FailureKind.SKIPPED:
+                verdict = rp.Verdict(False, skipped_reason(check.index, reasons, limits,
+                                                           cells))
             else:
                 verdict = failed_cell_verdict(reason, record, root)
             results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
@@ -438,7 +496,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
                            for name, run in runs.items()]
     finally:
         shutil.rmtree(exports, ignore_errors=True)
-    result.checks = score(selection, runs, limits, root, hidden_report)
+    result.checks = score(selection, runs, limits, root, hidden_report, references)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)
     return result

@@ -59,7 +59,7 @@ class FailureKind(str, Enum):
     RUN_ENDED = "run ended"  # the test run itself ended abnormally
     NOT_RUN = "not run"  # the run stopped before this cell
     UNREADABLE = "unreadable"  # the submission could not be read at all
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # nbval did not grade the cell (after an earlier cell's timeout)
     NOT_A_SUBMISSION = "not a submission"  # no course/ code, no notebook: nothing was run
     HIDDEN = "hidden check"  # the grader's own check of the task failed (kit.hidden)
     FAILED = "failed"  # none of the above
@@ -68,6 +68,13 @@ class FailureKind(str, Enum):
 # A submission's status is the first of these kinds that any of its checks failed with.
 SERIOUS = (FailureKind.KERNEL_DIED, FailureKind.MEMORY, FailureKind.TIMEOUT,
            FailureKind.WALL_CLOCK)
+
+# Failures that say nothing about the task's code: its cells were never judged (the run
+# stopped or never started, nbval skipped them). Such a task is neither the likely cause
+# of other failures nor a task that "may pass once the cause is fixed".
+NOT_JUDGED = frozenset({FailureKind.WALL_CLOCK, FailureKind.NOT_RUN, FailureKind.RUN_ENDED,
+                        FailureKind.UNREADABLE, FailureKind.SKIPPED,
+                        FailureKind.NOT_A_SUBMISSION})
 
 
 class NoteKind(str, Enum):
@@ -183,6 +190,15 @@ class TaskResult:
         """It has hidden checks and they passed: its own code is right."""
         return bool(self.checks) and all(c.hidden is not None and c.hidden.passed
                                          for c in self.checks)
+
+    @property
+    def not_judged(self) -> bool:
+        """It failed only because its cells were never judged (``NOT_JUDGED``: the run
+        ran out of time or stopped before them, nbval skipped them): nothing is known
+        about its code."""
+        kinds = {v.reason.kind if v.reason is not None else None
+                 for c in self.failed_checks for v in c.verdicts if not v.passed}
+        return bool(kinds) and kinds <= NOT_JUDGED
 
     @property
     def only_hidden_failed(self) -> bool:
@@ -419,7 +435,10 @@ MEANINGS: dict[str, str] = {
     FailureKind.NOT_RUN.value: "the run stopped before this cell (see the row above it).",
     FailureKind.RUN_ENDED.value: "the run itself ended abnormally.",
     FailureKind.UNREADABLE.value: "the submission could not be read.",
-    FailureKind.SKIPPED.value: "the cell was skipped.",
+    FailureKind.SKIPPED.value:
+        "the cell was not graded: an earlier cell of the notebook ran longer than the "
+        "time limit per cell (the row names it), and after a timeout the grader's run "
+        "grades no later cell of that notebook. Make that cell faster.",
     FailureKind.NOT_A_SUBMISSION.value:
         "nothing was run: the hand-in holds no course/ folder with .py files and no "
         "notebook of the course (see the note at the top).",
@@ -478,8 +497,13 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     cause is an earlier task of the same notebook (``tasks`` in the course's order, as
     ``tasks_of`` gives them): its check cells call earlier tasks' code (a sandwich layer,
     a network).
+
+    A task whose cells were never judged (``TaskResult.not_judged``: the wall-clock limit,
+    a skipped cell, an unreadable submission) plays no part: its failure says nothing
+    about its code, so blaming it, or promising it may pass once another task is fixed,
+    would be false.
     """
-    failed = [t for t in tasks if not t.passed]
+    failed = [t for t in tasks if not t.passed and not t.not_judged]
     failed_ids = {t.task for t in failed}
     needs = {t.task: prerequisites(t.task) & failed_ids if t.task in TASKS_BY_ID else set()
              for t in failed}
@@ -501,8 +525,22 @@ def _not_written(task: TaskResult) -> bool:
                for found in STUB_MESSAGE.finditer(check.first_line))
 
 
+def _out_of_time(tasks: list[TaskResult]) -> list[str]:
+    """A line for the tasks that earned nothing only because the wall-clock limit came
+    before their check cells ran (none: [])."""
+    late = [t.task for t in tasks if not t.passed and t.not_judged and any(
+        c.reason is not None and c.reason.kind is FailureKind.WALL_CLOCK
+        for c in t.failed_checks)]
+    if not late:
+        return []
+    return [f"- **Time ran out before task(s) {', '.join(late)} could be judged**: the "
+            "notebooks reached the grader's time limit for all of them together before "
+            "those check cells ran, so they earn nothing this time whatever their code. "
+            "The time went to the cells before them: make those faster."]
+
+
 def _start_here(tasks: list[TaskResult]) -> list[str]:
-    lines = []
+    lines = _out_of_time(tasks)
     for root, dependants in likely_causes(tasks):
         if dependants:
             state, then = (("is not written yet", "written") if _not_written(root)
