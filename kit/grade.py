@@ -33,15 +33,26 @@ verdict of the same kind: sanitize inserts an export cell after the task's cell
 verdicts to the hidden checks' report. The grading kernel's data carries no test labels
 (``kit.sandbox.WITHHOLD_TEST_LABELS``).
 
+Before running anything, a submission is named (its file or folder name; when those
+clash, as every ``handin.zip`` of an LMS download does, the name of the folder holding
+it) and looked at: a zip or folder with no ``course/`` package with ``.py`` files and no
+notebook of the course is ``not a submission`` (the reason in the terminal table and the
+reports) and nothing is run for it (``kit.submissions``).
+
 Writes into ``--out`` (atomically: temp file + rename): ``grades.csv`` (one row per
-submission: ``submission, total, max, status`` and a subtotal per notebook), one
+submission graded into ``--out``, by this run or an earlier one: ``submission, total,
+max, status`` and a subtotal per notebook), one
 ``<submission>.json`` (every task: points, max, status, its checks; every check: name,
 notebook, task, status, reason, and for a failed check its first failing line and the
 expected vs actual output, trimmed) and one ``<submission>.md`` for the student (one
 table per notebook with a task column, the likely cause when several tasks fail for one,
-what each result means). Submissions already graded in ``--out`` are skipped unless
-``--force``, so a killed batch resumes where it stopped. ``--out`` must be new, empty, or
-made by ``kit grade``.
+what each result means). A submission already graded in ``--out`` keeps its result
+when it was graded from the same content (sha256 of the zip, or of the folder's files),
+with the same options (checks, notebooks, limits) and by the same kit and reference
+material; the batch says so per submission, and regrades a stale result saying why
+(``--force`` regrades all). So a killed batch resumes where it stopped, and neither a
+replaced zip nor a quick ``--only`` trial keeps a grade it no longer deserves. ``--out``
+must be new, empty, or made by ``kit grade``.
 """
 
 from __future__ import annotations
@@ -50,12 +61,13 @@ import argparse
 import dataclasses
 import difflib
 import functools
+import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,10 +78,12 @@ from kit import cli, hidden, isolation, outputs
 from kit import notebooks as nbs
 from kit import reports as rp
 from kit import sandbox as sb
+from kit import submissions as subs
 from kit.errors import KitError
 from kit.hidden import measure
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
 from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
+from kit.notebooks import CodeCell
 from kit.redact import Redactor
 
 ROOT = sb.ROOT
@@ -88,7 +102,13 @@ def reference_notebooks(root: Path = ROOT, names: Iterable[str] | None = None) -
 
 
 def submission_name(path: Path) -> str:
-    return path.name[:-4] if path.name.endswith(".zip") else path.name
+    """The report name of a submission graded alone (a batch: ``subs.assign_names``)."""
+    return subs.base_name(path)
+
+
+def course_notebooks(root: Path = ROOT) -> list[str]:
+    """The names of the tree's notebooks: a submission holding one of them is one."""
+    return [p.stem for p in nbs.find_notebooks(root / "notebooks")]
 
 
 # -- which checks are graded (decided once) ------------------------------------------------
@@ -312,22 +332,79 @@ def hidden_verdict(task: str | None, report: hidden.HiddenReport | None) -> rp.V
                       None, "\n".join(verdict.feedback), verdict.feedback[0])
 
 
+NBVAL_HEADER = "Notebook cell execution failed"  # how nbval's report of a failed cell starts
+
+
+def whole_reason(reason: rp.Reason | None, record: CellRecord | None, limits: Limits
+                 ) -> rp.Reason | None:
+    """``reason`` (``reason_of``'s), or, when it could only say "failed", what the cell's
+    own output shows.
+
+    ``reason_of`` reads what happened from the start of nbval's message ("Timeout of 60
+    seconds exceeded", "Cell execution caused an exception"), but the report plugin
+    (``kit/nbval_report.py``) keeps only the message's last 6000 characters: a long
+    traceback, such as the one of a cell interrupted at its timeout deep in the student's
+    code, pushes that start out. Then the cell's output still ends with the exception:
+    ``KeyboardInterrupt`` is how nbval stops a cell at the per-cell timeout (student code
+    raising it itself would be reported as a timeout too, a failure either way), any
+    other is an error.
+    """
+    if reason is None or record is None or reason.kind is not rp.FailureKind.FAILED \
+            or NBVAL_HEADER in rp.ANSI.sub("", record.message):
+        return reason
+    errors = [ln for ln in rp.ANSI.sub("", record.actual).splitlines()
+              if re.match(r"\w+(Error|Exception)?: ", ln)]
+    if not errors:
+        return reason
+    if errors[-1].startswith("KeyboardInterrupt:"):
+        return rp.Reason(rp.FailureKind.TIMEOUT,
+                         f"timeout: the cell ran longer than {limits.cell_timeout:g} s")
+    return rp.Reason(rp.FailureKind.ERROR, f"error: {errors[-1]}")
+
+
+def skipped_reason(index: int, reasons: Mapping[int, rp.Reason | None], limits: Limits,
+                   cells: Mapping[int, CodeCell]) -> rp.Reason:
+    """Why nbval did not grade cell ``index``. After a cell's timeout nbval marks every
+    later cell of the notebook as expected to fail and reports those that do as
+    skipped; their output comes from an interrupted kernel, so it is not shown as the
+    student's failure: the reason names the cell that timed out instead."""
+    late = sorted(i for i, r in reasons.items()
+                  if i < index and r is not None and r.kind is rp.FailureKind.TIMEOUT)
+    if not late:
+        return rp.Reason(rp.FailureKind.SKIPPED, "skipped: the test run did not grade it")
+    cell = cells.get(late[0])
+    where = (f"the cell under \"{cell.heading}\" (code cell {late[0]})"
+             if cell is not None and cell.heading else f"code cell {late[0]}")
+    return rp.Reason(rp.FailureKind.SKIPPED, f"skipped: not graded, as {where} timed out "
+                                             f"({limits.cell_timeout:g} s) before it")
+
+
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
           root: Path = ROOT, hidden_report: hidden.HiddenReport | None = None,
+          references: Mapping[str, Any] | None = None, problem: rp.Reason | None = None,
           ) -> list[rp.CheckResult]:
     """Phase 3: one result per selected check, from its cell's record (or its absence)
-    and its task's hidden checks."""
+    and its task's hidden checks. ``references`` (optional) name the cells a skipped check
+    cell refers to; ``problem``: why a notebook has no run (default: unreadable)."""
     results = []
     for notebook, checks in selection.checks.items():
-        run = runs.get(notebook, NotebookRun(problem=rp.Reason(
+        run = runs.get(notebook, NotebookRun(problem=problem or rp.Reason(
             rp.FailureKind.UNREADABLE, "the submission could not be read")))
+        reasons = {i: whole_reason(reason_of(r, run.problem, limits, run.memory_exceeded),
+                                   r, limits) for i, r in run.records.items()}
+        cells = ({c.index: c for c in nbs.code_cells(references[notebook])}
+                 if references is not None and notebook in references else {})
         for check in checks:
             record = run.records.get(check.index)
-            reason = reason_of(record, run.problem, limits, run.memory_exceeded)
+            reason = (reasons[check.index] if record is not None
+                      else reason_of(None, run.problem, limits, run.memory_exceeded))
             if reason is None:
                 verdict = rp.Verdict(True)
             elif record is None:
                 verdict = rp.Verdict(False, reason)
+            elif reason.kind is rp.FailureKind.SKIPPED:
+                verdict = rp.Verdict(False, skipped_reason(check.index, reasons, limits,
+                                                           cells))
             else:
                 verdict = failed_cell_verdict(reason, record, root)
             results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
@@ -365,14 +442,33 @@ def _isolation_label(run: NotebookRun) -> str | None:
     return None if run.isolation is None else f"{run.isolation} ({run.cap})"
 
 
+def not_graded(result: rp.GradeResult, selection: Selection, limits: Limits, root: Path,
+               why: str, started: float) -> rp.GradeResult:
+    """``result`` for a submission that is none: every selected check failed as "not a
+    submission" (so the maximum stays the batch's), nothing run."""
+    result.why = why
+    result.notes.append(rp.Note(rp.NoteKind.NOT_A_SUBMISSION, f"not a submission: {why}"))
+    result.checks = score(selection, {}, limits, root, problem=rp.Reason(
+        rp.FailureKind.NOT_A_SUBMISSION, "not graded: not a submission"))
+    result.status = rp.overall_status(result.checks, result.notes)
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
 def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
               only_checks: set[str] | None = None, root: Path = ROOT,
-              prepared: hidden.Prepared | None = None) -> rp.GradeResult:
+              prepared: hidden.Prepared | None = None, name: str | None = None,
+              ) -> rp.GradeResult:
     """Grade one submission; never raises for anything the submission does.
-    ``prepared``: the batch's hidden-check cases (one secret seed); None draws new ones."""
+    ``prepared``: the batch's hidden-check cases (one secret seed); None draws new ones.
+    ``name``: its name in the reports (default: ``submission_name``). A zip or folder
+    with no course code and no notebook is not run at all (``subs.not_a_submission``)."""
     started = time.monotonic()
-    result = rp.GradeResult(submission_name(submission))
+    result = rp.GradeResult(name or submission_name(submission))
     selection = select_checks(references, only_checks)
+    why = subs.not_a_submission(submission, course_notebooks(root))
+    if why is not None:
+        return not_graded(result, selection, limits, root, why, started)
     runs: dict[str, NotebookRun] = {}
     hidden_report = None
     exports = Path(tempfile.mkdtemp(prefix="kit-grade-exports-"))
@@ -382,6 +478,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
             box = sanitize(submission, references, selection, root, exports)
         except sb.SubmissionError as error:
             result.notes.append(rp.Note(rp.NoteKind.UNREADABLE, str(error)))
+            result.why = str(error).removeprefix(f"{submission}: ")
         else:
             try:
                 result.notes += list(dict.fromkeys(box.notes))  # one note per fact
@@ -399,7 +496,7 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
                            for name, run in runs.items()]
     finally:
         shutil.rmtree(exports, ignore_errors=True)
-    result.checks = score(selection, runs, limits, root, hidden_report)
+    result.checks = score(selection, runs, limits, root, hidden_report, references)
     result.status = rp.overall_status(result.checks, result.notes)
     result.seconds = round(time.monotonic() - started, 1)
     return result
@@ -434,47 +531,101 @@ def _warn_unrated(references: Mapping[str, Any]) -> None:
               "(CHECKS): graded, but they earn no points", file=sys.stderr)
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _unique(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` without repeats of one file or folder (a shell glob may list one twice)."""
+    seen: set[Path] = set()
+    found = []
+    for path in paths:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(path)
+    return found
+
+
+def csv_notebooks(results: Iterable[rp.GradeResult], graded: Iterable[str]) -> list[str]:
+    """The notebook columns of grades.csv: those graded now and those of the results
+    kept from earlier runs, in course order."""
+    names = set(graded) | {c.notebook for r in results for c in r.checks}
+    return [p.stem for p in nbs.in_course_order(Path(f"{n}.ipynb") for n in names)]
+
+
 def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
                 limits: Limits = DEFAULT_LIMITS, force: bool = False,
                 only_checks: set[str] | None = None, root: Path = ROOT,
                 notebooks: Iterable[str] | None = None,
                 notebooks_for: Mapping[str, Iterable[str]] | None = None,
-                ) -> list[rp.GradeResult]:
-    """Grade every submission (skipping those already in ``out`` unless ``force``).
+                say: Callable[[str], None] = _say) -> list[rp.GradeResult]:
+    """Grade every submission, reusing a result already in ``out`` only when it was
+    graded from the same content, with the same options, by the same kit and reference
+    material (``subs.Fingerprint``), unless ``force``. ``say`` gets one line per reused
+    submission and per stale result regraded, saying why.
 
+    Names: ``subs.assign_names`` (clashing file names: the folder holding each).
     ``notebooks`` limits the notebooks graded; ``notebooks_for`` limits them further for
-    some submissions (by name), as the tests' zoo does to stay fast.
+    some submissions (by name), as the tests' zoo does to stay fast. ``grades.csv`` holds
+    every result in ``out``: this batch's, and those graded earlier into ``out`` of
+    submissions not in this batch.
     """
     isolation.choose_mode(limits.isolation)  # refuses, naming the fix, before any work
     references = reference_notebooks(root, notebooks)
     _warn_unrated(references)
     limited = {name: set(nbs_) for name, nbs_ in (notebooks_for or {}).items()}
+    submissions = _unique(submissions)
+    names = subs.assign_names(submissions)  # refuses clashes before touching out
+    named = dict(zip(submissions, names, strict=True))
+    renamed = [name for path, name in named.items() if name != subs.base_name(path)]
+    if renamed:
+        say(f"kit grade: {len(renamed)} submissions have the same file name; each is named "
+            f"by the folder holding it: {', '.join(renamed)}")
 
-    def refs_for(path: Path) -> dict[str, Any]:
-        wanted = limited.get(submission_name(path))
+    def refs_for(name: str) -> dict[str, Any]:
+        wanted = limited.get(name)
         return {n: nb for n, nb in references.items() if wanted is None or n in wanted}
 
-    names = [submission_name(s) for s in submissions]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise ValueError(f"submissions with the same name: {', '.join(sorted(duplicates))}")
+    material = subs.material_hash(root)
+
+    def fingerprint(path: Path, name: str) -> subs.Fingerprint:
+        refs = refs_for(name)
+        selection = select_checks(refs, only_checks)
+        checks = None if not selection.partial else [
+            f"{c.notebook}/{c.name}" for found in selection.checks.values() for c in found]
+        options = subs.grading_options(checks, refs, limits)
+        return subs.Fingerprint(subs.content_hash(path), options, material)
+
     outputs.claim_folder(out, OUT_STAMP)
+    earlier = {r.submission: r for r in rp.load_results(out) if r.submission not in names}
     results: dict[str, rp.GradeResult] = {}
-    pending = []
-    for path in submissions:
-        previous = None if force else rp.load_result(out, submission_name(path))
+    pending: list[tuple[Path, str, subs.Fingerprint]] = []
+    for path, name in named.items():
+        now = fingerprint(path, name)
+        previous = None if force else rp.load_result(out, name)
         if previous is not None:
-            results[previous.submission] = previous
-        else:
-            pending.append(path)
+            changes = now.changes_since(subs.Fingerprint.from_json(previous.graded_with),
+                                        name, str(path))
+            if not changes:
+                say(f"{name}: unchanged since its last grading, result reused "
+                    "(--force regrades)")
+                results[name] = previous
+                continue
+            for line in changes:
+                say(line)
+        pending.append((path, name, now))
     progress = Progress(len(pending))
     csv_lock = threading.Lock()
 
     def write_csv() -> None:
+        everything = [*earlier.values(), *results.values()]
         outputs.write_atomic(out / "grades.csv",
-                             rp.grades_csv(results.values(), list(references)), private=True)
+                             rp.grades_csv(everything, csv_notebooks(everything, references)),
+                             private=True)
 
-    def finish(result: rp.GradeResult) -> None:
+    def finish(result: rp.GradeResult, now: subs.Fingerprint) -> None:
+        result.graded_with = now.to_json()
         rp.save_result(out, result)
         with csv_lock:
             results[result.submission] = result
@@ -487,10 +638,11 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
         tasks = hidden_tasks(select_checks(references, only_checks), root)
         prepared = hidden.prepare(tasks=tasks) if tasks else None
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(grade_one, p, refs_for(p), limits, only_checks, root,
-                                   prepared) for p in pending]
+            futures = {pool.submit(grade_one, path, refs_for(name), limits, only_checks,
+                                   root, prepared, name=name): now
+                       for path, name, now in pending}
             for future in as_completed(futures):
-                finish(future.result())
+                finish(future.result(), futures[future])
     write_csv()
     return [results[n] for n in names]
 
@@ -516,7 +668,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-isolation", action="store_true",
                    help="run student code without the isolation sandbox: only for code "
                         "you trust (the reports then say isolation: none)")
-    p.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    p.add_argument("--force", action="store_true",
+                   help="regrade submissions already graded (without it, a result in --out "
+                        "is reused when the submission, the options and the kit are "
+                        "unchanged)")
     p.add_argument("--only", action="append", default=None, metavar="CHECK",
                    help="grade only these check names (repeatable; for quick trials)")
     p.add_argument("--notebook", action="append", default=None, metavar="NAME",
@@ -578,5 +733,11 @@ def main(argv: list[str]) -> int:
     line = rp.hidden_summary(results)
     if line:
         print(f"\n{line}")
+    graded = {r.submission for r in results}
+    kept = sorted(r.submission for r in rp.load_results(args.out) if r.submission not in graded)
+    if kept:
+        shown = ", ".join(kept[:8]) + (", ..." if len(kept) > 8 else "")
+        print(f"\ngrades.csv also holds {len(kept)} submission(s) graded earlier into "
+              f"{args.out}: {shown}")
     print(f"\nReports in {args.out}/ (grades.csv, <submission>.json, <submission>.md)")
     return 0

@@ -16,9 +16,11 @@ and the phrase shown to people; nothing reads the phrase back.
 Reports, all made from that one type:
 
 * ``<submission>.json``: ``to_json`` / ``from_json`` (the saved form, also what a rerun
-  reads back to skip a graded submission);
+  reads back to reuse a result: ``graded_with`` says what it was graded from,
+  ``kit.submissions.Fingerprint``);
 * ``<submission>.md``: ``feedback_markdown``, for the student;
-* ``grades.csv``: ``grades_csv``, one row per submission with a subtotal per notebook;
+* ``grades.csv``: ``grades_csv``, one row per submission with a subtotal per notebook
+  (``kit grade`` writes it from every result in its ``--out``: ``load_results``);
 * the terminal table: ``summary_table``;
 * Gradescope's ``results.json``: ``to_gradescope``.
 """
@@ -57,7 +59,8 @@ class FailureKind(str, Enum):
     RUN_ENDED = "run ended"  # the test run itself ended abnormally
     NOT_RUN = "not run"  # the run stopped before this cell
     UNREADABLE = "unreadable"  # the submission could not be read at all
-    SKIPPED = "skipped"
+    SKIPPED = "skipped"  # nbval did not grade the cell (after an earlier cell's timeout)
+    NOT_A_SUBMISSION = "not a submission"  # no course/ code, no notebook: nothing was run
     HIDDEN = "hidden check"  # the grader's own check of the task failed (kit.hidden)
     FAILED = "failed"  # none of the above
 
@@ -65,6 +68,13 @@ class FailureKind(str, Enum):
 # A submission's status is the first of these kinds that any of its checks failed with.
 SERIOUS = (FailureKind.KERNEL_DIED, FailureKind.MEMORY, FailureKind.TIMEOUT,
            FailureKind.WALL_CLOCK)
+
+# Failures that say nothing about the task's code: its cells were never judged (the run
+# stopped or never started, nbval skipped them). Such a task is neither the likely cause
+# of other failures nor a task that "may pass once the cause is fixed".
+NOT_JUDGED = frozenset({FailureKind.WALL_CLOCK, FailureKind.NOT_RUN, FailureKind.RUN_ENDED,
+                        FailureKind.UNREADABLE, FailureKind.SKIPPED,
+                        FailureKind.NOT_A_SUBMISSION})
 
 
 class NoteKind(str, Enum):
@@ -74,6 +84,7 @@ class NoteKind(str, Enum):
     MISSING = "missing"  # a task function or file is not in the submission
     SYNTAX_ERROR = "syntax error"  # a file does not parse: its tasks are stubs
     UNREADABLE = "unreadable"  # the submission, or a file of it, could not be read
+    NOT_A_SUBMISSION = "not a submission"  # no course/ code and no notebook in it
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,15 @@ class TaskResult:
                                          for c in self.checks)
 
     @property
+    def not_judged(self) -> bool:
+        """It failed only because its cells were never judged (``NOT_JUDGED``: the run
+        ran out of time or stopped before them, nbval skipped them): nothing is known
+        about its code."""
+        kinds = {v.reason.kind if v.reason is not None else None
+                 for c in self.failed_checks for v in c.verdicts if not v.passed}
+        return bool(kinds) and kinds <= NOT_JUDGED
+
+    @property
     def only_hidden_failed(self) -> bool:
         """Every check cell passed in the notebook, but the hidden checks failed: a bug
         the notebook does not reach, or tampering."""
@@ -222,6 +242,12 @@ class GradeResult:
     checks: list[CheckResult] = field(default_factory=list)
     status: str = "graded"
     seconds: float = 0.0
+    # Why nothing was graded, for the terminal table ("" when it was): not a submission,
+    # or not readable.
+    why: str = ""
+    # What it was graded from (``kit.submissions.Fingerprint.to_json``): a rerun into the
+    # same --out reuses the result only when this still matches. None: not recorded.
+    graded_with: dict[str, Any] | None = None
 
     @property
     def tasks(self) -> list[TaskResult]:
@@ -249,6 +275,8 @@ def overall_status(checks: Iterable[CheckResult], notes: Iterable[Note]) -> str:
     """One word for the submission: the most serious failure, a note that explains many,
     or ``complete`` (every check passed) / ``graded``."""
     checks, notes = list(checks), list(notes)
+    if any(n.kind is NoteKind.NOT_A_SUBMISSION for n in notes):
+        return NoteKind.NOT_A_SUBMISSION.value
     kinds = {c.reason.kind for c in checks if c.reason is not None}
     for kind in SERIOUS:
         if kind in kinds:
@@ -314,6 +342,10 @@ def to_json(result: GradeResult) -> dict[str, Any]:
     data["checks"] = [check_to_json(c) for c in result.checks]
     data.update(total=result.total, max=result.max, status=result.status,
                 seconds=result.seconds)
+    if result.why:
+        data["status_reason"] = result.why
+    if result.graded_with is not None:
+        data["graded_with"] = result.graded_with
     return data
 
 
@@ -355,6 +387,9 @@ def from_json(data: dict[str, Any]) -> GradeResult:
         checks=[check_from_json(c) for c in data["checks"]],
         status=data.get("status", "graded"),
         seconds=data.get("seconds", 0.0),
+        why=str(data.get("status_reason", "")),
+        graded_with=data.get("graded_with") if isinstance(data.get("graded_with"), dict)
+        else None,
     )
 
 
@@ -371,6 +406,12 @@ def load_result(out: Path, name: str) -> GradeResult | None:
         return from_json(json.loads((out / f"{name}.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def load_results(out: Path) -> list[GradeResult]:
+    """Every readable result saved in ``out`` (``<submission>.json``), by name."""
+    found = (load_result(out, path.stem) for path in sorted(out.glob("*.json")))
+    return [result for result in found if result is not None]
 
 
 # -- for people ----------------------------------------------------------------------------
@@ -394,13 +435,20 @@ MEANINGS: dict[str, str] = {
     FailureKind.NOT_RUN.value: "the run stopped before this cell (see the row above it).",
     FailureKind.RUN_ENDED.value: "the run itself ended abnormally.",
     FailureKind.UNREADABLE.value: "the submission could not be read.",
-    FailureKind.SKIPPED.value: "the cell was skipped.",
+    FailureKind.SKIPPED.value:
+        "the cell was not graded: an earlier cell of the notebook ran longer than the "
+        "time limit per cell (the row names it), and after a timeout the grader's run "
+        "grades no later cell of that notebook. Make that cell faster.",
+    FailureKind.NOT_A_SUBMISSION.value:
+        "nothing was run: the hand-in holds no course/ folder with .py files and no "
+        "notebook of the course (see the note at the top).",
     FailureKind.FAILED.value: "the check did not pass.",
 }
 
 STATUS_MEANINGS = {
     "complete": "every check passed",
     "graded": "graded; some checks did not pass",
+    "not a submission": "not a submission: nothing was graded",
 }
 
 
@@ -449,8 +497,13 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     cause is an earlier task of the same notebook (``tasks`` in the course's order, as
     ``tasks_of`` gives them): its check cells call earlier tasks' code (a sandwich layer,
     a network).
+
+    A task whose cells were never judged (``TaskResult.not_judged``: the wall-clock limit,
+    a skipped cell, an unreadable submission) plays no part: its failure says nothing
+    about its code, so blaming it, or promising it may pass once another task is fixed,
+    would be false.
     """
-    failed = [t for t in tasks if not t.passed]
+    failed = [t for t in tasks if not t.passed and not t.not_judged]
     failed_ids = {t.task for t in failed}
     needs = {t.task: prerequisites(t.task) & failed_ids if t.task in TASKS_BY_ID else set()
              for t in failed}
@@ -472,8 +525,22 @@ def _not_written(task: TaskResult) -> bool:
                for found in STUB_MESSAGE.finditer(check.first_line))
 
 
+def _out_of_time(tasks: list[TaskResult]) -> list[str]:
+    """A line for the tasks that earned nothing only because the wall-clock limit came
+    before their check cells ran (none: [])."""
+    late = [t.task for t in tasks if not t.passed and t.not_judged and any(
+        c.reason is not None and c.reason.kind is FailureKind.WALL_CLOCK
+        for c in t.failed_checks)]
+    if not late:
+        return []
+    return [f"- **Time ran out before task(s) {', '.join(late)} could be judged**: the "
+            "notebooks reached the grader's time limit for all of them together before "
+            "those check cells ran, so they earn nothing this time whatever their code. "
+            "The time went to the cells before them: make those faster."]
+
+
 def _start_here(tasks: list[TaskResult]) -> list[str]:
-    lines = []
+    lines = _out_of_time(tasks)
     for root, dependants in likely_causes(tasks):
         if dependants:
             state, then = (("is not written yet", "written") if _not_written(root)
@@ -548,6 +615,11 @@ def feedback_markdown(result: GradeResult) -> str:
              "shows.", ""]
     if result.notes:
         lines += ["Notes on the submission:", ""] + [f"- {n.text}" for n in result.notes] + [""]
+    if result.status == NoteKind.NOT_A_SUBMISSION.value:
+        # Every task failed the same way: a table of them would only repeat the note.
+        lines += ["Nothing was run. Hand in the zip `make handin` writes in your copy of "
+                  "the assignment: it holds your `course/` folder and your notebooks.", ""]
+        return "\n".join(lines).rstrip() + "\n"
     tasks = result.tasks
     lines += _start_here(tasks)
     for notebook in dict.fromkeys(t.notebook for t in tasks):
@@ -587,15 +659,27 @@ def hidden_summary(results: Iterable[GradeResult]) -> str | None:
 
 
 def summary_table(results: list[GradeResult]) -> str:
-    """The table ``kit grade`` prints at the end: score, status and time per submission."""
-    width = max([10, *(len(r.submission) for r in results)])
-    lines = [f"{'SUBMISSION':<{width}} | {'SCORE':>9} | {'STATUS':<13} | {'SECONDS':>7} | "
-             "ISOLATION", "-" * (width + 62)]
-    for r in sorted(results, key=lambda r: r.submission):
-        score = f"{r.total}/{r.max}"
-        lines.append(f"{r.submission:<{width}} | {score:>9} | {r.status:<13} | "
-                     f"{r.seconds:>7} | {r.isolation or '-'}")
-    return "\n".join(lines)
+    """The table ``kit grade`` prints at the end: score, status, time and isolation per
+    submission, and, when some submission was not graded (not a submission, unreadable),
+    a column saying why. Each column is as wide as its widest entry."""
+    ordered = sorted(results, key=lambda r: r.submission)
+    header = ["SUBMISSION", "SCORE", "STATUS", "SECONDS", "ISOLATION"]
+    rows = [[r.submission, f"{r.total}/{r.max}", r.status, str(r.seconds),
+             r.isolation or "-"] for r in ordered]
+    if any(r.why for r in ordered):
+        header.append("WHY")
+        for row, result in zip(rows, ordered, strict=True):
+            row.append(result.why or "-")
+    right = {1, 3}  # scores and seconds line up on the right
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [cell.rjust(width) if i in right else cell.ljust(width)
+                  for i, (cell, width) in enumerate(zip(cells, widths, strict=True))]
+        return " | ".join(padded).rstrip()
+
+    rule = "-+-".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
 def _indented(text: str) -> list[str]:

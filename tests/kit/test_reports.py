@@ -13,7 +13,9 @@ import json
 from course.rubric import TASK_POINTS
 from kit import grade
 from kit import reports as rp
-from kit.nbval_runner import CellRecord
+from kit.nbval_runner import CellRecord, Limits, NotebookRun
+
+ROOT = grade.ROOT
 
 WRONG = rp.Reason(rp.FailureKind.WRONG_OUTPUT, "wrong output")
 ERROR = rp.Reason(rp.FailureKind.ERROR, "error: ValueError: bad shape")
@@ -219,3 +221,102 @@ def test_tasks_come_in_the_course_order_whatever_order_the_notebook_checks_them(
     assert [c.name for c in six.checks] == ["conv-relu-pool-sandwich", "cnn-initial-loss"]
     text = rp.feedback_markdown(result)
     assert text.index("| 4.5 ") < text.index("| 4.6 ")
+
+
+# -- the terminal table ------------------------------------------------------------------
+
+FC = "FullyConnectedNets"
+
+
+def stopped(name: str, task: str, kind: rp.FailureKind, text: str) -> rp.CheckResult:
+    return rp.CheckResult(name, FC, f"heading of {name}", rp.Verdict(
+        False, rp.Reason(kind, text)), None, task)
+
+
+def test_every_column_of_the_terminal_table_is_as_wide_as_its_widest_entry():
+    results = [rp.GradeResult("subF_short", checks=[
+        stopped("affine-forward", "1.1", rp.FailureKind.WALL_CLOCK, "wall")],
+        status="wall-clock limit", seconds=612.5),
+        rp.GradeResult("subA", checks=[passed("affine-forward", FC, "1.1")],
+                       status="complete", seconds=3.0)]
+    lines = rp.summary_table(results).splitlines()
+    bars = {tuple(i for i, ch in enumerate(line) if ch in "|+") for line in lines}
+    assert len(bars) == 1, "\n".join(lines)  # every separator in the same columns
+    assert "| wall-clock limit |" in lines[3]
+
+
+# -- what a failure is called, and what the feedback says about it --------------------
+
+LIMITS = Limits(cell_timeout=60)
+# nbval's report of a cell it interrupted at the timeout, as the report plugin keeps it:
+# the last 6000 characters, so a long traceback cut off its first line ("Notebook cell
+# execution failed ... Timeout of 60 seconds exceeded executing cell").
+TIMEOUT_TAIL = ("\x1b[0;32m    441\x1b[0m \x1b[38;5;28;01mdef\x1b[39;00m f(n):\n" * 80
+                + "\x1b[0;31mKeyboardInterrupt\x1b[0m: \n")[-6000:]
+
+
+def one_notebook(names: list[str]) -> tuple[grade.Selection, dict[str, int]]:
+    """The selection of these FullyConnectedNets checks, and their cell numbers."""
+    references = grade.reference_notebooks(ROOT, [FC])
+    selection = grade.select_checks(references, set(names))
+    return selection, {c.name: c.index for c in selection.checks[FC]}
+
+
+def test_a_cell_stopped_at_the_timeout_is_a_timeout_even_when_its_message_was_cut():
+    selection, cells = one_notebook(["affine-forward", "affine-backward"])
+    record = CellRecord(cells["affine-forward"], "failed", message=TIMEOUT_TAIL,
+                        expected="check passed: affine_forward\n",
+                        actual="KeyboardInterrupt: \n")
+    error = CellRecord(cells["affine-backward"], "failed", message=TIMEOUT_TAIL.replace(
+        "KeyboardInterrupt", "ValueError"), actual="ValueError: shapes (2,3) (4,5)\n")
+    run = NotebookRun(records={r.cell: r for r in (record, error)})
+    timed_out, failed_ = grade.score(selection, {FC: run}, LIMITS, ROOT)
+    assert timed_out.reason == rp.Reason(rp.FailureKind.TIMEOUT,
+                                         "timeout: the cell ran longer than 60 s")
+    assert failed_.reason is not None and failed_.reason.kind is rp.FailureKind.ERROR
+    text = rp.feedback_markdown(rp.GradeResult("ann", runs=[], checks=[timed_out]))
+    row = next(line for line in text.splitlines() if "`affine-forward`" in line)
+    assert "timeout: the cell ran longer than 60 s" in row and "| failed |" not in row
+
+
+def test_a_check_skipped_after_a_timeout_says_so_and_shows_no_failure_of_its_own():
+    selection, cells = one_notebook(["affine-backward", "softmax-loss"])
+    slow = CellRecord(cells["affine-backward"], "failed", message=TIMEOUT_TAIL,
+                      actual="KeyboardInterrupt: \n")
+    # After a timeout nbval expects every later cell to fail; this one did, in the
+    # interrupted kernel, and is reported as skipped.
+    later = CellRecord(cells["softmax-loss"], "skipped", when="call",
+                       expected="check passed: softmax_loss\n",
+                       actual="check FAILED: softmax_loss, MemoryError\n")
+    run = NotebookRun(records={slow.cell: slow, later.cell: later})
+    references = grade.reference_notebooks(ROOT, [FC])
+    _, skipped = grade.score(selection, {FC: run}, LIMITS, ROOT, references=references)
+    assert skipped.reason is not None and skipped.reason.kind is rp.FailureKind.SKIPPED
+    heading = next(c.heading for c in selection.checks[FC] if c.name == "affine-backward")
+    assert skipped.reason.text == (f'skipped: not graded, as the cell under "{heading}" '
+                                   f'(code cell {slow.cell}) timed out (60 s) before it')
+    assert skipped.first_line == "" and skipped.notebook_verdict.actual is None
+    text = rp.feedback_markdown(rp.GradeResult("ben", runs=[], checks=[skipped]))
+    assert "check FAILED" not in text and "MemoryError" not in text
+    assert "- **skipped**: the cell was not graded: an earlier cell of the notebook ran " \
+           "longer than the time limit per cell" in text
+
+
+def test_tasks_the_run_never_judged_are_neither_blamed_nor_promised_anything():
+    wall = "wall-clock limit of 600 s reached"
+    result = rp.GradeResult("cleo", runs=[], checks=[
+        passed("affine-forward", FC, "1.1"),
+        stopped("fc-net-loss-gradients", "1.8", rp.FailureKind.WALL_CLOCK, wall),
+        stopped("overfit-small-data", "1.9", rp.FailureKind.WALL_CLOCK, wall)])
+    assert rp.likely_causes(result.tasks) == []
+    text = rp.feedback_markdown(result)
+    assert "Start with task" not in text and "fails its own checks" not in text
+    cause = text[text.index("## Likely cause"):].splitlines()[2]
+    assert cause.startswith("- **Time ran out before task(s) 1.8, 1.9 could be judged**")
+    # An unreadable submission: nothing was judged, so no likely cause at all.
+    unreadable = rp.GradeResult("dan", notes=[rp.Note(rp.NoteKind.UNREADABLE, "bad zip")],
+                                checks=[stopped(n, t, rp.FailureKind.UNREADABLE,
+                                                "the submission could not be read")
+                                        for n, t in (("affine-forward", "1.1"),
+                                                     ("fc-net-loss-gradients", "1.8"))])
+    assert "Likely cause" not in rp.feedback_markdown(unreadable)
