@@ -375,6 +375,8 @@ class Row:
     stopped_by: dict[str, list[str]] = field(default_factory=dict)  # node ID -> its blockers
     # A notebook task's check cells as saved in the student's notebook (in rubric order).
     saved: list[notebook_outputs.SavedCheck] = field(default_factory=list)
+    # Why a notebook task's notebook could not be read at all ("" when it could).
+    unreadable: str = ""
 
 
 def _stub_in_source(task: Task) -> bool:
@@ -487,7 +489,7 @@ def notebook_task_row(task: Task) -> Row:
     except ValueError as error:
         missing = [notebook_outputs.SavedCheck(task.notebook, k.split("/", 1)[1], False, False,
                                                str(error)) for k in keys]
-        return Row(task, "NOT RUN", saved=missing)
+        return Row(task, "NOT RUN", saved=missing, unreadable=str(error))
     if task.id in notebook_outputs.stubbed_tasks(notebook):
         return Row(task, "TODO")
     found = notebook_outputs.saved_checks(notebook, task.notebook)
@@ -743,6 +745,8 @@ def _notebook_note(row: Row) -> str:
         return f"; from the outputs saved in {where}"
     if row.status == "TODO":
         return f"; still a stub in {where}"
+    if row.unreadable:  # running its cells again cannot help: the file is broken
+        return f"; {where} cannot be read: restore it (see make check TASK={row.task.id})"
     if row.status == "NOT RUN":
         return f"; run its cells in {where} and save the notebook"
     failed = next((s for s in row.saved if s.ran and not s.passed), None)
@@ -816,7 +820,13 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
     if task.checked_by == "notebook" and row.status != "PASS":
         lines += [f"task {task.id}, {_check_cell_location(f'{s.notebook}/{s.name}')}: "
                   f"{'passed' if s.passed else s.reason}" for s in row.saved]
-        if row.status in ("NOT RUN", "FAIL"):
+        if row.unreadable:
+            lines.append(f"notebooks/{task.notebook}.ipynb is not a notebook Jupyter can "
+                         "open any more (an editor may have cut it short). Restore it: from "
+                         "a copy of your own, or the release's version (git checkout -- "
+                         f"notebooks/{task.notebook}.ipynb in a git clone), then run its "
+                         "cells again and save.")
+        elif row.status in ("NOT RUN", "FAIL"):
             lines.append(f"task {task.id} is scored from the outputs saved in "
                          f"notebooks/{task.notebook}.ipynb: run its cells, then save the "
                          "notebook (make check runs no notebook).")

@@ -374,6 +374,21 @@ def test_a_notebook_task_not_run_or_still_a_stub_earns_nothing(tmp_path):
     assert result.returncode == 0  # asking for notebook tasks only is not pytest's 5
 
 
+def test_an_unreadable_notebook_says_restore_it_not_run_it(tmp_path):
+    # A notebook cut short by an editor: running its cells cannot help, so the row and
+    # the task report say to restore the file.
+    first = NOTEBOOK_TASKS[0]
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / f"{first.notebook}.ipynb").write_text("{")
+    out = _pytest(tmp_path, "--task", first.id, "--scoreboard").stdout
+    assert _row(out, first.id)[1] == "NOT RUN"
+    assert _row(out, first.id)[3].endswith(
+        f"notebooks/{first.notebook}.ipynb cannot be read: restore it "
+        f"(see make check TASK={first.id})")
+    assert "is not a notebook Jupyter can open any more" in out
+    assert "run its cells, then save" not in out
+
+
 def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_hyp.py").write_text(
