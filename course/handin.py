@@ -62,7 +62,7 @@ def package_files(tree: Path) -> list[str]:
 def read_notebooks(tree: Path) -> dict[str, dict]:
     """The course's notebooks, by name; ``HandinError`` naming every one that is missing,
     unreadable or never run."""
-    found, problems = {}, []
+    found, problems, broken = {}, [], False
     for name in NOTEBOOKS:
         path = tree / "notebooks" / f"{name}.ipynb"
         if not path.is_file():
@@ -72,15 +72,19 @@ def read_notebooks(tree: Path) -> dict[str, dict]:
             notebook = saved.load_notebook(path)
         except ValueError as error:
             problems.append(str(error).replace(str(tree) + os.sep, ""))
+            broken = True
             continue
         if not saved.was_run(notebook):
             problems.append(f"notebooks/{name}.ipynb was never run (no cell has an output)")
         found[name] = notebook
     if problems:
+        restore = ("Restore a notebook that cannot be read (from a copy of your own, or the "
+                   "release's version) before anything else; then run" if broken else "Run")
         raise HandinError(
             "nothing was written, because:\n" + "\n".join(f"  - {p}" for p in problems)
-            + "\nRun each notebook from top to bottom (Run > Run All Cells in JupyterLab), "
-            "save it, and hand in again. The outputs stay in the zip: they show your work.")
+            + f"\n{restore} each notebook from top to bottom (Run > Run All Cells in "
+            "JupyterLab), save it, and hand in again. The outputs stay in the zip: they show "
+            "your work.")
     return found
 
 

@@ -76,6 +76,7 @@ def test_a_tree_whose_notebooks_never_ran_is_refused_and_they_are_named(tmp_path
     assert f"notebooks/{second}.ipynb was never run" in message
     assert f"notebooks/{NOTEBOOKS[-1]}.ipynb is missing" in message
     assert "The outputs stay in the zip" in message
+    assert "Restore" not in message  # every notebook here can be read
     assert not (tree / "handin.zip").exists()
     assert not list(tree.glob(".handin-*"))
 
@@ -83,8 +84,11 @@ def test_a_tree_whose_notebooks_never_ran_is_refused_and_they_are_named(tmp_path
 def test_an_unreadable_notebook_is_refused(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
     (tree / "notebooks" / f"{NOTEBOOKS[1]}.ipynb").write_text("{ not json")
-    with pytest.raises(HandinError, match=f"notebooks/{NOTEBOOKS[1]}.ipynb is not a readable"):
+    with pytest.raises(HandinError, match=f"notebooks/{NOTEBOOKS[1]}.ipynb is not a readable"
+                       ) as refused:
         make_handin(tree)
+    # Running its cells cannot mend a broken file: the advice starts with restoring it.
+    assert "Restore a notebook that cannot be read" in str(refused.value)
 
 
 def test_failed_and_unrun_check_cells_are_reported_but_handed_in(tmp_path: Path) -> None:
