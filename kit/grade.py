@@ -82,7 +82,7 @@ from kit import submissions as subs
 from kit.errors import KitError
 from kit.hidden import measure
 from kit.hidden.cases import GENERATORS as HIDDEN_TASKS
-from kit.nbval_runner import CellRecord, Limits, NotebookRun, reason_of, run_notebook
+from kit.nbval_runner import CellRecord, Limits, NotebookRun, run_notebook
 from kit.notebooks import CodeCell
 from kit.redact import Redactor
 
@@ -273,6 +273,7 @@ def _renumbered(run: NotebookRun, notebook: Any | None) -> NotebookRun:
     mapping = sb.reference_indices(notebook)
     run.records = {mapping[i]: dataclasses.replace(record, cell=mapping[i])
                    for i, record in run.records.items() if i in mapping}
+    run.deaths = [dataclasses.replace(d, cell=mapping.get(d.cell, -1)) for d in run.deaths]
     return run
 
 
@@ -390,14 +391,15 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
     for notebook, checks in selection.checks.items():
         run = runs.get(notebook, NotebookRun(problem=problem or rp.Reason(
             rp.FailureKind.UNREADABLE, "the submission could not be read")))
-        reasons = {i: whole_reason(reason_of(r, run.problem, limits, run.memory_exceeded),
-                                   r, limits) for i, r in run.records.items()}
+        # run.reason: a cell's own verdict, or which kernel death kept it from running.
+        reasons = {i: whole_reason(run.reason(i, limits), r, limits)
+                   for i, r in run.records.items()}
         cells = ({c.index: c for c in nbs.code_cells(references[notebook])}
                  if references is not None and notebook in references else {})
         for check in checks:
             record = run.records.get(check.index)
             reason = (reasons[check.index] if record is not None
-                      else reason_of(None, run.problem, limits, run.memory_exceeded))
+                      else run.reason(check.index, limits))  # a death costs only its cell
             if reason is None:
                 verdict = rp.Verdict(True)
             elif record is None:
@@ -494,10 +496,17 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
                 box.cleanup()
             result.runs = [rp.NotebookTiming(name, run.seconds, _isolation_label(run))
                            for name, run in runs.items()]
+            result.notes += [rp.Note(rp.NoteKind.INFO, note) for name, run in runs.items()
+                             if (note := run.restart_note(name))]  # kernel restarts
     finally:
         shutil.rmtree(exports, ignore_errors=True)
     result.checks = score(selection, runs, limits, root, hidden_report, references)
     result.status = rp.overall_status(result.checks, result.notes)
+    deaths = [death for run in runs.values() for death in run.deaths]
+    if deaths and result.status not in {"complete", *(k.value for k in rp.SERIOUS)}:
+        # The kernel died in a cell that is no check (e.g. the imports): after the restart
+        # the checks fail on their own, but the submission's status still says why.
+        result.status = deaths[0].kind.value
     result.seconds = round(time.monotonic() - started, 1)
     return result
 

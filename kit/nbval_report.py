@@ -14,6 +14,13 @@ sandbox (the student's code) and this folder.
 * stderr is not compared (warnings from correct code are no failure).
 * A kernel that dies is noticed within a second instead of after the cell timeout: the
   wait for a cell's reply polls whether the kernel process is still alive.
+* Each record says whether the kernel was alive when the cell started and when it ended
+  (and, if it died, the exit status the kernel's process gave): the grader finds the cell
+  the kernel died in from these, and reruns the notebook without it
+  (``kit.nbval_runner``). A cell that found the kernel dead at its start has no verdict.
+* nbval marks every cell after a timed-out cell "expected to fail", which turns their
+  failures into a bare ``skipped`` that hides what went wrong; the grader decides each cell
+  on its own, so that marking is turned off.
 """
 
 from __future__ import annotations
@@ -46,6 +53,19 @@ def pytest_configure(config: pytest.Config) -> None:
     _STATE.update(key=key, out=os.fdopen(out_fd, "w", encoding="utf-8", buffering=1))
     _watch_for_dead_kernels()
     _ignore_stderr()
+    _no_xfail_after_timeouts()
+
+
+def _no_xfail_after_timeouts() -> None:
+    """Each cell gets its own verdict: nbval's setup, which marks every cell after a
+    timeout as expected to fail (its failure then reads as a reasonless ``skipped``), does
+    nothing here."""
+    from nbval.plugin import IPyNbCell
+
+    def setup(self: Any) -> None:
+        return None
+
+    IPyNbCell.setup = setup
 
 
 def _ignore_stderr() -> None:
@@ -78,7 +98,7 @@ def _watch_for_dead_kernels() -> None:
                 return original(self, msg_id, timeout=min(1.0, left))
             except Empty:
                 if not self.is_alive():
-                    code = getattr(getattr(self.km, "provisioner", None), "exit_code", None)
+                    code = _exit_code(self)
                     raise KernelDiedError(
                         "kernel died: the kernel process exited while this cell ran"
                         + (f" (exit code {code})" if code is not None else "")
@@ -87,6 +107,30 @@ def _watch_for_dead_kernels() -> None:
                     raise
 
     RunningKernel.await_reply = await_reply
+
+
+def _exit_code(kernel: Any) -> int | None:
+    """The exit status of a dead kernel's process (the sandbox's, which passes its child's
+    on), or None when unknown (nbval stopped it itself, or the process is not reaped)."""
+    process = getattr(getattr(getattr(kernel, "km", None), "provisioner", None),
+                      "process", None)
+    code = getattr(process, "returncode", None)
+    return code if isinstance(code, int) else None
+
+
+def _kernel_alive(item: pytest.Item) -> bool:
+    """Whether the notebook's kernel is running (False before it started)."""
+    kernel = getattr(getattr(item, "parent", None), "kernel", None)
+    try:
+        return kernel is not None and bool(kernel.is_alive())
+    except Exception:  # a half-stopped kernel (its manager gone): not alive
+        return False
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    item._kit_alive_before = _kernel_alive(item)  # type: ignore[attr-defined]
+    yield
 
 
 def _text(outputs: Any) -> str:
@@ -118,6 +162,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         return
     if report.when != "call" and not (report.failed or report.skipped):
         return
+    alive_after = _kernel_alive(item)
+    kernel = getattr(item.parent, "kernel", None)
     _write({
         "cell": item.cell_num,
         "when": report.when,
@@ -125,4 +171,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
         "message": report.longreprtext[-6000:] if report.failed else "",
         "expected": _text(item.cell.get("outputs")),
         "actual": _text(getattr(item, "test_outputs", None)),
+        "alive_before": bool(getattr(item, "_kit_alive_before", False)),
+        "alive_after": alive_after,
+        "exit_code": None if alive_after or kernel is None else _exit_code(kernel),
     })

@@ -16,6 +16,22 @@ per cell to a pipe the student's code cannot reach, each signed with an HMAC who
 arrives through another pipe; ``read_records`` keeps only records whose signature checks
 out. ``reason_of`` turns a record (or its absence) into a ``Reason`` that carries its
 kind: what nbval and pytest say is interpreted here, once.
+
+**A dead kernel costs only its cell.** nbval runs a notebook in one kernel, so when the
+student's code ends the kernel's process (``os._exit``, the memory cap, a hang nbval had
+to stop), every later cell would find it dead and lose its verdict. ``run_notebook``
+therefore reads from the records which cell the kernel died in (it was alive when the
+cell started and dead when it ended), keeps that cell's verdict (kernel died, and why:
+the memory cap, the exit status), and runs the notebook again from the top in a fresh
+nbval run (a new kernel in a new sandbox with the same caps, a new key) with that cell
+tagged ``nbval-skip``; cells that needed its results then fail on their own. It restarts
+at most ``Limits.restarts`` times per notebook, all runs within the one wall-clock
+deadline. **The first verdict stands**: a cell's verdict comes from the first run that
+executed it with a live kernel, so a rerun cannot change the verdict of a cell decided
+before the death (only cells that never got one are filled in). Cells that never ran
+because of a death read ``not run: kernel died in <check> (task X)``, or, once the
+restarts are used up, ``not run: the kernel died N times, first in ...``
+(``NotebookRun.reason``).
 """
 
 from __future__ import annotations
@@ -37,7 +53,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course.rubric import CHECKS
 from kit import isolation
+from kit import notebooks as nbs
 from kit.reports import ANSI, FailureKind, Reason
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +70,7 @@ class Limits:
     memory_mb: int = 3072  # per process (address space), and over the kernel's whole tree
     max_pids: int = 256  # processes and threads of the kernel's tree together
     isolation: str | None = None  # kit.isolation mode; None: the best this machine has
+    restarts: int = 3  # fresh kernels per notebook after the kernel died in a cell
 
 
 @dataclass(frozen=True)
@@ -64,11 +83,32 @@ class CellRecord:
     message: str = ""  # pytest's report of a failure
     expected: str = ""  # the text the reference output printed
     actual: str = ""  # the text this run printed
+    alive_before: bool = True  # the kernel was running when the cell started
+    alive_after: bool = True  # ... and when it ended
+    exit_code: int | None = None  # the dead kernel's exit status, when known
+
+    @property
+    def found_dead_kernel(self) -> bool:
+        """The cell was to run but the kernel was dead when it started: this record is no
+        verdict on the cell (a rerun may give it one)."""
+        return self.when == "call" and not self.alive_before and self.outcome != "skipped"
+
+
+@dataclass(frozen=True)
+class Death:
+    """A cell the kernel died in: the grader kept its verdict and reran without it."""
+
+    cell: int  # nbval's code-cell index (-1: a cell of the grader's own, renumbered away)
+    label: str  # how reports name it: "svm-loss (task 1.6)", 'code cell 2 under "Setup"'
+    cause: str  # why, as far as known: "the memory cap of 2048 MB", "exit status 0"
+    memory: bool = False  # the sandbox's memory cap killed a process during that run
+    kind: FailureKind = FailureKind.KERNEL_DIED  # the cell's own verdict's kind
 
 
 @dataclass
 class NotebookRun:
-    """The outcome of one notebook's run: its verified records, and whether it ended well."""
+    """The outcome of one notebook's runs (one, plus one per kernel restart): the verdict
+    of each cell, the cells the kernel died in, and whether the last run ended well."""
 
     records: dict[int, CellRecord] = field(default_factory=dict)
     problem: Reason | None = None  # why the run stopped early or ended abnormally
@@ -76,6 +116,45 @@ class NotebookRun:
     isolation: str | None = None  # how the kernel was isolated: "bwrap", "user", "none"
     cap: str | None = None  # which cap held over its processes: "cgroup v1", "rlimit", ...
     memory_exceeded: bool = False  # the cap killed a process of the kernel's tree
+    deaths: list[Death] = field(default_factory=list)  # in the order they happened
+    restarts: int = 0  # fresh kernels started after a death
+    gave_up: bool = False  # the kernel died again once the restarts allowed were used up
+
+    def reason(self, cell: int, limits: Limits) -> Reason | None:
+        """Why code cell ``cell`` did not pass (None when it passed): its own verdict, or,
+        for a cell that never ran because of a death, which death."""
+        record = self.records.get(cell)
+        death = next((d for d in self.deaths if d.cell == cell), None)
+        if death is not None:
+            return reason_of(record, None, limits, death.memory)
+        if record is not None or not self.deaths:
+            return reason_of(record, self.problem, limits)
+        if self.gave_up and len(self.deaths) > 1:
+            first = self.deaths[0]
+            text = (f"not run: the kernel died {len(self.deaths)} times, first in "
+                    f"{first.label} ({first.cause})")
+        else:
+            text = f"not run: kernel died in {self.deaths[-1].label}"
+        if self.problem is not None:  # the rerun stopped too (e.g. the wall-clock limit)
+            return Reason(self.problem.kind, f"{text}; then {self.problem.text}")
+        return Reason(FailureKind.NOT_RUN, text)
+
+    def restart_note(self, notebook: str) -> str | None:
+        """One sentence for the reports on the kernel's deaths and restarts (None: none)."""
+        if not self.deaths:
+            return None
+        where = "; then in ".join(f"{d.label}: {d.cause}" for d in self.deaths)
+        text = f"{notebook}: the kernel died in {where}."
+        if self.restarts:
+            text += (f" The grader started a fresh kernel and ran the notebook again from "
+                     f"the top without that cell ({self.restarts} restart"
+                     f"{'s' if self.restarts != 1 else ''}): cells decided before a death "
+                     "keep their first verdict, and cells that needed the skipped cell's "
+                     "results fail on their own.")
+        if self.gave_up:
+            text += (f" The restarts allowed ({self.restarts}) were used up: the cells "
+                     "after the last death were not run.")
+        return text
 
 
 # -- the limits ----------------------------------------------------------------------------
@@ -218,12 +297,131 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
     kernel may also write (where ``kit grade``'s export cells put what they export, and
     read the helpers they import from). ``deadline`` is a
     ``time.monotonic()`` value. Raises ``isolation.IsolationError`` when the machine
-    cannot give the isolation ``limits`` asks for (before anything runs)."""
+    cannot give the isolation ``limits`` asks for (before anything runs).
+
+    When the kernel dies in a cell and later cells lost their verdicts, the notebook runs
+    again from the top without that cell (at most ``limits.restarts`` times, all before
+    ``deadline``); the notebook file is put back as it was at the end. The records merged
+    over the runs keep each cell's first verdict (see the module's docstring)."""
+    begun = time.monotonic()
+    path = box / "notebooks" / f"{name}.ipynb"
+    original = path.read_bytes() if path.exists() else None
+    result = NotebookRun()
+    skipped: list[int] = []
+    try:
+        while True:
+            run = _run_once(box, name, limits, deadline, workdir, dataset, exports,
+                            "the rerun" if skipped else "this notebook")
+            result.problem, result.isolation, result.cap = run.problem, run.isolation, run.cap
+            result.memory_exceeded |= run.memory_exceeded
+            for cell, record in run.records.items():
+                if not record.found_dead_kernel and cell not in result.records:
+                    # the first verdict stands
+                    result.records[cell] = record
+            fatal = fatal_cell(run.records)
+            if fatal is None or original is None:
+                break
+            verdict = reason_of(run.records[fatal], None, limits, run.memory_exceeded)
+            kind = verdict.kind if verdict is not None and verdict.kind in _DEATH_KINDS \
+                else FailureKind.KERNEL_DIED  # e.g. it passed, then a thread of it ended it
+            result.deaths.append(Death(fatal, cell_label(original, name, fatal),
+                                       death_cause(run.records[fatal], run, limits),
+                                       run.memory_exceeded, kind))
+            if run.problem is not None or not _verdicts_lost(run.records, fatal):
+                break
+            if result.restarts >= limits.restarts:
+                result.gave_up = True
+                break
+            result.restarts += 1
+            skipped.append(fatal)
+            path.write_text(_without(original, skipped), encoding="utf-8")
+    finally:
+        if original is not None and skipped:
+            path.write_bytes(original)
+    result.seconds = round(time.monotonic() - begun, 1)
+    return result
+
+
+_DEATH_KINDS = (FailureKind.KERNEL_DIED, FailureKind.MEMORY, FailureKind.TIMEOUT)
+
+
+def fatal_cell(records: dict[int, CellRecord]) -> int | None:
+    """The cell the kernel died in, or None if it did not die while cells ran: the first
+    cell that started with the kernel alive and ended with it dead or, when the kernel
+    died between cells (a thread of the student's), the last cell that ran before a cell
+    found it dead."""
+    last_ran = None
+    for cell in sorted(records):
+        record = records[cell]
+        if record.when != "call":
+            continue
+        if record.alive_before and not record.alive_after:
+            return cell
+        if not record.alive_before:
+            return last_ran
+        if record.outcome != "skipped":
+            last_ran = cell
+    return None
+
+
+def _verdicts_lost(records: dict[int, CellRecord], fatal: int) -> bool:
+    """Cells after ``fatal`` were to run but found the kernel dead (a rerun would give
+    them a verdict)."""
+    return any(cell > fatal and record.found_dead_kernel for cell, record in records.items())
+
+
+def _without(original: bytes, cells: list[int]) -> str:
+    """The notebook ``original`` with code cells ``cells`` tagged for nbval to skip."""
+    notebook = json.loads(original)
+    code = nbs.code_cells(notebook)
+    for index in cells:
+        nbs.add_tag(code[index].cell, nbs.NBVAL_SKIP)
+    return json.dumps(notebook)
+
+
+def cell_label(original: bytes, notebook: str, index: int) -> str:
+    """How reports name code cell ``index``: a check cell by its check name and task,
+    another cell by its place under its heading (never by its source, which may be a
+    solution's)."""
+    code = nbs.code_cells(json.loads(original))
+    if not 0 <= index < len(code):
+        return f"code cell {index}"
+    found = code[index]
+    if nbs.is_check(found.cell):
+        name = nbs.check_name(found.cell, index)
+        task = CHECKS.get(f"{notebook}/{name}")
+        return f"{name} (task {task})" if task else name
+    if found.cell.get("metadata", {}).get("kit") is True:
+        return "a cell of the grader's"
+    same = [c for c in code[: index + 1] if c.heading == found.heading]
+    where = f' under "{found.heading}"' if found.heading else " before the first heading"
+    return f"code cell {len(same)}{where}"
+
+
+def death_cause(record: CellRecord, run: NotebookRun, limits: Limits) -> str:
+    """Why the kernel died in that cell, as far as the grader knows."""
+    if run.memory_exceeded:
+        return f"the memory cap of {limits.memory_mb} MB"
+    if "Timeout of" in record.message:
+        return (f"it ran longer than {limits.cell_timeout:g} s and did not stop when "
+                "interrupted")
+    if record.exit_code is not None and record.exit_code < 0:
+        return f"the process was killed by signal {-record.exit_code}"
+    if record.exit_code is not None:
+        return f"the process ended with exit status {record.exit_code}"
+    return "the process ended"
+
+
+def _run_once(box: Path, name: str, limits: Limits, deadline: float, workdir: Path,
+              dataset: str, exports: Path | None, what: str = "this notebook"
+              ) -> NotebookRun:
+    """One nbval run over the notebook as it is on disk: a fresh control folder, sandbox,
+    kernel and key (``what``: how a wall-clock problem names the run)."""
     begun = time.monotonic()
     left = deadline - begun
     if left <= 0:
         return NotebookRun(problem=Reason(
-            FailureKind.WALL_CLOCK, "wall-clock limit reached before this notebook started"))
+            FailureKind.WALL_CLOCK, f"wall-clock limit reached before {what} started"))
     control = _control_dir(workdir)
     sandbox, ipc = _kernel_sandbox(box, control, workdir, limits, dataset, exports)
     try:
@@ -296,10 +494,12 @@ def read_records(text: str, key: str) -> dict[int, CellRecord]:
         if not (isinstance(mac, str) and hmac.compare_digest(good, mac)):
             continue
         record = json.loads(payload)
+        code = record.get("exit_code")
         found[int(record["cell"])] = CellRecord(
             int(record["cell"]), str(record.get("outcome", "")), str(record.get("when", "")),
             str(record.get("message", "")), str(record.get("expected", "")),
-            str(record.get("actual", "")))
+            str(record.get("actual", "")), bool(record.get("alive_before", True)),
+            bool(record.get("alive_after", True)), code if isinstance(code, int) else None)
     return found
 
 
@@ -324,8 +524,11 @@ def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits,
         return Reason(FailureKind.MEMORY, f"memory: the code's processes needed more than "
                                           f"the {limits.memory_mb} MB limit together")
     if "kernel died" in message or "Kernel dead" in message:
-        return Reason(FailureKind.KERNEL_DIED,
-                      "kernel died (the student's code ended the Python process)")
+        code = record.exit_code
+        how = ("the Python process was killed by signal " + str(-code) if code is not None
+               and code < 0 else "the student's code ended the Python process"
+               + ("" if code is None else f" with exit status {code}"))
+        return Reason(FailureKind.KERNEL_DIED, f"kernel died ({how})")
     if "MemoryError" in record.actual or "MemoryError" in message:
         return Reason(FailureKind.MEMORY,
                       f"memory: the code needed more than the {limits.memory_mb} MB limit")

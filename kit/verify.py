@@ -27,7 +27,7 @@ from kit import notebooks as nbs
 from kit import sandbox as sb
 from kit.errors import KitError
 from kit.grade import execute, submission_name
-from kit.nbval_runner import Limits, NotebookRun, reason_of
+from kit.nbval_runner import Limits, NotebookRun
 from kit.reports import trim
 
 OUT_STAMP = outputs.Stamp(".kit-verify", "python -m kit verify")
@@ -50,7 +50,7 @@ def not_reproduced(notebook: Any, run: NotebookRun, limits: Limits) -> list[dict
         record = run.records.get(index)
         if record is not None and record.outcome in ("passed", "skipped"):
             continue
-        reason = reason_of(record, run.problem, limits, run.memory_exceeded)
+        reason = run.reason(index, limits)
         differing.append({
             "cell": label,
             "reason": reason.text if reason is not None else "",

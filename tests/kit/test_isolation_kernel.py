@@ -3,8 +3,9 @@
 One nbval run over a small notebook built here: the kernel's cells show it runs as the
 sandbox user, sees neither the solution nor nbval's control folder, and has no network;
 a cell that hangs is interrupted (by message: a signal would not reach the kernel's pid
-namespace) and the next cell still runs. The grader's report hook (``kit/nbval_report.py``)
-runs in nbval's process and sends its records through a pipe the kernel cannot reach.
+namespace) and the next cells still run, each with its own verdict. The grader's report
+hook (``kit/nbval_report.py``) runs in nbval's process and sends its records through a
+pipe the kernel cannot reach.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def probe_cells(control: Path) -> list[tuple[str, str]]:
          "ConnectionRefusedError\n"),
         ("import time\ntime.sleep(120)", ""),  # times out: the kernel must be interrupted
         ("print('still answering')", "still answering\n"),
+        ("print('not what was stored')", "stored\n"),  # fails on its own, not "skipped"
     ]
 
 
@@ -120,9 +122,12 @@ def test_nbval_runs_its_kernel_inside_the_sandbox_over_ipc(tmp_path):
         while (left := box.pids()) and time.monotonic() < deadline:
             time.sleep(0.05)  # a killed process is listed until it is reaped
     outcomes = {r["cell"]: r["outcome"] for r in records if r["when"] == "call"}
-    assert outcomes == {0: "passed", 1: "passed", 2: "passed", 3: "failed", 4: "passed"}, (
-        done.stdout[-3000:])
+    assert outcomes == {0: "passed", 1: "passed", 2: "passed", 3: "failed", 4: "passed",
+                        5: "failed"}, done.stdout[-3000:]
     assert "Timeout" in next(r["message"] for r in records if r["cell"] == 3)
+    assert "Cell outputs differ" in next(r["message"] for r in records if r["cell"] == 5)
+    # The interrupted kernel lived on: no record reports a death (kit.nbval_runner).
+    assert all(r["alive_before"] and r["alive_after"] for r in records if r["when"] == "call")
     assert left == set()  # nbval shut the kernel down; nothing of the sandbox remains
     assert list(folders["ipc"].iterdir()) == []  # jupyter_client removed its sockets
 
