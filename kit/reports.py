@@ -432,7 +432,9 @@ MEANINGS: dict[str, str] = {
     FailureKind.MEMORY.value: "the code needed more memory than the limit.",
     FailureKind.KERNEL_DIED.value: "the Python process running the notebook ended.",
     FailureKind.WALL_CLOCK.value: "the notebooks together ran out of time before this cell.",
-    FailureKind.NOT_RUN.value: "the run stopped before this cell (see the row above it).",
+    FailureKind.NOT_RUN.value: ("the cell never ran: the kernel died (the row names the "
+                                "cell it died in; the notes say how often the grader "
+                                "restarted it), or the run stopped before it."),
     FailureKind.RUN_ENDED.value: "the run itself ended abnormally.",
     FailureKind.UNREADABLE.value: "the submission could not be read.",
     FailureKind.SKIPPED.value:
