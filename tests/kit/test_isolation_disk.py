@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,13 @@ def writer(tmp_path: Path, code: str, *, disk_mb: int = CAP_MB, mode: str | None
         cwd=folder, env=isolation.minimal_env(folder), memory_mb=1024, max_pids=64,
         timeout=120, mode=mode, disk_mb=disk_mb)
     return done, folder
+
+
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A folder with a path short enough for unix sockets below it (pytest's may not be)."""
+    with tempfile.TemporaryDirectory(prefix="kit-disk-") as folder:
+        yield Path(folder)
 
 
 def last_report(done: isolation.Completed) -> dict:
@@ -152,9 +161,9 @@ def test_tmp_and_scratch_folders_are_capped_and_never_reach_the_host_disk(tmp_pa
     assert list(folder.iterdir()) == []  # the host's folder saw nothing
 
 
-def test_the_kernel_folder_is_scratch_but_its_ipc_folder_stays_shared(tmp_path):
+def test_the_kernel_folder_is_scratch_but_its_ipc_folder_stays_shared(short_path):
     """As ``kit.nbval_runner`` lays out a kernel: its home holds the ipc folder."""
-    home, control = tmp_path / "kernel-x", tmp_path / "control"
+    home, control = short_path / "kernel-x", short_path / "control"
     (home / "ipc").mkdir(parents=True)
     control.mkdir()
     with isolation.Sandbox(writable=[home], cwd=home, env=isolation.minimal_env(home),
