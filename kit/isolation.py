@@ -29,8 +29,23 @@ killed, nothing of the sandbox survives: bwrap's pid namespace dies with its fir
 process, and its monitor with the caller; the cgroup is emptied with SIGKILL at the end
 of every run in every mode.
 
+A disk cap (``disk_mb``, default ``DISK_MB`` or ``$KIT_SANDBOX_DISK_MB``) bounds what the
+tree can write, so that one submission cannot fill the disk the grader and the other
+submissions of a batch write to (``disk_cap`` describes it):
+
+* every process of the tree inherits ``RLIMIT_FSIZE`` = ``disk_mb`` (set by the shim, so
+  no file grows past it: Python gets ``OSError`` EFBIG, other programs ``SIGXFSZ``);
+* bwrap mode (where bwrap has ``--size``): the private ``/tmp`` and every ``scratch``
+  folder (a writable folder whose contents the caller never reads, e.g. the kernel's own
+  folder) is a tmpfs of ``disk_mb`` inside the sandbox: full is ``ENOSPC``, and nothing of
+  it lands on the host's disk (the pages count against the memory cap too);
+* the folders the caller reads back (the other ``writable`` ones, every one of them
+  outside bwrap mode) are on the host's disk: a thread sums their usage a few times a
+  second and kills the whole sandbox once they hold more than ``disk_mb`` together, or
+  more than ``MAX_FILES`` entries (``disk_exceeded``, ``disk_reason`` say so).
+
 One-shot commands: ``run(argv, readable=..., writable=..., cwd=..., env=..., memory_mb=...,
-max_pids=..., timeout=...)``. Long-lived processes (the nbval kernel): a ``Sandbox``
+max_pids=..., timeout=..., disk_mb=...)``. Long-lived processes (the nbval kernel): a ``Sandbox``
 context manager owns the caps and gives the argv that starts a command inside
 (``Sandbox.argv``); ``isolated_kernel`` makes nbval start its kernels that way and talk to
 them over Jupyter's ``ipc`` transport (unix sockets in a folder bound into the sandbox),
@@ -53,7 +68,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +80,22 @@ MODES = ("bwrap", "user", "none")
 SANDBOX_UID = 65534  # the identity inside bwrap: "nobody"
 SANDBOX_USER = os.environ.get("KIT_SANDBOX_USER", "kit-sandbox")  # the ``user`` mode's user
 OUTPUT_LIMIT = 4_000_000  # bytes of stdout (and of stderr) kept from one run
+MIB = 1024 * 1024
+# What a sandbox may write, by default: a notebook run writes a few MB (caches, a
+# checkpoint), the hidden checks' results less. $KIT_SANDBOX_DISK_MB overrides it.
+DISK_MB = 512
+DISK_ENV = "KIT_SANDBOX_DISK_MB"
+MAX_FILES = 20_000  # entries in the watched folders (each costs an inode on the host)
+# Seconds between two sums of the watched folders: at least WATCH_INTERVAL, and at least
+# WATCH_SHARE times what the last sum took (a folder of many files costs more to sum).
+# A writer filling the page cache at 1-2 GB/s gets about 20-40 MB past the cap.
+WATCH_INTERVAL = 0.02
+WATCH_SHARE = 4
 SHIM = Path(__file__).resolve().parent / "isolation_shim.py"
 KERNEL_PLUGIN = Path(__file__).resolve().parent / "isolation_kernel.py"
 SHIM_FAILED = 125  # the shim's exit status when it could not set the sandbox up
 PRIVATE_PREFIX = "kit-iso-etc-"  # a sandbox's own /etc/passwd and /etc/group, in the temp dir
+STARTED_FILE = "started"  # in that folder: "pid start-time" of each process a shim started
 INSTALL_COMMAND = "apt-get install -y bubblewrap"
 # Every bwrap run: namespaces, no capabilities, an unprivileged identity, no nested
 # user namespaces (a way back to capabilities), a new session (no TIOCSTI into the
@@ -99,6 +126,8 @@ class Completed:
     says so). ``cap`` is ``"cgroup v1"``, ``"cgroup v2"`` or ``"rlimit"``;
     ``memory_exceeded`` and ``pids_exceeded`` say the cap refused something (cgroups
     only: an RLIMIT shows as the command's own MemoryError or failed fork).
+    ``disk_exceeded``: the disk watch killed it (``disk_reason``: ``"disk: wrote more
+    than N MB"``); a full tmpfs or ``RLIMIT_FSIZE`` shows as the command's own OSError.
     """
 
     returncode: int
@@ -111,6 +140,8 @@ class Completed:
     pids_exceeded: bool = False
     truncated: bool = False
     seconds: float = 0.0
+    disk_exceeded: bool = False  # the disk watch stopped it (``disk_reason`` says why)
+    disk_reason: str = ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -162,6 +193,51 @@ def _probe_bwrap() -> str | None:
     return None
 
 
+@functools.cache
+def _bwrap_size_problem() -> str | None:
+    """Why bwrap cannot size a tmpfs here (``--size``, bubblewrap 0.5 and later), or None."""
+    found = shutil.which("bwrap")
+    if not found:
+        return "bubblewrap (bwrap) is not installed"
+    argv = [found, *BWRAP_FLAGS, *_system_mounts(MIB), "--", "/usr/bin/true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=30, env={})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bwrap could not start: {error}"
+    if done.returncode != 0:
+        message = done.stderr.decode(errors="replace").strip().splitlines()
+        return (f"this bwrap cannot size a tmpfs ({message[-1] if message else 'failed'}; "
+                "--size needs bubblewrap 0.5 or newer)")
+    return None
+
+
+def default_disk_mb() -> int:
+    """The disk cap when the caller gives none: ``$KIT_SANDBOX_DISK_MB``, else ``DISK_MB``."""
+    text = os.environ.get(DISK_ENV, "").strip()
+    if not text:
+        return DISK_MB
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{DISK_ENV}={text!r}: expected a whole number of MB, 1 or more")
+    return int(text)
+
+
+def disk_cap(mode: str, disk_mb: int | None = None) -> str:
+    """One line: how ``disk_mb`` (default: ``default_disk_mb()``) is enforced in ``mode``."""
+    megabytes = default_disk_mb() if disk_mb is None else disk_mb
+    watch = (f"a watch that stops the sandbox when the folders the grader reads hold more "
+             f"than {megabytes} MB or {MAX_FILES} entries")
+    head = f"{megabytes} MB per file (RLIMIT_FSIZE)"
+    if mode != "bwrap":
+        tmp = "; /tmp is the machine's (per-file cap only)" if mode == "user" else ""
+        return f"{head}; {watch} (every writable folder){tmp}"
+    problem = _bwrap_size_problem()
+    if problem is not None:
+        return (f"{head}; {watch} (every writable folder); /tmp bounded by the memory cap "
+                f"only: {problem}")
+    return (f"{head}; /tmp and scratch folders are {megabytes} MB tmpfs (bwrap --size); "
+            f"{watch}")
+
+
 def _user_problem(user: str) -> str | None:
     if os.geteuid() != 0:
         return "the user mode switches to another user, which needs root"
@@ -210,9 +286,9 @@ def choose_mode(requested: str | None = None, user: str = SANDBOX_USER) -> str:
 # What the sandbox sees
 # ---------------------------------------------------------------------------------------
 
-def _system_mounts() -> list[str]:
+def _system_mounts(tmp_bytes: int | None = None) -> list[str]:
     """bwrap arguments for the system: /usr read-only, the merged-/usr links, the loader
-    cache, and private /proc, /dev and /tmp."""
+    cache, and private /proc, /dev and /tmp (a tmpfs of ``tmp_bytes``, when given)."""
     args = ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -222,7 +298,8 @@ def _system_mounts() -> list[str]:
     for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
         if os.path.exists(name):
             args += ["--ro-bind", name, name]
-    return [*args, "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    size = [] if tmp_bytes is None else ["--size", str(tmp_bytes)]
+    return [*args, "--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp"]
 
 
 def python_executable() -> str:
@@ -325,6 +402,80 @@ def _user_identity(user: str) -> tuple[int, int, set[int]]:
     return entry.pw_uid, entry.pw_gid, {entry.pw_gid}
 
 
+def _process_start(pid: int) -> str | None:
+    """A process's start time (clock ticks since boot), which tells it from a later
+    process given the same pid; None when there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def folder_usage(folders: Iterable[Path], stop_at_entries: int | None = None
+                 ) -> tuple[int, int]:
+    """Bytes of disk (allocated blocks: a sparse file counts what it uses) and entries
+    under ``folders``, without following links. Stops counting entries past
+    ``stop_at_entries`` (a folder of a million files is over the cap whatever its size)."""
+    used, entries = 0, 0
+    stack = [str(folder) for folder in folders]
+    while stack:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as listing:
+            for entry in listing:
+                entries += 1
+                with contextlib.suppress(OSError):
+                    used += entry.stat(follow_symlinks=False).st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                if stop_at_entries is not None and entries > stop_at_entries:
+                    return used, entries
+    return used, entries
+
+
+class _DiskWatch:
+    """Sums the usage of the folders a sandbox shares with the host a few times a second
+    and calls ``stop`` once they hold more than ``megabytes`` or ``MAX_FILES`` entries.
+
+    A watch, not a file system limit: a writer gets one interval of writing past the cap
+    (``WATCH_INTERVAL``, longer when summing takes long) before it is killed. It is for
+    the folders that must stay on the host (the grader reads them); the others are a
+    tmpfs of their own size in bwrap mode.
+    """
+
+    def __init__(self, folders: Sequence[Path], megabytes: int,
+                 stop: Callable[[], object]) -> None:
+        self.folders, self.megabytes, self.stop = list(folders), megabytes, stop
+        self.reason = ""
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="kit-isolation-disk-watch")
+        self._thread.start()
+
+    def check(self) -> str:
+        """Sum now; the reason to stop (empty while within the caps)."""
+        used, entries = folder_usage(self.folders, stop_at_entries=MAX_FILES)
+        if used > self.megabytes * MIB:
+            return f"disk: wrote more than {self.megabytes} MB"
+        if entries > MAX_FILES:
+            return f"disk: made more than {MAX_FILES} files and folders"
+        return ""
+
+    def _watch(self) -> None:
+        pause = WATCH_INTERVAL
+        while not self._done.wait(pause):
+            started = time.monotonic()
+            reason = self.check()
+            pause = min(max(WATCH_INTERVAL, WATCH_SHARE * (time.monotonic() - started)), 1.0)
+            if reason:
+                self.reason = reason
+                self.stop()
+                return
+
+    def close(self) -> None:
+        self._done.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+
 # ---------------------------------------------------------------------------------------
 # The sandbox
 # ---------------------------------------------------------------------------------------
@@ -334,18 +485,30 @@ class Sandbox:
 
     ``argv(command)`` is how to start ``command`` inside it: run that list directly
     (``subprocess.Popen``, never through a shell) from a thread that outlives the process.
-    Every process started that way shares the one memory and process cap. ``close()`` (or
-    leaving the ``with`` block) kills whatever is left and removes the caps.
+    Every process started that way shares the one memory and process cap and the disk
+    cap. ``close()`` (or leaving the ``with`` block) kills whatever is left and removes
+    the caps.
+
+    ``writable`` folders are shared with the caller, which may read what the sandbox
+    wrote there; ``scratch`` folders are writable too, but the caller never reads them:
+    in bwrap mode each is a fresh tmpfs of ``disk_mb`` inside the sandbox (the host's
+    folder stays as it was), elsewhere a watched writable folder. ``writable`` (the
+    attribute) lists both.
     """
 
     def __init__(self, *, readable: Sequence[Path | str] = (),
                  writable: Sequence[Path | str] = (), env: Mapping[str, str],
                  memory_mb: int, max_pids: int, cwd: Path | str | None = None,
                  mode: str | None = None, protect: Sequence[Path | str] = (),
-                 user: str = SANDBOX_USER) -> None:
+                 user: str = SANDBOX_USER, disk_mb: int | None = None,
+                 scratch: Sequence[Path | str] = ()) -> None:
         self.mode = choose_mode(mode, user)
+        self.disk_mb = default_disk_mb() if disk_mb is None else disk_mb
+        if self.disk_mb < 1:
+            raise ValueError(f"disk_mb must be positive, got {self.disk_mb}")
         self.readable = _checked_paths(readable, "readable")
-        self.writable = _checked_paths(writable, "writable")
+        self.scratch = _checked_paths(scratch, "scratch")
+        self.writable = [*_checked_paths(writable, "writable"), *self.scratch]
         self.protect = [Path(p).resolve() for p in protect]
         self.cwd = None if cwd is None else Path(cwd).resolve()
         self.env = dict(env)
@@ -354,6 +517,7 @@ class Sandbox:
             if not key or "=" in key or "\0" in key:
                 raise ValueError(f"env: {key!r} is not a variable name")
         self._check_layout()
+        self._watch: _DiskWatch | None = None
         self._cap: TreeCap = create_cap(memory_mb, max_pids)
         _remove_stale_private_folders()
         self._private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
@@ -364,6 +528,7 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
+        self._restart_watch()
 
     # -- set-up --
 
@@ -395,6 +560,40 @@ class Sandbox:
             os.chmod(self._private / name, 0o644)
         os.chmod(self._private, 0o755)
 
+    def _tmpfs_scratch(self) -> bool:
+        """Whether the scratch folders (and /tmp) are size-capped tmpfs mounts."""
+        return self.mode == "bwrap" and _bwrap_size_problem() is None
+
+    def shared(self) -> list[Path]:
+        """The writable folders on the host's disk, which the disk watch sums: all of them,
+        but the scratch folders where those are a tmpfs (the folders shared inside a
+        scratch folder stay)."""
+        if not self._tmpfs_scratch():
+            return list(self.writable)
+        return [p for p in self.writable if p not in self.scratch]
+
+    def _restart_watch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+        folders = self.shared()
+        self._watch = _DiskWatch(folders, self.disk_mb, self.kill) if folders else None
+
+    def make_scratch(self, folder: Path | str, keep: Sequence[Path | str] = ()) -> None:
+        """Turn the writable ``folder`` into scratch (the caller never reads it), but for
+        the folders ``keep`` inside it, which stay shared: bound from the host on top of
+        the tmpfs (e.g. the kernel's ipc sockets). Call it before ``prefix``."""
+        path = Path(folder).resolve()
+        if path not in self.writable:
+            raise ValueError(f"{folder} is not a writable folder of the sandbox")
+        kept = _checked_paths(keep, "keep")
+        for inner in kept:
+            if inner == path or not _inside(inner, path):
+                raise ValueError(f"keep: {inner} is not inside {path}")
+        if path not in self.scratch:
+            self.scratch.append(path)
+        self.writable += [p for p in kept if p not in self.writable]
+        self._restart_watch()
+
     def _hand_writable_to_user(self) -> None:
         uid, gid, gids = _user_identity(self.user)
         for path in self.writable:
@@ -409,11 +608,18 @@ class Sandbox:
         args = [shutil.which("bwrap") or "bwrap", *BWRAP_FLAGS]
         for key, value in sorted(self.env.items()):
             args += ["--setenv", key, value]
-        args += _system_mounts()
+        tmpfs = self._tmpfs_scratch()
+        size = self.disk_mb * MIB
+        args += _system_mounts(size if tmpfs else None)
         binds = [(p, "--ro-bind") for p in [*python_paths(), *self.readable]]
-        binds += [(p, "--bind") for p in self.writable]
-        for path, kind in sorted(binds, key=lambda b: (b[0].parts, b[1] == "--bind")):
-            args += [kind, str(path), str(path)]
+        binds += [(p, "--tmpfs" if tmpfs and p in self.scratch else "--bind")
+                  for p in self.writable]
+        # A folder before what is inside it (a bind inside a scratch tmpfs goes on top).
+        for path, kind in sorted(binds, key=lambda b: (b[0].parts, b[1] != "--ro-bind")):
+            if kind == "--tmpfs":
+                args += ["--size", str(size), "--tmpfs", str(path)]
+            else:
+                args += [kind, str(path), str(path)]
         for name in ("passwd", "group"):
             args += ["--ro-bind", str(self._private / name), f"/etc/{name}"]
         args += ["--remount-ro", "/"]  # the skeleton root: only /tmp and writable are not
@@ -427,8 +633,10 @@ class Sandbox:
         config: dict[str, object] = {
             "parent": parent,
             "cgroup_procs": self._cap.join_files(),
-            "rlimits": self._cap.rlimits(),
+            # Every process of the tree: no file larger than the disk cap.
+            "rlimits": {**self._cap.rlimits(), "RLIMIT_FSIZE": self.disk_mb * MIB},
             "umask": 0o077,
+            "register": str(self._private / STARTED_FILE),
         }
         if self.mode == "bwrap":
             config["env"] = {}  # bwrap sets the command's environment (--setenv)
@@ -479,13 +687,48 @@ class Sandbox:
     def pids_exceeded(self) -> bool:
         return self._cap.pids_exceeded()
 
+    def disk_exceeded(self) -> bool:
+        """Whether the disk watch stopped the sandbox (``disk_reason`` says why)."""
+        return bool(self.disk_reason)
+
+    @property
+    def disk_reason(self) -> str:
+        """``"disk: wrote more than N MB"`` (or too many files) once the watch stopped it."""
+        return self._watch.reason if self._watch is not None else ""
+
+    def _started(self) -> list[int]:
+        """The sandbox's first processes (each shim registers itself before it becomes
+        bwrap or the command) that still run: their pid and start time still match."""
+        try:
+            lines = (self._private / STARTED_FILE).read_text().splitlines()
+        except OSError:
+            return []
+        found = []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                pid, start = line.split()
+                if _process_start(int(pid)) == start:
+                    found.append(int(pid))
+        return found
+
     def kill(self) -> bool:
         """SIGKILL every process of the sandbox; False if some could not be found or
-        killed (no cgroup: the caller kills the process it started)."""
-        return self._cap.kill_all()
+        killed. With a cgroup, every process in it; without, the processes the sandbox
+        started (bwrap mode: its pid namespace goes with them; other modes: with their
+        session)."""
+        done = self._cap.kill_all()
+        for pid in self._started():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            if self.mode != "bwrap":
+                _kill_session(pid)
+        return done
 
     def close(self) -> None:
         """Kill what is left and remove the caps and the sandbox's private files."""
+        if self._watch is not None:
+            self._watch.close()
+        self.kill()
         self._cap.remove()
         shutil.rmtree(self._private, ignore_errors=True)
 
@@ -559,13 +802,16 @@ def run(argv: Sequence[str], *, readable: Sequence[Path | str], writable: Sequen
         cwd: Path | str, env: Mapping[str, str], memory_mb: int, max_pids: int,
         timeout: float, stdin: bytes | None = None, mode: str | None = None,
         protect: Sequence[Path | str] = (), output_limit: int = OUTPUT_LIMIT,
-        user: str = SANDBOX_USER) -> Completed:
+        user: str = SANDBOX_USER, disk_mb: int | None = None,
+        scratch: Sequence[Path | str] = ()) -> Completed:
     """Run ``argv`` as untrusted code and wait for it (at most ``timeout`` seconds).
 
     ``readable`` and ``writable``: the only paths it sees besides the system and the
     Python of the grader (bwrap mode). ``cwd`` must be inside one of them. ``env``: its
     whole environment (``minimal_env`` is a start). ``memory_mb`` and ``max_pids``: the
-    caps over all its processes together. ``protect``: paths it must never see (a bound
+    caps over all its processes together; ``disk_mb`` the disk cap (None: the default,
+    ``default_disk_mb()``); ``scratch``: writable folders whose contents the caller does not
+    read (a tmpfs inside the sandbox in bwrap mode). ``protect``: paths it must never see (a bound
     path holding one is an error; in the user mode, one the user could read is an error).
     ``mode``: ``"bwrap"``, ``"user"``, ``"none"`` or None for the best available.
 
@@ -575,7 +821,8 @@ def run(argv: Sequence[str], *, readable: Sequence[Path | str], writable: Sequen
     """
     started = time.monotonic()
     with Sandbox(readable=readable, writable=writable, env=env, memory_mb=memory_mb,
-                 max_pids=max_pids, cwd=cwd, mode=mode, protect=protect, user=user) as box:
+                 max_pids=max_pids, cwd=cwd, mode=mode, protect=protect, user=user,
+                 disk_mb=disk_mb, scratch=scratch) as box:
         # bwrap writes {"child-pid": N} here once the command has started: a status of 1
         # without it is bwrap's own failure, not the command's.
         status_read, status_write = os.pipe()
@@ -616,7 +863,8 @@ def run(argv: Sequence[str], *, readable: Sequence[Path | str], writable: Sequen
             timed_out=timed_out, isolation=box.mode, cap=box.cap,
             memory_exceeded=box.memory_exceeded(), pids_exceeded=box.pids_exceeded(),
             truncated=bool(out.dropped or err.dropped),
-            seconds=round(time.monotonic() - started, 3))
+            seconds=round(time.monotonic() - started, 3),
+            disk_exceeded=box.disk_exceeded(), disk_reason=box.disk_reason)
 
 
 def _raise_if_not_started(mode: str, returncode: int, started_ok: bool, stderr: bytes,
@@ -640,16 +888,24 @@ def isolated_kernel(sandbox: Sandbox, control: Path, ipc_dir: Path) -> tuple[lis
 
     ``control`` is a folder of the caller that is on the nbval run's ``PYTHONPATH`` and
     outside the sandbox: the plugin (``kit/isolation_kernel.py``) and its settings are
-    copied there. ``ipc_dir`` must be one of the sandbox's writable paths (the kernel
-    creates its sockets there; nbval connects from outside).
+    copied there. ``ipc_dir`` must be inside one of the sandbox's writable paths (the
+    kernel creates its sockets there; nbval connects from outside). When it is inside,
+    not equal to, such a folder, that folder is the kernel's own (its home and working
+    folder: what it writes there is never read back) and becomes scratch with only
+    ``ipc_dir`` shared (``Sandbox.make_scratch``): in bwrap mode a size-capped tmpfs, so
+    the student's writes never reach the host's disk, and of that folder the disk watch
+    sums ``ipc_dir`` only.
     """
     ipc = Path(ipc_dir).resolve()
-    if not any(_inside(ipc, p) for p in sandbox.writable):
+    holder = next((p for p in sandbox.writable if _inside(ipc, p)), None)
+    if holder is None:
         raise ValueError(f"ipc_dir: {ipc_dir} must be inside one of the sandbox's writable "
                          "paths (the kernel creates its sockets there)")
     if len(str(ipc)) > 80:
         raise ValueError(f"ipc_dir: {ipc_dir} is too long for a unix socket path "
                          f"({len(str(ipc))} characters; at most 80)")
+    if holder != ipc and ipc not in sandbox.writable:
+        sandbox.make_scratch(holder, keep=[ipc])
     shutil.copy(KERNEL_PLUGIN, control / "isolation_kernel.py")
     settings = control / "isolation_kernel.json"
     settings.write_text(json.dumps({"prefix": sandbox.prefix(), "ipc_dir": str(ipc)}))

@@ -1,7 +1,8 @@
 """``python -m kit.isolation [--install] [--measure]``: what this machine gives untrusted code.
 
 It prints, for each mode of ``kit.isolation``, whether it can run here (and if not, why
-and the fix), and the cap that holds over a sandbox's processes. ``--install`` installs
+and the fix), the cap that holds over a sandbox's processes, and how the disk cap holds
+in the mode that would be chosen. ``--install`` installs
 bubblewrap where it can (root with apt-get), otherwise it prints the command.
 
 ``--measure`` times, interleaved (plain, isolated, plain, isolated, ...) so that a busy
@@ -122,6 +123,12 @@ def status_lines() -> list[str]:
     cap = create_cap(256, 64)
     lines.append(f"cap    {cap.kind}")
     cap.remove()
+    try:
+        lines.append(f"disk   {isolation.disk_cap(isolation.choose_mode())}")
+    except isolation.IsolationUnavailableError:
+        lines.append(f"disk   {isolation.disk_cap('none')}")
+    except ValueError as error:  # a bad $KIT_SANDBOX_DISK_MB
+        lines.append(f"disk   {error}")
     return lines
 
 

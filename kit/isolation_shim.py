@@ -7,10 +7,15 @@
    (bwrap's own ``--die-with-parent`` starts only after this process has become bwrap);
 2. joins the sandbox's cgroups (``cgroup_procs``: the files to write its pid into), so
    every process the sandbox ever starts is counted by one memory and one process cap;
-3. sets per-process limits (``rlimits``: ``RLIMIT_CORE`` always, the caps where no cgroup);
-4. in the ``user`` mode: installs a seccomp filter that refuses every socket but unix
+3. appends its pid and start time to ``register`` (a file of the grader's, outside the
+   sandbox), so the grader can kill the sandbox even where no cgroup holds it (a disk
+   watch that trips; the start time tells a reused pid from this process);
+4. sets per-process limits (``rlimits``: ``RLIMIT_CORE`` and ``RLIMIT_FSIZE``, the disk
+   cap per file, always; the memory and process caps where no cgroup), which every
+   process it starts inherits and none can raise;
+5. in the ``user`` mode: installs a seccomp filter that refuses every socket but unix
    sockets, drops to the sandbox user (``user``: uid and gid) and sets its umask;
-5. changes to ``cwd`` and replaces itself with the command, with exactly ``env``.
+6. changes to ``cwd`` and replaces itself with the command, with exactly ``env``.
 
 ``execve`` keeps the pid and the parent: the grader's child is the shim, then bwrap (or
 the command), never a shell. It must not import the kit (it runs with ``-I -S``: only the
@@ -104,6 +109,17 @@ def _join(files: list[str]) -> None:
             handle.write(pid)
 
 
+def _register(path: str) -> None:
+    """Append "pid start-time" to ``path`` (one write: lines of concurrent shims stay whole)."""
+    with open("/proc/self/stat") as handle:
+        start = handle.read().rsplit(")", 1)[1].split()[19]
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(descriptor, f"{os.getpid()} {start}\n".encode())
+    finally:
+        os.close(descriptor)
+
+
 def _limit(rlimits: dict[str, int]) -> None:
     for name, value in rlimits.items():
         resource.setrlimit(getattr(resource, name), (value, value))
@@ -121,6 +137,8 @@ def main(argv: list[str]) -> int:
     libc = ctypes.CDLL(None, use_errno=True)
     _die_with_parent(libc, config.get("parent", 0))
     _join(config.get("cgroup_procs", []))
+    if config.get("register"):
+        _register(config["register"])
     _limit(config.get("rlimits", {}))
     if config.get("seccomp"):
         install_socket_filter(libc)

@@ -42,7 +42,7 @@ import textwrap
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kit import notebooks as nbs
@@ -52,7 +52,9 @@ from kit.reports import Note, NoteKind
 from kit.tree import load_tasks_module
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_UNZIPPED = 200_000_000  # bytes: a submission is code and notebooks, not a zip bomb
+# Bytes of the members extracted (those the grader reads): code and notebooks, not a zip
+# bomb. The rest of a zip (a .venv, datasets/) is never extracted, so it does not count.
+MAX_UNZIPPED = 200_000_000
 
 # Copy-on-call wrapper appended to each merged file; the names cannot clash with a
 # student's because of the prefix.
@@ -176,25 +178,76 @@ def load_tasks(root: Path = ROOT) -> list[TaskInfo]:
 # Reading a submission
 # ---------------------------------------------------------------------------------------
 
-def unpack(submission: Path, into: Path) -> Path:
-    """Return the folder that holds the submission (extracting a zip into ``into``)."""
+@dataclass(frozen=True)
+class Unpacked:
+    """Where a submission is, and what of its zip was left out (never extracted)."""
+
+    folder: Path
+    ignored_files: int = 0
+    ignored_bytes: int = 0  # their size unpacked, as the zip declares it
+
+    def notes(self) -> list[Note]:
+        """A note for the reports when something was left out (a zip of a whole working
+        folder: its .venv, datasets/, caches)."""
+        if not self.ignored_files:
+            return []
+        return [Note(NoteKind.INFO,
+                     f"ignored {self.ignored_files} file(s) of the zip "
+                     f"({self.ignored_bytes / 1e6:.1f} MB unpacked) that grading does not "
+                     f"read: only the course/ Python files and the notebooks are used")]
+
+
+def read_by_grader(name: str) -> bool:
+    """Whether a zip member is one the grader may read, as ``find_course_dir``,
+    ``find_student_file`` and ``find_student_notebook`` look for them: a ``.py`` file in
+    ``course/`` or in a ``course/`` one folder down (a zip of the folder holding it), or
+    at the top (bare files); a notebook anywhere but in hidden folders (``.venv``,
+    ``.ipynb_checkpoints``, ``.git``) and installed packages (``site-packages``)."""
+    parts = PurePosixPath(name).parts
+    if not parts or name.endswith("/"):
+        return False
+    if parts[-1].endswith(".py"):
+        return len(parts) == 1 or parts[0] == "course" or (len(parts) > 2
+                                                           and parts[1] == "course")
+    if parts[-1].endswith(".ipynb"):
+        return not any(part.startswith(".") or part == "site-packages"
+                       for part in parts[:-1])
+    return False
+
+
+def unpack(submission: Path, into: Path) -> Unpacked:
+    """The folder that holds the submission: the folder itself, or ``into`` with the
+    zip's members the grader reads (``read_by_grader``) extracted there.
+
+    Refused (``SubmissionError``): a zip whose extracted members would exceed
+    ``MAX_UNZIPPED`` (a zip bomb; the declared sizes bound what ``zipfile`` extracts), or
+    any member whose path would land outside ``into`` (absolute, ``..``, or a sibling
+    such as ``../into-other/f``: checked on resolved paths, not as a string prefix).
+    Links are stored as members too, but ``zipfile`` writes them as plain files."""
     if submission.is_dir():
-        return submission
+        return Unpacked(submission)
     if submission.suffix == ".zip" and submission.is_file():
         try:
             with zipfile.ZipFile(submission) as archive:
-                size = sum(info.file_size for info in archive.infolist())
-                if size > MAX_UNZIPPED:
-                    raise SubmissionError(f"{submission}: unpacks to {size / 1e6:.0f} MB "
-                                          f"(more than {MAX_UNZIPPED / 1e6:.0f} MB)")
+                members = [info for info in archive.infolist() if not info.is_dir()]
+                root = into.resolve()
                 for info in archive.infolist():
-                    target = (into / info.filename).resolve()
-                    if not str(target).startswith(str(into.resolve())):
+                    target = (root / info.filename).resolve()
+                    if not target.is_relative_to(root):
                         raise SubmissionError(f"{submission}: unsafe path {info.filename!r}")
-                archive.extractall(into)
+                wanted = [info for info in members if read_by_grader(info.filename)]
+                size = sum(info.file_size for info in wanted)
+                if size > MAX_UNZIPPED:
+                    raise SubmissionError(
+                        f"{submission}: its course/ files and notebooks unpack to "
+                        f"{size / 1e6:.0f} MB (more than {MAX_UNZIPPED / 1e6:.0f} MB)")
+                into.mkdir(parents=True, exist_ok=True)
+                for info in wanted:
+                    archive.extract(info, into)
         except zipfile.BadZipFile as error:
             raise SubmissionError(f"{submission}: not a readable zip ({error})") from None
-        return into
+        ignored = [info for info in members if not read_by_grader(info.filename)]
+        return Unpacked(into, len(ignored), sum(info.file_size for info in ignored))
     raise SubmissionError(f"{submission}: not a folder or a .zip file")
 
 
@@ -511,7 +564,9 @@ def build(submission: Path, reference_notebooks: Mapping[str, Any], *,
     loaders return every test label as -1 (grading: see the module's doc)."""
     tasks = load_tasks(root) if tasks is None else tasks
     with Sandbox.fresh("kit-grade-sandbox-") as box:
-        unpacked = unpack(submission, box.root / "_submission")
+        found = unpack(submission, box.root / "_submission")
+        box.notes += found.notes()
+        unpacked = found.folder
         course_dir = find_course_dir(unpacked)
         if course_dir is None:
             box.notes.append(Note(NoteKind.MISSING,
@@ -576,7 +631,9 @@ def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
     """A sandbox for ``kit verify``: the student's own package (their ``course/*.py`` over
     the pristine package, whole) and their own notebooks, experiment cells skipped."""
     with Sandbox.fresh("kit-verify-sandbox-") as box:
-        unpacked = unpack(submission, box.root / "_submission")
+        found = unpack(submission, box.root / "_submission")
+        box.notes += found.notes()
+        unpacked = found.folder
         _copy_pristine_course(root, box.root)
         course_dir = find_course_dir(unpacked)
         if course_dir is not None:

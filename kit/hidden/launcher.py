@@ -36,6 +36,7 @@ class Launched:
     isolation: str  # "bwrap", "user", "none" (kit.isolation) or "subprocess" (fallback)
     cap: str = ""  # which memory/process cap held, as kit.isolation reports it
     memory_exceeded: bool = False  # the sandbox's memory cap stopped it
+    disk_reason: str = ""  # the sandbox's disk watch stopped it: "disk: wrote more than N MB"
 
 
 def _isolation() -> Any:
@@ -49,18 +50,20 @@ def _isolation() -> Any:
 def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[Path],
            cwd: Path, env: dict[str, str], memory_mb: int, max_pids: int,
            timeout: float, protect: Sequence[Path] = (), mode: str | None = None,
-           fallback: bool = True) -> Launched:
+           fallback: bool = True, disk_mb: int | None = None) -> Launched:
     """Run ``argv`` (student code inside) to the end or ``timeout``; never raises for
     anything the command does. ``protect``: paths it must never see (the solution tree),
     checked by ``kit.isolation``. ``mode``: the isolation mode (None: the best this
     machine has). ``fallback``: where no isolation can be had, run a plain subprocess
-    (tools, tests) instead of raising ``kit.isolation``'s error (grading)."""
+    (tools, tests) instead of raising ``kit.isolation``'s error (grading). ``disk_mb``:
+    the sandbox's disk cap (None: ``kit.isolation``'s default)."""
     isolation = _isolation()
     if isolation is not None:
         try:
             done = isolation.run(list(argv), readable=list(readable), writable=list(writable),
                                  cwd=cwd, env=env, memory_mb=memory_mb, max_pids=max_pids,
-                                 timeout=timeout, mode=mode, **_protect(isolation, protect))
+                                 timeout=timeout, mode=mode, **_protect(isolation, protect),
+                                 **({} if disk_mb is None else {"disk_mb": disk_mb}))
         except getattr(isolation, "IsolationUnavailableError", ()) as error:
             if not fallback:
                 raise
@@ -68,7 +71,8 @@ def launch(argv: Sequence[str], *, readable: Sequence[Path], writable: Sequence[
             return dataclasses.replace(plain, cap=f"no isolation here: {error}"[:300])
         return Launched(done.returncode, bool(done.timed_out), _tail(done.stderr),
                         str(done.isolation), str(getattr(done, "cap", "")),
-                        bool(getattr(done, "memory_exceeded", False)))
+                        bool(getattr(done, "memory_exceeded", False)),
+                        str(getattr(done, "disk_reason", "")))
     if not fallback:
         raise RuntimeError("kit.isolation is not importable: student code cannot be isolated")
     return _subprocess(argv, cwd=cwd, env=env, timeout=timeout)

@@ -45,6 +45,7 @@ class HiddenLimits:
     startup_seconds: float = 30.0  # added to each launch's timeout: imports
     memory_mb: int = 2048  # the worker's memory
     max_pids: int = 32
+    disk_mb: int | None = None  # what the worker may write (None: kit.isolation's default)
     isolation: str | None = None  # kit.isolation's mode; None: the best this machine has
     fallback: bool = True  # without any isolation, a plain subprocess (False: refuse)
 
@@ -150,6 +151,22 @@ def result_path(results: Path, index: int) -> Path:
     return results / f"case-{index:04d}.npz"
 
 
+RESULT_NAME = re.compile(r"case-\d{4}\.npz")
+
+
+def drop_what_is_not_a_result(results: Path) -> None:
+    """Remove from the results folder (the grader's, the worker's home) all but the case
+    results: files the student's code wrote there would otherwise count against the
+    disk cap of every later launch, and stay on the disk until the end of the batch."""
+    for entry in list(results.iterdir()):
+        if RESULT_NAME.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+
+
 def _worker_env(results: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "HOME": str(results), "LANG": "C.UTF-8",
             "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
@@ -173,6 +190,8 @@ def _why(launched: Launched, limits: HiddenLimits) -> str:
                 f"its alarm")
     if launched.memory_exceeded:
         return f"memory: the case needed more than the {limits.memory_mb} MB the worker has"
+    if launched.disk_reason:  # "disk: wrote more than N MB": the sandbox's disk cap
+        return launched.disk_reason
     code = launched.returncode
     if code is not None and (code < 0 or code > 128):  # signal N: -N, or 128 + N from bwrap
         signal_number = -code if code < 0 else code - 128
@@ -208,8 +227,10 @@ def execute(box: Path, cases: list[Case], limits: HiddenLimits,
         launched = launch(argv, readable=[control, box / "course"], writable=[results],
                           cwd=results, env=_worker_env(results), memory_mb=limits.memory_mb,
                           max_pids=limits.max_pids, timeout=timeout, protect=[SOLUTION],
-                          mode=limits.isolation, fallback=limits.fallback)
+                          mode=limits.isolation, fallback=limits.fallback,
+                          disk_mb=limits.disk_mb)
         launches.append(launched)
+        drop_what_is_not_a_result(results)
         missing = next((i for i in range(start, len(cases))
                         if not result_path(results, i).exists()), None)
         if missing is None:

@@ -70,6 +70,11 @@ def _region(path: Path, task_id: str) -> tuple[list[str], markers.Region]:
     return text.splitlines(keepends=True), found[0]
 
 
+def region_body(path: Path, task_id: str) -> str:
+    """The code between a task's markers, as it is in the file (indented)."""
+    return _region(path, task_id)[1].body
+
+
 def replace_region(path: Path, task_id: str, body: str) -> None:
     """Replace the code between a task's markers by ``body`` (indented like the markers)."""
     lines, region = _region(path, task_id)

@@ -11,8 +11,8 @@ failure so that a failure can be replayed with ``KIT_HIDDEN_SEED``):
   ``__eq__``, an object-dtype array) fails the tasks it faked, and nothing but those and
   the tasks whose code calls them;
 * each subtle bug fails its own tasks (and at most the tasks that call them);
-* a hang, an ignored alarm, an exit, a memory hog and an exit at import cost their own
-  cases only, and the batch always ends;
+* a hang, an ignored alarm, an exit, a memory hog, a disk filler and an exit at import
+  cost their own cases only, and the batch always ends;
 * the feedback never shows a hidden input, and the grader never imports the submission.
 
 Instructor-only (tests/kit/ is not released). Slow: about 30 worker runs.
@@ -24,6 +24,7 @@ import os
 import re
 import secrets
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from hidden_zoo import (
     build_bug,
     build_cheat,
     copy_solution,
+    region_body,
     replace_region,
 )
 
@@ -47,7 +49,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = int(os.environ.get("KIT_HIDDEN_SEED") or secrets.randbits(63))
-LIMITS = HiddenLimits(case_seconds=2.0, total_seconds=120.0, startup_seconds=20.0)
+DISK_MB = 16  # a low disk cap: the disk filler below is stopped within a second
+LIMITS = HiddenLimits(case_seconds=2.0, total_seconds=120.0, startup_seconds=20.0,
+                      disk_mb=DISK_MB)
 ALL_TASKS = set(cases.GENERATORS)
 ISSUE_BUGS = ["relu-backward-at-zero", "net-loss-without-reg", "conv-backward-crop-pad"]
 
@@ -61,6 +65,17 @@ MISBEHAVING = {
     "memory-hog": ("1.11", "course/optim.py",
                    "cache = np.ones((40000, 40000))  # 12.8 GB\nnext_w = w\n"),
 }
+# Put before a task's own (correct) code: fills its working folder (the worker's results
+# folder, on the grader's disk) with 1 MB files. It stops by itself at 6 times the cap
+# (so a broken cap costs the machine 96 MB, not its disk); without a cap the task passes.
+FILLS_THE_DISK = ("1.12", "course/optim.py", f"""
+import os as _os
+for _index in range({6 * DISK_MB}):
+    if len([_n for _n in _os.listdir(".") if _n.startswith("fill-")]) >= {6 * DISK_MB}:
+        break
+    with open(f"fill-{{_os.getpid()}}-{{_index}}", "wb") as _handle:
+        _handle.write(b"x" * 2**20)
+""")
 
 
 def why(message: str) -> str:
@@ -85,6 +100,9 @@ def build_misbehaving(base: Path) -> dict[str, Path]:
     for name, (task, rel, body) in MISBEHAVING.items():
         sub = found[name] = copy_solution(base, name)
         replace_region(sub / rel, task, body)
+    task, rel, fill = FILLS_THE_DISK
+    sub = found["fills-the-disk"] = copy_solution(base, "fills-the-disk")
+    replace_region(sub / rel, task, fill + textwrap.dedent(region_body(sub / rel, task)))
     sub = found["exits-at-import"] = copy_solution(base, "exits-at-import")
     with (sub / "course/layers.py").open("a") as handle:
         handle.write("\nimport os\n\nos._exit(0)\n")
@@ -191,10 +209,11 @@ def test_unwritten_normalisation_layers_cost_only_the_tasks_that_use_them(
     ("ignores-the-alarm", "ignored its alarm"),
     ("exits", "ended with status 0"),
     ("memory-hog", "MemoryError"),
+    ("fills-the-disk", f"disk: wrote more than {DISK_MB} MB"),
 ])
 def test_misbehaving_code_costs_its_own_task_only(zoo: dict[str, HiddenReport], name: str,
                                                   says: str) -> None:
-    task = MISBEHAVING[name][0]
+    task = {**MISBEHAVING, "fills-the-disk": FILLS_THE_DISK}[name][0]
     report = zoo[name]
     assert failed(report) == {task}, why(f"{name}: {report.failed}")
     assert says in report.tasks[task].feedback[0], report.tasks[task].feedback

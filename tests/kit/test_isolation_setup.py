@@ -50,7 +50,8 @@ def test_an_unknown_mode_is_a_value_error():
         isolation.unavailable("docker")
 
 
-def test_the_status_lists_every_mode_and_the_cap():
+def test_the_status_lists_every_mode_the_cap_and_the_disk_cap():
     lines = status_lines()
-    assert [line.split()[0] for line in lines] == [*isolation.MODES, "cap"]
-    assert lines[-1].split(None, 1)[1] in {"cgroup v1", "cgroup v2", "rlimit"}
+    assert [line.split()[0] for line in lines] == [*isolation.MODES, "cap", "disk"]
+    assert lines[-2].split(None, 1)[1] in {"cgroup v1", "cgroup v2", "rlimit"}
+    assert f"{isolation.default_disk_mb()} MB per file (RLIMIT_FSIZE)" in lines[-1]

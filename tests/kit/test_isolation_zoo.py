@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ CHECKS = {"affine-forward", "relu-forward", "svm-loss", "softmax-loss", "sgd-mom
 # 3 GB: per process (RLIMIT_AS, what a child with 1.4 GB of its own stays under) and over
 # each kernel's tree (the cgroup, which three such children exceed together).
 LIMITS = Limits(cell_timeout=30, wall=300, memory_mb=3072, max_pids=64)
+DISK_MB = 32  # the sandboxes' disk cap in this batch (isolation.DISK_ENV)
 
 # Slow: one grading batch over the hostile zoo.
 pytestmark = [pytest.mark.slow,
@@ -173,6 +175,34 @@ def _fork_bomb():
     return True
 '''
 
+# affine_forward fills its working folder and /tmp with 1 MB files (the nbval kernel's
+# folder was on the grader's disk; the hidden-check worker's results folder still is),
+# once per process. It stops by itself at 6 times the disk cap per folder (a broken cap
+# costs the machine a few hundred MB, not its disk) and answers correctly only if it was
+# refused before that.
+FILL_DISK = '''
+
+_FILLED = []
+
+
+def _fill_disk():
+    import os
+    if _FILLED:
+        return _FILLED[0]
+    refused = True
+    for folder in (".", "/tmp"):
+        for index in range(6 * DISK_MB):
+            try:
+                with open(os.path.join(folder, f"fill-{TOKEN}-{index}"), "wb") as handle:
+                    handle.write(b"x" * 2**20)
+            except OSError:
+                break
+        else:
+            refused = False
+    _FILLED.append(refused)
+    return refused
+'''
+
 # svm_loss kills its parent and grandparent (nbval and the grader, were it not isolated).
 KILL_PARENTS = '''
 
@@ -208,7 +238,8 @@ def solution_lines() -> list[str]:
 
 def constants(token: str, port: int) -> str:
     return (f"\nTOKEN = {token!r}\nPORT = {port}\nGUESSED_ROOT = {str(ROOT)!r}\n"
-            f"GUESSED_HOME = {str(Path.home())!r}\nSLEEPER = {SLEEPER!r}\n")
+            f"GUESSED_HOME = {str(Path.home())!r}\nSLEEPER = {SLEEPER!r}\n"
+            f"DISK_MB = {DISK_MB}\n")
 
 
 def add_to_start(sub: Path, rel: str, signature: str, code: str) -> None:
@@ -246,6 +277,13 @@ def build(base: Path, token: str, port: int) -> dict[str, Path]:
                  "w = w if not _fork_bomb() else w + 1.0")
     with (sub / optim).open("a") as handle:
         handle.write(head + FORK_BOMB)
+
+    sub = zoo["fills-disk"] = correct(base, "fills-disk")
+    add_to_start(sub, layers, "def affine_forward(\n    x: np.ndarray, w: np.ndarray, b: "
+                 "np.ndarray\n) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, "
+                 "np.ndarray]]:\n", "x = x if _fill_disk() else x + 1.0")
+    with (sub / layers).open("a") as handle:
+        handle.write(head + FILL_DISK)
 
     sub = zoo["kills-parents"] = correct(base, "kills-parents")
     add_to_start(sub, layers, "def svm_loss(x: np.ndarray, y: np.ndarray) -> tuple[float, "
@@ -297,9 +335,11 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         zoo = build(base, token, listener.port)
         started = time.monotonic()
-        results = grade.grade_batch(list(zoo.values()), base / "grades", jobs=2,
-                                    limits=LIMITS, only_checks=CHECKS,
-                                    notebooks=["FullyConnectedNets"])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv(isolation.DISK_ENV, str(DISK_MB))
+            results = grade.grade_batch(list(zoo.values()), base / "grades", jobs=2,
+                                        limits=LIMITS, only_checks=CHECKS,
+                                        notebooks=["FullyConnectedNets"])
         seconds = time.monotonic() - started
     finally:
         listener.close()
@@ -318,7 +358,7 @@ def failures(result: dict[str, Any]) -> set[str]:
 def test_every_submission_was_graded_in_the_sandbox(hostile_run):
     results = hostile_run["results"]
     assert set(results) == {"steals-solution", "escapes", "memory-children", "fork-bomb",
-                            "kills-parents", "prints-solution"}
+                            "fills-disk", "kills-parents", "prints-solution"}
     for name, result in results.items():
         assert result["isolation"].startswith("bwrap"), name
         assert {c["name"] for c in result["checks"]} == CHECKS, name
@@ -349,6 +389,21 @@ def test_memory_over_three_children_meets_one_cap(hostile_run):
 def test_a_fork_bomb_meets_the_process_cap_and_dies_with_its_kernel(hostile_run):
     assert failures(hostile_run["results"]["fork-bomb"]) == set()
     assert processes_with(hostile_run["token"]) == []
+
+
+def test_a_disk_filler_meets_the_disk_cap(hostile_run):
+    """The kernel's folder and /tmp are tmpfs of the cap (full: the writer is refused and
+    answers correctly); the worker's results folder is watched (the worker is stopped,
+    and the hidden check says why). No file of it is left on the grader's disk."""
+    result = hostile_run["results"]["fills-disk"]
+    assert failures(result) == {"affine-forward"}
+    check = next(c for c in result["checks"] if c["name"] == "affine-forward")
+    assert check["notebook_status"] == "passed"
+    assert check["hidden_status"] == "failed"
+    assert any(f"disk: wrote more than {DISK_MB} MB" in line
+               for line in check["hidden_feedback"]), check
+    token = hostile_run["token"]
+    assert list(Path(tempfile.gettempdir()).glob(f"kit-*/**/fill-{token}-*")) == []
 
 
 def test_killing_its_parents_changes_nothing(hostile_run):
