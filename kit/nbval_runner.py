@@ -103,6 +103,7 @@ class Death:
     cause: str  # why, as far as known: "the memory cap of 2048 MB", "exit status 0"
     memory: bool = False  # the sandbox's memory cap killed a process during that run
     kind: FailureKind = FailureKind.KERNEL_DIED  # the cell's own verdict's kind
+    disk: str = ""  # the disk watch's reason, when it stopped that run's sandbox
 
 
 @dataclass
@@ -119,6 +120,7 @@ class NotebookRun:
     deaths: list[Death] = field(default_factory=list)  # in the order they happened
     restarts: int = 0  # fresh kernels started after a death
     gave_up: bool = False  # the kernel died again once the restarts allowed were used up
+    disk: str = ""  # "disk: wrote more than N MB" when the disk watch stopped a run
 
     def reason(self, cell: int, limits: Limits) -> Reason | None:
         """Why code cell ``cell`` did not pass (None when it passed): its own verdict, or,
@@ -126,9 +128,9 @@ class NotebookRun:
         record = self.records.get(cell)
         death = next((d for d in self.deaths if d.cell == cell), None)
         if death is not None:
-            return reason_of(record, None, limits, death.memory)
+            return reason_of(record, None, limits, death.memory, death.disk)
         if record is not None or not self.deaths:
-            return reason_of(record, self.problem, limits)
+            return reason_of(record, self.problem, limits, disk=self.disk)
         if self.gave_up and len(self.deaths) > 1:
             first = self.deaths[0]
             text = (f"not run: the kernel died {len(self.deaths)} times, first in "
@@ -314,6 +316,7 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
                             "the rerun" if skipped else "this notebook")
             result.problem, result.isolation, result.cap = run.problem, run.isolation, run.cap
             result.memory_exceeded |= run.memory_exceeded
+            result.disk = result.disk or run.disk
             for cell, record in run.records.items():
                 if not record.found_dead_kernel and cell not in result.records:
                     # the first verdict stands
@@ -321,12 +324,12 @@ def run_notebook(box: Path, name: str, limits: Limits, deadline: float, workdir:
             fatal = fatal_cell(run.records)
             if fatal is None or original is None:
                 break
-            verdict = reason_of(run.records[fatal], None, limits, run.memory_exceeded)
+            verdict = reason_of(run.records[fatal], None, limits, run.memory_exceeded, run.disk)
             kind = verdict.kind if verdict is not None and verdict.kind in _DEATH_KINDS \
                 else FailureKind.KERNEL_DIED  # e.g. it passed, then a thread of it ended it
             result.deaths.append(Death(fatal, cell_label(original, name, fatal),
                                        death_cause(run.records[fatal], run, limits),
-                                       run.memory_exceeded, kind))
+                                       run.memory_exceeded, kind, run.disk))
             if run.problem is not None or not _verdicts_lost(run.records, fatal):
                 break
             if result.restarts >= limits.restarts:
@@ -400,6 +403,8 @@ def cell_label(original: bytes, notebook: str, index: int) -> str:
 
 def death_cause(record: CellRecord, run: NotebookRun, limits: Limits) -> str:
     """Why the kernel died in that cell, as far as the grader knows."""
+    if run.disk:
+        return f"the disk cap ({run.disk})"
     if run.memory_exceeded:
         return f"the memory cap of {limits.memory_mb} MB"
     if "Timeout of" in record.message:
@@ -451,12 +456,13 @@ def _run_once(box: Path, name: str, limits: Limits, deadline: float, workdir: Pa
         sandbox.kill()  # anything of the kernel's tree nbval did not stop
         reader.join(timeout=10)
         memory_exceeded = sandbox.memory_exceeded()
+        disk = sandbox.disk_reason  # the disk watch stopped the kernel's tree
     finally:
         sandbox.close()
         shutil.rmtree(control, ignore_errors=True)
     text = b"".join(received).decode("utf-8", errors="replace")
     return NotebookRun(read_records(text, key), problem, round(time.monotonic() - begun, 1),
-                       sandbox.mode, sandbox.cap, memory_exceeded)
+                       sandbox.mode, sandbox.cap, memory_exceeded, disk=disk)
 
 
 def _wait(proc: subprocess.Popen[bytes], left: float, limits: Limits) -> Reason | None:
@@ -507,11 +513,12 @@ def read_records(text: str, key: str) -> dict[int, CellRecord]:
 
 
 def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits,
-              memory_exceeded: bool = False) -> Reason | None:
+              memory_exceeded: bool = False, disk: str = "") -> Reason | None:
     """Why a cell did not pass (None when it passed), with the kind of failure.
 
     ``memory_exceeded``: the sandbox's memory cap killed a process of the kernel's tree
-    during the run (so a kernel that died, died of that)."""
+    during the run (so a kernel that died, died of that). ``disk``: the disk watch's
+    reason, when it stopped the run's sandbox (so a kernel that died, died of that)."""
     if record is None:
         return problem or Reason(FailureKind.NOT_RUN,
                                  "no result (the run stopped before this cell)")
@@ -520,6 +527,8 @@ def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits,
     if record.outcome == "skipped":
         return Reason(FailureKind.SKIPPED, "skipped")
     message = ANSI.sub("", record.message)
+    if ("kernel died" in message or "Kernel dead" in message) and disk:
+        return Reason(FailureKind.KERNEL_DIED, f"kernel died ({disk})")
     if ("kernel died" in message or "Kernel dead" in message) and memory_exceeded:
         return Reason(FailureKind.MEMORY, f"memory: the code's processes needed more than "
                                           f"the {limits.memory_mb} MB limit together")
@@ -538,6 +547,9 @@ def reason_of(record: CellRecord | None, problem: Reason | None, limits: Limits,
     if "Cell execution caused an exception" in message:
         errors = [ln for ln in record.actual.splitlines()
                   if re.match(r"\w+(Error|Exception)?: ", ln)]
+        if errors and re.search(r"\[Errno (27|28)\]", errors[-1]):  # EFBIG, ENOSPC
+            return Reason(FailureKind.ERROR, "disk: the code wrote more than the sandbox's "
+                                             f"disk cap allows ({errors[-1]})")
         return Reason(FailureKind.ERROR,
                       f"error: {errors[-1] if errors else 'the cell raised an exception'}")
     if "Cell outputs differ" in message:

@@ -61,6 +61,23 @@ def test_reason_of_a_dead_kernel_says_the_exit_status_when_known():
         CellRecord(0, "failed", message=died, exit_code=-9), None, limits).text
 
 
+def test_reason_of_says_when_the_disk_cap_stopped_the_code():
+    limits = Limits()
+    died = "KernelDiedError: kernel died: the kernel process exited while this cell ran"
+    stopped = "disk: wrote more than 32 MB"  # the disk watch's reason
+    assert reason_of(CellRecord(0, "failed", message=died, exit_code=-9), None, limits,
+                     disk=stopped).text == "kernel died (disk: wrote more than 32 MB)"
+    # Without the watch's word, the same death reads as a kill by a signal.
+    assert "signal 9" in reason_of(CellRecord(0, "failed", message=died, exit_code=-9),
+                                   None, limits).text
+    # The per-file limit and a full tmpfs come back as the cell's own OSError.
+    for errno in ("[Errno 27] File too large", "[Errno 28] No space left on device"):
+        reason = reason_of(CellRecord(0, "failed", message="Cell execution caused an exception",
+                                      actual=f"OSError: {errno}"), None, limits)
+        assert reason.kind is FailureKind.ERROR
+        assert reason.text.startswith("disk: the code wrote more than the sandbox's disk cap")
+
+
 # -- restarts after a dead kernel ------------------------------------------------------------
 # ``run_notebook`` with each nbval run played by ``Scripted``: it reads the notebook from
 # disk as nbval would (cells tagged nbval-skip are skipped) and kills the kernel in the
