@@ -28,9 +28,11 @@ from kit.nbval_runner import Limits
 pytestmark = pytest.mark.slow
 
 CHECK_OF_TASK = {"1.1": "affine-forward", "1.3": "relu-forward", "1.4": "relu-backward",
-                 "1.8": "fc-net-loss-gradients", "1.12": "adam", "4.2": "conv-backward-naive"}
-ONLY = {f"FullyConnectedNets/{name}" for task, name in CHECK_OF_TASK.items() if task != "4.2"}
-ONLY |= {"ConvolutionalNetworks/conv-backward-naive"}
+                 "1.8": "fc-net-loss-gradients", "1.12": "adam", "4.1": "conv-forward-naive",
+                 "4.2": "conv-backward-naive", "4.3": "max-pool-forward-naive",
+                 "4.4": "max-pool-backward-naive"}
+ONLY = {f"{'ConvolutionalNetworks' if task.startswith('4.') else 'FullyConnectedNets'}/{name}"
+        for task, name in CHECK_OF_TASK.items()}
 ISSUE_BUGS = ["relu-backward-at-zero", "net-loss-without-reg", "conv-backward-crop-pad"]
 LIMITS = Limits(cell_timeout=60, wall=300, memory_mb=2048)
 
