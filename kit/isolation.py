@@ -173,42 +173,52 @@ def ensure_bwrap(install: bool = True) -> str:
     raise IsolationUnavailableError(f"bubblewrap (bwrap) is not installed; run: {install_hint()}")
 
 
-@functools.cache
-def _probe_bwrap() -> str | None:
-    """Why bwrap cannot run here (None when it can): start ``true`` with every flag we use."""
+def _try_bwrap(mounts: list[str]) -> tuple[str, str] | None:
+    """Start ``true`` under bwrap with our flags and ``mounts``: None when it ran, else
+    ``(stage, detail)``: ("missing", ""), ("start", the OS error) or ("failed", the last
+    line bwrap printed, or its exit status)."""
     found = shutil.which("bwrap")
     if not found:
-        return f"bubblewrap (bwrap) is not installed; run: {install_hint()}"
-    argv = [found, *BWRAP_FLAGS, *_system_mounts(), "--", "/usr/bin/true"]
+        return "missing", ""
+    argv = [found, *BWRAP_FLAGS, *mounts, "--", "/usr/bin/true"]
     try:
         done = subprocess.run(argv, capture_output=True, timeout=30, env={})
     except (OSError, subprocess.TimeoutExpired) as error:
-        return f"bwrap could not start: {error}"
+        return "start", str(error)
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip().splitlines()
-        reason = message[-1] if message else f"exit status {done.returncode}"
-        if "disable-userns" in reason:
-            reason += " (bubblewrap 0.8 or newer is needed)"
-        return f"bwrap cannot make a sandbox here: {reason}"
+        return "failed", message[-1] if message else f"exit status {done.returncode}"
     return None
+
+
+@functools.cache
+def _probe_bwrap() -> str | None:
+    """Why bwrap cannot run here (None when it can): start ``true`` with every flag we use."""
+    problem = _try_bwrap(_system_mounts())
+    if problem is None:
+        return None
+    stage, detail = problem
+    if stage == "missing":
+        return f"bubblewrap (bwrap) is not installed; run: {install_hint()}"
+    if stage == "start":
+        return f"bwrap could not start: {detail}"
+    if "disable-userns" in detail:
+        detail += " (bubblewrap 0.8 or newer is needed)"
+    return f"bwrap cannot make a sandbox here: {detail}"
 
 
 @functools.cache
 def _bwrap_size_problem() -> str | None:
     """Why bwrap cannot size a tmpfs here (``--size``, bubblewrap 0.5 and later), or None."""
-    found = shutil.which("bwrap")
-    if not found:
+    problem = _try_bwrap(_system_mounts(MIB))
+    if problem is None:
+        return None
+    stage, detail = problem
+    if stage == "missing":
         return "bubblewrap (bwrap) is not installed"
-    argv = [found, *BWRAP_FLAGS, *_system_mounts(MIB), "--", "/usr/bin/true"]
-    try:
-        done = subprocess.run(argv, capture_output=True, timeout=30, env={})
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"bwrap could not start: {error}"
-    if done.returncode != 0:
-        message = done.stderr.decode(errors="replace").strip().splitlines()
-        return (f"this bwrap cannot size a tmpfs ({message[-1] if message else 'failed'}; "
-                "--size needs bubblewrap 0.5 or newer)")
-    return None
+    if stage == "start":
+        return f"bwrap could not start: {detail}"
+    return f"this bwrap cannot size a tmpfs ({detail}; --size needs bubblewrap 0.5 or newer)"
 
 
 def default_disk_mb() -> int:
