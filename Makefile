@@ -76,7 +76,7 @@ test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned)
 
 # The loop while changing code: lint, then every test not marked slow (no notebook runs,
 # no nbval, no release of the whole tree, no grading zoo); run make test before committing.
-quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks) on two processes: about a minute and a half
+quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks) on two processes: about two minutes
 	@status=0; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
 	echo "== pytest -m 'not slow' -n 2 (make test runs everything)"; \
