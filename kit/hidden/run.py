@@ -304,6 +304,7 @@ def own_work_outcomes(box: Path, tasks: Iterable[str]) -> list[CaseOutcome]:
     (``course.own_work``: a naive layer that calls the fast one), read from the
     submission's source as text on the grader's side, never imported or run."""
     from course.own_work import FORBIDDEN_MODULES, given_calls
+    from kit import markers
 
     outcomes = []
     for task_id in sorted(set(tasks) & FORBIDDEN_MODULES.keys()):
@@ -312,7 +313,8 @@ def own_work_outcomes(box: Path, tasks: Iterable[str]) -> list[CaseOutcome]:
             source = (box / task.path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             continue  # no such file: the task's cases fail on their own
-        found = given_calls(source, task.function, FORBIDDEN_MODULES[task_id])
+        found = given_calls(source, task.function, FORBIDDEN_MODULES[task_id],
+                            parse=markers.parse_python)  # kit grade runs threads
         if found:
             outcomes.append(CaseOutcome(task_id, "written, not delegated", False, [
                 f"calls the given {FORBIDDEN_MODULES[task_id]}: {', '.join(found)}; the "

@@ -14,6 +14,7 @@ Instructor-only (tests/kit/ is not released).
 
 from __future__ import annotations
 
+import ast
 import io
 import os
 import pickle
@@ -424,3 +425,27 @@ def test_a_masked_message_keeps_the_course_task_ids_and_nothing_that_only_looks_
     leaks = "ValueError: task 0.37 or task 1.12345 or task 2.1.5, x was 1.1 (task 9.99)"
     assert run.masked(leaks) == ("ValueError: task <number> or task <number> or task "
                                  "<number><number>, x was <number> (task <number>)")
+
+
+def test_the_fast_layer_rule_parses_under_the_kits_ast_lock(tmp_path, monkeypatch) -> None:
+    # kit grade runs submissions on threads, and two ast.parse calls at once can raise
+    # "AST constructor recursion depth mismatch" on CPython 3.11: the rule's reading of
+    # the source goes through markers.parse_python, which holds the kit's lock.
+    from kit import markers
+    from kit.hidden import run as hidden_run
+
+    parsed = []
+
+    def recording(source):
+        parsed.append(source)
+        return ast.parse(source)
+
+    monkeypatch.setattr(markers, "parse_python", recording)
+    (tmp_path / "course").mkdir()
+    source = ("from course.fast_layers import conv_forward_fast\n\n"
+              "def conv_forward_naive(x, w, b, conv_param):\n"
+              "    return conv_forward_fast(x, w, b, conv_param)\n")
+    (tmp_path / "course" / "layers.py").write_text(source)
+    outcomes = hidden_run.own_work_outcomes(tmp_path, {"4.1"})
+    assert parsed == [source]
+    assert [(o.task, o.passed) for o in outcomes] == [("4.1", False)]
