@@ -48,17 +48,20 @@ from course.rubric import checks_of_task, task_points
 from course.tasks import TASKS, TASKS_BY_ID, Task, task_sort_key
 
 # Property tests: enough examples to find shape bugs, few enough for a 2-core CI.
+# Hypothesis' own defaults print a @reproduce_failure blob when the CI variable is set:
+# off here (a failure is replayed from the saved example, or drawn again on CI, where
+# examples are derandomized), so a student reads the same report everywhere.
 settings.register_profile(
     "default",
     max_examples=30,
     deadline=None,
+    print_blob=False,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
     "thorough",
+    parent=settings.get_profile("default"),
     max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
 )
 # CI (which sets CI=true) draws the same examples on every run, so a submission is judged
 # on its code, not on the luck of the draw; locally each run explores new examples.
@@ -616,26 +619,38 @@ def _ungutter(line: str, column: int) -> str:
 
 
 def _read_failure(text: str) -> tuple[list[str], list[str]]:
-    """One failure's text read: hypothesis' drawn inputs (described, see _describe_inputs)
-    and its other lines, with hypothesis' test-case repr and explanation left out."""
+    """One failure's text read: hypothesis' failing inputs (the test's arguments and its
+    draws, described, see _describe_inputs) and its other lines, with hypothesis'
+    test-case repr, explanation and ``@reproduce_failure`` advice left out, and no blank
+    line at the end."""
     inputs: list[str] = []
     kept: list[str] = []
     skipping = None  # the kind of hypothesis block being dropped
+    call: str | None = None  # a "Failing test case: test_x(...)" being read
     pending: tuple[str | None, str] | None = None  # a "Draw N (label): repr" being read
     for line in text.splitlines():
         bare = re.sub(r"^E {0,3}", "", line).rstrip()
-        if skipping == "call":
-            skipping = None if bare.strip() == ")" else skipping
+        if call is not None:
+            call += "\n" + bare
+            if _balance(call) <= 0:
+                inputs += _call_inputs(call)
+                call = None
             continue
         if skipping == "explanation":
             if bare.startswith(" ") or not bare:
                 continue
             skipping = None
-        if re.match(r"(Falsifying example|Failing test case):", bare.strip()):
-            skipping = None if bare.strip().endswith(")") else "call"
+        case = re.match(r"\s*(?:Falsifying example|Failing test case): (.*)$", bare)
+        if case:
+            call = case.group(1)
+            if _balance(call) <= 0:
+                inputs += _call_inputs(call)
+                call = None
             continue
         if bare.strip() == "Explanation:":
             skipping = "explanation"
+            continue
+        if _REPRODUCE_BLOB.match(bare.strip()):  # version-bound advice (print_blob)
             continue
         drawn = re.match(r"\s*Draw \d+(?: \((\w+)\))?: (.*)$", bare)
         if drawn:
@@ -652,7 +667,35 @@ def _read_failure(text: str) -> tuple[list[str], list[str]]:
         kept.append(line)
     if pending is not None:
         inputs.append(_describe_inputs(*pending))
+    while kept and not re.sub(r"^E\s*", "", kept[-1]).strip():  # no trailing blank ("E   ")
+        kept.pop()
     return inputs, kept
+
+
+def _call_inputs(call: str) -> list[str]:
+    """The arguments of hypothesis' ``test_x(n=4, x=array(...))``, each described (the
+    ``data=data(...)`` of a test that draws is left out: its draws follow). A call that
+    is not Python (an object's ``<...>`` repr) is shown as it is, cut short."""
+    source = call.strip()
+    try:
+        tree = ast.parse(source, mode="eval").body
+    except SyntaxError:
+        return [_describe_inputs(None, source)]
+    if not isinstance(tree, ast.Call):
+        return [_describe_inputs(None, source)]
+    described = []
+    for keyword in tree.keywords:
+        value = keyword.value
+        if keyword.arg is None or (
+            isinstance(value, ast.Call) and getattr(value.func, "id", None) == "data"
+        ):
+            continue
+        described.append(_describe_inputs(keyword.arg, ast.get_source_segment(source, value)))
+    return described
+
+
+_REPRODUCE_BLOB = re.compile(r"You can reproduce this (?:test case|example) by temporarily "
+                             r"adding @reproduce_failure")
 
 
 def _inputs_line(inputs: list[str]) -> list[str]:

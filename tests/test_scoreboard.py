@@ -7,6 +7,7 @@ whose saved outputs are written here.
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -84,14 +85,21 @@ def test_not_a_task():
 """
 
 
-def _pytest(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _pytest(tmp_path: Path, *args: str, ci: bool | None = None) -> subprocess.CompletedProcess:
+    """pytest run in ``tmp_path/tests`` with the kit's conftest; ``ci`` True or False sets
+    or unsets the CI variable (hypothesis and the conftest read it), None leaves it."""
     tests = tmp_path / "tests"
     tests.mkdir(exist_ok=True)
     shutil.copy(TESTS / "conftest.py", tests / "conftest.py")
     (tests / "test_sample.py").write_text(SAMPLE)
+    env = dict(os.environ)
+    if ci is not None:
+        env.pop("CI", None)
+        env.update({"CI": "true"} if ci else {})
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
         cwd=tests,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -408,10 +416,13 @@ def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
     assert _row(result.stdout, "1.6")[1] == "FAIL"
 
 
-def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path):
+@pytest.mark.parametrize("ci", [False, True], ids=["local", "ci"])
+def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path, ci):
     # Two bugs hypothesis tells apart (a different exception at a different line): it
     # raises an exception group, printed with a "| " gutter on every line. Each smallest
     # failing n is derived by hand: the first even n is 2, the first odd n above 3 is 5.
+    # With CI set, hypothesis' defaults add a @reproduce_failure line after a blank one:
+    # the report reads the same there.
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_hyp.py").write_text(
         "import numpy as np, pytest\n"
@@ -426,7 +437,7 @@ def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path
         "        raise ValueError(f'the first bug, at n = {n}')\n"
         "    assert n <= 3, f'the second bug, at n = {n}'\n"
     )
-    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short").stdout
+    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short", ci=ci).stdout
     assert _row(out, "1.6")[1] == "FAIL"
     report = out.split("FAILED test_hyp.py::test_prop\n")[1].split("\n\n")[0]
     # Which of the two hypothesis lists first is its choice: the first is shown in full
@@ -443,7 +454,31 @@ def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path
     # No gutter, no hypothesis reprs, paths relative to the tree.
     assert not re.search(r"^\s*[|+]", report, re.MULTILINE), report
     assert "Failing test case" not in report and "Draw 1" not in report
+    assert "reproduce_failure" not in out
     assert str(tmp_path) not in report
+
+
+def test_given_arguments_are_the_failing_input_and_blob_advice_is_left_out(tmp_path):
+    # A test that takes its inputs as @given arguments (not draws): hypothesis names them
+    # in a "Failing test case: test_prop(n=4)" call, read as the failing input. The test
+    # asks for hypothesis' @reproduce_failure advice in its own settings: the report
+    # leaves it out (it is bound to hypothesis' version) and keeps no blank line.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_hyp.py").write_text(
+        "import pytest\n"
+        "from hypothesis import given, settings, strategies as st\n"
+        "@pytest.mark.task('1.6')\n"
+        "@settings(derandomize=True, database=None, print_blob=True)\n"
+        "@given(n=st.integers(0, 9))\n"
+        "def test_prop(n):\n"
+        "    assert n < 4, f'too big: {n}'\n"
+    )
+    out = _pytest(tmp_path, "--task", "1.6", "--scoreboard", "--tb=short").stdout
+    report = out.split("FAILED test_hyp.py::test_prop\n")[1].split("\n\n")[0]
+    assert "failing input: n = 4" in report  # the smallest n that fails, by hand
+    # Cut at the first blank line, the report still holds the error with its line end.
+    assert "E   AssertionError: too big: 4\nE   assert 4 < 4\n" in report, report
+    assert "reproduce_failure" not in out
 
 
 def test_task_option_rejects_unknown_ids(tmp_path):
