@@ -1,4 +1,5 @@
-"""``python -m kit grade SUBMISSION... [--out DIR] [--jobs N] [--timeout S] [--memory MB]``
+"""``python -m kit grade SUBMISSION... [--out DIR] [--jobs N] [--timeout S] [--memory MB]
+[--disk MB]``
 
 Regrade submissions by running the reference notebooks against each student's code.
 
@@ -436,7 +437,7 @@ def run_hidden(box: sb.Sandbox, prepared: hidden.Prepared, limits: Limits,
     # A case gets what a notebook cell gets: slow but correct code passes in both.
     return hidden.run_prepared(box.root, subset, hidden.HiddenLimits(
         case_seconds=limits.cell_timeout, memory_mb=min(limits.memory_mb, 2048),
-        isolation=limits.isolation, fallback=False))
+        isolation=limits.isolation, fallback=False, disk_mb=limits.disk_mb))
 
 
 def _isolation_label(run: NotebookRun) -> str | None:
@@ -672,8 +673,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--wall", type=cli.positive_seconds, default=600.0,
                    help="seconds for one submission's notebooks together (600)")
     p.add_argument("--memory", type=cli.whole_number(256, "a number of MB"), default=3072,
+                   metavar="MB",
                    help="memory limit, MB, per process and over each notebook kernel's "
                         "processes together (3072)")
+    p.add_argument("--disk", type=cli.whole_number(16, "a number of MB"), default=None,
+                   metavar="MB",
+                   help="disk cap, MB: what each notebook kernel's processes, and the "
+                        "hidden checks, may write together "
+                        f"({isolation.DISK_MB}, or ${isolation.DISK_ENV} when set)")
     p.add_argument("--no-isolation", action="store_true",
                    help="run student code without the isolation sandbox: only for code "
                         "you trust (the reports then say isolation: none)")
@@ -729,8 +736,13 @@ def main(argv: list[str]) -> int:
         parser().error(problem)
     if not args.no_isolation:
         _make_sure_of_bubblewrap()
+    # The cap is resolved here so that a result records the one it was graded under.
+    try:
+        disk = isolation.default_disk_mb() if args.disk is None else args.disk
+    except ValueError as error:  # a bad $KIT_SANDBOX_DISK_MB
+        parser().error(str(error))
     limits = Limits(args.timeout, args.wall, args.memory,
-                    isolation="none" if args.no_isolation else None)
+                    isolation="none" if args.no_isolation else None, disk_mb=disk)
     try:
         results = grade_batch(args.submissions, args.out, jobs=args.jobs, limits=limits,
                               force=args.force, notebooks=args.notebook,

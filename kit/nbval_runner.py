@@ -69,6 +69,7 @@ class Limits:
     wall: float = 600.0  # seconds for the whole submission
     memory_mb: int = 3072  # per process (address space), and over the kernel's whole tree
     max_pids: int = 256  # processes and threads of the kernel's tree together
+    disk_mb: int | None = None  # what a sandbox may write; None: kit.isolation's default
     isolation: str | None = None  # kit.isolation mode; None: the best this machine has
     restarts: int = 3  # fresh kernels per notebook after the kernel died in a cell
 
@@ -260,7 +261,7 @@ def _kernel_sandbox(box: Path, control: Path, workdir: Path, limits: Limits,
         readable=[box / "course", *isolation.dataset_paths(dataset)],
         writable=[home, *([exports] if exports is not None else [])],
         cwd=home, env=_kernel_env(box, home, dataset), memory_mb=limits.memory_mb,
-        max_pids=limits.max_pids, mode=mode,
+        max_pids=limits.max_pids, mode=mode, disk_mb=limits.disk_mb,
         protect=[ROOT / "course", ROOT / "notebooks", box / "notebooks", control])
     return sandbox, home / "ipc"
 

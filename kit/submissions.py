@@ -197,6 +197,7 @@ OPTION_LABELS = {
     "cell_timeout": "--timeout",
     "wall": "--wall",
     "memory_mb": "--memory",
+    "disk_mb": "--disk",
     "max_pids": "process cap",
     "isolation": "isolation",
 }
@@ -207,7 +208,7 @@ def grading_options(checks: Iterable[str] | None, notebooks: Iterable[str],
     """The options that change what is graded, in their saved (JSON) form: the checks
     selected (``Notebook/name``; None: all), the notebooks graded (in course order), and
     the limits (``kit.nbval_runner.Limits``: per-cell timeout, wall clock, memory,
-    processes, the isolation asked for)."""
+    processes, disk, the isolation asked for)."""
     options = {"checks": None if checks is None else sorted(checks),
                "notebooks": list(notebooks), **asdict(limits)}
     return json.loads(json.dumps(options))
@@ -221,6 +222,8 @@ def _shown(key: str, value: Any) -> str:
     if key == "isolation":
         return {None: "the best available", "none": "none (--no-isolation)"}.get(value,
                                                                                   str(value))
+    if value is None and key == "disk_mb":  # Limits' default, or a result older than --disk
+        return "the default"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -184,6 +184,8 @@ def test_release_source_that_is_missing_or_a_file(tmp_path: Path) -> None:
     ("--timeout", "abc", "expected a positive number of seconds, got 'abc'"),
     ("--wall", "0", "expected a positive number of seconds, got '0'"),
     ("--memory", "100", "expected a number of MB >= 256, got '100'"),
+    ("--disk", "8", "expected a number of MB >= 16, got '8'"),
+    ("--disk", "1GB", "expected a number of MB >= 16, got '1GB'"),
 ])
 def test_grade_numbers_are_checked_and_named(option: str, value: str, expected: str,
                                              tmp_path: Path) -> None:
@@ -192,6 +194,18 @@ def test_grade_numbers_are_checked_and_named(option: str, value: str, expected: 
     code, err = run_main(grade.main, sub, "--out", tmp_path / "grades", option, value)
     assert code == 2
     assert last_line(err).endswith(f"argument {option}: {expected}")
+    assert not (tmp_path / "grades").exists()
+
+
+def test_grade_names_a_bad_disk_cap_variable_before_grading(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    sub = tmp_path / "alice"
+    sub.mkdir()
+    monkeypatch.setenv("KIT_SANDBOX_DISK_MB", "2GB")
+    code, err = run_main(grade.main, sub, "--out", tmp_path / "grades", "--no-isolation")
+    assert code == 2
+    assert last_line(err).endswith("KIT_SANDBOX_DISK_MB='2GB': expected a whole number of MB, "
+                                   "1 or more")
     assert not (tmp_path / "grades").exists()
 
 

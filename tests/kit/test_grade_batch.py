@@ -132,6 +132,9 @@ def test_a_quick_only_trial_is_not_taken_for_the_full_grade(tmp_path, stub):
     _, said = batch([a], out, only_checks={"affine-forward"},
                     limits=Limits(cell_timeout=5, isolation="none"))
     assert any("--timeout was 60, now 5" in line for line in said), said
+    _, said = batch([a], out, only_checks={"affine-forward"},
+                    limits=Limits(cell_timeout=5, isolation="none", disk_mb=64))
+    assert any("--disk was the default, now 64" in line for line in said), said
 
 
 def test_a_changed_kit_or_an_unfingerprinted_report_is_regraded(tmp_path, stub, monkeypatch):

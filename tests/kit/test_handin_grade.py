@@ -5,6 +5,7 @@ grade's (course/rubric.py)."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -36,8 +37,10 @@ def test_kit_grade_reads_the_handin_zip_and_agrees_with_make_check(tmp_path: Pat
     assert f"Wrote {zip_path}" in made.stdout
 
     graded = _python("kit", "grade", str(zip_path), "--out", str(tmp_path / "grades"),
-                     "--notebook", NOTEBOOK)
+                     "--notebook", NOTEBOOK, "--disk", "64")
     assert graded.returncode == 0, graded.stderr
+    saved = json.loads((tmp_path / "grades" / "solution.json").read_text())
+    assert saved["graded_with"]["options"]["disk_mb"] == 64  # what its sandboxes were given
     with (tmp_path / "grades" / "grades.csv").open() as table:
         (row,) = list(csv.DictReader(table))
     tasks = [t for t in TASKS if t.notebook == NOTEBOOK]

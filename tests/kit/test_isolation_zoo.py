@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"affine-forward", "relu-forward", "svm-loss", "softmax-loss", "sgd-momentum", "adam"}
 # 3 GB: per process (RLIMIT_AS, what a child with 1.4 GB of its own stays under) and over
 # each kernel's tree (the cgroup, which three such children exceed together).
-LIMITS = Limits(cell_timeout=30, wall=300, memory_mb=3072, max_pids=64)
-DISK_MB = 32  # the sandboxes' disk cap in this batch (isolation.DISK_ENV)
+DISK_MB = 32  # the sandboxes' disk cap in this batch (kit grade --disk)
+LIMITS = Limits(cell_timeout=30, wall=300, memory_mb=3072, max_pids=64, disk_mb=DISK_MB)
 
 # Slow: one grading batch over the hostile zoo.
 pytestmark = [pytest.mark.slow,
@@ -336,7 +336,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         zoo = build(base, token, listener.port)
         started = time.monotonic()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv(isolation.DISK_ENV, str(DISK_MB))
+            patch.delenv(isolation.DISK_ENV, raising=False)  # the cap comes from LIMITS
             results = grade.grade_batch(list(zoo.values()), base / "grades", jobs=2,
                                         limits=LIMITS, only_checks=CHECKS,
                                         notebooks=["FullyConnectedNets"])
