@@ -9,16 +9,20 @@ itself, or a string that names it (``importlib.import_module("course.fast_layers
 The student's tests (``tests/test_own_work.py``) and the grader's hidden checks use it
 alike: such a task fails and gets no points.
 
-Deliberately obscured calls could still get past a reading of the source; the point is
-that the rule is stated, checked the same way on both sides, and never silently waived.
+A reading of the source misses a call spelled so as to hide it (the module's name built
+from pieces, say), so both sides also *run* the naive layers with ``course.fast_layers``
+replaced by ``stand_in_source``'s module, in which every name refuses to run: a call
+that reaches the given layers, however it is spelled, fails there. Only code copied out
+of the fast layers into the student's own file gets past both; the rule is stated,
+checked the same way on both sides, and never silently waived.
 """
 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["FORBIDDEN_MODULES", "given_calls"]
+__all__ = ["FORBIDDEN_MODULES", "REFUSED", "given_calls", "stand_in_source"]
 
 # Task ID -> the given module its function may not reach.
 FORBIDDEN_MODULES: dict[str, str] = {
@@ -117,3 +121,39 @@ def _dotted(node: ast.AST) -> str | None:
     if not isinstance(node, ast.Name):
         return None
     return ".".join([node.id, *reversed(parts)])
+
+
+# The words of a refused call's error, which both sides look for.
+REFUSED = "is given code the naive layers may not call"
+
+
+def stand_in_source(module: str, exported: Iterable[str]) -> str:
+    """Python source of a stand-in for ``module``: every name of it, those of ``exported``
+    (its ``__all__``, so that star imports bind them) and any other, is a function that
+    raises ``GivenCodeRefused`` (a RuntimeError) saying ``REFUSED``. Put in the module's
+    place while a naive layer runs, it makes any call to the given layers fail."""
+    names = sorted({str(name) for name in exported})
+    return f'''"""Stand-in for {module} while the naive layers are checked: nothing here runs."""
+
+__all__ = {names!r}
+
+
+class GivenCodeRefused(RuntimeError):
+    """A naive layer called the given layers of {module}."""
+
+
+def _refusing(name):
+    def refused(*args, **kwargs):
+        raise GivenCodeRefused(
+            f"{module}.{{name}} {REFUSED}: write the loops of the task yourself (it gets "
+            "no points while it calls them)")
+
+    refused.__name__ = refused.__qualname__ = name
+    return refused
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return _refusing(name)
+'''

@@ -1,19 +1,24 @@
 """Tasks 4.1 to 4.4 are written, not delegated: the naive conv and pool layers must not
 call the given fast layers (``course/own_work.py``), which compute the same results.
 
-The first tests read your ``course/layers.py``; the others check the reader itself on
-small sources written here by hand.
+The first tests read your ``course/layers.py``, then run each naive layer in a fresh
+Python with ``course.fast_layers`` replaced by a stand-in that refuses every call (as
+the grader does); the others check the reader itself on small sources written here by
+hand.
 """
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from course import layers
-from course.own_work import FORBIDDEN_MODULES, given_calls
+from course.own_work import FORBIDDEN_MODULES, REFUSED, given_calls, stand_in_source
 from course.tasks import TASKS_BY_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +48,48 @@ def test_the_naive_layer_does_not_call_the_given_fast_layers(task_id: str) -> No
         f"task {task_id} ({task.function}) reaches {FORBIDDEN_MODULES[task_id]}: "
         f"{', '.join(found)}. Write the loops yourself: the fast layers compute the same "
         "result, so the grader gives this task no points while it calls them.")
+    ran = _run_with_refusing_stand_in(task_id)
+    if REFUSED in ran.stderr:  # pytest.fail: the message alone, without a diff of stderr
+        pytest.fail(f"task {task_id} ({task.function}) called the given fast layers while "
+                    f"it ran:\n{_where_and_what(ran.stderr)}\nThe grader runs the naive "
+                    "layers this same way, with a stand-in for the fast layers that refuses "
+                    "every call.", pytrace=False)
+    if ran.returncode != 0:
+        pytest.fail(f"task {task_id} ({task.function}) failed in a fresh Python (with the "
+                    f"stand-in for {FORBIDDEN_MODULES[task_id]}), though it ran here:\n"
+                    f"{_where_and_what(ran.stderr)}", pytrace=False)
+
+
+# Run in a fresh interpreter: the stand-in takes the module's place before course.layers
+# is imported, so names bound at import time get it too.
+_WITH_STAND_IN = """
+import sys, types
+import course
+module = sys.argv[1]
+stand_in = types.ModuleType(module)
+exec(sys.argv[2], stand_in.__dict__)
+sys.modules[module] = stand_in
+setattr(course, module.rpartition(".")[2], stand_in)
+sys.path.insert(0, sys.argv[3])
+import test_own_work
+test_own_work._call_once(sys.argv[4])
+"""
+
+
+def _run_with_refusing_stand_in(task_id: str) -> subprocess.CompletedProcess[str]:
+    module = FORBIDDEN_MODULES[task_id]
+    source = stand_in_source(module, getattr(importlib.import_module(module), "__all__", []))
+    return subprocess.run(
+        [sys.executable, "-c", _WITH_STAND_IN, module, source, str(Path(__file__).parent),
+         task_id], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _where_and_what(traceback: str) -> str:
+    """The last line of ``course/`` code in a traceback, its code, and the error."""
+    lines = traceback.replace(f'"{ROOT}/', '"').strip().splitlines()
+    ours = [i for i, line in enumerate(lines) if line.strip().startswith('File "course/')]
+    shown = lines[ours[-1]:ours[-1] + 2] if ours else []
+    return "\n".join([*(line.rstrip() for line in shown), *lines[-1:]])
 
 
 def _calls(body: str, header: str = "") -> list[str]:

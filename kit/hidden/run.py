@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -350,24 +350,69 @@ def verdicts(cases: list[Case], outcomes: list[CaseOutcome],
     return result
 
 
+def without_given_layers(box: Path, folder: Path) -> Path:
+    """A copy of the sandbox's ``course/`` in ``folder``, in which each module of
+    ``course.own_work.FORBIDDEN_MODULES`` is the stand-in that refuses every call
+    (``course.own_work.stand_in_source``): the naive layers' cases run there, so one that
+    reaches the given fast layers fails however the call is spelled. The stand-in lists
+    the solution's own names of the module (trusted code, imported here)."""
+    import importlib
+
+    from course.own_work import FORBIDDEN_MODULES, stand_in_source
+
+    shutil.copytree(box / "course", folder / "course", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for module in sorted(set(FORBIDDEN_MODULES.values())):
+        exported = getattr(importlib.import_module(module), "__all__", [])
+        target = folder.joinpath(*module.split(".")).with_suffix(".py")
+        target.unlink(missing_ok=True)  # a link the copy kept is replaced, not followed
+        target.write_text(stand_in_source(module, exported), encoding="utf-8")
+    return folder
+
+
 def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLimits(),
                  workdir: Path | None = None) -> HiddenReport:
-    """The hidden checks of ``prepared`` on the sandbox ``box`` (its ``course/``)."""
+    """The hidden checks of ``prepared`` on the sandbox ``box`` (its ``course/``). The
+    cases of the tasks that may not call given code (``course.own_work``) run on a copy
+    without it (``without_given_layers``), in a launch of their own."""
+    from course.own_work import FORBIDDEN_MODULES
+
     started = time.monotonic()
     own = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="kit-hidden-")) if workdir is None else workdir
+    box = Path(box).resolve()
+    cases = prepared.cases
+    apart = [i for i, case in enumerate(cases) if case.task in FORBIDDEN_MODULES]
+    groups = [("all", box, [i for i, case in enumerate(cases)
+                            if case.task not in FORBIDDEN_MODULES]),
+              ("own-work", None, apart)]
+    by_index: dict[int, CaseOutcome] = {}
+    launches: list[Launched] = []
     try:
-        blamed, launches = execute(Path(box).resolve(), prepared.cases, limits, workdir)
-        pairs = enumerate(zip(prepared.cases, prepared.expected, strict=True))
-        outcomes = [decide_case(case, expected, result_path(workdir / "results", i),
-                                blamed.get(i)) for i, (case, expected) in pairs]
+        for name, group_box, indices in groups:
+            if not indices:
+                continue
+            folder = workdir / name
+            folder.mkdir()
+            if chosen_mode(limits.isolation) == "user":
+                workdir.chmod(0o711)  # the sandbox user passes through to its folders
+            if group_box is None:
+                group_box = without_given_layers(box, folder / "box")
+            left = limits.total_seconds - (time.monotonic() - started)
+            blamed, launched = execute(group_box, [cases[i] for i in indices],
+                                       replace(limits, total_seconds=max(left, 0.0)), folder)
+            launches += launched
+            for j, i in enumerate(indices):
+                by_index[i] = decide_case(cases[i], prepared.expected[i],
+                                          result_path(folder / "results", j), blamed.get(j))
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+    outcomes = [by_index[i] for i in range(len(cases))]
     notes = [f"worker stderr: {launched.stderr[-600:]}" for launched in launches
              if launched.returncode not in (0, None) and launched.stderr]
     isolation = launches[0].isolation if launches else "none"
-    rules = own_work_outcomes(Path(box), {case.task for case in prepared.cases})
+    rules = own_work_outcomes(box, {case.task for case in prepared.cases})
     return HiddenReport(verdicts(prepared.cases, outcomes, rules), isolation, len(launches),
                         time.monotonic() - started, notes)
 

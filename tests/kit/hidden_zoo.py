@@ -21,6 +21,10 @@ Cheats (each fakes the tasks in ``CHEATS[name].tasks``, and nothing else):
 * ``calls-the-fast-layers``: the naive conv and pool layers (4.1 to 4.4) call the given
   fast layers, four ways (an import, the module, a helper, importlib): right values,
   caught by ``course.own_work``'s reading of the source.
+* ``hides-the-fast-layers``: the same four tasks reach the fast layers in ways that
+  reading misses (the module's name built from pieces, a module-level binding, the
+  names ``course.layer_utils`` re-exports): caught only when the naive layers run with
+  the stand-in that refuses every call (``kit.hidden.run.without_given_layers``).
 
 Subtle bugs (``SUBTLE_BUGS``): one-line edits inside one task's solution region, each
 wrong where the notebooks never look (ReLU's kink, reg > 0 in the net's loss, pad = 0)
@@ -195,6 +199,12 @@ def _pool_forward(x, pool_param):
     return max_pool_forward_fast(x, pool_param)[0]
 """
 
+# Bound when course.layers is imported: a module-level name, not a function it calls.
+HIDDEN_FAST_MODULE = """
+
+_QUICK = __import__("importlib").import_module("course." + "fast" + "_layers")
+"""
+
 CHEATS: dict[str, Cheat] = {
     "patches-check-helpers": Cheat(
         tasks=("1.1", "1.3", "1.12"),
@@ -249,6 +259,21 @@ CHEATS: dict[str, Cheat] = {
                    ".max_pool_backward_fast(dout, cache)\n",
         },
         helpers={"course/layers.py": FAST_POOL_HELPER},
+    ),
+    "hides-the-fast-layers": Cheat(
+        tasks=("4.1", "4.2", "4.3", "4.4"),
+        regions={
+            "4.1": "import importlib\n\n"
+                   "_module = importlib.import_module('course.' + 'fast' + '_layers')\n"
+                   "out, _ = getattr(_module, 'conv_forward_' + 'fast')(x, w, b, conv_param)\n",
+            "4.2": "_package = __import__('course', fromlist=['fast' + '_layers'])\n"
+                   "dx, dw, db = vars(_package)['fast' + '_layers']"
+                   ".conv_backward_fast(dout, cache)\n",
+            "4.3": "out = _QUICK.max_pool_forward_fast(x, pool_param)[0]\n",
+            "4.4": "from course.layer_utils import max_pool_backward_fast as _backward\n\n"
+                   "dx = _backward(dout, cache)\n",
+        },
+        helpers={"course/layers.py": HIDDEN_FAST_MODULE},
     ),
     "returns-object-array": Cheat(
         tasks=("1.3",),

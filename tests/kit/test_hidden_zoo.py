@@ -41,6 +41,7 @@ from hidden_zoo import (
     replace_region,
 )
 
+from course.own_work import given_calls
 from course.tasks import TASKS, TASKS_BY_ID, prerequisites
 from kit import sandbox
 from kit.hidden import HiddenLimits, HiddenReport, Prepared, cases, prepare, run_prepared
@@ -151,7 +152,9 @@ def test_a_correct_submission_passes_every_hidden_check(zoo: dict[str, HiddenRep
     assert set(report.tasks) == ALL_TASKS
     assert failed(report) == set(), why(str({t: v.feedback for t, v in report.tasks.items()
                                              if not v.passed}))
-    assert report.launches == 1
+    # One launch for every task, one for the naive conv and pool layers (4.1 to 4.4),
+    # which run without the given fast layers.
+    assert report.launches == 2
     assert report.isolation in {"bwrap", "user", "none", "subprocess"}
 
 
@@ -169,12 +172,27 @@ def test_a_cheat_gets_no_pass_for_what_it_faked(zoo: dict[str, HiddenReport], na
     ("returns-custom-eq-object", "not a number or an array"),
     ("returns-object-array", "returned an array of dtype |O, not numbers"),
     ("calls-the-fast-layers", "calls the given course.fast_layers: conv_forward_fast (line"),
+    ("hides-the-fast-layers", "course.fast_layers.conv_forward_fast is given code the naive "
+                              "layers may not call"),
 ])
 def test_a_value_that_is_not_plain_data_is_named_in_the_feedback(
         zoo: dict[str, HiddenReport], name: str, says: str) -> None:
     task = CHEATS[name].tasks[0]
     assert any(says in line for line in zoo[name].tasks[task].feedback), \
         zoo[name].tasks[task].feedback
+
+
+def test_the_hidden_calls_get_past_the_reading_and_fail_when_run(
+        zoo: dict[str, HiddenReport], tmp_path: Path) -> None:
+    # What makes this cheat worth having: course.own_work's reading finds none of its
+    # four calls, so only running them with the refusing stand-in fails the tasks.
+    sub = build_cheat(tmp_path, "hides-the-fast-layers")
+    source = (sub / "course" / "layers.py").read_text()
+    for task in CHEATS["hides-the-fast-layers"].tasks:
+        assert given_calls(source, TASKS_BY_ID[task].function) == [], task
+        feedback = zoo["hides-the-fast-layers"].tasks[task].feedback
+        assert any("is given code the naive layers may not call" in line
+                   for line in feedback), (task, feedback)
 
 
 @pytest.mark.parametrize("name", sorted(SUBTLE_BUGS))
