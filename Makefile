@@ -102,9 +102,9 @@ check: $(STAMP) ## students: per-task scoreboard with points (one task: make che
 	  -W ignore $(if $(TASK),--task "$(TASK)" --tb=short,--tb=no) || status=$$?; \
 	[ $$status -le 1 ] || exit $$status
 
-grade: $(STAMP) ## instructors: regrade submissions: make grade SUBS="subs/*.zip" [JOBS=2] [OUT=build/grades]
+grade: $(STAMP) ## instructors: regrade submissions: make grade SUBS="subs/*.zip" [JOBS=1] [OUT=build/grades]
 	@[ -d kit ] || { echo "make grade runs in the solution tree (it needs kit/)."; exit 1; }
-	@[ -n "$(SUBS)" ] || { echo 'usage: make grade SUBS="submissions/*.zip" [JOBS=2] [OUT=build/grades]'; exit 2; }
+	@[ -n "$(SUBS)" ] || { echo 'usage: make grade SUBS="submissions/*.zip" [JOBS=1] [OUT=build/grades] (more options: python -m kit grade --help)'; exit 2; }
 	$(VPY) -m kit grade $(SUBS) --jobs $(or $(JOBS),1) --out $(or $(OUT),build/grades)
 
 # STUDENT=1 builds the site from the student release (stubs in place) instead.

@@ -607,6 +607,7 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
         options = subs.grading_options(checks, refs, limits)
         return subs.Fingerprint(subs.content_hash(path), options, material)
 
+    _refuse_replacing_full_grades(out, named, fingerprint)
     outputs.claim_folder(out, OUT_STAMP)
     earlier = {r.submission: r for r in rp.load_results(out) if r.submission not in names}
     results: dict[str, rp.GradeResult] = {}
@@ -657,6 +658,34 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     return [results[n] for n in names]
 
 
+def _narrower(now: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
+    """Whether options ``now`` grade less than ``saved``, a grading of every check cell of
+    its notebooks: some checks only (``--only``), or fewer notebooks (``--notebook``)."""
+    if saved.get("checks") is not None:
+        return False  # a trial's result: any grading may replace it
+    return now.get("checks") is not None or set(now.get("notebooks") or ()) < set(
+        saved.get("notebooks") or ())
+
+
+def _refuse_replacing_full_grades(out: Path, named: Mapping[Path, str],
+                                  fingerprint: Callable[[Path, str], subs.Fingerprint]
+                                  ) -> None:
+    """A trial (``--only``, or fewer ``--notebook``s) into ``out`` where a submission has a
+    grade of every check would replace that grade (its report and its row of grades.csv):
+    refused, before anything is graded or written, naming them."""
+    replaced = []
+    for path, name in named.items():
+        previous = rp.load_result(out, name)
+        saved = None if previous is None else subs.Fingerprint.from_json(previous.graded_with)
+        if saved is not None and _narrower(fingerprint(path, name).options, saved.options):
+            replaced.append(f"{name} ({previous.total}/{previous.max})")
+    if replaced:
+        raise ValueError(
+            f"{out} holds the grade of {', '.join(replaced)} over every check; this trial "
+            "(--only, or fewer --notebook) would replace it. Give the trial a folder of its "
+            "own (--out build/trials), or leave those options out.")
+
+
 # -- command line --------------------------------------------------------------------------
 
 
@@ -676,7 +705,7 @@ def parser() -> argparse.ArgumentParser:
                    metavar="MB",
                    help="memory limit, MB, per process and over each notebook kernel's "
                         "processes together (3072)")
-    p.add_argument("--disk", type=cli.whole_number(16, "a number of MB"), default=None,
+    p.add_argument("--disk", type=cli.whole_number(1, "a number of MB"), default=None,
                    metavar="MB",
                    help="disk cap, MB: what each notebook kernel's processes, and the "
                         "hidden checks, may write together "
@@ -689,9 +718,11 @@ def parser() -> argparse.ArgumentParser:
                         "is reused when the submission, the options and the kit are "
                         "unchanged)")
     p.add_argument("--only", action="append", default=None, metavar="CHECK",
-                   help="grade only these check names (repeatable; for quick trials)")
+                   help="grade only these check names (repeatable; for quick trials, in "
+                        "an --out of their own: a trial never replaces a full grade)")
     p.add_argument("--notebook", action="append", default=None, metavar="NAME",
-                   help="grade only these notebooks (repeatable)")
+                   help="grade only these notebooks (repeatable; a name in any case, "
+                        ".ipynb optional)")
     return p
 
 
@@ -712,7 +743,10 @@ def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> s
         if path.is_file() and path.suffix.lower() != ".zip":
             return (f"argument SUBMISSION: expected a folder or a .zip file, got {path} "
                     "(a file)")
-    unknown = [name for name in args.notebook or [] if name not in references]
+    by_key = {name.lower(): name for name in references}
+    given = args.notebook or []
+    args.notebook = [by_key.get(name.lower().removesuffix(".ipynb"), name) for name in given]
+    unknown = [name for name in args.notebook if name not in references]
     if unknown:
         return (f"argument --notebook: no notebook {', '.join(map(repr, unknown))}; "
                 f"expected one of {', '.join(references)}")
@@ -726,6 +760,11 @@ def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> s
             hint = f" (did you mean {', '.join(near)}?)" if near else ""
             return (f"argument --only: no check cell named {name!r}{hint}; the names are "
                     "the check cells' metadata.check, listed in CHECKS of course/rubric.py")
+    if args.only and args.notebook:
+        chosen = {n: references[n] for n in args.notebook}
+        if not any(select_checks(chosen, set(args.only)).checks.values()):
+            return (f"argument --only: none of {', '.join(map(repr, args.only))} is a check "
+                    f"of {', '.join(args.notebook)} (--notebook): nothing would be graded")
     return None
 
 

@@ -496,9 +496,9 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     ``course/tasks.py``) failed and its own code is not known to be right (its hidden
     checks failed, or it has none). A failed task depends on such a cause when it builds
     on it, or when its own code is known to be right (its hidden checks passed) and the
-    cause is an earlier task of the same notebook (``tasks`` in the course's order, as
-    ``tasks_of`` gives them): its check cells call earlier tasks' code (a sandwich layer,
-    a network).
+    cause is an earlier task (``tasks`` in the course's order, as ``tasks_of`` gives
+    them): its check cells call earlier tasks' code (a sandwich layer, a network; the
+    networks of notebooks 2 and 3 are notebook 1's, with their layers).
 
     A task whose cells were never judged (``TaskResult.not_judged``: the wall-clock limit,
     a skipped cell, an unreadable submission) plays no part: its failure says nothing
@@ -515,8 +515,7 @@ def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]
     for cause in causes:
         dependants = [t.task for t in failed if t is not cause and (
             cause.task in needs[t.task]
-            or (t.hidden_passed and t.notebook == cause.notebook
-                and order[cause.task] < order[t.task]))]
+            or (t.hidden_passed and order[cause.task] < order[t.task]))]
         found.append((cause, dependants))
     return found
 
@@ -613,8 +612,11 @@ def feedback_markdown(result: GradeResult) -> str:
              f"**Score: {result.total} / {result.max}** ({status})", "",
              "Points belong to tasks: a task earns its points when every check cell of "
              "the task passes and, for a task with hidden checks, the grader's own checks "
-             "of it pass too; otherwise it earns none. The points are those `make check` "
-             "shows.", ""]
+             "of it pass too; otherwise it earns none. For correct code whose notebooks "
+             "ran, the points are those `make check` shows. A check cell that also runs "
+             "earlier tasks' code (a network built from the layers) fails with them, "
+             "which the tests `make check` runs for its task do not: a bug in one task "
+             "can cost a later one here.", ""]
     if result.notes:
         lines += ["Notes on the submission:", ""] + [f"- {n.text}" for n in result.notes] + [""]
     if result.status == NoteKind.NOT_A_SUBMISSION.value:

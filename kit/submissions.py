@@ -197,7 +197,7 @@ OPTION_LABELS = {
     "cell_timeout": "--timeout",
     "wall": "--wall",
     "memory_mb": "--memory",
-    "disk_mb": "--disk",
+    "disk_mb": "--disk (or $KIT_SANDBOX_DISK_MB)",
     "max_pids": "process cap",
     "isolation": "isolation",
 }

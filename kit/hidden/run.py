@@ -340,8 +340,7 @@ def verdicts(cases: list[Case], outcomes: list[CaseOutcome],
     result = {}
     for task, found in by_task.items():
         name = functions.get(task, "?")
-        lines = [f"task {task} ({name}), {o.label}: {o.problems[0] if o.problems else '?'}"
-                 for o in found if not o.passed]
+        lines = _feedback_lines(task, name, [o for o in found if not o.passed])
         culprits = sorted(prerequisites(task) & failed)
         if lines and culprits:
             lines.append(f"task {task} calls the code of task(s) {', '.join(culprits)}, "
@@ -368,6 +367,20 @@ def without_given_layers(box: Path, folder: Path) -> Path:
         target.unlink(missing_ok=True)  # a link the copy kept is replaced, not followed
         target.write_text(stand_in_source(module, exported), encoding="utf-8")
     return folder
+
+
+def _feedback_lines(task: str, name: str, failed: list[CaseOutcome]) -> list[str]:
+    """One line per distinct problem of a task's failed cases, naming the cases that had
+    it: a problem every case shares (a refused call, an error at import) reads once."""
+    by_problem: dict[str, list[str]] = {}
+    for outcome in failed:
+        by_problem.setdefault(outcome.problems[0] if outcome.problems else "?",
+                              []).append(outcome.label)
+    lines = []
+    for problem, labels in by_problem.items():
+        cases = labels[0] if len(labels) == 1 else f"{len(labels)} cases ({', '.join(labels)})"
+        lines.append(f"task {task} ({name}), {cases}: {problem}")
+    return lines
 
 
 def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLimits(),

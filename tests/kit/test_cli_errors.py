@@ -184,8 +184,8 @@ def test_release_source_that_is_missing_or_a_file(tmp_path: Path) -> None:
     ("--timeout", "abc", "expected a positive number of seconds, got 'abc'"),
     ("--wall", "0", "expected a positive number of seconds, got '0'"),
     ("--memory", "100", "expected a number of MB >= 256, got '100'"),
-    ("--disk", "8", "expected a number of MB >= 16, got '8'"),
-    ("--disk", "1GB", "expected a number of MB >= 16, got '1GB'"),
+    ("--disk", "0", "expected a number of MB >= 1, got '0'"),
+    ("--disk", "1GB", "expected a number of MB >= 1, got '1GB'"),
 ])
 def test_grade_numbers_are_checked_and_named(option: str, value: str, expected: str,
                                              tmp_path: Path) -> None:
@@ -213,10 +213,17 @@ def test_grade_refuses_names_it_does_not_know_before_grading(tmp_path: Path) -> 
     sub = tmp_path / "alice"
     sub.mkdir()
     out = tmp_path / "grades"
-    code, err = run_main(grade.main, sub, "--out", out, "--notebook", "Fullyconnectednets")
+    code, err = run_main(grade.main, sub, "--out", out, "--notebook", "ConvNets")
     assert code == 2
-    assert "argument --notebook: no notebook 'Fullyconnectednets'; expected one of " \
+    assert "argument --notebook: no notebook 'ConvNets'; expected one of " \
            "FullyConnectedNets, BatchNormalization" in last_line(err)
+    # A notebook's name in any case, or its file name, is the notebook; a check of another
+    # notebook selects nothing, which is said before grading.
+    code, err = run_main(grade.main, sub, "--out", out, "--notebook", "dropout.ipynb",
+                         "--only", "affine-forward")
+    assert code == 2
+    assert last_line(err).endswith("argument --only: none of 'affine-forward' is a check of "
+                                   "Dropout (--notebook): nothing would be graded")
     code, err = run_main(grade.main, sub, "--out", out, "--only", "affine-foward")
     assert code == 2
     assert "argument --only: no check cell named 'affine-foward' (did you mean " \

@@ -124,17 +124,27 @@ def test_a_quick_only_trial_is_not_taken_for_the_full_grade(tmp_path, stub):
     assert any(line.startswith("subA: last graded with other options (--only was "
                                "FullyConnectedNets/affine-forward, now all checks)")
                for line in said), said
-    # The same selection named the short way is the same grading: reused.
-    batch([a], out, only_checks={"affine-forward"})
-    _, said = batch([a], out, only_checks={"FullyConnectedNets/affine-forward"})
+    # Nor may a trial replace the full grade: refused before grading, the grade kept.
+    saved = (out / "subA.json").read_text()
+    graded = rf"\({full['subA'].total}/{fc_points()}\)"
+    with pytest.raises(ValueError, match=rf"holds the grade of subA {graded} over every "
+                                         "check; this trial"):
+        batch([a], out, only_checks={"affine-forward"})
+    assert (out / "subA.json").read_text() == saved and stub.graded == ["subA", "subA"]
+    # Trials in a folder of their own: the same selection named the short way is the
+    # same grading, reused.
+    trials = tmp_path / "trials"
+    batch([a], trials, only_checks={"affine-forward"})
+    _, said = batch([a], trials, only_checks={"FullyConnectedNets/affine-forward"})
     assert said == ["subA: unchanged since its last grading, result reused (--force regrades)"]
     # Other limits: regraded, saying which.
-    _, said = batch([a], out, only_checks={"affine-forward"},
+    _, said = batch([a], trials, only_checks={"affine-forward"},
                     limits=Limits(cell_timeout=5, isolation="none"))
     assert any("--timeout was 60, now 5" in line for line in said), said
-    _, said = batch([a], out, only_checks={"affine-forward"},
+    _, said = batch([a], trials, only_checks={"affine-forward"},
                     limits=Limits(cell_timeout=5, isolation="none", disk_mb=64))
-    assert any("--disk was the default, now 64" in line for line in said), said
+    assert any("--disk (or $KIT_SANDBOX_DISK_MB) was the default, now 64" in line
+               for line in said), said
 
 
 def test_a_changed_kit_or_an_unfingerprinted_report_is_regraded(tmp_path, stub, monkeypatch):

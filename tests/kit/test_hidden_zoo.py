@@ -191,8 +191,11 @@ def test_the_hidden_calls_get_past_the_reading_and_fail_when_run(
     for task in CHEATS["hides-the-fast-layers"].tasks:
         assert given_calls(source, TASKS_BY_ID[task].function) == [], task
         feedback = zoo["hides-the-fast-layers"].tasks[task].feedback
-        assert any("is given code the naive layers may not call" in line
-                   for line in feedback), (task, feedback)
+        refusals = [line for line in feedback
+                    if "is given code the naive layers may not call" in line]
+        # Every case met the same refusal: one line says it, naming the cases.
+        assert len(refusals) == 1 and re.search(rf"task {task} \(\w+\), \d+ cases \(",
+                                                refusals[0]), (task, feedback)
 
 
 @pytest.mark.parametrize("name", sorted(SUBTLE_BUGS))

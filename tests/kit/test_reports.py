@@ -84,6 +84,21 @@ def test_the_likely_cause_is_named_once_and_its_dependants_with_it():
     assert "Start with task 3.1" not in text
 
 
+def test_a_later_notebooks_network_check_is_blamed_on_the_layer_it_runs():
+    # Batchnorm (2.2) is right (its hidden checks pass), but its network check cell runs
+    # notebook 1's affine layer (1.1), which is wrong: 1.1 is where to start, and the
+    # report says why a right task earned nothing.
+    fc, bn = "FullyConnectedNets", "BatchNormalization"
+    hidden_ok = rp.Verdict(True)
+    checks = [failed("affine-forward", fc, "1.1"),
+              rp.CheckResult("fc-bn-gradients", bn, "heading", rp.Verdict(False, WRONG),
+                             hidden_ok, "2.2")]
+    result = rp.GradeResult("gus", runs=[], checks=checks)
+    assert [(c.task, d) for c, d in rp.likely_causes(result.tasks)] == [("1.1", ["2.2"])]
+    text = rp.feedback_markdown(result)
+    assert "a bug in one task can cost a later one here" in text
+
+
 def test_a_likely_cause_still_a_stub_is_called_not_written_rather_than_failing():
     stub = ("NotImplementedError: task 1.1 (affine_forward): not written yet; see the TODO "
             "in course/layers.py")
