@@ -583,6 +583,9 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     """
     isolation.choose_mode(limits.isolation)  # refuses, naming the fix, before any work
     references = reference_notebooks(root, notebooks)
+    if not references or not any(select_checks(references, only_checks).checks.values()):
+        raise ValueError(f"nothing to grade: no check cell is selected (notebooks: "
+                         f"{notebooks!r}, checks: {sorted(only_checks or []) or 'all'})")
     _warn_unrated(references)
     limited = {name: set(nbs_) for name, nbs_ in (notebooks_for or {}).items()}
     submissions = _unique(submissions)
@@ -744,9 +747,10 @@ def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> s
             return (f"argument SUBMISSION: expected a folder or a .zip file, got {path} "
                     "(a file)")
     by_key = {name.lower(): name for name in references}
-    given = args.notebook or []
-    args.notebook = [by_key.get(name.lower().removesuffix(".ipynb"), name) for name in given]
-    unknown = [name for name in args.notebook if name not in references]
+    if args.notebook is not None:  # None: every notebook
+        args.notebook = [by_key.get(name.lower().removesuffix(".ipynb"), name)
+                         for name in args.notebook]
+    unknown = [name for name in args.notebook or [] if name not in references]
     if unknown:
         return (f"argument --notebook: no notebook {', '.join(map(repr, unknown))}; "
                 f"expected one of {', '.join(references)}")

@@ -16,7 +16,10 @@
   task's own code, and ``BLOCKED`` when its tests stop at another task's stub or fail
   after calling another task that does not pass (which task's code a test ran is traced
   at run time, see ``CallRecorder``): a correct task is never TODO or FAIL because of
-  another one. ``needs X first`` names the tasks to make pass first.
+  another one. A task whose tests pass is FAIL all the same when code they ran printed
+  to stdout: the grade compares what the notebooks' check cells print, so a print left
+  in ``course/`` fails the check cells that call it. ``needs X first`` names the tasks
+  to make pass first.
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
   and above the table each task that does not pass gets its first failure (the comment
   that opens the failing test, where its known values come from, then the failure, with
@@ -211,6 +214,7 @@ _OUTCOMES: dict[str, str] = {}  # "passed", "failed" or "skipped"
 _FAILURES: dict[str, str] = {}  # failure text (for the --task report)
 _FAILED_FUNCTIONS: dict[str, Any] = {}  # a failed test's function (its opening comment)
 _STUB_HIT: dict[str, str] = {}  # the task whose stub raised NotImplementedError in the test
+_PRINTED: dict[str, str] = {}  # the first line a passing test's code printed to stdout
 _CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
 
@@ -323,6 +327,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = outcome.get_result()
     if report.failed:  # its source is read only if the task report shows it
         _FAILED_FUNCTIONS.setdefault(item.nodeid, getattr(item, "function", None))
+    if report.when == "call" and report.passed and report.capstdout.strip():
+        _PRINTED.setdefault(item.nodeid, report.capstdout.strip().splitlines()[0])
     if report.failed and call.excinfo is not None and item.nodeid not in _STUB_HIT:
         stub = _stub_task(call.excinfo.value)
         if stub is None and "NotImplementedError" in (report.longreprtext or ""):
@@ -380,6 +386,9 @@ class Row:
     saved: list[notebook_outputs.SavedCheck] = field(default_factory=list)
     # Why a notebook task's notebook could not be read at all ("" when it could).
     unreadable: str = ""
+    # (node ID, first line) of a passing test whose code printed to stdout: the grade's
+    # check cells compare what they print, so a print left in course/ code fails them.
+    printed: tuple[str, str] | None = None
 
 
 def _stub_in_source(task: Task) -> bool:
@@ -440,10 +449,14 @@ def task_rows(config: pytest.Config) -> dict[str, Row]:
                 row.stopped_by[nodeid] = blockers
             else:
                 row.own_failures.append(nodeid)
+        printed = next((n for n in _own_module_first(task, tests_of[task.id])
+                        if n in _PRINTED), None)
+        if printed is not None:
+            row.printed = (printed, _PRINTED[printed])
         if row.status != "TODO":
             if _stub_in_source(task):
                 row.status = "TODO"
-            elif row.own_failures:
+            elif row.own_failures or row.printed:
                 row.status = "FAIL"
             elif row.stopped_by:
                 row.status = "BLOCKED"
@@ -809,6 +822,8 @@ def _row_line(row: Row) -> str:
         needs = ", ".join(row.needs)
         line += (f"; some of its tests need {needs} first" if row.status == "FAIL"
                  else f"; needs {needs} first")
+    if row.printed and not row.own_failures:
+        line += "; its code prints to stdout, which fails the grade's check cells"
     return line
 
 
@@ -873,6 +888,15 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
             lines.append(f"task {task.id} is scored from the outputs saved in "
                          f"notebooks/{task.notebook}.ipynb: run its cells, then save the "
                          "notebook (make check runs no notebook).")
+    if row.printed and row.status == "FAIL":
+        nodeid, first_line = row.printed
+        shown = first_line if len(first_line) <= 80 else first_line[:77] + "..."
+        lines.append(f"task {task.id} ({task.function}): code its tests ran printed to "
+                     f"stdout ({shown!r}, in {nodeid}). The notebooks' check cells print "
+                     "only their verdicts, and the grade compares what each prints with "
+                     "the reference: a print left in course/ code fails every check cell "
+                     "that calls it. Remove it (print to sys.stderr while you debug: that "
+                     "is not compared).")
     if row.own_failures:
         first, *others = _own_module_first(task, row.own_failures)
         lines.append(_failure_block(first))

@@ -481,6 +481,28 @@ def test_given_arguments_are_the_failing_input_and_blob_advice_is_left_out(tmp_p
     assert "reproduce_failure" not in out
 
 
+def test_a_passing_task_whose_code_prints_to_stdout_fails_as_the_grade_would(tmp_path):
+    # The grade compares what each check cell prints with the reference: a debug print
+    # left in a task's code fails the cells that call it, so make check says FAIL too.
+    # stderr is not compared (nor is it here).
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_printing.py").write_text(
+        "import sys, pytest\n"
+        "@pytest.mark.task('1.12')\n"
+        "def test_prints():\n"
+        "    print('debug (2, 3)')\n"
+        "@pytest.mark.task('1.13')\n"
+        "def test_warns():\n"
+        "    print('a warning', file=sys.stderr)\n"
+    )
+    out = _pytest(tmp_path, "--task", "1.12", "--task", "1.13", "--scoreboard",
+                  "--tb=short").stdout
+    assert _row(out, "1.12")[1] == "FAIL" and _row(out, "1.13")[1] == "PASS"
+    assert "its code prints to stdout, which fails the grade's check cells" in out
+    assert ("task 1.12 (adam): code its tests ran printed to stdout ('debug (2, 3)', "
+            "in test_printing.py::test_prints).") in out
+
+
 def test_task_option_rejects_unknown_ids(tmp_path):
     # Students give IDs as make check TASK=... or python -m course check ...: the message
     # names neither the option nor one of the two forms.

@@ -209,6 +209,17 @@ def test_grade_names_a_bad_disk_cap_variable_before_grading(tmp_path: Path,
     assert not (tmp_path / "grades").exists()
 
 
+def test_grade_without_notebook_options_grades_every_notebook(tmp_path: Path) -> None:
+    references = grade.reference_notebooks()
+    args = grade.parser().parse_args([str(tmp_path), "--only", "affine-forward"])
+    assert grade._usage_problem(args, references) is None and args.notebook is None
+    args = grade.parser().parse_args([str(tmp_path), "--notebook", "DROPOUT.ipynb"])
+    assert grade._usage_problem(args, references) is None and args.notebook == ["Dropout"]
+    # And a batch that would select nothing is an error, never a "graded" 0/0.
+    with pytest.raises(ValueError, match="nothing to grade"):
+        grade.grade_batch([tmp_path], tmp_path / "grades", notebooks=[])
+
+
 def test_grade_refuses_names_it_does_not_know_before_grading(tmp_path: Path) -> None:
     sub = tmp_path / "alice"
     sub.mkdir()
