@@ -20,6 +20,11 @@
   to stdout: the grade compares what the notebooks' check cells print, so a print left
   in ``course/`` fails the check cells that call it. ``needs X first`` names the tasks
   to make pass first.
+* A test whose code runs longer than ``--time-limit`` seconds (60; a loop that never
+  ends) is stopped where it is (SIGALRM, where the platform has it), and the later tests
+  of that task, and of tasks built on it, fail without running. A test file that cannot
+  be loaded (a syntax error in ``course/``) gives its error once and no table, as does
+  Ctrl-C: no row would be true.
 * With ``--task`` the tests of the tasks it requires run too (their rows are not shown),
   and above the table each task that does not pass gets its first failure (the comment
   that opens the failing test, where its known values come from, then the failure, with
@@ -36,8 +41,10 @@ import inspect
 import json
 import os
 import re
+import signal
 import sys
 import textwrap
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +123,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="print only a per-task scoreboard with points (instead of pytest's report)",
+    )
+    group.addoption(
+        "--time-limit",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --scoreboard: stop a test whose code runs longer than this (0: never); "
+        "later tests of its task, and of tasks built on it, then fail without running",
     )
     group.addoption(
         "--scoreboard-calls",
@@ -217,20 +232,54 @@ _STUB_HIT: dict[str, str] = {}  # the task whose stub raised NotImplementedError
 _PRINTED: dict[str, str] = {}  # the first line a passing test's code printed to stdout
 _CALLED: dict[str, set[str]] = {}  # the tasks whose functions the test entered
 _COLLECT_ERRORS: list[str] = []
+# Tasks whose code ran past pytest-timeout's limit in a test (a loop that never ends):
+# later tests of those tasks, and of tasks that build on them, are failed without running,
+# so one endless loop costs one timeout, not one per test. Node ID -> the task it waited for.
+_TIMED_OUT: dict[str, str] = {}  # task -> the test in which its code ran out of time
+_WAITED_FOR: dict[str, str] = {}  # a test not run -> the other task it would wait for
+_NOT_RUN: set[str] = set()  # the tests failed without running, for a timed-out task
 
 # A stub's message, as the release writes it: "task 1.3 (relu_forward): not written yet; ..."
 _STUB_MESSAGE = notebook_outputs.STUB_MESSAGE
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    for record in (_OUTCOMES, _FAILURES, _FAILED_FUNCTIONS, _STUB_HIT, _CALLED):
+    for record in (_OUTCOMES, _FAILURES, _FAILED_FUNCTIONS, _STUB_HIT, _PRINTED, _CALLED,
+                   _TIMED_OUT, _WAITED_FOR, _NOT_RUN):
         record.clear()
     _COLLECT_ERRORS.clear()
+    _KEYBOARD_INTERRUPT.clear()
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
     if report.failed:
         _COLLECT_ERRORS.append(f"{report.nodeid or 'collection'}:\n{report.longreprtext}")
+
+
+def _collect_error_lines() -> list[str]:
+    """Each distinct error met while loading the test files, once, with the files it
+    stopped: one syntax error in course/ stops every test file that imports it."""
+    by_error: dict[str, tuple[str, list[str]]] = {}
+    for error in _COLLECT_ERRORS:
+        where, _, text = error.partition(":\n")
+        described = describe_failure(text)
+        lines = described.splitlines()  # from the test file on: not importlib's frames
+        start = next((i for i, line in enumerate(lines) if line.startswith("tests/")), 0)
+        described = "\n".join(lines[start:])
+        key = "\n".join([line for line in described.splitlines() if line.strip()][-3:])
+        by_error.setdefault(key, (described, []))[1].append(where)
+    lines = []
+    for described, files in by_error.values():
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        lines.append(f"error while loading {len(files)} test file(s) ({shown}):\n{described}")
+    return lines
+
+
+_KEYBOARD_INTERRUPT: list[bool] = []  # Ctrl-C ended the run
+
+
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo) -> None:
+    _KEYBOARD_INTERRUPT.append(True)
 
 
 # -- which task's code a test ran ----------------------------------------------------------
@@ -302,7 +351,81 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         return
     with recorder:
         yield
-    _CALLED[item.nodeid] = set(recorder.called)
+    _CALLED[item.nodeid] = set(recorder.called) | (
+        {_WAITED_FOR[item.nodeid]} if item.nodeid in _WAITED_FOR else set())
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised in a test whose code outlived ``--time-limit``. Not an Exception: hypothesis
+    would take one for a failing example and run the test again (and again) to shrink
+    it, and student code's ``except Exception`` would swallow it."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """With --scoreboard, stop a test at ``--time-limit`` seconds with TimeLimitExceeded
+    (SIGALRM: where the platform has it), so an endless loop in a student's code gives a
+    failure that shows where it was instead of a scoreboard that never comes. pytest-
+    timeout's own alarm, when set, is put back with its time left."""
+    limit = item.config.getoption("--time-limit", 0.0)
+    if not item.config.getoption("--scoreboard") or not limit or not hasattr(signal,
+                                                                              "SIGALRM"):
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        __tracebackhide__ = True  # the report ends in the student's code, not here
+        raise TimeLimitExceeded(f"the test's code ran longer than {limit:g} s and was "
+                                "stopped (a loop that never ends?)")
+
+    started = time.monotonic()
+    earlier_left, _ = signal.getitimer(signal.ITIMER_REAL)
+    earlier = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, min(limit, earlier_left or limit))
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, earlier)
+        if earlier_left:
+            left = earlier_left - (time.monotonic() - started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail, without running it, a test of a task whose code already ran out of time (or
+    of a task that builds on one): each would wait out the whole timeout again."""
+    if not _TIMED_OUT:
+        return
+    for task_id in _task_ids(item):
+        if task_id not in TASKS_BY_ID:
+            continue
+        stuck = sorted(({task_id} | _prerequisites(task_id)) & _TIMED_OUT.keys(),
+                       key=task_sort_key)
+        if stuck:
+            _NOT_RUN.add(item.nodeid)
+            if stuck[0] != task_id:
+                _WAITED_FOR[item.nodeid] = stuck[0]
+            function = TASKS_BY_ID[stuck[0]].function
+            pytest.fail(f"not run: the code of task {stuck[0]} ({function}) ran past the "
+                        f"time limit in an earlier test (a loop that never ends?)",
+                        pytrace=False)
+
+
+def _stuck_task(item: pytest.Item, call: pytest.CallInfo) -> str | None:
+    """The task whose function was running, innermost, when pytest-timeout stopped the
+    test (None when the test did not time out). Falls back on the test's own task."""
+    if call.excinfo is None or not isinstance(call.excinfo.value, TimeLimitExceeded):
+        return None
+    recorder = item.config.stash.get(_RECORDER_KEY, None)
+    code_tasks = recorder.code_tasks if recorder is not None else {}
+    stuck = None
+    tb = call.excinfo.tb
+    while tb is not None:
+        stuck = code_tasks.get(tb.tb_frame.f_code, stuck)
+        tb = tb.tb_next
+    own = [t for t in _task_ids(item) if t in TASKS_BY_ID]
+    return stuck or (own[0] if own else None)
 
 
 def _stub_task(error: BaseException | None) -> str | None:
@@ -327,6 +450,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = outcome.get_result()
     if report.failed:  # its source is read only if the task report shows it
         _FAILED_FUNCTIONS.setdefault(item.nodeid, getattr(item, "function", None))
+    if report.when == "call" and report.failed:
+        stuck = _stuck_task(item, call)
+        if stuck is not None:
+            _TIMED_OUT.setdefault(stuck, item.nodeid)
     if report.when == "call" and report.passed and report.capstdout.strip():
         _PRINTED.setdefault(item.nodeid, report.capstdout.strip().splitlines()[0])
     if report.failed and call.excinfo is not None and item.nodeid not in _STUB_HIT:
@@ -349,6 +476,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not session.config.getoption("--scoreboard"):
+        return
+    if _COLLECT_ERRORS and not _OUTCOMES:  # pytest runs no test when a file cannot load
+        for line in _collect_error_lines():
+            print(line + "\n")
+        print("No test ran: a test file that cannot be loaded stops them all, so there is "
+              "no scoreboard this time. Fix the error above, then run make check again.")
+        return
+    if _KEYBOARD_INTERRUPT:  # Ctrl-C: the rows would be untrue
+        limit = session.config.getoption("--time-limit", 0.0)
+        print("\nmake check was interrupted before its tests finished: no scoreboard this "
+              "time." + (f" A test whose code never ends is stopped after {limit:g} s, and "
+                         "the report names where it was." if limit else ""))
         return
     rows = task_rows(session.config)
     calls_file = session.config.getoption("--scoreboard-calls")
@@ -897,8 +1036,17 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
                      "the reference: a print left in course/ code fails every check cell "
                      "that calls it. Remove it (print to sys.stderr while you debug: that "
                      "is not compared).")
-    if row.own_failures:
-        first, *others = _own_module_first(task, row.own_failures)
+    own_failures = row.own_failures
+    if task.id in _TIMED_OUT:  # where its code was stopped, whichever task's test it was
+        stopped = _TIMED_OUT[task.id]
+        skipped = sum(n in _NOT_RUN for n in own_failures)
+        lines.append(f"task {task.id} ({task.function}): its code ran longer than the time "
+                     f"limit and was stopped (a loop that never ends?); "
+                     f"{skipped} more of its tests were then not run.\n"
+                     f"{_failure_block(stopped)}")
+        own_failures = [n for n in own_failures if n not in _NOT_RUN and n != stopped]
+    if own_failures:
+        first, *others = _own_module_first(task, own_failures)
         lines.append(_failure_block(first))
         if others:
             shown = "\n".join(f"  {nodeid}" for nodeid in others[:10])
@@ -911,17 +1059,24 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
         names = ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in stubbed)
         lines.append(f"task {task.id}: {count} of its tests stopped at the stub of "
                      f"{names}, which they call: write {' and '.join(stubbed)} first.")
-    failing = sorted(set(row.needs) - set(stubbed), key=task_sort_key)
-    if failing:
-        count = sum(n not in _STUB_HIT for n in row.stopped_by)
+    waited = sorted({_WAITED_FOR[n] for n in row.stopped_by if n in _WAITED_FOR},
+                    key=task_sort_key)
+    if waited:
+        count = sum(n in _WAITED_FOR for n in row.stopped_by)
+        names = ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in waited)
+        lines.append(f"task {task.id}: {count} of its tests were not run: they build on "
+                     f"{names}, whose code ran past the time limit in an earlier test. "
+                     f"Make it end first (make check TASK={waited[0]}).")
+    failing = sorted(set(row.needs) - set(stubbed) - set(waited), key=task_sort_key)
+    called = [n for n in row.stopped_by if n not in _STUB_HIT and n not in _WAITED_FOR]
+    if failing and called:
         names = ", ".join(f"{t} ({TASKS_BY_ID[t].function}, {rows[t].status})"
                           for t in failing if t in rows)
-        lines.append(f"task {task.id}: {count} of its tests failed after calling code of "
-                     f"tasks that do not pass yet: {names}. The failures may be theirs: "
+        lines.append(f"task {task.id}: {len(called)} of its tests failed after calling code "
+                     f"of tasks that do not pass yet: {names}. The failures may be theirs: "
                      f"make those pass first (make check TASK={failing[0]}).")
         # The failure itself may still be this task's own mistake: show the first one.
-        first = next((n for n in _own_module_first(task, list(row.stopped_by))
-                      if n not in _STUB_HIT and n in _FAILURES), None)
+        first = next((n for n in _own_module_first(task, called) if n in _FAILURES), None)
         if first is not None:
             lines.append(f"The first of them (its cause may be in either task):\n"
                          f"{_failure_block(first)}")
@@ -933,8 +1088,8 @@ def print_scoreboard(config: pytest.Config, rows: dict[str, Row]) -> None:
     wanted = set(wanted_tasks(config))
     shown = [t for t in TASKS if not wanted or t.id in wanted]
     out = sys.stdout
-    for error in _COLLECT_ERRORS:
-        out.write(f"error while loading the tests: {describe_failure(error)}\n\n")
+    for line in _collect_error_lines():
+        out.write(line + "\n\n")
     if wanted:
         for task in shown:
             row = rows.get(task.id)

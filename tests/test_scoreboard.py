@@ -10,8 +10,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -501,6 +503,76 @@ def test_a_passing_task_whose_code_prints_to_stdout_fails_as_the_grade_would(tmp
     assert "its code prints to stdout, which fails the grade's check cells" in out
     assert ("task 1.12 (adam): code its tests ran printed to stdout ('debug (2, 3)', "
             "in test_printing.py::test_prints).") in out
+
+
+def test_an_endless_loop_is_stopped_once_and_the_scoreboard_still_comes(tmp_path):
+    # A hypothesis test whose code never ends: stopped at the time limit (hypothesis does
+    # not run it again to shrink), its task's other test fails without running, and an
+    # unrelated task still passes.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_loops.py").write_text(
+        "import pytest\n"
+        "from hypothesis import given, strategies as st\n"
+        "@pytest.mark.task('1.12')\n"
+        "@given(n=st.integers(0, 9))\n"
+        "def test_loops_forever(n):\n"
+        "    while n >= 0:\n"
+        "        n = n + 0\n"
+        "@pytest.mark.task('1.12')\n"
+        "def test_would_loop_too():\n"
+        "    while True:\n"
+        "        pass\n"
+        "@pytest.mark.task('1.13')\n"
+        "def test_fine():\n"
+        "    assert True\n"
+    )
+    started = time.monotonic()
+    out = _pytest(tmp_path, "--task", "1.12 1.13", "--scoreboard", "--tb=short",
+                  "--time-limit", "1").stdout
+    assert time.monotonic() - started < 60
+    assert _row(out, "1.12")[1] == "FAIL" and _row(out, "1.13")[1] == "PASS"
+    assert ("task 1.12 (adam): its code ran longer than the time limit and was stopped (a "
+            "loop that never ends?); 1 more of its tests were then not run.\n"
+            "FAILED test_loops.py::test_loops_forever") in out
+    assert "while n >= 0:" in out  # where it was stopped
+    assert "conftest.py" not in out.split("FAILED test_loops.py::test_loops_forever")[1]
+
+
+def test_a_file_that_cannot_load_is_reported_once_and_no_table_is_shown(tmp_path):
+    # One syntax error stops every test file that imports its module, and pytest then runs
+    # no test: the error once, the files it stopped, and no table of rows that ran nothing.
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "broken_helper.py").write_text("def f(:\n    pass\n")
+    for name in ("test_one.py", "test_two.py"):
+        (tmp_path / "tests" / name).write_text(
+            "import pytest, broken_helper\n"
+            "@pytest.mark.task('1.12')\ndef test_it():\n    assert True\n")
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    assert out.count("SyntaxError") == 1, out
+    assert "error while loading 2 test file(s) (test_one.py, test_two.py):" in out
+    assert "No test ran: a test file that cannot be loaded stops them all" in out
+    assert "TASK   | STATUS" not in out
+
+
+def test_ctrl_c_gives_no_scoreboard_of_rows_that_never_ran(tmp_path):
+    (tmp_path / "tests").mkdir()
+    started = tmp_path / "started"
+    (tmp_path / "tests" / "test_slow.py").write_text(
+        "import pathlib, time, pytest\n"
+        "@pytest.mark.task('1.12')\ndef test_slow():\n"
+        f"    pathlib.Path({str(started)!r}).touch()\n"
+        "    time.sleep(60)\n")
+    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
+    run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "--scoreboard"], cwd=tmp_path / "tests", stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=60)
+    assert "interrupted before its tests finished: no scoreboard this time" in out
+    assert "TASK   | STATUS" not in out
 
 
 def test_task_option_rejects_unknown_ids(tmp_path):
