@@ -219,10 +219,38 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# What each command needs installed in the Python that runs it (the venv's, after setup).
+NEEDS: dict[str, tuple[str, ...]] = {
+    "check": ("numpy", "pytest", "hypothesis", "matplotlib", "nbformat"),
+    "test": ("numpy", "pytest", "hypothesis", "matplotlib", "nbformat", "ruff", "nbval"),
+    "quick": ("numpy", "pytest", "hypothesis", "matplotlib", "nbformat", "ruff"),
+    "lint": ("ruff",),
+    "lab": ("jupyterlab",),
+    "handin": ("nbformat",),
+}
+
+
+def missing_requirements(command: str) -> list[str]:
+    """The modules ``command`` needs that this Python cannot import."""
+    import importlib.util
+
+    return [name for name in NEEDS.get(command, ())
+            if importlib.util.find_spec(name) is None]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options, extra = parser().parse_known_args(argv)
     if extra and options.command not in ("lint", "lab"):
         parser().error(f"unrecognized arguments: {' '.join(extra)}")
+    missing = missing_requirements(options.command)
+    if missing:  # most likely the system's Python instead of the project's
+        ready = venv_python().exists()
+        print(f"python -m course {options.command}: this Python ({sys.executable}) has no "
+              f"{', '.join(missing)}. Run it with the project's Python: "
+              f"{venv_python().relative_to(TREE)} -m course {options.command}"
+              + ("" if ready else " (create it first: python -m course setup, or make "
+                                  "setup)"), file=sys.stderr)
+        return USAGE_ERROR
     commands: dict[str, Callable[[], int]] = {
         "setup": setup,
         "check": lambda: check(options.tasks),

@@ -35,6 +35,20 @@ def test_check_rejects_an_unknown_task_with_the_list_of_known_ones(tmp_path: Pat
     assert "--task" not in output and "TASK=" not in output  # make's form, not this one's
 
 
+def test_a_python_without_the_requirements_is_told_to_use_the_venvs(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The system's python3 instead of .venv's: no tracebacks of missing modules, one line.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert course_main.main(["check", "1.3"]) == 2
+    said = capsys.readouterr().err
+    assert f"this Python ({sys.executable}) has no matplotlib. Run it with the project's " \
+           "Python: .venv/bin/python -m course check" in said
+
+
 def test_an_unknown_command_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as stopped:
         course_main.main(["grade"])
