@@ -30,6 +30,16 @@ endif
 .DEFAULT_GOAL := help
 .PHONY: help setup test quick lint unit nbval check grade run lab data handin student notebooks bench clean
 
+# Two slips worth a clear stop before any work: `make check 1.3` (the ID as a target) and
+# `make check task=1.3` (a variable make does not read).
+UNKNOWN_GOALS := $(filter-out $(shell sed -n 's/^\.PHONY: //p' $(firstword $(MAKEFILE_LIST))),$(MAKECMDGOALS))
+ifneq ($(and $(filter check,$(MAKECMDGOALS)),$(UNKNOWN_GOALS)),)
+$(error make check takes task IDs as TASK: make check TASK="$(UNKNOWN_GOALS)")
+endif
+ifeq ($(origin task),command line)
+$(error TASK in capitals: make check TASK="$(task)")
+endif
+
 # Targets that need the solution tree (kit/, reference outputs): `make help` lists them
 # only there, and in the student tree they say so and stop.
 SOLUTION_ONLY := nbval grade run student bench notebooks

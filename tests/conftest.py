@@ -150,20 +150,36 @@ def wanted_tasks(config: pytest.Config) -> list[str]:
     ids: list[str] = []
     problems: list[tuple[str, bool]] = []
     for value in config.getoption("--task"):
-        for part in re.split(r"[\s,]+", value.strip()):
-            if part:
+        for token in value.split():
+            comma = _decimal_comma(token)
+            if comma:  # "1,3": task 1.3 with a decimal comma, not tasks 1 and 3
+                problems.append(comma)
+                continue
+            for part in token.split(","):
+                if not part or part in ids:
+                    continue
                 problem = _task_id_problem(part)
                 if problem:
                     problems.append(problem)
                 else:
                     ids.append(part)
     if problems:
-        lines = [text for text, _ in problems]
+        lines = list(dict.fromkeys(text for text, _ in problems))  # each once
         if not all(suggested for _, suggested in problems):
             lines.append(f"The task IDs are {', '.join(t.id for t in TASKS)}; give one, or "
                          'several separated by spaces or commas ("1.3 1.4").')
         raise pytest.UsageError("\n".join(lines))
     return ids
+
+
+def _decimal_comma(token: str) -> tuple[str, bool] | None:
+    """The problem of ``1,3`` when no part of it is a task ID but ``1.3`` is (a decimal
+    comma, as many keyboards type it); None otherwise (``1.3,1.4`` is two IDs)."""
+    parts = [part for part in token.split(",") if part]
+    dotted = token.replace(",", ".")
+    if len(parts) == 2 and not any(p in TASKS_BY_ID for p in parts) and dotted in TASKS_BY_ID:
+        return f"{token!r} is not a task ID; did you mean {dotted} (with a dot)?", True
+    return None
 
 
 def _task_id_problem(given: str) -> tuple[str, bool] | None:
@@ -188,6 +204,15 @@ def _task_id_problem(given: str) -> tuple[str, bool] | None:
     start = re.match(r"\d+\.\d+", given)
     if start and start.group() in TASKS_BY_ID and not re.search(r"\d", given[start.end():]):
         return f"{given!r} is not a task ID; did you mean {start.group()}?", True
+    of_notebook = [t.id for t in TASKS if t.id.split(".")[0] == given]
+    if of_notebook:  # "4": the tasks of notebook 4
+        return (f"{given!r} is not a task ID; the tasks of notebook {given} are "
+                f"{', '.join(of_notebook)}.", True)
+    words = [t for t in TASKS if t.checked_by == "pytest" and len(name) >= 3
+             and name in re.split(r"[._]", t.function.lower())]
+    if words:  # "affine": a word of affine_forward and affine_backward
+        named = ", ".join(f"{t.id} ({t.function})" for t in words)
+        return f"{given!r} is not a task ID; tasks named with it: {named}.", True
     return f"{given!r} is not a task ID.", False
 
 

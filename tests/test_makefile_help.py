@@ -60,3 +60,16 @@ def test_every_hidden_target_refuses_to_run_in_the_student_tree() -> None:
     for target in SOLUTION_ONLY:
         recipe = re.search(rf"^{target}:.*\n((?:\t.*\n|#.*\n)+)", text, re.MULTILINE)
         assert recipe and "[ -d kit ]" in recipe.group(1), target
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("check", "1.3", "1.4"), 'make check takes task IDs as TASK: make check TASK="1.3 1.4"'),
+    (("check", "task=1.3"), 'TASK in capitals: make check TASK="1.3"'),
+])
+def test_a_task_given_the_wrong_way_stops_before_any_work(tmp_path: Path, args: tuple[str, ...],
+                                                          said: str) -> None:
+    # Stopped while make reads the Makefile: no venv, no tests, no full scoreboard first.
+    result = _make(_tree(tmp_path, with_kit=False), *args)
+    assert result.returncode != 0
+    assert said in result.stderr
+    assert not (tmp_path / ".venv").exists()

@@ -575,6 +575,24 @@ def test_ctrl_c_gives_no_scoreboard_of_rows_that_never_ran(tmp_path):
     assert "TASK   | STATUS" not in out
 
 
+@pytest.mark.parametrize(("given", "said"), [
+    ("1,3", "'1,3' is not a task ID; did you mean 1.3 (with a dot)?"),
+    ("4", "'4' is not a task ID; the tasks of notebook 4 are 4.1, 4.2, 4.3,"),
+    ("affine", "'affine' is not a task ID; tasks named with it: 1.1 (affine_forward), "
+               "1.2 (affine_backward)."),
+])
+def test_a_slip_in_a_task_id_gets_the_ids_it_likely_meant(tmp_path, given, said):
+    result = _pytest(tmp_path, "--task", given)
+    assert result.returncode != 0
+    assert said in result.stderr
+    assert "The task IDs are" not in result.stderr  # answered: no list of every ID
+
+
+def test_a_task_id_given_twice_is_one_task_and_one_error(tmp_path):
+    result = _pytest(tmp_path, "--task", "9.9,9.9")
+    assert result.stderr.count("There is no task 9.9.") == 1, result.stderr
+
+
 def test_task_option_rejects_unknown_ids(tmp_path):
     # Students give IDs as make check TASK=... or python -m course check ...: the message
     # names neither the option nor one of the two forms.
