@@ -851,9 +851,11 @@ def _read_failure(text: str) -> tuple[list[str], list[str]]:
 
 def _call_inputs(call: str) -> list[str]:
     """The arguments of hypothesis' ``test_x(n=4, x=array(...))``, each described (the
-    ``data=data(...)`` of a test that draws is left out: its draws follow). A call that
-    is not Python (an object's ``<...>`` repr) is shown as it is, cut short."""
-    source = call.strip()
+    ``data=data(...)`` of a test that draws is left out: its draws follow; an object of
+    the tests' registries is named, see ``_named_object``). An object's ``<...>`` repr
+    reads as ``_``; a call that is still not Python is shown as it is, cut short."""
+    # An object's "<function f at 0x...>" repr is no Python: read as a name, "_".
+    source = re.sub(r"<[^<>\n]*>", "_", call.strip())
     try:
         tree = ast.parse(source, mode="eval").body
     except SyntaxError:
@@ -867,8 +869,22 @@ def _call_inputs(call: str) -> list[str]:
             isinstance(value, ast.Call) and getattr(value.func, "id", None) == "data"
         ):
             continue
-        described.append(_describe_inputs(keyword.arg, ast.get_source_segment(source, value)))
+        named = _named_object(value)
+        described.append(f"{keyword.arg} = {named}" if named else
+                         _describe_inputs(keyword.arg, ast.get_source_segment(source, value)))
     return described
+
+
+def _named_object(node: ast.AST) -> str | None:
+    """``LayerCase('affine')`` for a repr such as ``LayerCase(name='affine', kind=...,
+    forward=<function ...>)``: an object of the tests' registries, by its name (its
+    fields are the test's fixed set-up, not the input that failed)."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        return None
+    name = next((k.value.value for k in node.keywords if k.arg == "name"
+                 and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)),
+                None)
+    return None if name is None else f"{node.func.id}({name!r})"
 
 
 _REPRODUCE_BLOB = re.compile(r"You can reproduce this (?:test case|example) by temporarily "

@@ -210,6 +210,27 @@ def test_a_blocked_task_shows_a_failure_of_its_own_module_first(tmp_path):
             "FAILED test_layers.py::test_after_relu") in out
 
 
+def _load_conftest(monkeypatch):
+    spec = importlib.util.spec_from_file_location("scoreboard_conftest", TESTS / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, conftest)
+    spec.loader.exec_module(conftest)
+    return conftest
+
+
+def test_a_registry_object_among_the_arguments_is_named_not_dumped(monkeypatch):
+    # A parametrized test's fixed set-up (a LayerCase of the layer registry) comes in
+    # hypothesis' call beside the drawn input: it reads as its name, the input in full.
+    conftest = _load_conftest(monkeypatch)
+    text = ("Falsifying example: test_backward(\n"
+            "    case=LayerCase(name='affine', kind='layer', forward=<function f>, "
+            "forward_task='1.1'),\n"
+            "    n=2,\n"
+            ")\nE   AssertionError: wrong")
+    assert conftest.describe_failure(text).splitlines()[0] == (
+        "failing input: case = LayerCase('affine'), n = 2")
+
+
 def test_every_file_of_task_tests_is_own_or_a_cross_check(monkeypatch):
     # The report puts a task's own test files first (conftest.own_test_files): a new file
     # of task tests must be one of them or a known cross-check, or its failures would
