@@ -220,6 +220,15 @@ def _task_ids(item: pytest.Item) -> list[str]:
     return [str(mark.args[0]) for mark in item.iter_markers("task") if mark.args]
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """With --scoreboard, one line while the tests run (the table comes at the end; the
+    first run of a fresh tree takes half a minute)."""
+    if session.config.getoption("--scoreboard") and session.items:
+        tasks = {t for item in session.items for t in _task_ids(item)}
+        print(f"Running {len(session.items)} tests of {len(tasks)} task(s)...",
+              file=sys.stderr, flush=True)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     wanted = set(wanted_tasks(config))
     if wanted:
@@ -1033,11 +1042,14 @@ def own_test_files(task: Task) -> set[str]:
 
 def _own_module_first(task: Task, nodeids: list[str]) -> list[str]:
     """nodeids with those of the task's own test files first (``own_test_files``), each
-    group in its order: those judge the student's code on its own, where the others
-    compare it with given code, the fast layers say, whose failure reads as if the given
-    code were wrong."""
+    group in its order but for its known-answer tests, which come first: the own files
+    judge the student's code on its own, where the others compare it with given code,
+    the fast layers say, whose failure reads as if the given code were wrong."""
     own = own_test_files(task)
-    return sorted(nodeids, key=lambda nodeid: nodeid.split("::")[0].rsplit("/")[-1] not in own)
+    # Within a group, the hand-derived known answers first: their opening comment says
+    # where the expected values come from, which a property test's failure cannot.
+    return sorted(nodeids, key=lambda nodeid: (
+        nodeid.split("::")[0].rsplit("/")[-1] not in own, "known_answer" not in nodeid))
 
 
 def _failure_block(nodeid: str) -> str:
