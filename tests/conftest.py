@@ -1060,6 +1060,14 @@ def _failure_block(nodeid: str) -> str:
                                         describe_failure(_FAILURES.get(nodeid, ""))) if part)
 
 
+def _stopped_at(row: Row, record: dict[str, str]) -> tuple[list[str], int, str]:
+    """The other tasks ``record`` (node ID -> task: a stub hit, a time-out waited for)
+    names for the row's stopped tests, how many tests, and those tasks with functions."""
+    tasks = sorted({record[n] for n in row.stopped_by if n in record}, key=task_sort_key)
+    count = sum(n in record for n in row.stopped_by)
+    return tasks, count, ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in tasks)
+
+
 def _task_report(row: Row, rows: dict[str, Row]) -> str:
     """What ``make check TASK=<id>`` says above the table about one task that does not pass."""
     task = row.task
@@ -1105,18 +1113,12 @@ def _task_report(row: Row, rows: dict[str, Row]) -> str:
             shown = "\n".join(f"  {nodeid}" for nodeid in others[:10])
             more = f"\n  ... and {len(others) - 10} more" if len(others) > 10 else ""
             lines.append(f"{len(others)} more failing test(s) of task {task.id}:\n{shown}{more}")
-    stubbed = sorted({_STUB_HIT[n] for n in row.stopped_by if n in _STUB_HIT},
-                     key=task_sort_key)
+    stubbed, count, names = _stopped_at(row, _STUB_HIT)
     if stubbed:
-        count = sum(n in _STUB_HIT for n in row.stopped_by)
-        names = ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in stubbed)
         lines.append(f"task {task.id}: {count} of its tests stopped at the stub of "
                      f"{names}, which they call: write {' and '.join(stubbed)} first.")
-    waited = sorted({_WAITED_FOR[n] for n in row.stopped_by if n in _WAITED_FOR},
-                    key=task_sort_key)
+    waited, count, names = _stopped_at(row, _WAITED_FOR)
     if waited:
-        count = sum(n in _WAITED_FOR for n in row.stopped_by)
-        names = ", ".join(f"{t} ({TASKS_BY_ID[t].function})" for t in waited)
         lines.append(f"task {task.id}: {count} of its tests were not run: they build on "
                      f"{names}, whose code ran past the time limit in an earlier test. "
                      f"Make it end first (make check TASK={waited[0]}).")
