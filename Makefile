@@ -32,9 +32,11 @@ endif
 
 # Two slips worth a clear stop before any work: `make check 1.3` (the ID as a target) and
 # `make check task=1.3` (a variable make does not read).
+ifneq ($(filter check,$(MAKECMDGOALS)),)
 UNKNOWN_GOALS := $(filter-out $(shell sed -n 's/^\.PHONY: //p' $(firstword $(MAKEFILE_LIST))),$(MAKECMDGOALS))
-ifneq ($(and $(filter check,$(MAKECMDGOALS)),$(UNKNOWN_GOALS)),)
+ifneq ($(UNKNOWN_GOALS),)
 $(error make check takes task IDs as TASK: make check TASK="$(UNKNOWN_GOALS)")
+endif
 endif
 ifeq ($(origin task),command line)
 $(error TASK in capitals: make check TASK="$(task)")

@@ -610,14 +610,17 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
         options = subs.grading_options(checks, refs, limits)
         return subs.Fingerprint(subs.content_hash(path), options, material)
 
-    _refuse_replacing_full_grades(out, named, fingerprint)
+    # Each submission hashed and each saved result read once, for both uses below.
+    fingerprints = {name: fingerprint(path, name) for path, name in named.items()}
+    saved = {name: rp.load_result(out, name) for name in names}
+    _refuse_replacing_full_grades(out, fingerprints, saved)
     outputs.claim_folder(out, OUT_STAMP)
     earlier = {r.submission: r for r in rp.load_results(out) if r.submission not in names}
     results: dict[str, rp.GradeResult] = {}
     pending: list[tuple[Path, str, subs.Fingerprint]] = []
     for path, name in named.items():
-        now = fingerprint(path, name)
-        previous = None if force else rp.load_result(out, name)
+        now = fingerprints[name]
+        previous = None if force else saved[name]
         if previous is not None:
             changes = now.changes_since(subs.Fingerprint.from_json(previous.graded_with),
                                         name, str(path))
@@ -670,17 +673,17 @@ def _narrower(now: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
         saved.get("notebooks") or ())
 
 
-def _refuse_replacing_full_grades(out: Path, named: Mapping[Path, str],
-                                  fingerprint: Callable[[Path, str], subs.Fingerprint]
-                                  ) -> None:
+def _refuse_replacing_full_grades(out: Path, fingerprints: Mapping[str, subs.Fingerprint],
+                                  saved: Mapping[str, rp.GradeResult | None]) -> None:
     """A trial (``--only``, or fewer ``--notebook``s) into ``out`` where a submission has a
-    grade of every check would replace that grade (its report and its row of grades.csv):
-    refused, before anything is graded or written, naming them."""
+    grade of every check (``saved``: its result there, by name) would replace that grade
+    (its report and its row of grades.csv): refused, before anything is graded or
+    written, naming them."""
     replaced = []
-    for path, name in named.items():
-        previous = rp.load_result(out, name)
-        saved = None if previous is None else subs.Fingerprint.from_json(previous.graded_with)
-        if saved is not None and _narrower(fingerprint(path, name).options, saved.options):
+    for name, now in fingerprints.items():
+        previous = saved.get(name)
+        graded = None if previous is None else subs.Fingerprint.from_json(previous.graded_with)
+        if graded is not None and _narrower(now.options, graded.options):
             replaced.append(f"{name} ({previous.total}/{previous.max})")
     if replaced:
         raise ValueError(
@@ -738,6 +741,14 @@ def _make_sure_of_bubblewrap() -> None:
         print(f"kit grade: {error}", file=sys.stderr)
 
 
+def _notebook_names(given: list[str] | None, references: Mapping[str, Any]) -> list[str] | None:
+    """``--notebook`` values as the notebooks' own names: any case, ``.ipynb`` optional (an
+    unknown name is kept, for ``_usage_problem`` to name; None: every notebook)."""
+    by_key = {name.lower(): name for name in references}
+    return None if given is None else [by_key.get(name.lower().removesuffix(".ipynb"), name)
+                                       for name in given]
+
+
 def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> str | None:
     """What is wrong with the arguments that argparse cannot see (None: nothing)."""
     for path in args.submissions:
@@ -746,10 +757,6 @@ def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> s
         if path.is_file() and path.suffix.lower() != ".zip":
             return (f"argument SUBMISSION: expected a folder or a .zip file, got {path} "
                     "(a file)")
-    by_key = {name.lower(): name for name in references}
-    if args.notebook is not None:  # None: every notebook
-        args.notebook = [by_key.get(name.lower().removesuffix(".ipynb"), name)
-                         for name in args.notebook]
     unknown = [name for name in args.notebook or [] if name not in references]
     if unknown:
         return (f"argument --notebook: no notebook {', '.join(map(repr, unknown))}; "
@@ -774,7 +781,9 @@ def _usage_problem(args: argparse.Namespace, references: Mapping[str, Any]) -> s
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    problem = _usage_problem(args, reference_notebooks())
+    references = reference_notebooks()
+    args.notebook = _notebook_names(args.notebook, references)
+    problem = _usage_problem(args, references)
     if problem:
         parser().error(problem)
     if not args.no_isolation:

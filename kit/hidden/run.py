@@ -401,14 +401,14 @@ def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLim
               ("own-work", None, apart)]
     by_index: dict[int, CaseOutcome] = {}
     launches: list[Launched] = []
+    if chosen_mode(limits.isolation) == "user":
+        workdir.chmod(0o711)  # the sandbox user passes through to its groups' folders
     try:
         for name, group_box, indices in groups:
             if not indices:
                 continue
             folder = workdir / name
             folder.mkdir()
-            if chosen_mode(limits.isolation) == "user":
-                workdir.chmod(0o711)  # the sandbox user passes through to its folders
             if group_box is None:
                 group_box = without_given_layers(box, folder / "box")
             left = limits.total_seconds - (time.monotonic() - started)

@@ -212,8 +212,10 @@ def test_grade_names_a_bad_disk_cap_variable_before_grading(tmp_path: Path,
 def test_grade_without_notebook_options_grades_every_notebook(tmp_path: Path) -> None:
     references = grade.reference_notebooks()
     args = grade.parser().parse_args([str(tmp_path), "--only", "affine-forward"])
+    args.notebook = grade._notebook_names(args.notebook, references)
     assert grade._usage_problem(args, references) is None and args.notebook is None
     args = grade.parser().parse_args([str(tmp_path), "--notebook", "DROPOUT.ipynb"])
+    args.notebook = grade._notebook_names(args.notebook, references)
     assert grade._usage_problem(args, references) is None and args.notebook == ["Dropout"]
     # And a batch that would select nothing is an error, never a "graded" 0/0.
     with pytest.raises(ValueError, match="nothing to grade"):
