@@ -167,7 +167,9 @@ that load barely moves, and checked with two threads.
   to 0.92x the fwd + bwd time on a quiet machine, but with one busy process beside it
   the forward took 1.15x to 1.2x and the backward 1.07x to 1.10x: not worth the risk
   that INLINE_BYTES describes. No buffer is larger than a thread's block buffers, apart
-  from the output and the gradients themselves.
+  from the output and the gradients themselves. A strided layer's backward pass under
+  INLINE_BYTES but over OVERLAP_BYTES puts dw on a helper thread beside dx instead
+  (round 11).
 * **Max pooling**, tiling windows (stride = window, the 2x2/2 of the networks). The
   forward pass copies each block offsets first, (ph, pw, n, C, H_out, W_out), then runs
   ``_first_max_of`` over the ph*pw contiguous offset arrays: out = the maximum and, kept
@@ -376,6 +378,31 @@ is their last add, which writes the stride-s target: 14 us per 33k float32 value
 crops, whose inner loops are then half as long: 0.98x in float32. A call's fixed cost
 (checks, buffers, views) is about 35 us forward and 70 us backward at (a), 4% of its
 fwd + bwd time. Measured with scripts kept out of the tree.
+
+Round 11 (2026-12-03, seventh session), kept: a strided layer's backward pass computes dw
+on a helper thread while the calling thread computes dx (``_side_by_side``), when its
+im2col work lies between OVERLAP_BYTES (2 MiB) and INLINE_BYTES, where each part runs
+on one thread. dw is one batched GEMM over the kept im2col; dx by phases is a GEMM and
+then mostly short elementwise passes, which a second thread of their own does not speed
+up (round 8), but which leave the other core to a GEMM. Results are bit for bit those of
+one part after the other. At (a), float32, kit.bench's interleaving against the same
+code with the overlap off and PyTorch, in one process (medians, quiet machine, load 0.6
+to 0.9 before, no other helper): fwd + bwd 0.86x to 0.89x the time (2.43 to 2.54
+against 2.78 to 2.93 ms; backward 1.29 to 1.33 against 1.55 to 1.61), over PyTorch's
+0.99 to 1.03 (was 1.13 to 1.19 in the same runs). One part beside the other, alone:
+0.73x to 0.81x at batch 100, 0.84x to 0.93x at 50 (1.3 MiB), 1.18x at 20 and 1.36x
+at 10 (the helper's wake-up and hand-back cost about 0.1 ms); after a forward pass, as
+in training, batch 50 took 1.02x to 1.05x, 75 (2.0 MiB) 0.93x to 0.99x: hence 2 MiB.
+Other strided layers of 2 to 4 MiB: 0.78x. With busy processes beside it (one or two
+pure-Python loops on the 2 cores), side by side took 1.19x to 1.54x the time of one
+after the other until a helper that has not started when dx is done is taken back and
+run on the calling thread; with that, 0.96x to 1.07x. Tried and dropped the same day:
+at stride 1 (dx also GEMM-bound) side by side took 1.00x to 1.27x; the forward's im2col
+copies on the calling thread with each block's GEMM handed to the helper (1.01x to
+1.11x: a hand-off per block, and the GEMM reads what the other core just wrote); dw in
+one product for the whole batch (1.00x to 1.10x); side by side above INLINE_BYTES, each
+part on one thread, at (a) float64 (backward 0.88x to 0.90x, but the forward's blocks
+then stayed on one thread too: fwd + bwd 1.10x to 1.14x).
 """
 
 from __future__ import annotations
@@ -892,12 +919,55 @@ def conv_backward_fast(
     kept = getattr(cache, "im2col", None)
     if kept is not None and kept.dtype != dtype:  # dout of another dtype than the forward's
         kept = None
-    dw_flat, db = _weight_gradient(_padded_input(x.astype(dtype, copy=False), pad),
-                                   HH, WW, stride, dout.reshape(N, F, H_out * W_out), kept)
-    dw = dw_flat.reshape(w.shape)
+    weight_gradient = functools.partial(
+        _weight_gradient, _padded_input(x.astype(dtype, copy=False), pad), HH, WW, stride,
+        dout.reshape(N, F, H_out * W_out), kept)
     if not input_grad:
-        return None, dw, db
-    return _input_gradient(dout, w, x.shape, stride, pad), dw, db
+        dw_flat, db = weight_gradient()
+        return None, dw_flat.reshape(w.shape), db
+    input_gradient = functools.partial(_input_gradient, dout, w, x.shape, stride, pad)
+    if _overlaps_gradients(stride, N * w[0].size * H_out * W_out * dtype.itemsize):
+        (dw_flat, db), dx = _side_by_side(weight_gradient, input_gradient)
+    else:
+        dw_flat, db = weight_gradient()
+        dx = input_gradient()
+    return dx, dw_flat.reshape(w.shape), db
+
+
+# A strided layer's backward pass whose im2col work lies between these many bytes and
+# INLINE_BYTES computes dw on a helper thread while the calling thread computes dx
+# (``_side_by_side``). There each part would run on one thread, and the two are of
+# different kinds: dw is one batched GEMM; dx by phases is mostly short elementwise
+# passes, which a second thread does not speed up (round 8) but which leave the other
+# core to a GEMM. At (a), float32 (2.6 MiB), fwd + bwd took 0.86x to 0.89x the time; at
+# batch 50 (1.3 MiB), after a forward pass as in training, 1.02x to 1.05x: waking the
+# helper and handing back its result cost about 0.1 ms. At stride 1 dx is GEMM-bound
+# too, and side by side was slower (1.00x to 1.27x). Round 11 in the module docstring.
+OVERLAP_BYTES = 2 * 2**20
+
+
+def _overlaps_gradients(stride: int, work_bytes: int) -> bool:
+    """Whether ``conv_backward_fast`` computes dw and dx side by side (OVERLAP_BYTES)."""
+    return stride > 1 and WORKERS > 1 and OVERLAP_BYTES <= work_bytes <= INLINE_BYTES
+
+
+def _side_by_side(helper_job: Callable[[], Any], own_job: Callable[[], Any]
+                  ) -> tuple[Any, Any]:
+    """``(helper_job(), own_job())``, the first on a helper thread while this thread runs
+    the second, BLAS on one thread per job meanwhile (as for blocks). A helper that has
+    not started by the time own_job is done (other processes hold the cores) is cancelled
+    and its job run here: on a machine with one busy process beside this one, side by
+    side took 1.02x to 1.07x the time of one after the other, 1.19x to 1.54x before this
+    fallback."""
+    with _single_threaded_blas():
+        helper = _executor().submit(helper_job)
+        try:
+            mine = own_job()
+        finally:
+            started = not helper.cancel()
+            if started:
+                wait([helper])  # never leave it running outside the BLAS limit
+        return (helper.result() if started else helper_job()), mine
 
 
 def _input_gradient(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], stride: int,

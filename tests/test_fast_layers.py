@@ -7,6 +7,9 @@ from __future__ import annotations
 import copy
 import itertools
 import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from unittest.mock import patch
 
@@ -241,6 +244,101 @@ def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: i
         for got, want in zip(conv_backward_fast(dout, cache),
                              conv_backward_naive(dout, naive_cache), strict=True):
             _assert_same(got, want, "grads")
+
+
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+@given(inputs=conv_inputs())
+def test_strided_backward_side_by_side_matches_naive(inputs: dict) -> None:
+    # dw on a helper thread while this one computes dx: the drawn layers are far below
+    # OVERLAP_BYTES, so the window is opened to every size; a spy checks that the strided
+    # ones did take that path (and only they).
+    out, cache = conv_forward_fast(**inputs)
+    dout = np.random.default_rng(4).standard_normal(out.shape)
+    want = conv_backward_naive(dout, conv_forward_naive(**inputs)[1])
+    calls = []
+
+    def spy(helper_job, own_job):
+        calls.append(1)
+        return side_by_side(helper_job, own_job)
+
+    side_by_side = fast._side_by_side
+    with patch.object(fast, "OVERLAP_BYTES", 0), patch.object(fast, "WORKERS", 2), \
+            patch.object(fast, "_side_by_side", spy):
+        got = conv_backward_fast(dout, cache)
+    assert len(calls) == (inputs["conv_param"]["stride"] > 1)
+    _assert_grads_same(got, want, "dw beside dx")
+
+
+def test_side_by_side_runs_the_first_job_on_another_thread() -> None:
+    # The own job outlasts the helper's start (as dx does dw's), so the helper is not
+    # taken back.
+    threads, started = {}, threading.Event()
+
+    def helper_job():
+        threads["helper"] = threading.get_ident()
+        started.set()
+        return "helper"
+
+    def own_job():
+        threads["own"] = threading.get_ident()
+        assert started.wait(5)
+        return "own"
+
+    assert fast._side_by_side(helper_job, own_job) == ("helper", "own")
+    assert threads["own"] == threading.get_ident() != threads["helper"]
+
+
+def test_side_by_side_runs_a_helper_that_never_started_itself(monkeypatch) -> None:
+    # The only worker is busy (another process holds the cores, say): the helper's job is
+    # taken back and run on the calling thread, not waited for.
+    release = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.submit(release.wait)
+    monkeypatch.setattr(fast, "_executor", lambda: pool)
+    ran_on = []
+    try:
+        got = fast._side_by_side(lambda: ran_on.append(threading.get_ident()) or "helper",
+                                 lambda: "own")
+    finally:
+        release.set()
+        pool.shutdown()
+    assert got == ("helper", "own")
+    assert ran_on == [threading.get_ident()]
+
+
+def test_side_by_side_waits_for_its_helper_when_its_own_job_fails() -> None:
+    # The helper must not run on outside the BLAS limit, nor be left behind: the error
+    # comes out only once the helper has finished.
+    started, finished = threading.Event(), threading.Event()
+
+    def helper_job():
+        started.set()
+        time.sleep(0.05)
+        finished.set()
+
+    def own_job():
+        assert started.wait(5)
+        raise RuntimeError("own job failed")
+
+    with pytest.raises(RuntimeError, match="own job failed"):
+        fast._side_by_side(helper_job, own_job)
+    assert finished.is_set()
+    with pytest.raises(ValueError, match="helper failed"):
+        fast._side_by_side(lambda: (_ for _ in ()).throw(ValueError("helper failed")),
+                           lambda: None)
+
+
+@pytest.mark.parametrize(("stride", "work", "workers", "expected"), [
+    (2, 100 * 27 * 256 * 4, 2, True),  # the benchmark's (a), float32: 2.6 MiB
+    (2, 100 * 27 * 256 * 8, 2, False),  # (a) in float64: its blocks already use threads
+    (2, 20 * 27 * 256 * 4, 2, False),  # too small: waking the helper costs more
+    (1, 100 * 27 * 256 * 4, 2, False),  # stride 1: dx is GEMM-bound too
+    (2, 100 * 27 * 256 * 4, 1, False),  # one core
+])
+def test_which_backward_passes_compute_dw_beside_dx(monkeypatch, stride: int, work: int,
+                                                    workers: int, expected: bool) -> None:
+    monkeypatch.setattr(fast, "WORKERS", workers)
+    assert fast._overlaps_gradients(stride, work) is expected
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
