@@ -381,6 +381,42 @@ def skipped_reason(index: int, reasons: Mapping[int, rp.Reason | None], limits: 
                                              f"({limits.cell_timeout:g} s) before it")
 
 
+# Failures that stop a cell before its end, so that names it assigns may never exist.
+STOPS_A_CELL = frozenset({rp.FailureKind.ERROR, rp.FailureKind.TIMEOUT, rp.FailureKind.MEMORY,
+                          rp.FailureKind.KERNEL_DIED})
+
+
+def explain_missing_name(verdict: rp.Verdict, index: int,
+                         reasons: Mapping[int, rp.Reason | None],
+                         cells: Mapping[int, CodeCell]) -> rp.Verdict:
+    """A check cell that stopped on ``NameError: name 'x' is not defined`` because an
+    earlier cell that assigns x failed first (a missing file, a stub, an error in another
+    task): the verdict says which cell, and that cell's error, instead of leaving the
+    student to look for a name they never had to write. Any other verdict is returned
+    as it is. The latest earlier cell of the reference notebook that may assign the name
+    (``kit.notebooks.may_bind``) and stopped is the one named."""
+    reason = verdict.reason
+    missing = (nbs.MISSING_NAME.search(reason.text) if reason is not None
+               and reason.kind is rp.FailureKind.ERROR and "NameError" in reason.text else None)
+    if missing is None:
+        return verdict
+    name = missing.group(1)
+    cause = next((i for i in sorted(reasons, reverse=True)
+                  if i < index and i in cells and reasons[i] is not None
+                  and reasons[i].kind in STOPS_A_CELL and nbs.may_bind(cells[i].cell, name)),
+                 None)
+    if cause is None:
+        return verdict
+    heading = cells[cause].heading
+    where = f"the cell under \"{heading}\" (code cell {cause})" if heading else (
+        f"code cell {cause}")
+    note = (f"[grader] This cell needs {name}, which {where} makes; that cell stopped "
+            f"first: {reasons[cause].text.removeprefix('error: ')}")
+    return dataclasses.replace(
+        verdict, actual=f"{note}\n\n{verdict.actual or ''}".rstrip() + "\n",
+        line=f"{verdict.line} ({name} is made by {where}, which stopped first)")
+
+
 def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
           root: Path = ROOT, hidden_report: hidden.HiddenReport | None = None,
           references: Mapping[str, Any] | None = None, problem: rp.Reason | None = None,
@@ -410,6 +446,7 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
                                                            cells))
             else:
                 verdict = failed_cell_verdict(reason, record, root)
+                verdict = explain_missing_name(verdict, check.index, reasons, cells)
             results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
                                           hidden_verdict(check.task, hidden_report),
                                           check.task))

@@ -26,6 +26,7 @@ declare theirs as such lists.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -37,6 +38,7 @@ import nbformat
 
 from course.tasks import NOTEBOOKS
 from kit.errors import KitError
+from kit.markers import parse_python
 from kit.outputs import atomic_file
 
 
@@ -193,6 +195,37 @@ def check_cells(notebook: Any) -> dict[int, str]:
     return {c.index: check_name(c.cell, c.index) for c in code_cells(notebook)
             if is_check(c.cell)}
 
+
+
+# -- names a cell defines ------------------------------------------------------------------
+
+MISSING_NAME = re.compile(r"name '(\w+)' is not defined")  # a NameError's message
+
+
+def bound_names(source: str) -> set[str] | None:
+    """Names a cell's code assigns at any depth (for: which cell should have defined it).
+
+    None when Python cannot parse the cell (IPython magics): it may assign anything.
+    """
+    try:
+        tree = parse_python(source)
+    except SyntaxError:
+        return None
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split(".")[0])
+    return names
+
+
+def may_bind(cell: Any, name: str) -> bool:
+    """Whether the cell's code may assign ``name`` (a cell that does not parse may)."""
+    names = bound_names(source_of(cell))
+    return names is None or name in names
 
 # -- volatile metadata ---------------------------------------------------------------------
 

@@ -488,6 +488,14 @@ def _cell(text: str, limit: int = 150) -> str:
     return text.replace("|", "\\|")
 
 
+def _code_span(text: str) -> str:
+    """``text`` as Markdown inline code, fenced by one more backtick than the longest run of
+    backticks inside it (a heading such as "Training with `Solver`" in an error line)."""
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
 def likely_causes(tasks: list[TaskResult]) -> list[tuple[TaskResult, list[str]]]:
     """Where several tasks fail for one bug, the task to fix first, with the failed tasks
     that may pass once it is fixed.
@@ -573,7 +581,7 @@ def _notebook_section(notebook: str, tasks: list[TaskResult]) -> list[str]:
         for position, check in enumerate(task.checks):
             label = f"{task.task} {task.title}" if position == 0 else ""
             points = f"{task.points}/{task.max_points}" if position == 0 else ""
-            line = f"`{_cell(check.first_line)}`" if check.first_line else ""
+            line = _code_span(_cell(check.first_line)) if check.first_line else ""
             lines.append(f"| {_cell(label)} | {points} | `{check.name}` | "
                          f"{_cell(_result_text(check))} | {line} |")
             details += _evidence(check)

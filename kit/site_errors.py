@@ -21,7 +21,6 @@ downloads show it.
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 
 from course.notebook_outputs import STUB_MESSAGE
 from course.tasks import TASKS, task_sort_key
+from kit import notebooks as nbs
 
 STUB = "stub"  # the cell stopped at a stub's NotImplementedError
 AFTER_STUB = "after-stub"  # it failed after an earlier cell of the notebook stopped at a stub
@@ -136,34 +136,6 @@ def stub_line(message: str) -> str | None:
     return f"Stopped at a stub: task {task} is not written yet ({where})."
 
 
-def _bound_names(source: str) -> set[str] | None:
-    """Names a cell's code assigns at any depth (for: which cell should have defined it).
-
-    None when Python cannot parse the cell (IPython magics): it may assign anything.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return None
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            names.add(node.name)
-        elif isinstance(node, ast.alias):
-            names.add((node.asname or node.name).split(".")[0])
-    return names
-
-
-def _may_bind(cell: Any, name: str) -> bool:
-    names = _bound_names(_text(cell.get("source")))
-    return names is None or name in names
-
-
-_MISSING_NAME = re.compile(r"name '(\w+)' is not defined")
-
-
 def classify(nb: Any) -> list[CellError]:
     """Each error output of an executed notebook, classified in cell order.
 
@@ -187,10 +159,10 @@ def classify(nb: Any) -> list[CellError]:
             continue
         earlier = [c for c in root if c < number]
         cause: int | None = None
-        missing = _MISSING_NAME.search(message) if name == "NameError" else None
+        missing = nbs.MISSING_NAME.search(message) if name == "NameError" else None
         if missing:
             cause = next((c for c in reversed(earlier)
-                          if _may_bind(nb["cells"][c], missing.group(1))), None)
+                          if nbs.may_bind(nb["cells"][c], missing.group(1))), None)
         if cause is None and not missing:
             cause = next((c for c in reversed(earlier) if root[c] is not None), None)
         task = root.get(cause) if cause is not None else None

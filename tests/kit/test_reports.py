@@ -317,6 +317,60 @@ def test_a_check_skipped_after_a_timeout_says_so_and_shows_no_failure_of_its_own
            "longer than the time limit per cell" in text
 
 
+def _cell_that_assigns(notebook: dict, name: str, before: int) -> int:
+    """nbval's index of the last code cell before ``before`` whose source has a line
+    starting ``name = `` (read as text, not through kit.notebooks)."""
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    return max(i for i, c in enumerate(code[:before])
+               if any(line.startswith(f"{name} = ") for line in "".join(c["source"]).splitlines()))
+
+
+def test_a_name_error_after_an_earlier_cell_stopped_names_that_cell_and_its_error():
+    # No fc_net.py: the cell that makes the solver stops, and the training check then
+    # reads "NameError: name 'solver' is not defined", which the student never had to
+    # write. The verdict names the cell that should have made it, and why it stopped.
+    selection, cells = one_notebook(["two-layer-net-training"])
+    references = grade.reference_notebooks(ROOT, [FC])
+    check = cells["two-layer-net-training"]
+    maker = _cell_that_assigns(references[FC], "solver", check)
+    missing = "NotImplementedError: FullyConnectedNet.__init__: fc_net.py is not in the submission"
+    raised = "Cell execution caused an exception"
+    stopped_first = CellRecord(maker, "failed", message=raised, actual=f"{missing}\n")
+    name_error = CellRecord(check, "failed", message=raised,
+                            expected="check passed: training\n",
+                            actual="NameError: name 'solver' is not defined\n")
+    run = NotebookRun(records={maker: stopped_first, check: name_error})
+    [result] = grade.score(selection, {FC: run}, LIMITS, ROOT, references=references)
+    heading = next(c.heading for c in grade.nbs.code_cells(references[FC]) if c.index == maker)
+    where = f'the cell under "{heading}" (code cell {maker})'
+    assert result.first_line == (f"NameError: name 'solver' is not defined (solver is made "
+                                 f"by {where}, which stopped first)")
+    assert result.notebook_verdict.actual.startswith(
+        f"[grader] This cell needs solver, which {where} makes; that cell stopped first: "
+        f"{missing}\n\nNameError: name 'solver' is not defined")
+    # The heading has backticks ("Training with `Solver`"): the row's code span still
+    # holds the whole line.
+    text = rp.feedback_markdown(rp.GradeResult("dan", runs=[], checks=[result]))
+    row = next(line for line in text.splitlines() if "`two-layer-net-training`" in line)
+    assert "`" in heading and "| ``NameError: name 'solver'" in row
+    assert row.endswith("which stopped first)`` |")
+
+    # When the cell that makes the name ran, the NameError is the check cell's own.
+    ran = dict(run.records)
+    ran[maker] = CellRecord(maker, "passed")
+    [own] = grade.score(selection, {FC: NotebookRun(records=ran)}, LIMITS, ROOT,
+                        references=references)
+    assert own.first_line == "NameError: name 'solver' is not defined"
+    assert "[grader]" not in own.notebook_verdict.actual
+
+
+def test_a_code_span_holds_backticks():
+    assert rp._code_span("plain") == "`plain`"
+    assert rp._code_span("with `x` inside") == "``with `x` inside``"
+    assert rp._code_span("`start") == "`` `start ``"
+    assert rp._code_span("a ``b`` c") == "```a ``b`` c```"
+
+
 def test_tasks_the_run_never_judged_are_neither_blamed_nor_promised_anything():
     wall = "wall-clock limit of 600 s reached"
     result = rp.GradeResult("cleo", runs=[], checks=[
