@@ -638,6 +638,7 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
         return {n: nb for n, nb in references.items() if wanted is None or n in wanted}
 
     material = subs.material_hash(root)
+    all_notebooks = course_notebooks(root)
 
     def fingerprint(path: Path, name: str) -> subs.Fingerprint:
         refs = refs_for(name)
@@ -675,8 +676,12 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     def write_csv() -> None:
         everything = [*earlier.values(), *results.values()]
         outputs.write_atomic(out / "grades.csv",
-                             rp.grades_csv(everything, csv_notebooks(everything, references)),
+                             rp.grades_csv(everything, csv_notebooks(everything, references),
+                                           options_of),
                              private=True)
+
+    def options_of(result: rp.GradeResult) -> str:
+        return subs.options_flags((result.graded_with or {}).get("options"), all_notebooks)
 
     def finish(result: rp.GradeResult, now: subs.Fingerprint) -> None:
         result.graded_with = now.to_json()

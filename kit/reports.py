@@ -20,7 +20,8 @@ Reports, all made from that one type:
   ``kit.submissions.Fingerprint``);
 * ``<submission>.md``: ``feedback_markdown``, for the student;
 * ``grades.csv``: ``grades_csv``, one row per submission with a subtotal per notebook
-  (``kit grade`` writes it from every result in its ``--out``: ``load_results``);
+  and the options it was graded with (``kit grade`` writes it from every result in its
+  ``--out``: ``load_results``; rows of earlier runs keep their own options);
 * the terminal table: ``summary_table``;
 * Gradescope's ``results.json``: ``to_gradescope``.
 """
@@ -31,7 +32,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -645,16 +646,21 @@ def feedback_markdown(result: GradeResult) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def grades_csv(results: Iterable[GradeResult], notebooks: list[str]) -> str:
-    """``grades.csv``: submission, total, max, status and a subtotal per notebook."""
+def grades_csv(results: Iterable[GradeResult], notebooks: list[str],
+               options: Callable[[GradeResult], str] | None = None) -> str:
+    """``grades.csv``: submission, total, max, status, a subtotal per notebook, how the
+    code was isolated, the tasks only hidden checks failed, and the options each row was
+    graded with (``options``: a result's options as text; rows of one file may come
+    from runs with different options)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["submission", "total", "max", "status", *notebooks, "isolation",
-                     "hidden_check_failures"])
+                     "hidden_check_failures", "options"])
     for result in sorted(results, key=lambda r: r.submission):
         writer.writerow([result.submission, result.total, result.max, result.status,
                          *(result.subtotal(n) for n in notebooks), result.isolation,
-                         sum(t.only_hidden_failed for t in result.tasks)])
+                         sum(t.only_hidden_failed for t in result.tasks),
+                         options(result) if options is not None else ""])
     return buffer.getvalue()
 
 

@@ -227,6 +227,25 @@ def _shown(key: str, value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def options_flags(options: Mapping[str, Any] | None, all_notebooks: Sequence[str]) -> str:
+    """A result's options as the ``kit grade`` flags that give them, for a column of
+    grades.csv: the limits set (``--timeout 60 --wall 600 --memory 3072 --disk 512``),
+    then ``--no-isolation``, ``--notebook`` (only when not every notebook was graded)
+    and ``--only`` when they applied. "unknown" for a result saved without them."""
+    if not options:
+        return "unknown"
+    flags = [f"{flag} {_shown(key, options[key])}" for key, flag in (
+        ("cell_timeout", "--timeout"), ("wall", "--wall"), ("memory_mb", "--memory"),
+        ("disk_mb", "--disk")) if options.get(key) is not None]  # None: not set
+    if options.get("isolation") == "none":
+        flags.append("--no-isolation")
+    notebooks = list(options.get("notebooks") or [])
+    if set(notebooks) != set(all_notebooks):
+        flags += [f"--notebook {name}" for name in notebooks]
+    flags += [f"--only {check.split('/')[-1]}" for check in options.get("checks") or []]
+    return " ".join(flags)
+
+
 @dataclass(frozen=True)
 class Fingerprint:
     """What a result was graded from: the submission's content, the options, the kit."""

@@ -172,6 +172,30 @@ def test_grades_csv_keeps_the_submissions_graded_earlier_into_the_same_out(tmp_p
     assert all(int(r[NOTEBOOK]) == int(r["total"]) for r in rows)
 
 
+def test_each_row_of_grades_csv_says_the_options_it_was_graded_with(tmp_path, stub):
+    # Rows graded into one --out by different runs: each says its own options.
+    out = tmp_path / "grades"
+    batch([handin(tmp_path / "zoe.zip", "all")], out)
+    batch([handin(tmp_path / "adam.zip", "none")], out,
+          limits=Limits(cell_timeout=90, wall=1200, memory_mb=2048, disk_mb=64,
+                        isolation="none"))
+    rows = {r["submission"]: r["options"]
+            for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
+    assert rows == {
+        "zoe": f"--timeout 60 --wall 600 --memory 3072 --no-isolation --notebook {NOTEBOOK}",
+        "adam": f"--timeout 90 --wall 1200 --memory 2048 --disk 64 --no-isolation "
+                f"--notebook {NOTEBOOK}"}
+    saved = json.loads((out / "zoe.json").read_text())
+    del saved["graded_with"]  # a result written before results said what they were graded from
+    (out / "zoe.json").write_text(json.dumps(saved))
+    batch([handin(tmp_path / "bea.zip", "all")], out,
+          only_checks={f"{NOTEBOOK}/affine-forward"})
+    rows = {r["submission"]: r["options"]
+            for r in csv.DictReader(io.StringIO((out / "grades.csv").read_text()))}
+    assert rows["zoe"] == "unknown"
+    assert rows["bea"].endswith(f"--notebook {NOTEBOOK} --only affine-forward")
+
+
 def test_handin_zips_in_one_folder_per_student_are_named_by_their_folders(tmp_path, stub):
     lms, out = tmp_path / "lms", tmp_path / "grades"
     paths = [handin(lms / who / "handin.zip", "all") for who in ("alice", "bob")]
