@@ -983,11 +983,39 @@ def _check_cell_location(key: str) -> str:
     return where
 
 
+STALE_MARGIN_S = 3  # seconds: see changed_since_saved
+
+
+def changed_since_saved(notebook: Path) -> list[str]:
+    """The files of course/ changed after ``notebook`` was last saved, oldest name first:
+    its saved outputs came from the code before those changes (the grade runs the code as
+    it is now). Empty when the notebook or course/ is not there. Files written within
+    STALE_MARGIN_S of the notebook do not count: a clone or an unzipped release writes
+    them all at once (zip keeps times to 2 s), and none of them is a change."""
+    try:
+        saved = notebook.stat().st_mtime
+    except OSError:
+        return []
+    return sorted(str(path.relative_to(ROOT)) for path in (ROOT / "course").rglob("*.py")
+                  if path.stat().st_mtime > saved + STALE_MARGIN_S)
+
+
+
+def _stale_hint(row: Row) -> str:
+    """For a notebook task scored from saved outputs older than the code: say so."""
+    changed = changed_since_saved(NOTEBOOKS_DIR / f"{row.task.notebook}.ipynb")
+    if row.status not in ("PASS", "FAIL") or row.unreadable or not changed:
+        return ""
+    more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+    return (f" (saved before {changed[0]}{more} changed: run its cells again and save "
+            "to score the code as it is now)")
+
+
 def _notebook_note(row: Row) -> str:
     """What a notebook task's row adds after its title: where it stands and what to do."""
     where = f"notebooks/{row.task.notebook}.ipynb"
     if row.status == "PASS":
-        return f"; from the outputs saved in {where}"
+        return f"; from the outputs saved in {where}{_stale_hint(row)}"
     if row.status == "TODO":
         return f"; still a stub in {where}"
     if row.unreadable:  # running its cells again cannot help: the file is broken
@@ -996,7 +1024,7 @@ def _notebook_note(row: Row) -> str:
         return f"; run its cells in {where} and save the notebook"
     failed = next((s for s in row.saved if s.ran and not s.passed), None)
     reason = failed.reason if failed else ""
-    return f"; {reason if len(reason) <= 90 else reason[:87] + '...'}"
+    return f"; {reason if len(reason) <= 90 else reason[:87] + '...'}{_stale_hint(row)}"
 
 
 def _row_line(row: Row) -> str:

@@ -383,6 +383,31 @@ def test_a_notebook_task_fails_on_a_failed_line_an_error_or_a_stray_print(tmp_pa
     assert "remove extra prints" in out
 
 
+def test_a_notebook_task_saved_before_the_code_changed_says_so(tmp_path):
+    # Its outputs came from the code before the change (the grade runs the code as it is
+    # now); files written with the notebook, as a clone writes them, are no change.
+    first, second = NOTEBOOK_TASKS[:2]
+    cells = _all_passed()
+    cells[second.id][0] = _check_cell(cells[second.id][0]["id"], _stdout(FAILED))
+    _save_notebook(tmp_path, cells)
+    notebook = tmp_path / "notebooks" / f"{first.notebook}.ipynb"
+    (tmp_path / "course").mkdir()
+    for name in ("layers.py", "solver.py"):
+        (tmp_path / "course" / name).write_text("# the student's code\n")
+    saved = notebook.stat().st_mtime
+    os.utime(tmp_path / "course" / "solver.py", (saved, saved + 1))  # with the notebook
+    os.utime(tmp_path / "course" / "layers.py", (saved, saved))
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    assert "saved before" not in out
+    os.utime(tmp_path / "course" / "layers.py", (saved, saved + 60))  # edited after
+    out = _pytest(tmp_path, "--scoreboard").stdout
+    hint = ("(saved before course/layers.py changed: run its cells again and save to score "
+            "the code as it is now)")
+    assert _row(out, first.id)[1] == "PASS" and _row(out, first.id)[3].endswith(hint)
+    assert _row(out, second.id)[1] == "FAIL" and _row(out, second.id)[3].endswith(hint)
+    assert hint not in _row(out, "1.1")[3]  # tests run the code as it is: no hint
+
+
 def test_a_notebook_task_not_run_or_still_a_stub_earns_nothing(tmp_path):
     first, second = NOTEBOOK_TASKS[:2]
     cells = _all_passed()
