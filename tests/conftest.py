@@ -222,8 +222,10 @@ def _task_ids(item: pytest.Item) -> list[str]:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """With --scoreboard, one line while the tests run (the table comes at the end; the
-    first run of a fresh tree takes half a minute)."""
-    if session.config.getoption("--scoreboard") and session.items:
+    first run of a fresh tree takes half a minute). Not when the task selection was
+    refused: pytest calls this hook even then, and nothing runs."""
+    selected = _TASK_OF_TEST in session.config.stash  # set once the selection is made
+    if session.config.getoption("--scoreboard") and session.items and selected:
         tasks = {t for item in session.items for t in _task_ids(item)}
         print(f"Running {len(session.items)} tests of {len(tasks)} task(s)...",
               file=sys.stderr, flush=True)

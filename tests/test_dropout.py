@@ -120,6 +120,18 @@ def test_backward_passes_gradient_where_kept_scaled_by_1_over_p() -> None:
 
 
 @pytest.mark.task("3.2")
+def test_backward_known_answer_from_a_cache_built_by_hand() -> None:
+    # The cache is (dropout_param, mask) with mask the array x was multiplied by: 0 or
+    # 1/p (here p = 0.25, so 4). dx = dout * mask: [[4, 0, 12], [0, -8, 0]]. Built by hand,
+    # so a backward pass that only undoes its own forward pass's mistake (a 0/1 mask there,
+    # divided by p here) fails, as it does in the grade.
+    mask = np.array([[4.0, 0.0, 4.0], [0.0, 4.0, 0.0]])
+    dout = np.array([[1.0, 2.0, 3.0], [4.0, -2.0, 6.0]])
+    dx = dropout_backward(dout, ({"mode": "train", "p": 0.25}, mask))
+    np.testing.assert_allclose(dx, [[4.0, 0.0, 12.0], [0.0, -8.0, 0.0]], rtol=1e-12)
+
+
+@pytest.mark.task("3.2")
 def test_backward_in_test_mode_is_the_identity() -> None:
     x = np.ones((3, 4))
     _, cache = dropout_forward(x, {"mode": "test", "p": 0.5})

@@ -648,6 +648,18 @@ def test_task_option_rejects_unknown_ids(tmp_path):
     assert "--task" not in result.stderr and "TASK=" not in result.stderr
 
 
+def test_scoreboard_announces_no_tests_for_an_unknown_task_id(tmp_path):
+    # pytest reports collection finished even when the task selection was refused: the
+    # "Running N tests" line (every collected test, before the selection) came before the
+    # error that nothing would run.
+    result = _pytest(tmp_path, "--task", "9.9", "--scoreboard")
+    assert result.returncode != 0
+    assert "There is no task 9.9." in result.stderr
+    assert "Running" not in result.stderr, result.stderr
+    result = _pytest(tmp_path, "--task", "1.1", "--scoreboard")
+    assert "Running 2 tests of 1 task(s)..." in result.stderr
+
+
 def test_task_option_answers_a_function_name_with_its_task_id(tmp_path):
     result = _pytest(tmp_path, "--task", "relu_forward,1.3a")
     assert result.returncode != 0

@@ -368,3 +368,35 @@ def test_each_bug_that_used_to_pass_now_fails_its_line(case: str) -> None:
     passing = {label for label, ok in verdicts.items() if ok}
     assert passing <= still_true, passing - still_true
     assert must_fail | still_true == set(right), "every line is accounted for"
+
+
+# -- a comparison of a naive layer with the given fast one reports the naive layer's shape --
+
+
+def _padded_dx(backward: Callable[..., Any]) -> Callable[..., Any]:
+    """conv_backward_naive that forgets to crop the padding off dx."""
+
+    def wrong(dout: np.ndarray, cache: tuple) -> tuple:
+        dx, dw, db = backward(dout, cache)
+        pad = cache[3]["pad"]
+        return np.pad(dx, ((0, 0), (0, 0), (pad, pad), (pad, pad))), dw, db
+
+    return wrong
+
+
+def test_fast_matches_naive_calls_the_given_layers_shape_the_expected_one() -> None:
+    # check_close names its second argument the expected one. The cell used to pass the
+    # given fast layer's result first, so a naive dx of the wrong shape read "shape
+    # (4, 3, 9, 9) does not match the expected shape (4, 3, 11, 11)": the right shape as
+    # the wrong one, under a label that starts with conv_backward_fast.
+    from course.layers import conv_backward_naive
+
+    base = _namespace("course.layers", "course.fast_layers", "course.gradient_check")
+    source = named_check_cell("ConvolutionalNetworks", "fast-matches-naive")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(source, {**base, "np": np, "conv_backward_naive": _padded_dx(conv_backward_naive)})
+    failed = [line for line in printed.getvalue().splitlines() if "FAILED" in line]
+    assert failed == [
+        f"check FAILED: conv_backward_fast dx equals the naive layer, stride {s}: shape "
+        "(4, 3, 11, 11) does not match the expected shape (4, 3, 9, 9)" for s in (1, 2)]
