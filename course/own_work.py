@@ -1,4 +1,5 @@
-"""Which given code a task may not call: the naive convolution and max-pool layers.
+"""Which code a task may not call: the naive convolution and max-pool layers may not call
+the given fast layers, and the two batchnorm backward passes may not call each other.
 
 Tasks 4.1 to 4.4 ask for the naive layers, loops and all; ``course/fast_layers.py`` (given
 code) computes the very same results, so a naive layer that calls it would pass every
@@ -15,6 +16,13 @@ replaced by ``stand_in_source``'s module, in which every name refuses to run: a 
 that reaches the given layers, however it is spelled, fails there. Only code copied out
 of the fast layers into the student's own file gets past both; the rule is stated,
 checked the same way on both sides, and never silently waived.
+
+Tasks 2.2 and 2.3 ask for batchnorm's backward pass twice: through the computational
+graph, and in closed form. Either would pass its checks by returning the other's result,
+earning its points unwritten. ``FORBIDDEN_FUNCTIONS`` names, per task, the other task's
+function; both sides run the task on a copy of its file in which that function's body is
+replaced by one that refuses to run (``without_function``), so a call fails however it
+is spelled (a module-level alias, ``globals()``, an import of the module).
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable, Iterable, Iterator
 
-__all__ = ["FORBIDDEN_MODULES", "REFUSED", "given_calls", "stand_in_source"]
+__all__ = ["FORBIDDEN_FUNCTIONS", "FORBIDDEN_MODULES", "REFUSED", "REFUSED_FUNCTION",
+           "given_calls", "stand_in_source", "without_function"]
 
 # Task ID -> the given module its function may not reach.
 FORBIDDEN_MODULES: dict[str, str] = {
@@ -30,6 +39,13 @@ FORBIDDEN_MODULES: dict[str, str] = {
     "4.2": "course.fast_layers",
     "4.3": "course.fast_layers",
     "4.4": "course.fast_layers",
+}
+
+# Task ID -> the function of another task, in the same file, that its function may not
+# reach (see the module docstring).
+FORBIDDEN_FUNCTIONS: dict[str, str] = {
+    "2.2": "batchnorm_backward_alt",
+    "2.3": "batchnorm_backward",
 }
 
 
@@ -157,3 +173,38 @@ def __getattr__(name):
         raise AttributeError(name)
     return _refusing(name)
 '''
+
+
+# The words of a call refused by ``without_function``, which both sides look for.
+REFUSED_FUNCTION = "is another task's function, which this task may not call"
+
+
+def without_function(source: str, function: str,
+                     parse: Callable[[str], ast.Module] = ast.parse) -> str:
+    """``source`` with the body of its module-level ``function`` replaced by a raise of a
+    RuntimeError saying ``REFUSED_FUNCTION``; the signature, the decorators and every
+    other line stay, so the file imports as before and line numbers of other code hold.
+    ``source`` unchanged when it does not parse or has no such function (the task's own
+    checks report those)."""
+    try:
+        tree = parse(source)
+    except SyntaxError:
+        return source
+    found = [node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+             and node.name == function]
+    if not found:
+        return source
+    lines = source.splitlines(keepends=True)
+    node = found[-1]  # the binding that stands, as Python would take it
+    start, stop = node.body[0], node.body[-1]
+    first, last = start.lineno, stop.end_lineno or stop.lineno
+    # ast's columns count UTF-8 bytes. What precedes the body on its first line (the
+    # indentation, or the header of a one-line def) and follows it on its last stays.
+    before = lines[first - 1].encode()[:start.col_offset].decode()
+    after = lines[last - 1].encode()[stop.end_col_offset or 0:].decode()
+    refusal = (f"raise RuntimeError({function!r} + \" {REFUSED_FUNCTION}: write this "
+               "task's own computation (it gets no points while it calls the other task's "
+               "function)\")")
+    # The body's other lines become blank: the code after it keeps its line numbers.
+    body = [before + refusal + (after if after.strip() else "\n")] + ["\n"] * (last - first)
+    return "".join(lines[:first - 1] + body + lines[last:])

@@ -1,15 +1,18 @@
 """Tasks 4.1 to 4.4 are written, not delegated: the naive conv and pool layers must not
-call the given fast layers (``course/own_work.py``), which compute the same results.
+call the given fast layers (``course/own_work.py``), which compute the same results; nor
+may the two batchnorm backward passes (2.2 and 2.3) call each other.
 
 The first tests read your ``course/layers.py``, then run each naive layer in a fresh
 Python with ``course.fast_layers`` replaced by a stand-in that refuses every call (as
-the grader does); the others check the reader itself on small sources written here by
-hand.
+the grader does); the batchnorm ones run each backward pass on a copy of your
+``course/`` in which the other one refuses to run; the others check the reader and the
+rewriting themselves on small sources written here by hand.
 """
 
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +21,15 @@ import numpy as np
 import pytest
 
 from course import layers
-from course.own_work import FORBIDDEN_MODULES, REFUSED, given_calls, stand_in_source
+from course.own_work import (
+    FORBIDDEN_FUNCTIONS,
+    FORBIDDEN_MODULES,
+    REFUSED,
+    REFUSED_FUNCTION,
+    given_calls,
+    stand_in_source,
+    without_function,
+)
 from course.tasks import TASKS_BY_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +44,16 @@ def _call_once(task_id: str) -> None:
     calls = {"4.1": lambda: layers.conv_forward_naive(x, w, b, conv),
              "4.2": lambda: layers.conv_backward_naive(np.ones((1, 1, 2, 2)), (x, w, b, conv)),
              "4.3": lambda: layers.max_pool_forward_naive(x, pool),
-             "4.4": lambda: layers.max_pool_backward_naive(np.ones((1, 1, 1, 1)), (x, pool))}
+             "4.4": lambda: layers.max_pool_backward_naive(np.ones((1, 1, 1, 1)), (x, pool)),
+             "2.2": lambda: layers.batchnorm_backward(np.ones((3, 2)), _batchnorm_cache()),
+             "2.3": lambda: layers.batchnorm_backward_alt(np.ones((3, 2)), _batchnorm_cache())}
     calls[task_id]()
+
+
+def _batchnorm_cache():
+    """Your batchnorm forward pass's cache (its layout is yours) for a small batch."""
+    x = np.array([[1.0, 2.0], [3.0, 5.0], [6.0, 4.0]])
+    return layers.batchnorm_forward(x, np.ones(2), np.zeros(2), {"mode": "train"})[1]
 
 
 @pytest.mark.parametrize("task_id", [pytest.param(task_id, marks=pytest.mark.task(task_id))
@@ -58,6 +77,42 @@ def test_the_naive_layer_does_not_call_the_given_fast_layers(task_id: str) -> No
         pytest.fail(f"task {task_id} ({task.function}) failed in a fresh Python (with the "
                     f"stand-in for {FORBIDDEN_MODULES[task_id]}), though it ran here:\n"
                     f"{_where_and_what(ran.stderr)}", pytrace=False)
+
+
+@pytest.mark.parametrize("task_id", [pytest.param(task_id, marks=pytest.mark.task(task_id))
+                                     for task_id in sorted(FORBIDDEN_FUNCTIONS)])
+def test_a_batchnorm_backward_pass_does_not_call_the_other(task_id: str,
+                                                          tmp_path: Path) -> None:
+    _call_once(task_id)
+    task, other = TASKS_BY_ID[task_id], FORBIDDEN_FUNCTIONS[task_id]
+    shutil.copytree(ROOT / "course", tmp_path / "course",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    copy = tmp_path / task.path
+    copy.write_text(without_function(copy.read_text(encoding="utf-8"), other),
+                    encoding="utf-8")
+    ran = subprocess.run(
+        [sys.executable, "-c", _IN_THE_COPY, str(Path(__file__).parent), task_id],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    if REFUSED_FUNCTION in ran.stderr:
+        pytest.fail(f"task {task_id} ({task.function}) called {other} (another task's "
+                    f"function) while it ran:\n"
+                    f"{_where_and_what(ran.stderr, tmp_path, task.function)}\n"
+                    f"Write this task's own computation: the grader runs {task.function} with "
+                    f"{other} refusing to run, as here, and gives it no points while it "
+                    "calls it.", pytrace=False)
+    if ran.returncode != 0:
+        pytest.fail(f"task {task_id} ({task.function}) failed in a fresh Python (with {other} "
+                    f"refusing to run), though it ran here:\n"
+                    f"{_where_and_what(ran.stderr, tmp_path)}", pytrace=False)
+
+
+# Run in the copy of course/ (the working folder comes first on sys.path).
+_IN_THE_COPY = """
+import sys
+sys.path.insert(1, sys.argv[1])
+import test_own_work
+test_own_work._call_once(sys.argv[2])
+"""
 
 
 # Run in a fresh interpreter: the stand-in takes the module's place before course.layers
@@ -84,10 +139,12 @@ def _run_with_refusing_stand_in(task_id: str) -> subprocess.CompletedProcess[str
          task_id], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
 
 
-def _where_and_what(traceback: str) -> str:
-    """The last line of ``course/`` code in a traceback, its code, and the error."""
-    lines = traceback.replace(f'"{ROOT}/', '"').strip().splitlines()
-    ours = [i for i, line in enumerate(lines) if line.strip().startswith('File "course/')]
+def _where_and_what(traceback: str, root: Path = ROOT, caller: str | None = None) -> str:
+    """The last line of ``course/`` code in a traceback (of a tree at ``root``), or of the
+    function ``caller`` when given (where the call was made), its code, and the error."""
+    lines = traceback.replace(f'"{root}/', '"').strip().splitlines()
+    ours = [i for i, line in enumerate(lines) if line.strip().startswith('File "course/')
+            and (caller is None or line.rstrip().endswith(f", in {caller}"))]
     shown = lines[ours[-1]:ours[-1] + 2] if ours else []
     return "\n".join([*(line.rstrip() for line in shown), *lines[-1:]])
 
@@ -141,3 +198,56 @@ def test_a_helper_the_function_calls_counts_and_a_docstring_does_not() -> None:
 def test_code_that_does_not_parse_or_lacks_the_function_is_left_to_other_checks() -> None:
     assert given_calls("def conv_forward_naive(:\n", "conv_forward_naive") == []
     assert given_calls("x = 1\n", "conv_forward_naive") == []
+
+
+_TWO_TASKS = '''import numpy as np
+
+
+def graph(x):
+    """The long way."""
+    y = x * 2
+    return y
+
+
+def closed(x): return graph(x)
+
+
+_ALIAS = graph
+
+
+def after(x):
+    return x
+'''
+
+
+def _run(source: str, name: str, *args):
+    namespace: dict = {}
+    exec(compile(source, "layers.py", "exec"), namespace)
+    return namespace[name](*args)
+
+
+@pytest.mark.parametrize("function", ["graph", "closed"])
+def test_a_refused_function_refuses_however_it_is_reached(function: str) -> None:
+    rewritten = without_function(_TWO_TASKS, function)
+    with pytest.raises(RuntimeError, match=f"^{function} {REFUSED_FUNCTION}"):
+        _run(rewritten, function, 3)
+    if function == "graph":  # through the other function and a module-level alias too
+        for caller in ("closed", "_ALIAS"):
+            with pytest.raises(RuntimeError, match=REFUSED_FUNCTION):
+                _run(rewritten, caller, 3)
+    # The rest of the file is as it was, at the same lines.
+    assert _run(rewritten, "after", 5) == 5
+    assert len(rewritten.splitlines()) == len(_TWO_TASKS.splitlines())
+    assert rewritten.splitlines()[-2:] == _TWO_TASKS.splitlines()[-2:]
+
+
+def test_a_source_without_the_function_or_that_does_not_parse_is_left_as_it_is() -> None:
+    assert without_function(_TWO_TASKS, "missing") == _TWO_TASKS
+    assert without_function("def graph(:\n", "graph") == "def graph(:\n"
+
+
+def test_a_header_with_non_ascii_names_keeps_the_body_where_ast_says() -> None:
+    # ast's columns count UTF-8 bytes: a one-line def whose header has a 2-byte letter.
+    source = "def graph(é): return é * 2\n"
+    with pytest.raises(RuntimeError, match=REFUSED_FUNCTION):
+        _run(without_function(source, "graph"), "graph", 1)

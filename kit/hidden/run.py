@@ -16,13 +16,14 @@ imported by the worker.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,28 @@ def verdicts(cases: list[Case], outcomes: list[CaseOutcome],
     return result
 
 
+def without_other_task(box: Path, folder: Path, task_id: str) -> Path:
+    """A copy of the sandbox's ``course/`` in ``folder`` in which the function task
+    ``task_id`` may not call (``course.own_work.FORBIDDEN_FUNCTIONS``: 2.2 and 2.3, the
+    two batchnorm backward passes) refuses to run (``course.own_work.without_function``):
+    the task's cases run there, so one that calls the other task's function fails however
+    the call is spelled. The file is rewritten on the grader's side, as text."""
+    from course.own_work import FORBIDDEN_FUNCTIONS, without_function
+    from kit import markers
+
+    shutil.copytree(box / "course", folder / "course", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    target = folder / TASKS_BY_ID[task_id].path
+    try:
+        source = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return folder  # no such file: the task's cases fail on their own
+    target.unlink()  # a link the copy kept is replaced, not followed
+    target.write_text(without_function(source, FORBIDDEN_FUNCTIONS[task_id],
+                                       parse=markers.parse_python), encoding="utf-8")
+    return folder
+
+
 def without_given_layers(box: Path, folder: Path) -> Path:
     """A copy of the sandbox's ``course/`` in ``folder``, in which each module of
     ``course.own_work.FORBIDDEN_MODULES`` is the stand-in that refuses every call
@@ -387,30 +410,34 @@ def run_prepared(box: Path, prepared: Prepared, limits: HiddenLimits = HiddenLim
                  workdir: Path | None = None) -> HiddenReport:
     """The hidden checks of ``prepared`` on the sandbox ``box`` (its ``course/``). The
     cases of the tasks that may not call given code (``course.own_work``) run on a copy
-    without it (``without_given_layers``), in a launch of their own."""
-    from course.own_work import FORBIDDEN_MODULES
+    without it (``without_given_layers``), in a launch of their own, and so do those of
+    each task that may not call another task's function (``without_other_task``)."""
+    from course.own_work import FORBIDDEN_FUNCTIONS, FORBIDDEN_MODULES
 
     started = time.monotonic()
     own = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="kit-hidden-")) if workdir is None else workdir
     box = Path(box).resolve()
     cases = prepared.cases
-    apart = [i for i, case in enumerate(cases) if case.task in FORBIDDEN_MODULES]
-    groups = [("all", box, [i for i, case in enumerate(cases)
-                            if case.task not in FORBIDDEN_MODULES]),
-              ("own-work", None, apart)]
+    ruled = FORBIDDEN_MODULES.keys() | FORBIDDEN_FUNCTIONS.keys()
+    groups: list[tuple[str, Callable[[Path], Path] | None, list[int]]] = [
+        ("all", None, [i for i, case in enumerate(cases) if case.task not in ruled]),
+        ("own-work", lambda folder: without_given_layers(box, folder),
+         [i for i, case in enumerate(cases) if case.task in FORBIDDEN_MODULES])]
+    groups += [(f"own-work-{task}", functools.partial(without_other_task, box, task_id=task),
+                [i for i, case in enumerate(cases) if case.task == task])
+               for task in sorted(FORBIDDEN_FUNCTIONS)]
     by_index: dict[int, CaseOutcome] = {}
     launches: list[Launched] = []
     if chosen_mode(limits.isolation) == "user":
         workdir.chmod(0o711)  # the sandbox user passes through to its groups' folders
     try:
-        for name, group_box, indices in groups:
+        for name, copy, indices in groups:
             if not indices:
                 continue
             folder = workdir / name
             folder.mkdir()
-            if group_box is None:
-                group_box = without_given_layers(box, folder / "box")
+            group_box = box if copy is None else copy(folder / "box")
             left = limits.total_seconds - (time.monotonic() - started)
             blamed, launched = execute(group_box, [cases[i] for i in indices],
                                        replace(limits, total_seconds=max(left, 0.0)), folder)

@@ -25,6 +25,10 @@ Cheats (each fakes the tasks in ``CHEATS[name].tasks``, and nothing else):
   reading misses (the module's name built from pieces, a module-level binding, the
   names ``course.layer_utils`` re-exports): caught only when the naive layers run with
   the stand-in that refuses every call (``kit.hidden.run.without_given_layers``).
+* ``skips-the-closed-form`` and ``skips-the-graph``: batchnorm's closed-form backward
+  pass (2.3) returns the graph one's result, looked up through ``globals()``, and the
+  graph one (2.2) the closed form's, through a module-level alias: right values, caught
+  when each runs with the other's body refusing (``kit.hidden.run.without_other_task``).
 
 Subtle bugs (``SUBTLE_BUGS``): one-line edits inside one task's solution region, each
 wrong where the notebooks never look (ReLU's kink, reg > 0 in the net's loss, pad = 0)
@@ -275,6 +279,16 @@ CHEATS: dict[str, Cheat] = {
         },
         helpers={"course/layers.py": HIDDEN_FAST_MODULE},
     ),
+    "skips-the-closed-form": Cheat(
+        tasks=("2.3",),
+        regions={"2.3": "dx, dgamma, dbeta = globals()['batchnorm_' + 'backward'](dout, cache)\n"},
+        helpers={},
+    ),
+    "skips-the-graph": Cheat(
+        tasks=("2.2",),
+        regions={"2.2": "dx, dgamma, dbeta = _CLOSED_FORM(dout, cache)\n"},
+        helpers={"course/layers.py": "\n\n_CLOSED_FORM = batchnorm_backward_alt\n"},
+    ),
     "returns-object-array": Cheat(
         tasks=("1.3",),
         regions={"1.3": "out = np.empty(x.shape, dtype=object)\n"
@@ -286,7 +300,7 @@ CHEATS: dict[str, Cheat] = {
 
 # Where each task's region lives (the cheats only fake tasks of these two files).
 TASK_FILES = {"1.1": "course/layers.py", "1.3": "course/layers.py", "1.12": "course/optim.py",
-              **{task: "course/layers.py" for task in ("4.1", "4.2", "4.3", "4.4")}}
+              **{task: "course/layers.py" for task in ("2.2", "2.3", "4.1", "4.2", "4.3", "4.4")}}
 
 
 def build_cheat(base: Path, name: str, root: Path = ROOT) -> Path:

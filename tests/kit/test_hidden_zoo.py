@@ -153,8 +153,9 @@ def test_a_correct_submission_passes_every_hidden_check(zoo: dict[str, HiddenRep
     assert failed(report) == set(), why(str({t: v.feedback for t, v in report.tasks.items()
                                              if not v.passed}))
     # One launch for every task, one for the naive conv and pool layers (4.1 to 4.4),
-    # which run without the given fast layers.
-    assert report.launches == 2
+    # which run without the given fast layers, and one for each batchnorm backward pass
+    # (2.2, 2.3), which runs with the other one refusing.
+    assert report.launches == 4
     assert report.isolation in {"bwrap", "user", "none", "subprocess"}
 
 
@@ -174,6 +175,10 @@ def test_a_cheat_gets_no_pass_for_what_it_faked(zoo: dict[str, HiddenReport], na
     ("calls-the-fast-layers", "calls the given course.fast_layers: conv_forward_fast (line"),
     ("hides-the-fast-layers", "course.fast_layers.conv_forward_fast is given code the naive "
                               "layers may not call"),
+    ("skips-the-closed-form", "batchnorm_backward is another task's function, which this "
+                              "task may not call"),
+    ("skips-the-graph", "batchnorm_backward_alt is another task's function, which this "
+                        "task may not call"),
 ])
 def test_a_value_that_is_not_plain_data_is_named_in_the_feedback(
         zoo: dict[str, HiddenReport], name: str, says: str) -> None:
