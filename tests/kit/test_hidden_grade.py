@@ -2,7 +2,7 @@
 
 One batch (``--jobs 2``) over the cheats of ``hidden_zoo``, the issue's three subtle bugs
 in one submission, and the correct solution, graded on a few check cells (one per faked
-or buggy task, in two notebooks) so that it stays quick. A check cell passes only when
+or buggy task, in three notebooks) so that it stays quick. A check cell passes only when
 nbval passes it and its task passes its hidden checks, and a task earns its points only
 when its check cells pass; the JSON shows both verdicts,
 ``grades.csv`` counts the checks only the hidden checks failed, and the batch ends with
@@ -28,11 +28,12 @@ from kit.nbval_runner import Limits
 pytestmark = pytest.mark.slow
 
 CHECK_OF_TASK = {"1.1": "affine-forward", "1.3": "relu-forward", "1.4": "relu-backward",
-                 "1.8": "fc-net-loss-gradients", "1.12": "adam", "4.1": "conv-forward-naive",
+                 "1.8": "fc-net-loss-gradients", "1.12": "adam", "2.2": "bn-backward",
+                 "2.3": "bn-alt-matches", "4.1": "conv-forward-naive",
                  "4.2": "conv-backward-naive", "4.3": "max-pool-forward-naive",
                  "4.4": "max-pool-backward-naive"}
-ONLY = {f"{'ConvolutionalNetworks' if task.startswith('4.') else 'FullyConnectedNets'}/{name}"
-        for task, name in CHECK_OF_TASK.items()}
+NOTEBOOK_OF = {"1": "FullyConnectedNets", "2": "BatchNormalization", "4": "ConvolutionalNetworks"}
+ONLY = {f"{NOTEBOOK_OF[task.split('.')[0]]}/{name}" for task, name in CHECK_OF_TASK.items()}
 ISSUE_BUGS = ["relu-backward-at-zero", "net-loss-without-reg", "conv-backward-crop-pad"]
 LIMITS = Limits(cell_timeout=60, wall=300, memory_mb=2048)
 
@@ -45,7 +46,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             *(build_cheat(base, name) for name in CHEATS)]
     out = base / "grades"
     results = grade.grade_batch(subs, out, jobs=2, limits=LIMITS, only_checks=ONLY,
-                                notebooks=["FullyConnectedNets", "ConvolutionalNetworks"])
+                                notebooks=sorted(NOTEBOOK_OF.values()))
     return {"out": out, "results": {r.submission: r for r in results}}
 
 
