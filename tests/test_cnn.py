@@ -40,6 +40,42 @@ def test_seed_none_uses_the_global_random_state() -> None:
     np.testing.assert_array_equal(first, again)
 
 
+@pytest.mark.task("4.5")
+def test_the_seed_alone_decides_the_weights() -> None:
+    # Whatever numpy's global random state, one seed gives the same weights and another
+    # seed other ones: the weights come from a generator seeded with it.
+    np.random.seed(1)
+    first = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=5).params
+    np.random.seed(2)
+    again = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=5).params
+    other = ThreeLayerConvNet(input_dim=(1, 8, 8), seed=6).params
+    for name in ("W1", "W2", "W3"):
+        np.testing.assert_array_equal(first[name], again[name], err_msg=name)
+        assert not np.array_equal(first[name], other[name]), name
+
+
+@pytest.mark.task("4.6")
+def test_scores_known_answer_flatten_in_channel_row_column_order() -> None:
+    # Built without __init__ (task 4.5). Each 3x3 filter has only its centre tap, f + 1,
+    # so with padding 1 the conv output of filter f is (f + 1) * x. x = 1..16 row by row
+    # is positive (ReLU keeps it), and its 2x2 blocks' maxima are [[6, 8], [14, 16]]: the
+    # pooled features are (f + 1) * [[6, 8], [14, 16]]. Flattened per example in
+    # (channel, row, column) order, as the affine layer reads (N, F, H, W) arrays, entry
+    # 5 is (f 1, row 0, col 1) = 2 * 8 = 16 and entry 2 is (f 0, row 1, col 0) = 14. W2
+    # picks those two entries and W3 passes them on: the scores are [16, 14]. (A flatten
+    # in row, column, channel order would pick 28 and 8.)
+    model = object.__new__(ThreeLayerConvNet)
+    model.input_dim, model.reg, model.dtype = (1, 4, 4), 0.0, np.float64
+    W1 = np.zeros((2, 1, 3, 3))
+    W1[0, 0, 1, 1], W1[1, 0, 1, 1] = 1.0, 2.0
+    W2 = np.zeros((8, 2))
+    W2[5, 0], W2[2, 1] = 1.0, 1.0
+    model.params = {"W1": W1, "b1": np.zeros(2), "W2": W2, "b2": np.zeros(2),
+                    "W3": np.eye(2), "b3": np.zeros(2)}
+    x = np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    np.testing.assert_allclose(model.loss(x), [[16.0, 14.0]], rtol=1e-12)
+
+
 @pytest.mark.task("4.6")
 def test_initial_loss_is_log_of_the_class_count() -> None:
     # Tiny weights give near-equal scores: softmax loss log(10), plus tiny regularisation.
