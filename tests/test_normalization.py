@@ -87,14 +87,16 @@ def test_batchnorm_train_output_has_mean_beta_and_std_gamma() -> None:
 
 @pytest.mark.task("2.1")
 def test_batchnorm_running_averages_two_steps_by_hand() -> None:
+    # Running averages start at 0; each train step sets r = 0.9 * r + 0.1 * the batch's
+    # statistic (biased variance). Step 1: means (2, -1), variances (1, 0), so (0.2, -0.1)
+    # and (0.1, 0). Step 2: means (2, 4), variances (4, 4), so 0.9 * 0.2 + 0.1 * 2 = 0.38,
+    # 0.9 * -0.1 + 0.1 * 4 = 0.31, and 0.9 * 0.1 + 0.1 * 4 = 0.49, 0.4.
     bn_param = {"mode": "train", "momentum": 0.9}
     gamma, beta = np.ones(2), np.zeros(2)
-    # Step 1: means (2, -1), variances (1, 0). Step 2: means (2, 4), variances (4, 4).
     batchnorm_forward(np.array([[1.0, -1.0], [3.0, -1.0]]), gamma, beta, bn_param)
     np.testing.assert_allclose(bn_param["running_mean"], [0.2, -0.1], rtol=1e-12)
     np.testing.assert_allclose(bn_param["running_var"], [0.1, 0.0], atol=1e-15)
     batchnorm_forward(np.array([[0.0, 2.0], [4.0, 6.0]]), gamma, beta, bn_param)
-    # 0.9 * 0.2 + 0.1 * 2 = 0.38, 0.9 * -0.1 + 0.1 * 4 = 0.31; 0.9 * 0.1 + 0.1 * 4 = 0.49.
     np.testing.assert_allclose(bn_param["running_mean"], [0.38, 0.31], rtol=1e-12)
     np.testing.assert_allclose(bn_param["running_var"], [0.49, 0.4], rtol=1e-12)
 
