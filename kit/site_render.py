@@ -98,6 +98,11 @@ _THIN_SPACE = '<mspace width="0.1667em"></mspace>'
 # ones that stand for a character become it; any other backslash left is raw TeX.
 _MTEXT_RE = re.compile(r"(<mtext(?:\s[^>]*)?>)(.*?)(</mtext>)", re.DOTALL)
 _TEXT_ESCAPE_RE = re.compile(r"\\([_%&#$\{\}])")
+# latex2mathml writes \lVert \rVert \lvert \rvert as a bare <mo> (| and \| get
+# stretchy="false"). A bare bar is a stretchy fence to the browser: beside a sum with
+# limits it grows to the sum's height while its partner in a superscript (\rVert^2) does
+# not, so the two sides of a norm differ in size. In TeX they never stretch without \left.
+_BARE_BAR_RE = re.compile(r"<mo>(&#x0007C;|&#x02016;)</mo>")
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -114,6 +119,7 @@ def tex_to_mathml(tex: str, display: bool) -> str:
         raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
     mathml = _unescape_text(mathml, tex)
     mathml = _space_after_function_names(mathml)
+    mathml = _BARE_BAR_RE.sub(r'<mo stretchy="false">\1</mo>', mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
 

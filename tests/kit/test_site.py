@@ -370,3 +370,14 @@ def test_every_figure_gets_an_alt_text_from_its_heading_and_title():
     ]
     assert "No description has been provided" not in body
     assert "alt" not in nb.cells[1].outputs[0].metadata  # the notebook itself is unchanged
+
+
+def test_norm_bars_without_left_right_do_not_stretch():
+    # A bare <mo>‖</mo> is a stretchy fence to the browser: beside a sum with limits the
+    # opening bar grew to the sum's height while the closing one (under ^2) did not.
+    norm = site_render.tex_to_mathml("\\sum_{l=1}^{L} \\lVert W_l \\rVert^2", display=True)
+    assert norm.count('<mo stretchy="false">&#x02016;</mo>') == 2, norm
+    bars = site_render.tex_to_mathml("\\lvert a \\rvert", display=False)
+    assert bars.count('<mo stretchy="false">&#x0007C;</mo>') == 2, bars
+    sized = site_render.tex_to_mathml("\\left\\lVert \\frac{a}{b} \\right\\rVert", display=True)
+    assert 'stretchy="false"' not in sized  # \left...\right still stretches
