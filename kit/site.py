@@ -505,7 +505,10 @@ def _main(args: argparse.Namespace, folder: Path, pythonpath: Path | None) -> in
     results = build(options)
     failed = [r.name for r in results if not r.ok]
     if out is not None:
-        print(f"Site written: {out / 'index.html'}  (open it in a browser)")
+        # Which tree it shows, in words: the solution site is not one to hand to students.
+        made_from = ("the student release (stubs in place)" if args.student
+                     else "the solution tree (solutions and answers folded)")
+        print(f"Site written from {made_from}: {out / 'index.html'}  (open it in a browser)")
         for page in sorted(out.glob("*.html")):
             print(f"  {page.name}: {page.stat().st_size / 1024:.0f} KB")
     else:

@@ -381,3 +381,12 @@ def test_norm_bars_without_left_right_do_not_stretch():
     assert bars.count('<mo stretchy="false">&#x0007C;</mo>') == 2, bars
     sized = site_render.tex_to_mathml("\\left\\lVert \\frac{a}{b} \\right\\rVert", display=True)
     assert 'stretchy="false"' not in sized  # \left...\right still stretches
+
+
+def test_the_build_says_which_tree_the_site_shows(tmp_path):
+    # A tired instructor who typed the wrong STUDENT= sees it in the last lines.
+    _notebook(tmp_path / "Only.ipynb", "1")
+    result = _run_site("--notebooks", str(tmp_path), "--no-execute", "--out",
+                       str(tmp_path / "site"))
+    assert result.returncode == 0, result.stderr
+    assert "Site written from the solution tree (solutions and answers folded): " in result.stdout
