@@ -420,7 +420,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs="+",
         metavar="NAME",
         default=None,
-        help="run only these notebooks (names without .ipynb)",
+        help="run only these notebooks (names in any case, .ipynb optional)",
     )
     parser.add_argument(
         "--student",
@@ -452,10 +452,17 @@ def select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
                         "there")
     notebooks = find_notebooks(folder)
     if only:
-        unknown = sorted(set(only) - {p.stem for p in notebooks})
+        # As kit grade's --notebook: any case, with or without .ipynb.
+        def key(name: str) -> str:
+            return name.lower().removesuffix(".ipynb")
+
+        wanted = {key(name) for name in only}
+        unknown = sorted(name for name in only if key(name) not in {key(p.stem) for p in notebooks})
         if unknown:
-            raise SiteError(f"--only: no notebook named {', '.join(unknown)} in {folder}")
-        notebooks = [p for p in notebooks if p.stem in only]
+            there = ", ".join(p.stem for p in notebooks) or "none"
+            raise SiteError(f"--only: no notebook named {', '.join(unknown)} in {folder} "
+                            f"(there: {there})")
+        notebooks = [p for p in notebooks if key(p.stem) in wanted]
     if not notebooks:
         raise SiteError(f"no notebooks found in {folder}")
     return notebooks

@@ -390,3 +390,15 @@ def test_the_build_says_which_tree_the_site_shows(tmp_path):
                        str(tmp_path / "site"))
     assert result.returncode == 0, result.stderr
     assert "Site written from the solution tree (solutions and answers folded): " in result.stdout
+
+
+def test_only_takes_a_name_in_any_case_with_or_without_ipynb(tmp_path):
+    for name in ("FullyConnectedNets", "Dropout"):
+        _notebook(tmp_path / f"{name}.ipynb", "1")
+    for given in ("FullyConnectedNets.ipynb", "fullyconnectednets", "FULLYCONNECTEDNETS.IPYNB"):
+        chosen = site.select_notebooks(tmp_path, [given])
+        assert [p.name for p in chosen] == ["FullyConnectedNets.ipynb"], given
+    # A name that matches nothing lists the ones there are.
+    with pytest.raises(site.SiteError, match=r"no notebook named Fully in .*\(there: "
+                       r"FullyConnectedNets, Dropout\)"):
+        site.select_notebooks(tmp_path, ["Fully"])
