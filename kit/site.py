@@ -7,7 +7,7 @@ course order and writes, into ``build/site/``:
 * ``<Name>.html``: its page: title, navigation, contents, math rendered at build time
   (MathML, no script), solutions and answers folded in closed ``<details>``,
 * ``index.html``: the notebooks in order, each with a description, its tasks (from
-  ``course/tasks.py``) and its run time,
+  ``course/tasks.py``), its run time and the dataset it ran on,
 * ``assets/site.css``: the one stylesheet. The site opens from ``file://`` with no network.
 
 ``--student`` builds the site from the student release (stubs in place). A cell that
@@ -81,6 +81,7 @@ class NotebookResult:
     error: str = ""
     # The error outputs the executed (or stored) notebook holds; None: not looked at.
     errors: site_errors.ErrorSummary | None = None
+    dataset: str = ""  # "digits", "CIFAR-10", or "" (the outputs do not say)
 
 
 def find_notebooks(folder: Path) -> list[Path]:
@@ -306,6 +307,7 @@ def _run_all(
             strip_volatile_metadata(nb)
             result = NotebookResult(path.stem, True, 0.0)
         result.errors = explain_errors(nb, options)
+        result.dataset = site_render.dataset_used(nb)
         results.append(result)
         if sink is None:
             nbs.write_notebook(nb, path)
@@ -314,7 +316,8 @@ def _run_all(
             pages.append(site_render.render_notebook(nb, path.stem, options.student))
         verdict = "done" if result.ok else f"FAILED: {result.error}"
         if options.execute:
-            print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
+            data = f", data: {result.dataset}" if result.dataset else ""
+            print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s{data})", flush=True)
     if sink is not None:
         write_pages(sink, pages, results, options)
     return results
@@ -365,6 +368,7 @@ def write_pages(
             r.error,
             tasks.get(page.name, []),
             r.errors,
+            r.dataset,
         )
         for page, r in zip(pages, results, strict=True)
     ]

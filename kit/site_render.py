@@ -537,6 +537,25 @@ class IndexEntry:
     # The cells that show an error (a notebook may run to its end and still hold some:
     # every student notebook, or a cell tagged raises-exception); None: not known.
     errors: ErrorSummary | None = None
+    dataset: str = ""  # what dataset_used found ("digits", "CIFAR-10"), or "" if nothing
+
+
+# course.data_utils.get_data() prints one of these lines (with the reason after it).
+_DATASET_NOTICE = re.compile(r"^Using the (CIFAR-10|embedded digits) dataset\b", re.MULTILINE)
+DATASET_WORDS = {"digits": "the digits that ship with scikit-learn (8x8, grayscale)",
+                 "CIFAR-10": "CIFAR-10 (32x32 colour photographs)"}
+
+
+def dataset_used(nb: nbformat.NotebookNode) -> str:
+    """The dataset a notebook's outputs say it loaded: "digits", "CIFAR-10" or ""."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") != "stream":
+                continue
+            found = _DATASET_NOTICE.search("".join(output.get("text", "")))
+            if found:
+                return "digits" if found.group(1) == "embedded digits" else "CIFAR-10"
+    return ""
 
 
 # The index's introduction. "Folded" is true of the solution site only: the student
@@ -575,11 +594,13 @@ def _index_item(entry: IndexEntry) -> str:
         for tid, title in entry.tasks
     )
     task_list = f'<ol class="tasks">{tasks}</ol>' if tasks else ""
+    data = (f" Data: {html.escape(DATASET_WORDS.get(entry.dataset, entry.dataset))}."
+            if entry.dataset else "")
     return (
         f'<li class="notebook-entry {entry.status}">'
         f'<h2><a href="{page.name}.html">{html.escape(page.title)}</a></h2>'
         f'<p class="description">{description_html(page.description)}</p>'
-        f'<p class="meta">{page.name}.ipynb: {run}.'
+        f'<p class="meta">{page.name}.ipynb: {run}.{data}'
         f' <a href="{page.name}.ipynb">Notebook file</a></p>'
         f"{task_list}</li>"
     )

@@ -402,3 +402,26 @@ def test_only_takes_a_name_in_any_case_with_or_without_ipynb(tmp_path):
     with pytest.raises(site.SiteError, match=r"no notebook named Fully in .*\(there: "
                        r"FullyConnectedNets, Dropout\)"):
         site.select_notebooks(tmp_path, ["Fully"])
+
+
+def test_the_index_says_which_dataset_each_notebook_ran_on():
+    # get_data() prints which dataset it loaded; the index repeats it beside the run time.
+    def run(printed: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell("Using the CIFAR-10 dataset here"),
+                    nbformat.v4.new_code_cell("data = get_data()")]
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+        return nb
+
+    digits = run("Using the embedded digits dataset: no CIFAR-10 in datasets/ (run 'make "
+                 "data' to download it).\n    X_train: shape (1200, 1, 8, 8)\n")
+    assert site_render.dataset_used(digits) == "digits"
+    assert site_render.dataset_used(run("ok\nUsing the CIFAR-10 dataset: found in x.\n")) \
+        == "CIFAR-10"
+    assert site_render.dataset_used(run("no notice\n")) == ""  # markdown does not count
+    page = site_render.Page("Demo", "Demo", "", "")
+    index = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0, dataset="digits")])
+    assert ("Demo.ipynb: ran without errors in 3 s. Data: the digits that ship with "
+            "scikit-learn (8x8, grayscale).") in index
+    unsaid = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0)])
+    assert "Data:" not in unsaid
