@@ -103,6 +103,18 @@ _TEXT_ESCAPE_RE = re.compile(r"\\([_%&#$\{\}])")
 # limits it grows to the sum's height while its partner in a superscript (\rVert^2) does
 # not, so the two sides of a norm differ in size. In TeX they never stretch without \left.
 _BARE_BAR_RE = re.compile(r"<mo>(&#x0007C;|&#x02016;)</mo>")
+# latex2mathml writes \mathrel{+} as an <mo> holding an <mrow>, which is not MathML: the
+# browser spaces the two operators of \mathrel{+}= apart ("+ ="). TeX sets two relations
+# side by side with no space between them, so they become one operator, "+=", which the
+# browser spaces as a relation; a \mathrel{X} with no = after it becomes a plain <mo>.
+_MATHREL_RE = re.compile(r"<mo><mrow><mo>([^<]+)</mo></mrow></mo>(<mo>&#x0003D;</mo>)?")
+_RELATION_SPACE = ' lspace="0.2778em" rspace="0.2778em"'
+
+
+def _mathrel(match: re.Match[str]) -> str:
+    if match.group(2):
+        return f"<mo>{match.group(1)}&#x0003D;</mo>"
+    return f"<mo{_RELATION_SPACE}>{match.group(1)}</mo>"
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -120,6 +132,7 @@ def tex_to_mathml(tex: str, display: bool) -> str:
     mathml = _unescape_text(mathml, tex)
     mathml = _space_after_function_names(mathml)
     mathml = _BARE_BAR_RE.sub(r'<mo stretchy="false">\1</mo>', mathml)
+    mathml = _MATHREL_RE.sub(_mathrel, mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
 

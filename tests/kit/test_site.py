@@ -425,3 +425,12 @@ def test_the_index_says_which_dataset_each_notebook_ran_on():
             "scikit-learn (8x8, grayscale).") in index
     unsaid = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0)])
     assert "Data:" not in unsaid
+
+
+def test_mathrel_plus_equals_is_one_operator():
+    # latex2mathml nests an <mrow> in an <mo> for \mathrel{+}; the browser drew "+ =".
+    update = site_render.tex_to_mathml("dx[i] \\mathrel{+}= w", display=False)
+    assert "<mo>&#x0002B;&#x0003D;</mo><mi>w</mi>" in update, update
+    assert "<mo><mrow>" not in update
+    alone = site_render.tex_to_mathml("a \\mathrel{\\le} b", display=False)
+    assert '<mo lspace="0.2778em" rspace="0.2778em">&#x02264;</mo>' in alone, alone
