@@ -76,11 +76,14 @@ def test_plot_training_curves_draws_every_run():
 
 
 def test_the_accuracy_axis_ticks_whole_epochs():
-    # 21 epochs (0..20): matplotlib's default ticks would be 0, 2.5, 5, ..., 17.5, 20.
+    # 21 epochs (0..20): matplotlib's default ticks would be 0, 2.5, 5, ..., 17.5, 20, and
+    # integers alone 0, 3, ..., 21 (a tick past the last epoch).
     fig = plot_training_curves({"run": _Run(40, 21)})
     _, ax_acc = fig.axes
-    ticks = [t for t in ax_acc.get_xticks() if 0 <= t <= 20]
+    low, high = ax_acc.get_xlim()
+    ticks = [t for t in ax_acc.get_xticks() if low <= t <= high]
     assert len(ticks) >= 3 and all(t == int(t) for t in ticks), ticks
+    assert ticks[1] - ticks[0] in (1, 2, 5, 10) and ticks[-1] <= 20, ticks
 
 
 def test_plot_activation_histograms_one_panel_per_layer():
