@@ -42,6 +42,20 @@ ifeq ($(origin task),command line)
 $(error TASK in capitals: make check TASK="$(task)")
 endif
 
+# make run STUDENT=1 (or yes, true, on, in any case) builds the student site; 0, no, false,
+# off or nothing the solution site. Any other value stops before any work: read as "no" it
+# would write the solution site where the student one was asked for.
+STUDENT_YES := 1 yes true on YES TRUE ON Yes True On
+STUDENT_NO  := 0 no false off NO FALSE OFF No False Off
+ifneq ($(filter run,$(MAKECMDGOALS)),)
+ifneq ($(filter-out $(STUDENT_YES) $(STUDENT_NO),$(STUDENT)),)
+$(error make run takes STUDENT=1 (the student release) or STUDENT=0 (the solution site), not STUDENT=$(STUDENT))
+endif
+ifeq ($(origin student),command line)
+$(error STUDENT in capitals: make run STUDENT=$(student))
+endif
+endif
+
 # Targets that need the solution tree (kit/, reference outputs): `make help` lists them
 # only there, and in the student tree they say so and stop.
 SOLUTION_ONLY := nbval grade run student bench notebooks
@@ -122,7 +136,7 @@ grade: $(STAMP) ## instructors: regrade submissions: make grade SUBS="subs/*.zip
 # STUDENT=1 builds the site from the student release (stubs in place) instead.
 run: $(STAMP) ## execute every notebook; the site goes to build/site/ (STUDENT=1: student release)
 	@[ -d kit ] || { echo "make run needs the instructor tools (kit/); in the student release use 'make lab'."; exit 1; }
-	@$(VPY) -m kit site --out build/site $(if $(filter 1 yes true,$(STUDENT)),--student)
+	@$(VPY) -m kit site --out build/site $(if $(filter $(STUDENT_YES),$(STUDENT)),--student)
 
 # Root in a container: JupyterLab refuses root unless told, so it is opt-in:
 #   make lab LAB_ARGS=--allow-root   (add --ip=0.0.0.0 --no-browser to reach it from the host)

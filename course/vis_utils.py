@@ -13,6 +13,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # Widest figure, in inches: at the notebooks' 80 dpi that is 760 px, the width of the
 # site's text column, so no figure is shrunk (and its labels with it) to fit the page.
@@ -133,6 +134,8 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
     ax_acc.set(
         title="Accuracy (dashed: train, solid: validation)", xlabel="epoch", ylabel="accuracy"
     )
+    # Accuracy is measured after whole epochs: no tick at epoch 2.5 (nor steps of 3).
+    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
         if len(histories) > 1 or ax is ax_loss:

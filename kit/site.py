@@ -7,7 +7,7 @@ course order and writes, into ``build/site/``:
 * ``<Name>.html``: its page: title, navigation, contents, math rendered at build time
   (MathML, no script), solutions and answers folded in closed ``<details>``,
 * ``index.html``: the notebooks in order, each with a description, its tasks (from
-  ``course/tasks.py``) and its run time,
+  ``course/tasks.py``), its run time and the dataset it ran on,
 * ``assets/site.css``: the one stylesheet. The site opens from ``file://`` with no network.
 
 ``--student`` builds the site from the student release (stubs in place). A cell that
@@ -81,6 +81,7 @@ class NotebookResult:
     error: str = ""
     # The error outputs the executed (or stored) notebook holds; None: not looked at.
     errors: site_errors.ErrorSummary | None = None
+    dataset: str = ""  # "digits", "CIFAR-10", or "" (the outputs do not say)
 
 
 def find_notebooks(folder: Path) -> list[Path]:
@@ -306,6 +307,7 @@ def _run_all(
             strip_volatile_metadata(nb)
             result = NotebookResult(path.stem, True, 0.0)
         result.errors = explain_errors(nb, options)
+        result.dataset = site_render.dataset_used(nb)
         results.append(result)
         if sink is None:
             nbs.write_notebook(nb, path)
@@ -314,7 +316,8 @@ def _run_all(
             pages.append(site_render.render_notebook(nb, path.stem, options.student))
         verdict = "done" if result.ok else f"FAILED: {result.error}"
         if options.execute:
-            print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s)", flush=True)
+            data = f", data: {result.dataset}" if result.dataset else ""
+            print(f"{position} {path.name}: {verdict} ({result.seconds:.0f} s{data})", flush=True)
     if sink is not None:
         write_pages(sink, pages, results, options)
     return results
@@ -365,6 +368,7 @@ def write_pages(
             r.error,
             tasks.get(page.name, []),
             r.errors,
+            r.dataset,
         )
         for page, r in zip(pages, results, strict=True)
     ]
@@ -420,7 +424,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         nargs="+",
         metavar="NAME",
         default=None,
-        help="run only these notebooks (names without .ipynb)",
+        help="run only these notebooks (names in any case, .ipynb optional)",
     )
     parser.add_argument(
         "--student",
@@ -452,10 +456,17 @@ def select_notebooks(folder: Path, only: list[str] | None) -> list[Path]:
                         "there")
     notebooks = find_notebooks(folder)
     if only:
-        unknown = sorted(set(only) - {p.stem for p in notebooks})
+        # As kit grade's --notebook: any case, with or without .ipynb.
+        def key(name: str) -> str:
+            return name.lower().removesuffix(".ipynb")
+
+        wanted = {key(name) for name in only}
+        unknown = sorted(name for name in only if key(name) not in {key(p.stem) for p in notebooks})
         if unknown:
-            raise SiteError(f"--only: no notebook named {', '.join(unknown)} in {folder}")
-        notebooks = [p for p in notebooks if p.stem in only]
+            there = ", ".join(p.stem for p in notebooks) or "none"
+            raise SiteError(f"--only: no notebook named {', '.join(unknown)} in {folder} "
+                            f"(there: {there})")
+        notebooks = [p for p in notebooks if key(p.stem) in wanted]
     if not notebooks:
         raise SiteError(f"no notebooks found in {folder}")
     return notebooks
@@ -505,7 +516,10 @@ def _main(args: argparse.Namespace, folder: Path, pythonpath: Path | None) -> in
     results = build(options)
     failed = [r.name for r in results if not r.ok]
     if out is not None:
-        print(f"Site written: {out / 'index.html'}  (open it in a browser)")
+        # Which tree it shows, in words: the solution site is not one to hand to students.
+        made_from = ("the student release (stubs in place)" if args.student
+                     else "the solution tree (solutions and answers folded)")
+        print(f"Site written from {made_from}: {out / 'index.html'}  (open it in a browser)")
         for page in sorted(out.glob("*.html")):
             print(f"  {page.name}: {page.stat().st_size / 1024:.0f} KB")
     else:

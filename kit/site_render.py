@@ -98,6 +98,23 @@ _THIN_SPACE = '<mspace width="0.1667em"></mspace>'
 # ones that stand for a character become it; any other backslash left is raw TeX.
 _MTEXT_RE = re.compile(r"(<mtext(?:\s[^>]*)?>)(.*?)(</mtext>)", re.DOTALL)
 _TEXT_ESCAPE_RE = re.compile(r"\\([_%&#$\{\}])")
+# latex2mathml writes \lVert \rVert \lvert \rvert as a bare <mo> (| and \| get
+# stretchy="false"). A bare bar is a stretchy fence to the browser: beside a sum with
+# limits it grows to the sum's height while its partner in a superscript (\rVert^2) does
+# not, so the two sides of a norm differ in size. In TeX they never stretch without \left.
+_BARE_BAR_RE = re.compile(r"<mo>(&#x0007C;|&#x02016;)</mo>")
+# latex2mathml writes \mathrel{+} as an <mo> holding an <mrow>, which is not MathML: the
+# browser spaces the two operators of \mathrel{+}= apart ("+ ="). TeX sets two relations
+# side by side with no space between them, so they become one operator, "+=", which the
+# browser spaces as a relation; a \mathrel{X} with no = after it becomes a plain <mo>.
+_MATHREL_RE = re.compile(r"<mo><mrow><mo>([^<]+)</mo></mrow></mo>(<mo>&#x0003D;</mo>)?")
+_RELATION_SPACE = ' lspace="0.2778em" rspace="0.2778em"'
+
+
+def _mathrel(match: re.Match[str]) -> str:
+    if match.group(2):
+        return f"<mo>{match.group(1)}&#x0003D;</mo>"
+    return f"<mo{_RELATION_SPACE}>{match.group(1)}</mo>"
 
 
 def tex_to_mathml(tex: str, display: bool) -> str:
@@ -114,6 +131,8 @@ def tex_to_mathml(tex: str, display: bool) -> str:
         raise MathError(f"cannot render the formula {tex!r}: unknown command {unknown.group(1)}")
     mathml = _unescape_text(mathml, tex)
     mathml = _space_after_function_names(mathml)
+    mathml = _BARE_BAR_RE.sub(r'<mo stretchy="false">\1</mo>', mathml)
+    mathml = _MATHREL_RE.sub(_mathrel, mathml)
     # Keep the TeX as the annotation a screen reader or a copy can fall back on.
     return mathml.replace("<math ", f'<math alttext="{html.escape(tex)}" ', 1)
 
@@ -531,6 +550,25 @@ class IndexEntry:
     # The cells that show an error (a notebook may run to its end and still hold some:
     # every student notebook, or a cell tagged raises-exception); None: not known.
     errors: ErrorSummary | None = None
+    dataset: str = ""  # what dataset_used found ("digits", "CIFAR-10"), or "" if nothing
+
+
+# course.data_utils.get_data() prints one of these lines (with the reason after it).
+_DATASET_NOTICE = re.compile(r"^Using the (CIFAR-10|embedded digits) dataset\b", re.MULTILINE)
+DATASET_WORDS = {"digits": "the digits that ship with scikit-learn (8x8, grayscale)",
+                 "CIFAR-10": "CIFAR-10 (32x32 colour photographs)"}
+
+
+def dataset_used(nb: nbformat.NotebookNode) -> str:
+    """The dataset a notebook's outputs say it loaded: "digits", "CIFAR-10" or ""."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if output.get("output_type") != "stream":
+                continue
+            found = _DATASET_NOTICE.search("".join(output.get("text", "")))
+            if found:
+                return "digits" if found.group(1) == "embedded digits" else "CIFAR-10"
+    return ""
 
 
 # The index's introduction. "Folded" is true of the solution site only: the student
@@ -569,11 +607,13 @@ def _index_item(entry: IndexEntry) -> str:
         for tid, title in entry.tasks
     )
     task_list = f'<ol class="tasks">{tasks}</ol>' if tasks else ""
+    data = (f" Data: {html.escape(DATASET_WORDS.get(entry.dataset, entry.dataset))}."
+            if entry.dataset else "")
     return (
         f'<li class="notebook-entry {entry.status}">'
         f'<h2><a href="{page.name}.html">{html.escape(page.title)}</a></h2>'
         f'<p class="description">{description_html(page.description)}</p>'
-        f'<p class="meta">{page.name}.ipynb: {run}.'
+        f'<p class="meta">{page.name}.ipynb: {run}.{data}'
         f' <a href="{page.name}.ipynb">Notebook file</a></p>'
         f"{task_list}</li>"
     )

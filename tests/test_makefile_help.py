@@ -73,3 +73,33 @@ def test_a_task_given_the_wrong_way_stops_before_any_work(tmp_path: Path, args: 
     assert result.returncode != 0
     assert said in result.stderr
     assert not (tmp_path / ".venv").exists()
+
+
+@pytest.mark.parametrize(("value", "student"), [
+    ("1", True), ("yes", True), ("YES", True), ("True", True), ("on", True),
+    ("0", False), ("no", False), ("False", False), ("", False),
+])
+def test_make_run_reads_student_in_any_case(tmp_path: Path, value: str, student: bool) -> None:
+    # `make -n` prints the commands without running them (no venv is made either).
+    tree = _tree(tmp_path, with_kit=True)
+    for name in ("requirements.txt", "pyproject.toml"):  # what the set-up step reads
+        (tree / name).write_text("")
+    result = _make(tree, "-n", "run", f"STUDENT={value}")
+    assert result.returncode == 0, result.stderr
+    command = [line for line in result.stdout.splitlines() if "-m kit site" in line]
+    assert len(command) == 1, result.stdout
+    assert ("--student" in command[0]) == student, command
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("run", "STUDENT=y"), "make run takes STUDENT=1 (the student release) or STUDENT=0"),
+    (("run", "STUDENT=student"), "not STUDENT=student"),
+    (("run", "student=1"), "STUDENT in capitals: make run STUDENT=1"),
+])
+def test_make_run_refuses_a_student_value_it_would_read_as_no(
+        tmp_path: Path, args: tuple[str, ...], said: str) -> None:
+    # Read as "no", these would write the solution site where the student one was meant.
+    result = _make(_tree(tmp_path, with_kit=True), *args)
+    assert result.returncode != 0
+    assert said in result.stderr
+    assert not (tmp_path / ".venv").exists()

@@ -75,6 +75,17 @@ def test_plot_training_curves_draws_every_run():
     assert len(ax_acc.lines) == 4  # train and validation per run
 
 
+def test_the_accuracy_axis_ticks_whole_epochs():
+    # 21 epochs (0..20): matplotlib's default ticks would be 0, 2.5, 5, ..., 17.5, 20, and
+    # integers alone 0, 3, ..., 21 (a tick past the last epoch).
+    fig = plot_training_curves({"run": _Run(40, 21)})
+    _, ax_acc = fig.axes
+    low, high = ax_acc.get_xlim()
+    ticks = [t for t in ax_acc.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 3 and all(t == int(t) for t in ticks), ticks
+    assert ticks[1] - ticks[0] in (1, 2, 5, 10) and ticks[-1] <= 20, ticks
+
+
 def test_plot_activation_histograms_one_panel_per_layer():
     fig = plot_activation_histograms([np.ones((4, 3)), np.zeros(5), -np.ones(2)], "demo")
     assert len(fig.axes) == 3

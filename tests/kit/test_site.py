@@ -370,3 +370,67 @@ def test_every_figure_gets_an_alt_text_from_its_heading_and_title():
     ]
     assert "No description has been provided" not in body
     assert "alt" not in nb.cells[1].outputs[0].metadata  # the notebook itself is unchanged
+
+
+def test_norm_bars_without_left_right_do_not_stretch():
+    # A bare <mo>‖</mo> is a stretchy fence to the browser: beside a sum with limits the
+    # opening bar grew to the sum's height while the closing one (under ^2) did not.
+    norm = site_render.tex_to_mathml("\\sum_{l=1}^{L} \\lVert W_l \\rVert^2", display=True)
+    assert norm.count('<mo stretchy="false">&#x02016;</mo>') == 2, norm
+    bars = site_render.tex_to_mathml("\\lvert a \\rvert", display=False)
+    assert bars.count('<mo stretchy="false">&#x0007C;</mo>') == 2, bars
+    sized = site_render.tex_to_mathml("\\left\\lVert \\frac{a}{b} \\right\\rVert", display=True)
+    assert 'stretchy="false"' not in sized  # \left...\right still stretches
+
+
+def test_the_build_says_which_tree_the_site_shows(tmp_path):
+    # A tired instructor who typed the wrong STUDENT= sees it in the last lines.
+    _notebook(tmp_path / "Only.ipynb", "1")
+    result = _run_site("--notebooks", str(tmp_path), "--no-execute", "--out",
+                       str(tmp_path / "site"))
+    assert result.returncode == 0, result.stderr
+    assert "Site written from the solution tree (solutions and answers folded): " in result.stdout
+
+
+def test_only_takes_a_name_in_any_case_with_or_without_ipynb(tmp_path):
+    for name in ("FullyConnectedNets", "Dropout"):
+        _notebook(tmp_path / f"{name}.ipynb", "1")
+    for given in ("FullyConnectedNets.ipynb", "fullyconnectednets", "FULLYCONNECTEDNETS.IPYNB"):
+        chosen = site.select_notebooks(tmp_path, [given])
+        assert [p.name for p in chosen] == ["FullyConnectedNets.ipynb"], given
+    # A name that matches nothing lists the ones there are.
+    with pytest.raises(site.SiteError, match=r"no notebook named Fully in .*\(there: "
+                       r"FullyConnectedNets, Dropout\)"):
+        site.select_notebooks(tmp_path, ["Fully"])
+
+
+def test_the_index_says_which_dataset_each_notebook_ran_on():
+    # get_data() prints which dataset it loaded; the index repeats it beside the run time.
+    def run(printed: str) -> nbformat.NotebookNode:
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell("Using the CIFAR-10 dataset here"),
+                    nbformat.v4.new_code_cell("data = get_data()")]
+        nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed)]
+        return nb
+
+    digits = run("Using the embedded digits dataset: no CIFAR-10 in datasets/ (run 'make "
+                 "data' to download it).\n    X_train: shape (1200, 1, 8, 8)\n")
+    assert site_render.dataset_used(digits) == "digits"
+    assert site_render.dataset_used(run("ok\nUsing the CIFAR-10 dataset: found in x.\n")) \
+        == "CIFAR-10"
+    assert site_render.dataset_used(run("no notice\n")) == ""  # markdown does not count
+    page = site_render.Page("Demo", "Demo", "", "")
+    index = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0, dataset="digits")])
+    assert ("Demo.ipynb: ran without errors in 3 s. Data: the digits that ship with "
+            "scikit-learn (8x8, grayscale).") in index
+    unsaid = site_render.index_html([site_render.IndexEntry(page, "ok", 3.0)])
+    assert "Data:" not in unsaid
+
+
+def test_mathrel_plus_equals_is_one_operator():
+    # latex2mathml nests an <mrow> in an <mo> for \mathrel{+}; the browser drew "+ =".
+    update = site_render.tex_to_mathml("dx[i] \\mathrel{+}= w", display=False)
+    assert "<mo>&#x0002B;&#x0003D;</mo><mi>w</mi>" in update, update
+    assert "<mo><mrow>" not in update
+    alone = site_render.tex_to_mathml("a \\mathrel{\\le} b", display=False)
+    assert '<mo lspace="0.2778em" rspace="0.2778em">&#x02264;</mo>' in alone, alone
