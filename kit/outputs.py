@@ -114,7 +114,7 @@ def describe_contents(folder: Path, shown: int = 5) -> str:
     names = sorted(p.name for p in folder.iterdir())
     listed = ", ".join(names[:shown]) + (
         f" and {len(names) - shown} more" if len(names) > shown else "")
-    return f"holds {len(names)} entries ({listed})"
+    return f"holds {len(names)} {'entry' if len(names) == 1 else 'entries'} ({listed})"
 
 
 # -- refusing what is not ours ------------------------------------------------------------

@@ -57,7 +57,10 @@ def test_refuse_foreign_names_what_it_found_and_accepts_empty_or_stamped(tmp_pat
     outputs.refuse_foreign(mine, STAMP)
     outputs.refuse_foreign(empty, STAMP)
     outputs.refuse_foreign(tmp_path / "missing", STAMP)
-    with pytest.raises(outputs.OutputError, match=r"holds 1 entries \(thesis\.tex\)"):
+    with pytest.raises(outputs.OutputError, match=r"holds 1 entry \(thesis\.tex\)"):
+        outputs.refuse_foreign(theirs, STAMP)
+    (theirs / "notes.txt").write_text("theirs too")
+    with pytest.raises(outputs.OutputError, match=r"holds 2 entries \(notes\.txt, thesis"):
         outputs.refuse_foreign(theirs, STAMP)
     (tmp_path / "link").symlink_to(mine)
     with pytest.raises(outputs.OutputError, match="not a plain folder"):

@@ -82,7 +82,7 @@ def test_out_refuses_a_foreign_folder_and_names_what_it_holds(tree, tmp_path, ca
     (foreign / "holiday.jpg").write_bytes(b"\xff\xd8")
     assert _site("--out", str(foreign)) == 2
     err = capsys.readouterr().err
-    assert "holds 1 entries (holiday.jpg)" in err
+    assert "holds 1 entry (holiday.jpg)" in err
     assert "Choose a new folder" in err
     assert (foreign / "holiday.jpg").read_bytes() == b"\xff\xd8"
 
