@@ -438,8 +438,11 @@ def test_reports_are_written_for_every_submission(zoo_run):
     rows = (out / "grades.csv").read_text().splitlines()
     in_course_order = [name for name in NOTEBOOKS if name in ZOO_NOTEBOOKS]
     assert rows[0] == ("submission,total,max,status," + ",".join(in_course_order)
-                       + ",isolation,hidden_check_failures")
+                       + ",isolation,hidden_check_failures,options")
     assert len(rows) == 1 + len(zoo_run["zoo"])
+    # Each row says the options it was graded with, as kit grade's flags.
+    assert all(row.rsplit(",", 1)[1].startswith("--timeout 20 --wall 300 --memory 2048")
+               for row in rows[1:]), rows
     for name, result in zoo_run["results"].items():
         saved = json.loads((out / f"{name}.json").read_text())
         assert saved["total"] == result["total"]
