@@ -411,7 +411,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
 from typing import Any, NamedTuple
 
@@ -522,14 +522,27 @@ def _run_blocks(work: Callable[[Iterator[tuple[int, int]]], Any], n: int,
     if threads <= 1:
         return [work(blocks)]
     with _single_threaded_blas() if uses_blas else nullcontext():
-        helpers = [_executor().submit(work, blocks) for _ in range(threads - 1)]
-        try:
-            mine = work(blocks)
-        finally:
-            for helper in helpers:
-                helper.cancel()  # succeeds only if it never started: nothing left for it
-            wait(helpers)  # never leave a helper running outside the BLAS limit
-        return [mine] + [helper.result() for helper in helpers if not helper.cancelled()]
+        mine, ran = _beside_helpers([functools.partial(work, blocks)] * (threads - 1),
+                                    functools.partial(work, blocks))
+        return [mine] + [helper.result() for helper in ran]
+
+
+def _beside_helpers(helper_jobs: list[Callable[[], Any]], own_job: Callable[[], Any]
+                    ) -> tuple[Any, list[Future]]:
+    """Submit ``helper_jobs`` to the pool's threads, run ``own_job`` on this one, then
+    cancel the helpers that have not started (nothing is left for them, or this thread
+    runs their job itself) and wait for the others, so that none runs on outside a
+    caller's BLAS limit. Returns own_job's result and the helpers that ran."""
+    helpers = [_executor().submit(job) for job in helper_jobs]
+    try:
+        mine = own_job()
+    finally:
+        # cancel() succeeds only for a job no thread has taken. Only the others are waited
+        # for: a cancelled future counts as done only once a pool thread has dequeued it,
+        # which a pool busy elsewhere may not do for a long time.
+        ran = [helper for helper in helpers if not helper.cancel()]
+        wait(ran)
+    return mine, ran
 
 
 # ---------------------------------------------------------------------------------------
@@ -960,14 +973,8 @@ def _side_by_side(helper_job: Callable[[], Any], own_job: Callable[[], Any]
     side took 1.02x to 1.07x the time of one after the other, 1.19x to 1.54x before this
     fallback."""
     with _single_threaded_blas():
-        helper = _executor().submit(helper_job)
-        try:
-            mine = own_job()
-        finally:
-            started = not helper.cancel()
-            if started:
-                wait([helper])  # never leave it running outside the BLAS limit
-        return (helper.result() if started else helper_job()), mine
+        mine, ran = _beside_helpers([helper_job], own_job)
+        return (ran[0].result() if ran else helper_job()), mine
 
 
 def _input_gradient(dout: np.ndarray, w: np.ndarray, x_shape: tuple[int, ...], stride: int,
