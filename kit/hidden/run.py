@@ -359,17 +359,27 @@ def without_other_task(box: Path, folder: Path, task_id: str) -> Path:
     from course.own_work import FORBIDDEN_FUNCTIONS, without_function
     from kit import markers
 
-    shutil.copytree(box / "course", folder / "course", symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    _copy_course(box, folder)
     target = folder / TASKS_BY_ID[task_id].path
     try:
         source = target.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return folder  # no such file: the task's cases fail on their own
-    target.unlink()  # a link the copy kept is replaced, not followed
-    target.write_text(without_function(source, FORBIDDEN_FUNCTIONS[task_id],
-                                       parse=markers.parse_python), encoding="utf-8")
+    _replace_file(target, without_function(source, FORBIDDEN_FUNCTIONS[task_id],
+                                           parse=markers.parse_python))
     return folder
+
+
+def _copy_course(box: Path, folder: Path) -> None:
+    """The sandbox's ``course/`` copied into ``folder``, links kept as links."""
+    shutil.copytree(box / "course", folder / "course", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def _replace_file(target: Path, text: str) -> None:
+    """``target`` rewritten as ``text``: a link the copy kept is replaced, not followed."""
+    target.unlink(missing_ok=True)
+    target.write_text(text, encoding="utf-8")
 
 
 def without_given_layers(box: Path, folder: Path) -> Path:
@@ -382,13 +392,11 @@ def without_given_layers(box: Path, folder: Path) -> Path:
 
     from course.own_work import FORBIDDEN_MODULES, stand_in_source
 
-    shutil.copytree(box / "course", folder / "course", symlinks=True,
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    _copy_course(box, folder)
     for module in sorted(set(FORBIDDEN_MODULES.values())):
         exported = getattr(importlib.import_module(module), "__all__", [])
-        target = folder.joinpath(*module.split(".")).with_suffix(".py")
-        target.unlink(missing_ok=True)  # a link the copy kept is replaced, not followed
-        target.write_text(stand_in_source(module, exported), encoding="utf-8")
+        _replace_file(folder.joinpath(*module.split(".")).with_suffix(".py"),
+                      stand_in_source(module, exported))
     return folder
 
 
