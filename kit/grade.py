@@ -388,13 +388,14 @@ STOPS_A_CELL = frozenset({rp.FailureKind.ERROR, rp.FailureKind.TIMEOUT, rp.Failu
 
 def explain_missing_name(verdict: rp.Verdict, index: int,
                          reasons: Mapping[int, rp.Reason | None],
-                         cells: Mapping[int, CodeCell]) -> rp.Verdict:
+                         cells: Mapping[int, CodeCell], root: Path = ROOT) -> rp.Verdict:
     """A check cell that stopped on ``NameError: name 'x' is not defined`` because an
     earlier cell that assigns x failed first (a missing file, a stub, an error in another
     task): the verdict says which cell, and that cell's error, instead of leaving the
     student to look for a name they never had to write. Any other verdict is returned
     as it is. The latest earlier cell of the reference notebook that may assign the name
-    (``kit.notebooks.may_bind``) and stopped is the one named."""
+    (``kit.notebooks.may_bind``) and stopped is the one named. Its error comes from the
+    run's output, so it is redacted as the evidence is (``for_student``)."""
     reason = verdict.reason
     missing = (nbs.MISSING_NAME.search(reason.text) if reason is not None
                and reason.kind is rp.FailureKind.ERROR and "NameError" in reason.text else None)
@@ -411,7 +412,7 @@ def explain_missing_name(verdict: rp.Verdict, index: int,
     where = f"the cell under \"{heading}\" (code cell {cause})" if heading else (
         f"code cell {cause}")
     note = (f"[grader] This cell needs {name}, which {where} makes; that cell stopped "
-            f"first: {reasons[cause].text.removeprefix('error: ')}")
+            f"first: {for_student(reasons[cause].text.removeprefix('error: '), root)}")
     return dataclasses.replace(
         verdict, actual=f"{note}\n\n{verdict.actual or ''}".rstrip() + "\n",
         line=f"{verdict.line} ({name} is made by {where}, which stopped first)")
@@ -446,7 +447,7 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
                                                            cells))
             else:
                 verdict = failed_cell_verdict(reason, record, root)
-                verdict = explain_missing_name(verdict, check.index, reasons, cells)
+                verdict = explain_missing_name(verdict, check.index, reasons, cells, root)
             results.append(rp.CheckResult(check.name, notebook, check.heading, verdict,
                                           hidden_verdict(check.task, hidden_report),
                                           check.task))
