@@ -1005,8 +1005,10 @@ def changed_since_saved(notebook: Path) -> list[str]:
 
 def _stale_hint(row: Row) -> str:
     """For a notebook task scored from saved outputs older than the code: say so."""
+    if row.status not in ("PASS", "FAIL") or row.unreadable:
+        return ""
     changed = changed_since_saved(NOTEBOOKS_DIR / f"{row.task.notebook}.ipynb")
-    if row.status not in ("PASS", "FAIL") or row.unreadable or not changed:
+    if not changed:
         return ""
     more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
     return (f" (saved before {changed[0]}{more} changed: run its cells again and save "
