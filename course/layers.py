@@ -392,6 +392,8 @@ def batchnorm_backward(
     - dbeta: gradient with respect to beta, shape (D,).
 
     What to write [task 2.2]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
+    Not by calling ``batchnorm_backward_alt`` (task 2.3): a task that calls the other
+    gets no points (``course/own_work.py``).
     """
     dout = np.asarray(dout)
     expect_ndim("batchnorm_backward", "dout", dout, "(N, D)", "(the shape of out)")
@@ -434,6 +436,8 @@ def batchnorm_backward_alt(
     Inputs and returns: as ``batchnorm_backward``, from the same cache.
 
     What to write [task 2.3]: unpack ``cache`` and compute ``dx``, ``dgamma``, ``dbeta``.
+    Not by calling ``batchnorm_backward`` (task 2.2): a task that calls the other gets no
+    points (``course/own_work.py``).
     """
     dout = np.asarray(dout)
     expect_ndim("batchnorm_backward_alt", "dout", dout, "(N, D)", "(the shape of out)")
