@@ -108,6 +108,12 @@ def _pytest(tmp_path: Path, *args: str, ci: bool | None = None) -> subprocess.Co
     )
 
 
+def _write_test_file(tmp_path: Path, name: str, text: str) -> None:
+    """A file of the tree's tests/ folder, written before ``_pytest`` runs there."""
+    (tmp_path / "tests").mkdir(exist_ok=True)
+    (tmp_path / "tests" / name).write_text(text)
+
+
 def _row(output: str, task_id: str) -> list[str]:
     for line in output.splitlines():
         cells = [c.strip() for c in line.split("|")]
@@ -446,8 +452,7 @@ def test_an_unreadable_notebook_says_restore_it_not_run_it(tmp_path):
 
 
 def test_task_failures_show_hypothesis_inputs_as_shapes(tmp_path):
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_hyp.py").write_text(
+    _write_test_file(tmp_path, "test_hyp.py",
         "import numpy as np, pytest\n"
         "from hypothesis import given, strategies as st\n"
         "@pytest.mark.task('1.6')\n"
@@ -471,8 +476,7 @@ def test_several_distinct_hypothesis_failures_show_each_error_and_input(tmp_path
     # failing n is derived by hand: the first even n is 2, the first odd n above 3 is 5.
     # With CI set, hypothesis' defaults add a @reproduce_failure line after a blank one:
     # the report reads the same there.
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_hyp.py").write_text(
+    _write_test_file(tmp_path, "test_hyp.py",
         "import numpy as np, pytest\n"
         "from hypothesis import given, settings, strategies as st\n"
         "@pytest.mark.task('1.6')\n"
@@ -511,8 +515,7 @@ def test_given_arguments_are_the_failing_input_and_blob_advice_is_left_out(tmp_p
     # in a "Failing test case: test_prop(n=4)" call, read as the failing input. The test
     # asks for hypothesis' @reproduce_failure advice in its own settings: the report
     # leaves it out (it is bound to hypothesis' version) and keeps no blank line.
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_hyp.py").write_text(
+    _write_test_file(tmp_path, "test_hyp.py",
         "import pytest\n"
         "from hypothesis import given, settings, strategies as st\n"
         "@pytest.mark.task('1.6')\n"
@@ -533,8 +536,7 @@ def test_a_passing_task_whose_code_prints_to_stdout_fails_as_the_grade_would(tmp
     # The grade compares what each check cell prints with the reference: a debug print
     # left in a task's code fails the cells that call it, so make check says FAIL too.
     # stderr is not compared (nor is it here).
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_printing.py").write_text(
+    _write_test_file(tmp_path, "test_printing.py",
         "import sys, pytest\n"
         "@pytest.mark.task('1.12')\n"
         "def test_prints():\n"
@@ -555,8 +557,7 @@ def test_an_endless_loop_is_stopped_once_and_the_scoreboard_still_comes(tmp_path
     # A hypothesis test whose code never ends: stopped at the time limit (hypothesis does
     # not run it again to shrink), its task's other test fails without running, and an
     # unrelated task still passes.
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "test_loops.py").write_text(
+    _write_test_file(tmp_path, "test_loops.py",
         "import pytest\n"
         "from hypothesis import given, strategies as st\n"
         "@pytest.mark.task('1.12')\n"
@@ -587,8 +588,7 @@ def test_an_endless_loop_is_stopped_once_and_the_scoreboard_still_comes(tmp_path
 def test_a_file_that_cannot_load_is_reported_once_and_no_table_is_shown(tmp_path):
     # One syntax error stops every test file that imports its module, and pytest then runs
     # no test: the error once, the files it stopped, and no table of rows that ran nothing.
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "tests" / "broken_helper.py").write_text("def f(:\n    pass\n")
+    _write_test_file(tmp_path, "broken_helper.py", "def f(:\n    pass\n")
     for name in ("test_one.py", "test_two.py"):
         (tmp_path / "tests" / name).write_text(
             "import pytest, broken_helper\n"
