@@ -36,7 +36,9 @@ import ast
 import contextlib
 import copy
 import json
+import os
 import shutil
+import stat
 import tempfile
 import textwrap
 import zipfile
@@ -185,16 +187,25 @@ class Unpacked:
     folder: Path
     ignored_files: int = 0
     ignored_bytes: int = 0  # their size unpacked, as the zip declares it
+    not_regular: tuple[str, ...] = ()  # a folder's entries the grader would read but did not
 
     def notes(self) -> list[Note]:
-        """A note for the reports when something was left out (a zip of a whole working
-        folder: its .venv, datasets/, caches)."""
-        if not self.ignored_files:
-            return []
-        return [Note(NoteKind.INFO,
-                     f"ignored {self.ignored_files} file(s) of the zip "
-                     f"({self.ignored_bytes / 1e6:.1f} MB unpacked) that grading does not "
-                     f"read: only the course/ Python files and the notebooks are used")]
+        """Notes for the reports when something was left out: a zip of a whole working
+        folder (its .venv, datasets/, caches), or a folder's links and special files."""
+        notes = []
+        if self.ignored_files:
+            notes.append(Note(NoteKind.INFO,
+                              f"ignored {self.ignored_files} file(s) of the zip "
+                              f"({self.ignored_bytes / 1e6:.1f} MB unpacked) that grading "
+                              f"does not read: only the course/ Python files and the "
+                              f"notebooks are used"))
+        if self.not_regular:
+            notes.append(Note(NoteKind.UNREADABLE,
+                              f"left out {', '.join(self.not_regular)}: a symlink or "
+                              f"special file, not a regular file, and grading reads only "
+                              f"regular files (a link could point at any file of the "
+                              f"grader's machine, the solution included)"))
+        return notes
 
 
 def read_by_grader(name: str) -> bool:
@@ -223,9 +234,14 @@ def unpack(submission: Path, into: Path) -> Unpacked:
     ``MAX_UNZIPPED`` (a zip bomb; the declared sizes bound what ``zipfile`` extracts), or
     any member whose path would land outside ``into`` (absolute, ``..``, or a sibling
     such as ``../into-other/f``: checked on resolved paths, not as a string prefix).
-    Links are stored as members too, but ``zipfile`` writes them as plain files."""
+    Links are stored as members too, but ``zipfile`` writes them as plain files.
+
+    A folder is copied the same way: its regular files that the grader reads, under the
+    same cap. Symlinks are never followed (a link ``course/layers.py`` to the
+    instructor's solution would otherwise be graded as the student's code), and they and
+    special files (a FIFO would block the reader) are left out and named."""
     if submission.is_dir():
-        return Unpacked(submission)
+        return _copy_folder(submission, into)
     if submission.suffix == ".zip" and submission.is_file():
         try:
             with zipfile.ZipFile(submission) as archive:
@@ -249,6 +265,58 @@ def unpack(submission: Path, into: Path) -> Unpacked:
         ignored = [info for info in members if not read_by_grader(info.filename)]
         return Unpacked(into, len(ignored), sum(info.file_size for info in ignored))
     raise SubmissionError(f"{submission}: not a folder or a .zip file")
+
+
+def _copy_folder(submission: Path, into: Path) -> Unpacked:
+    """``unpack`` for a folder: its regular files that ``read_by_grader`` names, copied
+    into ``into`` without following a link at any level (``os.walk`` does not enter a
+    linked folder, and each file is opened with ``O_NOFOLLOW`` after an ``lstat``)."""
+    wanted: list[tuple[str, Path, int]] = []
+    not_regular: list[str] = []
+    for top, dirs, files in os.walk(submission):
+        # Never read: hidden folders (.venv, .git) and installed packages, pruned so a
+        # working folder's .venv is not walked.
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "site-packages")
+        for name in [*dirs, *files]:
+            path = Path(top) / name
+            rel = path.relative_to(submission).as_posix()
+            info = path.lstat()
+            if stat.S_ISDIR(info.st_mode):
+                continue
+            if read_by_grader(rel):
+                if stat.S_ISREG(info.st_mode):
+                    wanted.append((rel, path, info.st_size))
+                else:
+                    not_regular.append(rel)
+            elif stat.S_ISLNK(info.st_mode) and _holds_graded_files(rel):
+                not_regular.append(rel + "/")
+    size = sum(size for _, _, size in wanted)
+    if size > MAX_UNZIPPED:
+        raise SubmissionError(f"{submission}: its course/ files and notebooks come to "
+                              f"{size / 1e6:.0f} MB (more than {MAX_UNZIPPED / 1e6:.0f} MB)")
+    into.mkdir(parents=True, exist_ok=True)
+    for rel, path, _ in wanted:
+        target = into / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # swapped for a link or removed since the walk: left out
+            not_regular.append(rel)
+            continue
+        with os.fdopen(handle, "rb") as source:
+            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                not_regular.append(rel)
+                continue
+            with target.open("wb") as copy:
+                shutil.copyfileobj(source, copy)
+    return Unpacked(into, not_regular=tuple(sorted(not_regular)))
+
+
+def _holds_graded_files(rel: str) -> bool:
+    """Whether a link at ``rel``, if it were a folder, would hold code the grader reads
+    (a linked ``course/``) or be the ``notebooks/`` folder; other links (a shared
+    ``datasets/``) go unnamed."""
+    return read_by_grader(f"{rel}/layers.py") or rel.rsplit("/", 1)[-1] == "notebooks"
 
 
 def find_course_dir(folder: Path) -> Path | None:
@@ -628,13 +696,19 @@ def _merge_file(box: Sandbox, root: Path, rel: str, functions: list[str],
 
 
 def build_own(submission: Path, *, root: Path = ROOT) -> Sandbox:
-    """A sandbox for ``kit verify``: the student's own package (their ``course/*.py`` over
-    the pristine package, whole) and their own notebooks, experiment cells skipped."""
+    """A sandbox for ``kit verify``: the student's own package (their ``course/*.py``,
+    whole, over the pristine package with every task a stub) and their own notebooks,
+    experiment cells skipped. A file the student left out keeps its stubs, as in
+    grading: the solution's task code never enters a sandbox."""
     with Sandbox.fresh("kit-verify-sandbox-") as box:
         found = unpack(submission, box.root / "_submission")
         box.notes += found.notes()
         unpacked = found.folder
         _copy_pristine_course(root, box.root)
+        for rel, functions in editable_files(load_tasks(root)).items():
+            stubbed, _ = merge_python((root / rel).read_text(encoding="utf-8"), None, rel,
+                                      functions)
+            (box.root / rel).write_text(stubbed, encoding="utf-8")
         course_dir = find_course_dir(unpacked)
         if course_dir is not None:
             for path in sorted(course_dir.rglob("*.py")):

@@ -10,13 +10,14 @@ path beside the target folder that shares its name as a prefix, and links.
 
 from __future__ import annotations
 
+import os
 import stat
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from kit import sandbox
+from kit import leaks, sandbox
 
 WHOLE_FOLDER = {  # a working folder as `zip -r` stores it, under its own top folder
     "subB/course/__init__.py": b"",
@@ -119,3 +120,88 @@ def test_a_link_in_the_zip_is_extracted_as_a_plain_file(tmp_path):
     extracted = found.folder / "course" / "layers.py"
     assert not extracted.is_symlink()
     assert extracted.read_text() == "/etc/passwd"
+
+
+# -- a folder submission: read for its regular files, links never followed ----------------
+
+SOLUTION_LAYERS = sandbox.ROOT / "course" / "layers.py"
+
+
+def secret_lines_in(folder: Path) -> list[str]:
+    """The solution-only lines of this tree (kit/leaks.py) found in ``folder``."""
+    secret = leaks.solution_only_lines(sandbox.ROOT)
+    return leaks.find_leaks(folder, secret, leaks.embeddable_lines(sandbox.ROOT))
+
+
+def test_a_folder_is_copied_for_its_regular_files_the_grader_reads(tmp_path):
+    sub = tmp_path / "subF"
+    for rel in ("course/__init__.py", "course/layers.py", "notebooks/FullyConnectedNets.ipynb",
+                ".venv/lib/site-packages/pkg/demo.ipynb", "datasets/data_batch_1", "Makefile"):
+        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sub / rel).write_text(f"# {rel}\n")
+    (sub / "course" / "optim.py").symlink_to(sub / "course" / "layers.py")
+    (sub / "course" / "classifiers").symlink_to(tmp_path, target_is_directory=True)
+    (sub / "datasets" / "shared").symlink_to(tmp_path, target_is_directory=True)
+    os.mkfifo(sub / "notebooks" / "Dropout.ipynb")  # reading it would block the grader
+    found = sandbox.unpack(sub, tmp_path / "_submission")
+    assert found.folder == tmp_path / "_submission"
+    assert files_under(found.folder) == [
+        "course/__init__.py", "course/layers.py", "notebooks/FullyConnectedNets.ipynb"]
+    assert (found.folder / "course" / "layers.py").read_text() == "# course/layers.py\n"
+    assert found.not_regular == ("course/classifiers/", "course/optim.py",
+                                 "notebooks/Dropout.ipynb")
+    [note] = found.notes()
+    assert note.kind is sandbox.NoteKind.UNREADABLE
+    assert note.text.startswith("left out course/classifiers/, course/optim.py, "
+                                "notebooks/Dropout.ipynb: a symlink or special file")
+
+
+def test_a_folder_over_the_cap_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "MAX_UNZIPPED", 1000)
+    sub = tmp_path / "big"
+    (sub / "course").mkdir(parents=True)
+    (sub / "course" / "layers.py").write_text("#" * 5000)
+    (sub / "datasets").mkdir()
+    (sub / "datasets" / "data").write_bytes(b"\0" * 5000)  # not read: not counted
+    with pytest.raises(sandbox.SubmissionError, match=r"come to 0 MB \(more than 0 MB\)"):
+        sandbox.unpack(sub, tmp_path / "_submission")
+    (sub / "course" / "layers.py").write_text("# small\n")
+    assert files_under(sandbox.unpack(sub, tmp_path / "_ok").folder) == ["course/layers.py"]
+
+
+@pytest.mark.parametrize("link", ["course/layers.py", "course"])
+def test_a_link_to_the_solution_in_a_folder_submission_is_not_graded(tmp_path, link):
+    """Hostile: a student's repository holds ``course/layers.py`` (or ``course/``) as a
+    symlink to where the instructor keeps the kit. Graded in place, the link was followed
+    and the solution merged in as the student's code: every layers task passed."""
+    sub = tmp_path / "cheat"
+    sub.mkdir()
+    (sub / "notebooks").mkdir()
+    (sub / "course").mkdir() if link != "course" else None
+    target = SOLUTION_LAYERS if link == "course/layers.py" else SOLUTION_LAYERS.parent
+    (sub / link).symlink_to(target, target_is_directory=target.is_dir())
+    for build in (lambda: sandbox.build(sub, {}), lambda: sandbox.build_own(sub)):
+        box = build()
+        try:
+            assert secret_lines_in(box.root / "course") == []
+            assert "NotImplementedError" in (box.root / "course" / "layers.py").read_text()
+            assert any(n.text.startswith(f"left out {link}") for n in box.notes), box.notes
+        finally:
+            box.cleanup()
+
+
+def test_kit_verifys_sandbox_holds_no_solution_code_for_a_file_left_out(tmp_path):
+    """``kit verify`` runs a student's own package; where the submission lacks a file,
+    the sandbox has its stubs, not the solution (which student code could print)."""
+    sub = tmp_path / "notebooks_only"
+    (sub / "notebooks").mkdir(parents=True)
+    (sub / "course").mkdir()
+    (sub / "course" / "optim.py").write_text("def sgd(w, dw, config=None):\n    return w, {}\n")
+    box = sandbox.build_own(sub)
+    try:
+        assert secret_lines_in(box.root / "course") == []
+        assert "return w, {}" in (box.root / "course" / "optim.py").read_text()
+        layers = (box.root / "course" / "layers.py").read_text()
+        assert "affine_forward: course/layers.py is not in the submission" in layers
+    finally:
+        box.cleanup()
