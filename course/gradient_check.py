@@ -8,10 +8,12 @@ Two groups of helpers live here.
   array, for example): ``eval_numerical_gradient(lambda _: model.loss(X, y)[0], W)``.
 * Check helpers that print one verdict line per check. Notebook outputs are compared as
   exact strings, so a passing check prints only its name and the bound it met; the
-  measured value appears only when the check fails::
+  measured value, and the entry that differs most, appear only when the check fails
+  (the second line below is one line when printed)::
 
       check passed: affine_forward output, relative error below 1e-07
-      check FAILED: affine_forward output, relative error 3.41e-02 (must be below 1e-07)
+      check FAILED: affine_forward output, relative error 3.33e-02 (must be below 1e-07);
+      at [2, 1] got 0.31, expected 0.29
 
   They return a :class:`CheckResult`, truthy exactly when the check passed, which shows
   nothing when it ends a notebook cell (the verdict line says it all already).
@@ -39,6 +41,7 @@ __all__ = [
     "grad_check_sparse",
     "rel_error",
     "report_check",
+    "worst_entry",
 ]
 
 # The denominator floor of rel_error: two values that are both (almost) zero count as equal
@@ -226,21 +229,40 @@ def rel_error(x: np.ndarray | float, y: np.ndarray | float) -> float:
 
 
 def report_check(
-    name: str, value: float, threshold: float, measure: str = "relative error"
+    name: str, value: float, threshold: float, measure: str = "relative error",
+    detail: str | None = None,
 ) -> CheckResult:
     """Print the verdict line of one measured check and return whether it passed.
 
     The check passes when ``value < threshold`` (a NaN never passes). Output, one line::
 
         check passed: <name>, <measure> below <threshold:.0e>
-        check FAILED: <name>, <measure> <value:.2e> (must be below <threshold:.0e>)
+        check FAILED: <name>, <measure> <value:.2e> (must be below <threshold:.0e>)[; <detail>]
+
+    ``detail`` (printed only on failure) says where the value came from, e.g. the entry
+    that differs most.
     """
     passed = bool(value < threshold)
     if passed:
         print(f"check passed: {name}, {measure} below {threshold:.0e}")
     else:
-        print(f"check FAILED: {name}, {measure} {value:.2e} (must be below {threshold:.0e})")
+        tail = f"; {detail}" if detail else ""
+        print(f"check FAILED: {name}, {measure} {value:.2e} "
+              f"(must be below {threshold:.0e}){tail}")
     return CheckResult(name, passed)
+
+
+def worst_entry(actual: np.ndarray, expected: np.ndarray) -> str:
+    """Where two same-shaped arrays differ most in ``rel_error``'s terms, as a phrase:
+    ``at [1, 0] got 0.105573, expected 0``. A relative error of 1 alone cannot tell a
+    sign flip from a small value where 0 was expected; the entry can."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    errors = np.abs(a - e) / np.maximum(_REL_ERROR_FLOOR, np.abs(a) + np.abs(e))
+    errors = np.where(np.isnan(errors), np.inf, errors)  # a NaN is the worst entry
+    index = np.unravel_index(int(np.argmax(errors)), a.shape)
+    where = f"at [{', '.join(str(int(i)) for i in index)}] " if a.ndim else ""
+    return f"{where}got {a[index]:.6g}, expected {e[index]:.6g}"
 
 
 def check_true(name: str, ok: bool, detail: str) -> CheckResult:
@@ -275,7 +297,9 @@ def check_close(
     if actual.shape != expected.shape:
         detail = f"shape {actual.shape} does not match the expected shape {expected.shape}"
         return check_true(name, False, detail)
-    return report_check(name, rel_error(actual, expected), threshold)
+    error = rel_error(actual, expected)
+    detail = worst_entry(actual, expected) if actual.size and not error < threshold else None
+    return report_check(name, error, threshold, detail=detail)
 
 
 def check_gradient(

@@ -619,11 +619,13 @@ def grade_batch(submissions: list[Path], out: Path, *, jobs: int = 1,
     every result in ``out``: this batch's, and those graded earlier into ``out`` of
     submissions not in this batch.
     """
-    isolation.choose_mode(limits.isolation)  # refuses, naming the fix, before any work
     references = reference_notebooks(root, notebooks)
     if not references or not any(select_checks(references, only_checks).checks.values()):
         raise ValueError(f"nothing to grade: no check cell is selected (notebooks: "
                          f"{notebooks!r}, checks: {sorted(only_checks or []) or 'all'})")
+    # A mistake in the options is named first, on any machine; then a missing sandbox,
+    # naming the fix, still before any work.
+    isolation.choose_mode(limits.isolation)
     _warn_unrated(references)
     limited = {name: set(nbs_) for name, nbs_ in (notebooks_for or {}).items()}
     submissions = _unique(submissions)

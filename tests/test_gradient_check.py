@@ -267,7 +267,8 @@ def test_check_close_pass_and_fail(capsys) -> None:
     assert check_close("loss", 2.0, 2.0, threshold=1e-3).passed is True
     assert capsys.readouterr().out.splitlines() == [
         "check passed: out, relative error below 1e-07",
-        "check FAILED: out, relative error 1.43e-01 (must be below 1e-07)",
+        "check FAILED: out, relative error 1.43e-01 (must be below 1e-07); "
+        "at [1] got 3, expected 4",
         "check passed: loss, relative error below 1e-03",
     ]
 
@@ -284,10 +285,13 @@ def test_check_gradient_scalar_function(capsys) -> None:
     assert check_gradient("dx", f, x, 2 * x).passed is True
     # 1.5 times the true gradient: relative error |3x - 2x| / |5x| = 0.2 at every entry.
     assert check_gradient("dx", f, x, 3 * x).passed is False
-    assert capsys.readouterr().out.splitlines() == [
-        "check passed: dx, relative error below 1e-07",
-        "check FAILED: dx, relative error 2.00e-01 (must be below 1e-07)",
-    ]
+    passed, failed = capsys.readouterr().out.splitlines()
+    assert passed == "check passed: dx, relative error below 1e-07"
+    # Every entry is off by 0.2 (up to the numeric gradient's rounding, which decides
+    # the entry named): 3 x_i against 2 x_i.
+    assert failed.startswith("check FAILED: dx, relative error 2.00e-01 (must be below 1e-07); ")
+    assert failed.endswith(("at [0] got 3, expected 2", "at [1] got -6, expected -4",
+                            "at [2] got 9, expected 6"))
 
 
 def test_check_gradient_array_function_with_dout(capsys) -> None:
@@ -299,7 +303,8 @@ def test_check_gradient_array_function_with_dout(capsys) -> None:
     # The transpose flips the sign of entry (0, 1) (-3 against 1.5): relative error 1.
     assert capsys.readouterr().out.splitlines() == [
         "check passed: dx, relative error below 1e-07",
-        "check FAILED: dx, relative error 1.00e+00 (must be below 1e-07)",
+        "check FAILED: dx, relative error 1.00e+00 (must be below 1e-07); "
+        "at [0, 1] got 1.5, expected -3",
     ]
 
 
@@ -343,8 +348,8 @@ def test_check_model_gradients_flags_a_wrong_or_missing_gradient(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("check passed: toy: gradient of a")
     # analytic 2b vs numeric b: relative error |2b - b| / (|2b| + |b|) = 1/3
-    assert lines[1] == (
-        "check FAILED: toy: gradient of b, relative error 3.33e-01 (must be below 1e-07)")
+    assert lines[1].startswith(
+        "check FAILED: toy: gradient of b, relative error 3.33e-01 (must be below 1e-07); at [")
     assert check_model_gradients("toy", _Quadratic(drop_b=True), X, None).passed is False
     assert capsys.readouterr().out.splitlines()[1] == (
         "check FAILED: toy: gradient of b: loss() returned no gradient for it")
@@ -401,3 +406,25 @@ def test_check_result_is_truthy_only_when_passed_and_shows_nothing_in_notebooks(
     assert bool(CheckResult("x", True)) and not bool(CheckResult("x", False))
     # IPython calls _ipython_display_ instead of printing the repr; it must return None.
     assert CheckResult("x", True)._ipython_display_() is None
+
+
+def test_a_failed_check_close_names_the_entry_that_differs_most(capsys) -> None:
+    """A relative error of 1 alone reads as "unrelated"; the entry shows a small value
+    where 0 was expected (a batchnorm with the N - 1 variance gives 0.105573 there:
+    2 * -1 / sqrt(2 + 3) + 1)."""
+    expected = np.array([[2.0, 1.0], [0.0, -3.0]])
+    actual = expected.copy()
+    actual[1, 0] = 1 - 2 / np.sqrt(5)
+    assert check_close("bn", actual, expected).passed is False
+    assert check_close("scalar", 2.5, 2.0).passed is False
+    nan = np.array([1.0, np.nan, 3.0])
+    assert check_close("nan", nan, np.array([1.0, 2.0, 3.0])).passed is False
+    assert capsys.readouterr().out.splitlines() == [
+        "check FAILED: bn, relative error 1.00e+00 (must be below 1e-07); "
+        "at [1, 0] got 0.105573, expected 0",
+        # |2.5 - 2| / 4.5
+        "check FAILED: scalar, relative error 1.11e-01 (must be below 1e-07); "
+        "got 2.5, expected 2",
+        "check FAILED: nan, relative error nan (must be below 1e-07); "
+        "at [1] got nan, expected 2",
+    ]
