@@ -403,6 +403,25 @@ copies on the calling thread with each block's GEMM handed to the helper (1.01x 
 one product for the whole batch (1.00x to 1.10x); side by side above INLINE_BYTES, each
 part on one thread, at (a) float64 (backward 0.88x to 0.90x, but the forward's blocks
 then stayed on one thread too: fwd + bwd 1.10x to 1.14x).
+
+Round 12 (2026-12-03, eighth session, a new machine: AMD EPYC (Zen 3), OpenBLAS's
+Haswell kernels, 67 to 92 GFLOP/s on one thread's 256^3 float32 GEMM, half the last
+machine's 143). There (b) float32 read 1.40 over PyTorch (its forward 13.3 against 6.2
+ms) and (a) 0.92, where the last machine read 1.08 and 1.07: the row-shift GEMMs of (b),
+(32, 22) @ (22, 1024), ran at 39 GFLOP/s on one thread. Kept: a stride-1 forward with
+fewer than SHIFTS_TO_IM2COL_BELOW (32) row-shift rows copies its row shifts into im2col
+matrices and makes one GEMM of HH*C*WW + 1 rows per example (``_shifts_im2col_work``).
+One thread, float32, the forward: (b) 0.70x the time (17.0 against 23.6 to 24.4 ms:
+copy 3.6, GEMM 18.8 against HH GEMMs 25.6 and adds 4.6); C*WW = 5, 9, 40, 48, 96 and
+192: 0.54x, 0.67x, 0.89x, 0.92x, 1.0x and 1.10x. On two threads, as it runs, the
+copies' memory traffic costs more: (b) 0.86x to 0.95x (float64 0.73x), C*WW = 5 0.72x,
+9 0.93x to 0.99x, 40 1.04x to 1.08x, 48 1.14x to 1.18x: hence 32. Tried and dropped:
+dw the same way, 0.85x on one thread but 1.07x at (b) and 1.22x at C*WW = 48 on two;
+the im2col copied from the padded input instead of the row shifts (1.04x to 1.14x of
+this, one thread). Whole fwd + bwd, interleaved with PyTorch (each run after an untimed
+one of its own, as kit.bench does): (b) 0.99x in float32, 0.88x in float64; (c),
+whose code did not change, 0.94x and 1.01x, the noise of that run. Medians in one
+process, nothing else running, load 0.4 to 1.0 before; scripts kept out of the tree.
 """
 
 from __future__ import annotations
@@ -658,7 +677,8 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
     if stride == 1 and HH > 1:
         # Blocks of BLOCK_BYTES of row-shift matrix and partial products (HH times more
         # examples than of im2col): each numpy call does more, fewer GIL handoffs.
-        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, out.itemsize),
+        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, out.itemsize,
+                                                           _shifts_to_im2col(C, WW)),
                            K * P * out.itemsize)
         _run_blocks(_row_shift_work(out, padded, w, bias, plan[0]), N, plan)
         return
@@ -779,11 +799,14 @@ class _RowShifts:
                                    writeable=False)
 
     @staticmethod
-    def bytes_per_example(padded: _Padded, HH: int, WW: int, F: int, itemsize: int) -> int:
-        """Bytes of one example's rows of S and of its (F, P) products or d.T."""
-        W_out = padded.cols - WW + 1
-        return (padded.x.shape[1] * WW * padded.rows * W_out
-                + F * (padded.rows - HH + 1) * W_out) * itemsize
+    def bytes_per_example(padded: _Padded, HH: int, WW: int, F: int, itemsize: int,
+                          im2col: bool = False) -> int:
+        """Bytes of one example's rows of S and of its (F, P) products or d.T, and of
+        its im2col matrix when ``im2col`` (``_shifts_to_im2col``)."""
+        C, W_out = padded.x.shape[1], padded.cols - WW + 1
+        P = (padded.rows - HH + 1) * W_out
+        return (C * WW * padded.rows * W_out + F * P
+                + im2col * (C * HH * WW + 1) * P) * itemsize
 
     def fill(self, start: int, stop: int) -> None:
         """Copy examples start:stop into S[:stop - start] straight from x, never padded
@@ -814,6 +837,20 @@ class _RowShifts:
         return as_strided(self.S, (self.S.shape[0], self.HH, self.CW + 1, self.P),
                           (s_n, self.W_out * s_u, s_k, s_u), writeable=False)
 
+    def im2col_buffer(self) -> np.ndarray:
+        """A (block, HH*C*WW + 1, P) buffer for ``copy_im2col``, its last row all ones."""
+        cols = np.empty((self.S.shape[0], self.HH * self.CW + 1, self.P), dtype=self.S.dtype)
+        cols[:, -1] = 1
+        return cols
+
+    def copy_im2col(self, cols: np.ndarray, n: int) -> np.ndarray:
+        """The im2col matrices of the n examples in S, copied into ``cols[:n]`` (from
+        ``im2col_buffer``) in one call: rows ordered (p, c, q), filter row first, as
+        ``_shifts_weights`` orders the weights; the last row stays all ones."""
+        np.copyto(cols[:n, :-1].reshape(n, self.HH, self.CW, self.P),
+                  self.all_offset_rows()[:n, :, :self.CW])
+        return cols[:n]
+
     def offset_rows(self, p: int, ones: bool) -> np.ndarray:
         """(block, C*WW (+ 1 with ``ones``), P) view: the im2col rows of filter row p,
         columns c*WW + q (then the row of ones)."""
@@ -830,6 +867,8 @@ def _row_shift_work(out: np.ndarray, padded: _Padded, w: np.ndarray, bias: np.nd
     that together do the one im2col product's work, and HH - 1 adds of the output block.
     Returns the work for ``_run_blocks``."""
     F, C, HH, WW = w.shape
+    if _shifts_to_im2col(C, WW):
+        return _shifts_im2col_work(out, padded, w, bias, block)
     weights = [np.ascontiguousarray(w[:, :, p, :]).reshape(F, C * WW) for p in range(HH)]
     if bias is not None:  # a last column, against S's row of ones, in the first product
         weights[0] = np.concatenate([weights[0], bias.reshape(-1, 1)], axis=1)
@@ -846,6 +885,44 @@ def _row_shift_work(out: np.ndarray, padded: _Padded, w: np.ndarray, bias: np.nd
             for p in range(1, HH):
                 np.matmul(weights[p], operands[p][:n], out=partial[:n])
                 total += partial[:n]
+
+    return work
+
+
+# A stride-1 layer whose row-shift products have fewer than this many rows (C*WW) copies
+# its row shifts into im2col matrices (HH*C*WW rows) in the forward pass: one GEMM per
+# example instead of HH narrow ones and HH - 1 adds of the output. Round 12 (module
+# docstring): forward 0.72x to 0.95x the time at C*WW = 5 to 21, 1.04x to 1.18x at
+# 40 and 48. dw keeps the row-shift products, whose GEMMs are long (P) already.
+SHIFTS_TO_IM2COL_BELOW = 32
+
+
+def _shifts_to_im2col(C: int, WW: int) -> bool:
+    """Whether a stride-1 layer's row shifts go into im2col matrices (see above)."""
+    return C * WW < SHIFTS_TO_IM2COL_BELOW
+
+
+def _shifts_weights(w: np.ndarray) -> np.ndarray:
+    """w (F, C, HH, WW) as (F, HH*C*WW), columns ordered as ``copy_im2col``'s rows."""
+    return w.transpose(0, 2, 1, 3).reshape(w.shape[0], -1)
+
+
+def _shifts_im2col_work(out: np.ndarray, padded: _Padded, w: np.ndarray,
+                        bias: np.ndarray | None, block: int
+                        ) -> Callable[[Iterator[tuple[int, int]]], None]:
+    """``_row_shift_work`` for few row-shift rows (``_shifts_to_im2col``): each block's
+    shifts copied into im2col matrices, then one product per example, the bias against
+    their row of ones (zero when there is none)."""
+    F = w.shape[0]
+    weights = np.concatenate([_shifts_weights(w), (np.zeros(F, dtype=w.dtype) if bias is None
+                                                   else bias).reshape(-1, 1)], axis=1)
+
+    def work(blocks: Iterator[tuple[int, int]]) -> None:
+        shifts = _RowShifts(padded, w.shape[2], w.shape[3], block, out.dtype)
+        cols = shifts.im2col_buffer()
+        for start, stop in blocks:
+            shifts.fill(start, stop)
+            np.matmul(weights, shifts.copy_im2col(cols, stop - start), out=out[start:stop])
 
     return work
 

@@ -342,21 +342,25 @@ def test_which_backward_passes_compute_dw_beside_dx(monkeypatch, stride: int, wo
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+@pytest.mark.parametrize("shifts", ["products by filter row", "copied to im2col"])
 @pytest.mark.parametrize("method", ["correlate", "flat fold"])
 @pytest.mark.parametrize(("HH", "WW", "pad"),
                          [(1, 1, 2), (2, 2, 2), (3, 3, 0), (3, 3, 1), (4, 4, 1), (2, 3, 1),
                           (3, 1, 1), (1, 3, 0), (4, 4, 0), (2, 5, 4), (5, 4, 2)])
-def test_conv_pads_block_by_block_like_naive(monkeypatch, method: str, HH: int, WW: int,
-                                             pad: int) -> None:
+def test_conv_pads_block_by_block_like_naive(monkeypatch, shifts: str, method: str, HH: int,
+                                             WW: int, pad: int) -> None:
     # Each thread pads its blocks into one buffer whose margins must stay zero from block
     # to block: blocks of 2 of 5 examples (the last one short) on two threads. Padding
     # wider than the filter less one makes "correlate" crop dout instead of padding it;
     # pad 0 reads x itself. Filters of more than one row take the row-shift products
-    # (stride 1), one row im2col; filters of more than 3 columns fill the row shifts from
-    # x's rows widened by the column padding, or from x itself when there is none
-    # ((4, 4, 0); "correlate" at (2, 5, 4) crops dout to no column padding).
+    # (stride 1), by filter row or copied into im2col matrices (``shifts``), one row
+    # im2col; filters of more than 3 columns fill the row shifts from x's rows widened by
+    # the column padding, or from x itself when there is none ((4, 4, 0); "correlate" at
+    # (2, 5, 4) crops dout to no column padding).
     monkeypatch.setattr(fast, "_block_size", lambda n, *sizes: (2, 2))
     monkeypatch.setattr(fast, "_input_gradient_method", lambda stride, C, F: method)
+    monkeypatch.setattr(fast, "SHIFTS_TO_IM2COL_BELOW",
+                        10**9 if shifts == "copied to im2col" else 0)
     rng = np.random.default_rng(8)
     x = rng.standard_normal((5, 4, 6, 7))
     w, b = rng.standard_normal((3, 4, HH, WW)), rng.random(3)
@@ -368,6 +372,31 @@ def test_conv_pads_block_by_block_like_naive(monkeypatch, method: str, HH: int, 
     for name, got, want in zip(("dx", "dw", "db"), conv_backward_fast(dout, cache),
                                conv_backward_naive(dout, naive_cache), strict=True):
         _assert_same(got, want, f"{method}, filter {HH}x{WW}, pad {pad}: {name}")
+
+
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+@pytest.mark.parametrize(("C", "WW", "im2col"), [(3, 7, True), (1, 5, True), (15, 2, True),
+                                                 (16, 2, False), (64, 3, False)])
+def test_stride_1_forward_copies_few_row_shift_rows_into_im2col(C: int, WW: int,
+                                                                im2col: bool) -> None:
+    """Fewer than SHIFTS_TO_IM2COL_BELOW rows of row shifts (C*WW: 21 at (b), 192 at
+    (c)) take the im2col copy in the forward pass; the output and the gradients match
+    the naive layer's either way."""
+    rng = np.random.default_rng(C * WW)
+    x, w, b = (rng.standard_normal((2, C, 5, 6)), rng.standard_normal((3, C, 2, WW)),
+               rng.random(3))
+    param = {"stride": 1, "pad": 1}
+    calls = []
+    real = fast._shifts_im2col_work
+    with patch.object(fast, "_shifts_im2col_work",
+                      lambda *args: calls.append(args[2].shape) or real(*args)):
+        out, cache = conv_forward_fast(x, w, b, param)
+    assert calls == ([w.shape] if im2col else [])
+    naive_out, naive_cache = conv_forward_naive(x, w, b, param)
+    _assert_same(out, naive_out, "out")
+    dout = rng.standard_normal(out.shape)
+    _assert_grads_same(conv_backward_fast(dout, cache), conv_backward_naive(dout, naive_cache),
+                       f"C={C}, WW={WW}")
 
 
 @pytest.mark.task("4.4")  # judges the backward pass (it runs 4.3 first)
