@@ -1,6 +1,7 @@
 """``python -m kit verify SUBMISSION... [--out DIR] [--timeout S] [--memory MB]``
 
-Re-execute the notebooks a student submitted against their own package and report the
+Re-execute the notebooks a student submitted against their own package (a ``course/``
+file they left out runs as its stubs: no solution code enters the sandbox) and report the
 cells whose stored outputs do not reproduce, so an instructor sees whether the outputs
 handed in are genuine. It runs nbval over the student's notebooks, comparing with *their*
 stored outputs under the kit's sanitize rules, in the same sandbox and limits as
