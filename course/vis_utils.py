@@ -170,9 +170,27 @@ def plot_activation_histograms(
         ax.set_title(f"layer {i}", fontsize=10)
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=8)
+    _label_histogram_axes(flat[: len(values)], columns)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _label_histogram_axes(panels: Sequence[Any], columns: int) -> None:
+    """Name the axes of a grid of histograms: x under each column, y beside each row.
+
+    The x axis is shared, so one label under the lowest panel of a column is enough; that
+    panel also gets its tick labels back, since sharing hid them on every row but the last
+    (a column whose last-row panel was deleted would otherwise show no scale at all). The
+    y ticks are off (counts differ by layer and only the shape matters), so the label says
+    what the height is without a scale.
+    """
+    for i, ax in enumerate(panels):
+        if i + columns >= len(panels):  # nothing below it in its column
+            ax.set_xlabel("activation value", fontsize=9)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if i % columns == 0:
+            ax.set_ylabel("count of values", fontsize=9)
 
 
 # ---------------------------------------------------------------------------------------

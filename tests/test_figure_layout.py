@@ -62,3 +62,25 @@ def test_the_other_figures_fit_the_column_too():
     ]
     for fig in figures:
         assert fig.get_figwidth() * DPI <= COLUMN_PX
+
+
+@pytest.mark.parametrize("layers", [10, 7])
+def test_histograms_say_what_their_axes_show(layers):
+    # 7 layers leave columns 3-5 without a second-row panel: their first-row panel is the
+    # lowest, so it carries the label and the scale.
+    values = [np.random.default_rng(i).normal(size=200) for i in range(layers)]
+    fig = vis_utils.plot_activation_histograms(values, "labels")
+    fig.canvas.draw()
+    lowest = {}
+    for ax in fig.axes:
+        column = round(ax.get_position().x0, 3)
+        if column not in lowest or ax.get_position().y0 < lowest[column].get_position().y0:
+            lowest[column] = ax
+    assert len(lowest) == vis_utils.HISTOGRAMS_PER_ROW
+    for ax in lowest.values():
+        assert ax.get_xlabel() == "activation value"
+        assert any(t.get_visible() and t.get_text() for t in ax.get_xticklabels()), ax.get_title()
+    leftmost = min(round(ax.get_position().x0, 3) for ax in fig.axes)
+    for ax in fig.axes:
+        if round(ax.get_position().x0, 3) == leftmost:
+            assert ax.get_ylabel(), ax.get_title()
