@@ -138,10 +138,33 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        if len(histories) > 1 or ax is ax_loss:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend_below(fig, ax_loss)
     return fig
+
+
+LEGEND_COLUMNS = 5
+LEGEND_ROW_INCHES = 0.25
+
+
+def legend_below(fig: Figure, ax: Any) -> None:
+    """One legend for the whole figure, under its panels, with the entries of ``ax``.
+
+    Inside a panel, even at matplotlib's "best" spot, a legend hid curves whenever they
+    filled the panel (five update rules, or sweeps that cross the middle). Every panel
+    of these figures draws run i in colour Ci, so one legend serves them all. The figure
+    grows by the legend's height, so the panels keep their size; call this instead of
+    ``fig.tight_layout()``, which it does with the legend's strip left free.
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if not labels:
+        fig.tight_layout()
+        return
+    rows = -(-len(labels) // LEGEND_COLUMNS)
+    strip = LEGEND_ROW_INCHES * rows + 0.1  # inches: the rows and a little air above them
+    fig.set_figheight(fig.get_figheight() + strip)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, strip / fig.get_figheight(), 1, 1))
 
 
 def plot_activation_histograms(
