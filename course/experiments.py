@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from course._checks import expect_int, invalid
 from course.solver import Solver
-from course.vis_utils import FIGURE_WIDTH
+from course.vis_utils import FIGURE_WIDTH, legend_below
 
 __all__ = ["best_times", "plot_sweep", "train_models"]
 
@@ -96,8 +96,7 @@ def plot_sweep(
             ax.minorticks_off()
         ax.set(xlabel=xlabel, title=metric)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    legend_below(fig, axes[0, 0])  # series i is colour Ci in every panel
     return fig

@@ -138,10 +138,33 @@ def plot_training_curves(histories: Mapping[str, Any], smooth: int = 1) -> Figur
     ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 5, 10]))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        if len(histories) > 1 or ax is ax_loss:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
+    legend_below(fig, ax_loss)
     return fig
+
+
+LEGEND_COLUMNS = 5
+LEGEND_ROW_INCHES = 0.25
+
+
+def legend_below(fig: Figure, ax: Any) -> None:
+    """One legend for the whole figure, under its panels, with the entries of ``ax``.
+
+    Inside a panel, even at matplotlib's "best" spot, a legend hid curves whenever they
+    filled the panel (five update rules, or sweeps that cross the middle). Every panel
+    of these figures draws run i in colour Ci, so one legend serves them all. The figure
+    grows by the legend's height, so the panels keep their size; call this instead of
+    ``fig.tight_layout()``, which it does with the legend's strip left free.
+    """
+    handles, labels = ax.get_legend_handles_labels()
+    if not labels:
+        fig.tight_layout()
+        return
+    rows = -(-len(labels) // LEGEND_COLUMNS)
+    strip = LEGEND_ROW_INCHES * rows + 0.1  # inches: the rows and a little air above them
+    fig.set_figheight(fig.get_figheight() + strip)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), LEGEND_COLUMNS),
+               fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, strip / fig.get_figheight(), 1, 1))
 
 
 def plot_activation_histograms(
@@ -170,9 +193,27 @@ def plot_activation_histograms(
         ax.set_title(f"layer {i}", fontsize=10)
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=8)
+    _label_histogram_axes(flat[: len(values)], columns)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _label_histogram_axes(panels: Sequence[Any], columns: int) -> None:
+    """Name the axes of a grid of histograms: x under each column, y beside each row.
+
+    The x axis is shared, so one label under the lowest panel of a column is enough; that
+    panel also gets its tick labels back, since sharing hid them on every row but the last
+    (a column whose last-row panel was deleted would otherwise show no scale at all). The
+    y ticks are off (counts differ by layer and only the shape matters), so the label says
+    what the height is without a scale.
+    """
+    for i, ax in enumerate(panels):
+        if i + columns >= len(panels):  # nothing below it in its column
+            ax.set_xlabel("activation value", fontsize=9)
+            ax.xaxis.set_tick_params(labelbottom=True)
+        if i % columns == 0:
+            ax.set_ylabel("count of values", fontsize=9)
 
 
 # ---------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
-from course.tasks import TASKS
+from course.tasks import NOTEBOOKS, TASKS
 from kit import site, site_render
 
 REPO = Path(__file__).resolve().parents[2]
@@ -434,3 +435,46 @@ def test_mathrel_plus_equals_is_one_operator():
     assert "<mo><mrow>" not in update
     alone = site_render.tex_to_mathml("a \\mathrel{\\le} b", display=False)
     assert '<mo lspace="0.2778em" rspace="0.2778em">&#x02264;</mo>' in alone, alone
+
+
+# Printed output is 0.8rem DejaVu Sans Mono on a phone (about 7.7 px a character) in a
+# column of 400 px less 2rem of page padding and the pre's own padding and border: about
+# 44 characters at 400 px, 42 at 390. 40 leaves room for a slightly wider monospace font.
+PHONE_LINE_CHARS = 40
+
+
+def _data_cell(notebook: str) -> dict:
+    cells = json.loads((REPO / "notebooks" / f"{notebook}.ipynb").read_text())["cells"]
+    return next(c for c in cells
+                if c["cell_type"] == "code" and "get_data()" in "".join(c["source"]))
+
+
+def _long_lines(text: str) -> list[str]:
+    # get_data's notice ("Using the embedded digits dataset (COURSE_DATASET=digits).") is a
+    # sentence that wraps between words, and the index reads its wording; it is not checked.
+    return [line for line in text.splitlines()
+            if len(line) > PHONE_LINE_CHARS and not line.startswith("Using the ")]
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_the_stored_data_printout_fits_a_phone_line(notebook):
+    printed = "".join("".join(o.get("text", "")) for o in _data_cell(notebook)["outputs"])
+    assert "digits" in printed  # the reference outputs ran on the embedded dataset
+    assert _long_lines(printed) == []
+
+
+def test_the_data_printout_fits_a_phone_line_on_cifar10_too(capsys):
+    # The FullyConnectedNets cell prints every array of get_data(); CIFAR-10's shapes are
+    # the widest (49000 images of 3 x 32 x 32). Run its source on arrays of those shapes.
+    cifar = {"X_train": np.zeros((49000, 3, 32, 32), np.float32),
+             "y_train": np.zeros(49000, np.int64),
+             "X_val": np.zeros((1000, 3, 32, 32), np.float32), "y_val": np.zeros(1000, np.int64),
+             "X_test": np.zeros((1000, 3, 32, 32), np.float32),
+             "y_test": np.zeros(1000, np.int64), "mean_image": np.zeros((3, 32, 32), np.float32),
+             "class_names": np.array(["airplane", "automobile", "bird", "cat", "deer", "dog",
+                                      "frog", "horse", "ship", "truck"])}
+    source = "".join(_data_cell("FullyConnectedNets")["source"])
+    exec(source, {"np": np, "get_data": lambda: cifar})
+    printed = capsys.readouterr().out
+    assert "(49000, 3, 32, 32)" in printed and "D = 3072" in printed
+    assert _long_lines(printed) == []
