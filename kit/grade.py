@@ -454,6 +454,12 @@ def score(selection: Selection, runs: Mapping[str, NotebookRun], limits: Limits,
     return results
 
 
+def graded_notebooks(selection: Selection) -> list[str]:
+    """The notebooks to run: those with a selected check. A kernel start costs seconds per
+    notebook, so ``--only affine-forward`` runs FullyConnectedNets alone, not all four."""
+    return [notebook for notebook, checks in selection.checks.items() if checks]
+
+
 def hidden_tasks(selection: Selection, root: Path = ROOT) -> list[str]:
     """The tasks of the selected checks that have hidden checks (those of this tree: a
     tree graded from elsewhere, a test's fixture, has none)."""
@@ -527,8 +533,8 @@ def grade_one(submission: Path, references: Mapping[str, Any], limits: Limits,
                     prepared = hidden.prepare(tasks=hidden_tasks(selection, root))
                 if prepared is not None:
                     hidden_report = run_hidden(box, prepared, limits, selection, root)
-                runs = execute(box, references, limits, started + limits.wall,
-                               exports=exports)
+                runs = execute(box, graded_notebooks(selection), limits,
+                               started + limits.wall, exports=exports)
                 hidden_report = judge_notebook_tasks(
                     exports, notebook_tasks(selection, root), hidden_report)
             finally:
@@ -769,8 +775,9 @@ def parser() -> argparse.ArgumentParser:
                         "is reused when the submission, the options and the kit are "
                         "unchanged)")
     p.add_argument("--only", action="append", default=None, metavar="CHECK",
-                   help="grade only these check names (repeatable; for quick trials, in "
-                        "an --out of their own: a trial never replaces a full grade)")
+                   help="grade only these check names (repeatable; only their notebooks "
+                        "run; for quick trials, in an --out of their own: a trial never "
+                        "replaces a full grade)")
     p.add_argument("--notebook", action="append", default=None, metavar="NAME",
                    help="grade only these notebooks (repeatable; a name in any case, "
                         ".ipynb optional)")

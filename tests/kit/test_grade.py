@@ -7,9 +7,11 @@ import copy
 from pathlib import Path
 
 import pytest
+from hidden_zoo import copy_solution
 
 from kit import grade, outputs
 from kit import notebooks as nbs
+from kit.nbval_runner import Limits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,6 +25,29 @@ def test_the_selection_names_checks_plainly_or_by_notebook_and_is_partial_then()
     assert some.partial
     assert [c.name for c in some.checks["FullyConnectedNets"]] == ["affine-forward"]
     assert [c.name for c in some.checks["Dropout"]] == ["dropout-backward"]
+
+
+def test_only_notebooks_with_a_selected_check_are_run():
+    references = grade.reference_notebooks(ROOT, ["FullyConnectedNets", "Dropout"])
+    assert grade.graded_notebooks(grade.select_checks(references)) == list(references)
+    only = grade.select_checks(references, {"affine-forward"})
+    assert grade.graded_notebooks(only) == ["FullyConnectedNets"]
+    assert grade.graded_notebooks(grade.select_checks(
+        references, {"Dropout/dropout-backward"})) == ["Dropout"]
+
+
+@pytest.mark.slow
+def test_grading_one_check_runs_its_notebook_alone(tmp_path):
+    # Every notebook run starts a sandboxed kernel (seconds each); one with nothing
+    # selected was run in full before, which made `--only affine-forward` four times slower.
+    references = grade.reference_notebooks(ROOT)
+    assert len(references) > 1
+    submission = copy_solution(tmp_path, "sub", ROOT)
+    result = grade.grade_one(submission, references, Limits(cell_timeout=60, wall=300),
+                             only_checks={"affine-forward"})
+    assert [run.notebook for run in result.runs] == ["FullyConnectedNets"]
+    (check,) = result.checks
+    assert (check.name, check.notebook_verdict.passed) == ("affine-forward", True)
 
 
 def test_sanitize_skips_experiments_and_with_a_selection_the_rest_too():
