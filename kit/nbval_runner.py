@@ -285,7 +285,7 @@ def _pytest_command(box: Path, control: Path, notebook: Path, limits: Limits,
     return [
         sys.executable, "-m", "pytest", "-c", str(control / "pytest.ini"),
         "--rootdir", str(box), "--noconftest", "-p", "no:cacheprovider",
-        "-p", "nbval.plugin", "-p", "nbval_report", *(plugins or []), "--nbval",
+        "-p", "nbval_report", "-p", "nbval.plugin", *(plugins or []), "--nbval",
         "--nbval-current-env", "--nbval-sanitize-with", str(control / "sanitize.cfg"),
         "--nbval-cell-timeout", str(int(limits.cell_timeout)), "-q", "--tb=short",
         "-W", "ignore", str(notebook),
