@@ -125,7 +125,7 @@ nbval: $(STAMP) ## check the notebooks' stored outputs with nbval
 # pytest's status 1 (some task fails) is not passed on; usage errors (2 and up) are.
 check: $(STAMP) ## students: per-task scoreboard with points (one task: make check TASK=1.3, several: TASK="1.3 1.4")
 	@status=0; $(TEST_ENV) $(VPY) -m pytest tests -q -m task --scoreboard -p no:cacheprovider \
-	  -W ignore $(if $(TASK),--task "$(TASK)" --tb=short,--tb=no) || status=$$?; \
+	  -p no:nbval -W ignore $(if $(TASK),--task "$(TASK)" --tb=short,--tb=no) || status=$$?; \
 	[ $$status -le 1 ] || exit $$status
 
 grade: $(STAMP) ## instructors: regrade submissions: make grade SUBS="subs/*.zip" [JOBS=1] [OUT=build/grades]

@@ -60,8 +60,9 @@ def _require_tests() -> None:
 def check(task_ids: Sequence[str]) -> int:
     """The scoreboard; a failing task is a row of the table, not an error (as ``make check``)."""
     _require_tests()
+    # no:nbval: the scoreboard runs no notebook, and nbval's import costs about 2 s here.
     args = ["pytest", "tests", "-q", "-m", "task", "--scoreboard", "-p", "no:cacheprovider",
-            "-W", "ignore"]
+            "-p", "no:nbval", "-W", "ignore"]
     args += ["--task", " ".join(task_ids), "--tb=short"] if task_ids else ["--tb=no"]
     status = _run(args)
     if status == PYTEST_USAGE_ERROR:  # an unknown task ID; pytest printed which

@@ -14,10 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
 from notebook_headings import headings_by_cell
 
 from course.tasks import NOTEBOOKS
@@ -44,6 +41,12 @@ def _printed(cell: Any) -> list[str]:
 
 def run_notebook(path: Path) -> list[str]:
     """Run the notebook cell by cell; the problems found, each naming its cell."""
+    # Imported here, not above: `make check` collects this module too, and nbformat's
+    # import costs about 2 s (jsonschema's IRI checker) that the scoreboard never needs.
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
     name = path.stem
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -78,6 +81,8 @@ def test_notebook_runs_and_its_checks_pass(name: str) -> None:
 
 
 def test_problems_name_cells_as_jupyter_numbers_them(tmp_path: Path) -> None:
+    import nbformat
+
     new_md, new_code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     nb = nbformat.v4.new_notebook(cells=[
         new_md("# Title"), new_code("print('check passed: fine')"),

@@ -99,7 +99,8 @@ def _pytest(tmp_path: Path, *args: str, ci: bool | None = None) -> subprocess.Co
         env.pop("CI", None)
         env.update({"CI": "true"} if ci else {})
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:nbval",
+         *args],
         cwd=tests,
         env=env,
         capture_output=True,
@@ -610,8 +611,8 @@ def test_ctrl_c_gives_no_scoreboard_of_rows_that_never_ran(tmp_path):
         "    time.sleep(60)\n")
     shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
     run = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "--scoreboard"], cwd=tmp_path / "tests", stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True)
+                            "-p", "no:nbval", "--scoreboard"], cwd=tmp_path / "tests",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not started.exists() and time.monotonic() < deadline:
         time.sleep(0.1)

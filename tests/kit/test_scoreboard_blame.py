@@ -99,7 +99,7 @@ def scoreboard(tmp_path: Path, *args: str) -> dict[str, list[str]]:
     env.pop("PYTEST_ADDOPTS", None)
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-m", "task", "--scoreboard",
-         "-p", "no:cacheprovider", "-W", "ignore", "--tb=short", *args],
+         "-p", "no:cacheprovider", "-p", "no:nbval", "-W", "ignore", "--tb=short", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
     rows = {}
     for line in run.stdout.splitlines():
