@@ -6,6 +6,7 @@ scikit-learn's raw digits, never from the loader under test.
 
 from __future__ import annotations
 
+import gzip
 import pickle
 import subprocess
 import sys
@@ -284,6 +285,34 @@ def test_digits_splits_are_disjoint_cover_everything_and_are_scaled() -> None:
     # The shuffle really shuffles: the training split is not the first 1200 images in order.
     assert not np.array_equal(data["y_train"], labels[:1200])
     assert data["class_names"].tolist() == [str(d) for d in range(10)]
+
+
+def test_digits_are_read_in_load_digits_order_without_importing_sklearn() -> None:
+    images, labels = data_utils._digits_arrays()
+    raw_images, raw_labels = _raw_digits()
+    np.testing.assert_array_equal(images, raw_images)
+    np.testing.assert_array_equal(labels, raw_labels)
+    assert images.dtype == np.float64 and labels.dtype == np.int64
+    # Its import is what the direct read saves (over a second at each notebook start).
+    probe = ("import sys; from course.data_utils import get_digits_data; get_digits_data(); "
+             "print('sklearn' in sys.modules)")
+    ran = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True)
+    assert ran.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("file", ["missing", "other-layout"])
+def test_digits_fall_back_to_load_digits_when_the_file_is_not_as_expected(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str) -> None:
+    path = tmp_path / "digits.csv.gz"
+    if file == "other-layout":  # e.g. a later scikit-learn with a header or other columns
+        with gzip.open(path, "wt") as out:
+            out.write("1,2,3\n4,5,6\n")
+    monkeypatch.setattr(data_utils, "_sklearn_digits_csv", lambda: path)
+    images, labels = data_utils._digits_arrays()
+    raw_images, raw_labels = _raw_digits()
+    np.testing.assert_array_equal(images, raw_images)
+    np.testing.assert_array_equal(labels, raw_labels)
 
 
 def test_digits_shuffle_is_deterministic_per_seed() -> None:
