@@ -34,6 +34,8 @@ repository (the folder that holds the ``course`` package).
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import os
 import pickle
 from collections.abc import Iterator
@@ -514,8 +516,6 @@ def get_digits_data(
 def _sklearn_digits_csv() -> Path | None:
     """Where scikit-learn keeps the digits it ships (``datasets/data/digits.csv.gz``),
     found without importing it; None if it is not installed."""
-    import importlib.util
-
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -530,8 +530,6 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     importing scikit-learn, whose import takes over a second at every notebook start (25 ms
     for the file). A file that is missing or not what that layout says, as a later
     scikit-learn could make it, falls back to ``load_digits()``."""
-    import gzip
-
     path = _sklearn_digits_csv()
     if path is not None and path.is_file():
         with gzip.open(path, "rt") as rows:
