@@ -212,7 +212,7 @@ def _joined(lines: list[str]) -> str:
 
 def region_mutants(text: str, path: str, task: str, first: int, last: int) -> list[Mutant]:
     """Every mutant of the lines ``first..last`` (1-based, inclusive) of a file's text."""
-    tree = ast.parse(text)
+    tree = markers.parse_python(text)
     starts = _offsets(text)
     targets = _assignment_targets(tree)
     found: list[Mutant] = []
@@ -228,7 +228,7 @@ def region_mutants(text: str, path: str, task: str, first: int, last: int) -> li
         if after == before or (first_line, after) in seen:
             return
         try:
-            ast.parse(mutated)
+            markers.parse_python(mutated)
         except SyntaxError:
             return
         seen.add((first_line, after))

@@ -44,6 +44,7 @@ from typing import Any
 
 from kit import notebooks as nbs
 from kit.errors import KitError
+from kit.markers import parse_python
 
 # A cell containing one of these is set-up for CS231n's Cython build or for Colab / Drive
 # (the build cell also mentions Drive, so it is tested first for the more precise label).
@@ -354,7 +355,7 @@ def port_notebook(nb: Any, report: NotebookReport) -> Any:
 
 def _collect_cell(source: str, number: int, uses: Uses, report: CellReport) -> None:
     try:
-        tree = ast.parse(python_of(source))
+        tree = parse_python(python_of(source))
     except SyntaxError as error:
         report.lines.append(f"not parsed as Python ({error.msg}, line {error.lineno}); "
                             "its names were not checked")

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from kit.markers import parse_python
 from kit.tree import is_instructor_only, load_task_table
 
 SAMPLES = 3  # a candidate must agree with the solution on every one of these
@@ -83,7 +84,7 @@ def candidates(path: Path) -> list[tuple[str, int, int]]:
     """(name, required positional args, all positional args) of the plain top-level
     functions of a file: not tests, not decorated (fixtures, strategies), not private
     ones taking non-array annotations."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parse_python(path.read_text(encoding="utf-8"))
     found = []
     for node in tree.body:
         if not isinstance(node, ast.FunctionDef) or node.name.startswith("test_"):

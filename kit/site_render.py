@@ -351,7 +351,7 @@ def describe_figures(nb: nbformat.NotebookNode) -> None:
 def _literal_titles(source: str) -> list[str]:
     """The titles a cell's code gives its plots as string literals, in order."""
     try:
-        tree = ast.parse(source)
+        tree = markers.parse_python(source)
     except SyntaxError:  # IPython syntax (magics)
         return []
     titles = []

@@ -6,13 +6,20 @@ CONTRIBUTING.md section 1, not produced by the code under test.
 
 from __future__ import annotations
 
+import ast
+import gc
+import sys
+import traceback
+
 import pytest
 
+from kit import markers
 from kit.markers import (
     MarkerError,
     enclosing_function,
     outside_text,
     parse,
+    parse_python,
     regions,
     render_student,
     restore,
@@ -256,3 +263,91 @@ def test_restore_refuses_a_text_without_the_stub() -> None:
 def test_outside_text_drops_markers_and_bodies() -> None:
     segments = parse("a\n# BEGIN SOLUTION 1.1\nsecret\n# END SOLUTION\nb\n", "p.py", TASKS)
     assert outside_text(segments) == "a\nb\n"
+
+
+# -- parse_python under CPython 3.11's shared AST counter -----------------------------------
+
+
+class _RaisesWhenCollected:
+    def __del__(self) -> None:
+        raise ValueError("a finalizer that fails")
+
+
+def _garbage_cycles(count: int) -> None:
+    for _ in range(count):
+        item = _RaisesWhenCollected()
+        item.cycle = item  # only the cycle collector frees it, at a moment it chooses
+
+
+def _format_like_pytest(unraisable: sys.UnraisableHookArgs) -> None:
+    """What pytest's unraisable-exception hook does at once: format the traceback (3.11's
+    traceback module parses the failing line to place its carets)."""
+    traceback.format_exception(unraisable.exc_type, unraisable.exc_value,
+                               unraisable.exc_traceback)
+
+
+def test_parse_python_survives_finalizers_that_parse_while_its_tree_is_built(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The way the hidden-grade fixture failed: a collection during the parse runs failing
+    finalizers whose tracebacks get formatted. Bare ast.parse, under the same storm, is the
+    control (on 3.11.7 it raised "recursion depth mismatch" on every try here)."""
+    source = "\n".join(f"name{i} = [1, 2, {{'key': (3, {i})}}]" for i in range(3000))
+    expected = ast.dump(ast.parse(source))
+    monkeypatch.setattr(sys, "unraisablehook", _format_like_pytest)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50)
+    try:
+        control_errors = 0
+        for _ in range(5):
+            _garbage_cycles(200)
+            try:
+                ast.parse(source)
+            except SystemError:
+                control_errors += 1
+        trees = []
+        for _ in range(5):
+            _garbage_cycles(200)
+            trees.append(ast.dump(parse_python(source)))
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.collect()
+    assert trees == [expected] * 5, f"bare ast.parse failed {control_errors} of 5 times"
+    assert gc.isenabled()
+
+
+def test_parse_python_tries_again_only_on_the_counter_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # ast.parse is patched for the whole process (pytest itself parses when it reports a
+    # failure), so the fake fails only on this test's own source.
+    real_parse = ast.parse
+    ours = "parse_python_retry_probe = 1"
+    calls = []
+
+    def failing(kind: str):
+        def fake(source: str, *args, **kwargs) -> ast.Module:
+            if source != ours:
+                return real_parse(source, *args, **kwargs)
+            calls.append(gc.isenabled())
+            if kind == "once" and len(calls) > 1:
+                return real_parse(source)
+            raise SystemError("AST constructor recursion depth mismatch (before=57, after=55)"
+                              if kind != "other" else "some other interpreter error")
+        return fake
+
+    monkeypatch.setattr(ast, "parse", failing("once"))
+    assert ast.dump(parse_python(ours)) == ast.dump(real_parse(ours))
+    assert calls == [False, False]  # the collector was paused during both tries
+    assert gc.isenabled()
+
+    calls.clear()
+    monkeypatch.setattr(ast, "parse", failing("always"))
+    with pytest.raises(SystemError, match="recursion depth mismatch"):
+        parse_python(ours)
+    assert len(calls) == markers._AST_TRIES
+
+    calls.clear()
+    monkeypatch.setattr(ast, "parse", failing("other"))
+    with pytest.raises(SystemError, match="some other"):
+        parse_python(ours)
+    assert len(calls) == 1
+    assert gc.isenabled()
