@@ -84,7 +84,7 @@ def _notebooks_for(zoo: dict[str, Path]) -> dict[str, list[str]]:
         plan[grade.submission_name(path)] = ["FullyConnectedNets", *extra]
     return plan
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # alone: grades with --jobs 2+
 
 
 def inject(sub: Path, rel: str, old: str, new: str) -> None:

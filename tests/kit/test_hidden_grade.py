@@ -25,7 +25,7 @@ from kit import grade
 from kit import reports as rp
 from kit.nbval_runner import Limits
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # alone: grades with --jobs 2+
 
 CHECK_OF_TASK = {"1.1": "affine-forward", "1.3": "relu-forward", "1.4": "relu-backward",
                  "1.8": "fc-net-loss-gradients", "1.12": "adam", "2.2": "bn-backward",

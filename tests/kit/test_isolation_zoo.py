@@ -43,7 +43,7 @@ DISK_MB = 32  # the sandboxes' disk cap in this batch (kit grade --disk)
 LIMITS = Limits(cell_timeout=30, wall=300, memory_mb=3072, max_pids=64, disk_mb=DISK_MB)
 
 # Slow: one grading batch over the hostile zoo.
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.slow, pytest.mark.alone,  # alone: grades with --jobs 2
               pytest.mark.skipif(isolation.unavailable("bwrap") is not None,
                                  reason=f"bubblewrap cannot run here: "
                                         f"{isolation.unavailable('bwrap')}")]

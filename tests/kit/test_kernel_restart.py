@@ -31,7 +31,7 @@ from kit import grade
 from kit.nbval_runner import Limits
 from kit.reports import to_json
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # alone: grades with --jobs 2+
 
 ONLY = {"affine-forward", "svm-loss", "fc-net-init", "sgd-momentum", "adam"}
 LATER = {"fc-net-init", "sgd-momentum", "adam"}  # checks of tasks 1.7, 1.10, 1.12

@@ -196,6 +196,7 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> dict[str, rp.GradeResult]
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the batch grades with --jobs 2
 def test_the_correct_solution_earns_both_notebook_tasks(batch: dict[str, Any]) -> None:
     result = batch["correct"]
     assert result.total == result.max > 0
@@ -207,6 +208,7 @@ def test_the_correct_solution_earns_both_notebook_tasks(batch: dict[str, Any]) -
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.parametrize(("name", "faked", "says"), [
     ("forged-checks", {"1.9": "3-layer net: best training accuracy over the epochs of the "
                               "grader's replay 0.",
