@@ -422,6 +422,15 @@ this, one thread). Whole fwd + bwd, interleaved with PyTorch (each run after an 
 one of its own, as kit.bench does): (b) 0.99x in float32, 0.88x in float64; (c),
 whose code did not change, 0.94x and 1.01x, the noise of that run. Medians in one
 process, nothing else running, load 0.4 to 1.0 before; scripts kept out of the tree.
+
+Round 13 (2026-12-04, same machine kind). ``make bench`` read (b) float32 1.25 over
+PyTorch, the gap all in the forward (15.6 against 7.4 ms; backward 40.9 against 39.7).
+One thread, (32, 148) @ (148, 1024) sixteen times (as ``_shifts_im2col_work`` does per
+block) ran at 46 GFLOP/s, the same work as one (32, 148) @ (148, 16384) product at 65.
+Tried and dropped: the block's im2col laid out (rows, example, P) for that one product,
+and its (F, example, P) result copied into place. On two threads, interleaved, forward:
+1.17x the time at (b), 1.14x at batch 50, 1.45x and 1.73x at 1 and 3 channels; the
+copies' memory traffic costs more than the GEMM gains. Scripts kept out of the tree.
 """
 
 from __future__ import annotations
