@@ -15,7 +15,8 @@ Dropout is judged by properties (``judge_dropout``) and random initial weights b
 statistics (``judge_init``): a correct answer is not one array there.
 
 A failure is a ``Problem``: the output's name, what is wrong with it, never the inputs
-or the expected values (the shape of the expected array is named: it is no answer).
+or the expected values (the shape of the expected array is named: it is no answer; so
+are the index of an array's worst entry and how many entries are off, where to look).
 """
 
 from __future__ import annotations
@@ -54,17 +55,36 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     held to an absolute error instead, so rounding in a correct but differently ordered
     computation never fails it, while a wrong entry of ordinary size always does.
     """
+    errors = entry_errors(actual, expected)
+    return float(np.max(errors)) if errors.size else 0.0
+
+
+def entry_errors(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Each entry's term of ``relative_error``, shaped like ``expected``; 0 where the
+    expected entry is not finite (no comparison is made there)."""
     a = np.asarray(actual, dtype=np.float64)
     e = np.asarray(expected, dtype=np.float64)
-    if e.size == 0:
-        return 0.0
+    errors = np.zeros(e.shape)
     finite = np.isfinite(e)
-    scale = float(np.max(np.abs(e[finite]))) if finite.any() else 0.0
-    floor = max(SCALE_FLOOR * scale, ABSOLUTE_FLOOR)
-    a, e = a[finite], e[finite]
+    if not finite.any():
+        return errors
+    floor = max(SCALE_FLOOR * float(np.max(np.abs(e[finite]))), ABSOLUTE_FLOOR)
     with np.errstate(invalid="ignore", over="ignore"):
-        errors = np.abs(a - e) / np.maximum(np.abs(a) + np.abs(e), floor)
-    return float(np.max(errors)) if errors.size else 0.0
+        errors[finite] = np.abs(a[finite] - e[finite]) / np.maximum(
+            np.abs(a[finite]) + np.abs(e[finite]), floor)
+    return errors
+
+
+def _where_it_is_off(errors: np.ndarray) -> str:
+    """``at [0, 2, 1]; 24 of 600 entries are off``: where to look, never a value (the notebook
+    checks name an entry the same way).
+    The first of equal worst entries is named (row-major order)."""
+    off = int(np.count_nonzero(~(errors < TOLERANCE)))
+    if errors.ndim == 0 or errors.size == 1:
+        return ""
+    worst = np.unravel_index(int(np.argmax(errors)), errors.shape)
+    return (f" at [{', '.join(str(int(i)) for i in worst)}]; "
+            f"{off} of {errors.size} entries are off")
 
 
 # ---------------------------------------------------------------------------------------
@@ -164,10 +184,11 @@ def _compare_array(name: str, expected: np.ndarray, actual: Any) -> list[Problem
     bad = ~np.isfinite(actual.astype(np.float64)) & np.isfinite(expected.astype(np.float64))
     if bad.any():
         return [Problem(name, f"{int(bad.sum())} entries are NaN or infinite")]
-    error = relative_error(actual, expected)
+    errors = entry_errors(actual, expected)
+    error = float(np.max(errors)) if errors.size else 0.0
     if not error < TOLERANCE:
         return [Problem(name, f"largest relative error {error:.2e} (must be below "
-                              f"{TOLERANCE:.0e})")]
+                              f"{TOLERANCE:.0e}){_where_it_is_off(errors)}")]
     return []
 
 

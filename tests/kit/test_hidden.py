@@ -206,6 +206,19 @@ def test_each_failed_property_is_named_with_its_output(actual: list, says: str) 
     assert problems and str(problems[0]).startswith(says), problems
 
 
+def test_an_array_that_is_off_names_its_worst_entry_and_how_many_are_off() -> None:
+    expected = np.arange(1.0, 7.0).reshape(2, 3)
+    actual = expected.copy()
+    actual[1, 0] = 4.4   # |4.4 - 4| / (4.4 + 4) = 0.4 / 8.4 = 4.76e-02, the worst
+    actual[0, 2] = 3.03  # 0.03 / 6.03 = 4.98e-03
+    actual[1, 2] = 6.0 * (1 + 1e-8)  # within the tolerance: not counted
+    problems = judge.judge(CASE, {"grads": [expected, np.zeros(4)]},
+                           {"grads": [actual, np.zeros(4)]})
+    assert [str(p) for p in problems] == [
+        "dx: largest relative error 4.76e-02 (must be below 1e-06) at [1, 0]; "
+        "2 of 6 entries are off"]
+
+
 def test_numbers_dicts_and_integers() -> None:
     case = hidden_cases.Case("9.9", "x", "call", {})
     assert judge.compare(case, {"loss": 1.5}, {"loss": np.array(1.5)}) == []
