@@ -271,14 +271,18 @@ def test_a_phone_gets_the_page_at_its_width(sites, browser):
     browser.send("Emulation.setDeviceMetricsOverride",
                  {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True})
     widths = {}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # also when this test runs alone
     try:
-        # Every page fits the phone's width: long formulas and code scroll in their own
-        # boxes, not the page (inline formulas in a list once widened it to 539 px).
-        for page in sorted(sites["course"].glob("*.html")):
-            browser.goto(page.as_uri())
-            widths[page.name] = browser.evaluate("document.documentElement.scrollWidth")
-            if page.name == "index.html":
-                browser.screenshot(SCREENSHOTS / "course-index-phone.png")
+        # Every page of both sites fits the phone's width: long formulas, code and
+        # tracebacks (the fixture site's failing cells) scroll in their own boxes, not the
+        # page (inline formulas in a list once widened it to 539 px).
+        for which in ("course", "fixture"):
+            for page in sorted(sites[which].glob("*.html")):
+                browser.goto(page.as_uri())
+                widths[f"{which}/{page.name}"] = browser.evaluate(
+                    "document.documentElement.scrollWidth")
+                if page.name == "index.html":
+                    browser.screenshot(SCREENSHOTS / f"{which}-index-phone.png")
         browser.goto((sites["course"] / "FullyConnectedNets.html").as_uri())
         toc_columns = browser.evaluate(
             "getComputedStyle(document.querySelector('.toc > ul')).columnCount")
