@@ -145,12 +145,13 @@ def split_lines(text: str) -> list[str]:
 # kit's tools goes through this lock.
 _AST_LOCK = threading.Lock()
 # The lock is not enough: the counter is shared by the whole interpreter, and a parse the
-# kit does not own can still run inside ours. A garbage collection while our tree is built
-# may run a finalizer; if that finalizer raises, pytest's unraisable-exception hook formats
+# kit does not own can still run during ours. The hidden-grade fixture got this error on
+# a loaded two-worker make test, inside this lock; which other parse ran was not found.
+# One way, reproduced in tests/kit/test_kit_markers.py: a garbage collection while our
+# tree is built runs a finalizer that raises, pytest's unraisable-exception hook formats
 # its traceback at once, and 3.11's traceback module calls ast.parse to place its carets.
-# The kit's hidden-grade fixture failed that way on a loaded two-worker run. With the
-# collector paused no Python code runs while the tree is built, and the error, which only
-# says the counter was disturbed, gets a fresh try.
+# With the collector paused no Python code runs while our tree is built, and the error,
+# which only says the counter was disturbed, gets a fresh try.
 _AST_MISMATCH = "AST constructor recursion depth mismatch"
 _AST_TRIES = 3
 

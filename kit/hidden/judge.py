@@ -76,12 +76,12 @@ def entry_errors(actual: np.ndarray, expected: np.ndarray) -> np.ndarray:
 
 
 def _where_it_is_off(errors: np.ndarray) -> str:
-    """``at [0, 2, 1]; 24 of 600 entries are off``: where to look, never a value (the notebook
-    checks name an entry the same way).
-    The first of equal worst entries is named (row-major order)."""
-    off = int(np.count_nonzero(~(errors < TOLERANCE)))
-    if errors.ndim == 0 or errors.size == 1:
+    """`` at [0, 2, 1]; 24 of 600 entries are off``: where to look, never a value, in the
+    notebook checks' way of naming an entry; the first of equal worst entries (row-major
+    order). Nothing for a single entry."""
+    if errors.size <= 1:
         return ""
+    off = int(np.count_nonzero(~(errors < TOLERANCE)))
     worst = np.unravel_index(int(np.argmax(errors)), errors.shape)
     return (f" at [{', '.join(str(int(i)) for i in worst)}]; "
             f"{off} of {errors.size} entries are off")
