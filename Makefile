@@ -17,10 +17,10 @@ STAMP  := $(VENV)/.installed-$(HASH)
 # digits dataset whatever is in datasets/.
 TEST_ENV := COURSE_DATASET=digits PYTHONHASHSEED=0
 NBVAL    := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-# make test's first part runs on two processes, a test file to each in turn (a module's
-# fixtures are built once, and nbval keeps a notebook's cells in order). The grading
-# batches (marked alone) already grade two submissions at once, so they run after it, on
-# one process: four kernels on two cores would crowd their cell timeouts.
+# make test runs on two processes, a test file to each in turn (a module's fixtures are
+# built once, and nbval keeps a notebook's cells in order). In the solution tree the
+# grading batches (marked alone) already grade two submissions at once, so they run after
+# it, on one process: four kernels on two cores would crowd their cell timeouts.
 PARALLEL := -n 2 --dist loadfile
 
 # OpenBLAS's idle threads sleep after 2**16 cycles instead of spinning for about 0.1 s
@@ -102,8 +102,8 @@ test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned)
 	  echo "== pytest -m alone (grading batches: each runs kit grade --jobs 2 itself)"; \
 	  $(TEST_ENV) $(VPY) -m pytest tests -m alone -p no:nbval || status=1; \
 	else \
-	  echo "== pytest (task tests, other tests, and every notebook run top to bottom)"; \
-	  COURSE_RUN_NOTEBOOKS=1 $(TEST_ENV) $(VPY) -m pytest tests || status=1; \
+	  echo "== pytest -n 2 (task tests, other tests, and every notebook run top to bottom)"; \
+	  COURSE_RUN_NOTEBOOKS=1 $(TEST_ENV) $(VPY) -m pytest tests $(PARALLEL) || status=1; \
 	fi; \
 	exit $$status
 

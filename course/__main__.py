@@ -75,9 +75,11 @@ def test() -> int:
     _require_tests()
     print("== ruff", flush=True)
     lint_status = _run(["ruff", "check", "."])
-    print("== pytest (task tests, other tests, and every notebook run top to bottom)",
+    print("== pytest -n 2 (task tests, other tests, and every notebook run top to bottom)",
           flush=True)
-    tests = _run(["pytest", "tests"], COURSE_RUN_NOTEBOOKS="1")
+    # Two processes, a test file to each in turn (as make test): 1m58s instead of 2m51s
+    # for a solved release on a 2-core machine.
+    tests = _run(["pytest", "tests", "-n", "2", "--dist", "loadfile"], COURSE_RUN_NOTEBOOKS="1")
     return 1 if lint_status or tests else 0
 
 
