@@ -55,7 +55,10 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     held to an absolute error instead, so rounding in a correct but differently ordered
     computation never fails it, while a wrong entry of ordinary size always does.
     """
-    errors = entry_errors(actual, expected)
+    return _largest(entry_errors(actual, expected))
+
+
+def _largest(errors: np.ndarray) -> float:
     return float(np.max(errors)) if errors.size else 0.0
 
 
@@ -185,7 +188,7 @@ def _compare_array(name: str, expected: np.ndarray, actual: Any) -> list[Problem
     if bad.any():
         return [Problem(name, f"{int(bad.sum())} entries are NaN or infinite")]
     errors = entry_errors(actual, expected)
-    error = float(np.max(errors)) if errors.size else 0.0
+    error = _largest(errors)
     if not error < TOLERANCE:
         return [Problem(name, f"largest relative error {error:.2e} (must be below "
                               f"{TOLERANCE:.0e}){_where_it_is_off(errors)}")]
