@@ -431,6 +431,19 @@ Tried and dropped: the block's im2col laid out (rows, example, P) for that one p
 and its (F, example, P) result copied into place. On two threads, interleaved, forward:
 1.17x the time at (b), 1.14x at batch 50, 1.45x and 1.73x at 1 and 3 channels; the
 copies' memory traffic costs more than the GEMM gains. Scripts kept out of the tree.
+
+Round 14 (2026-12-04, same machine kind), (b) float32, both tried and dropped. Where the
+time goes, two threads, one process, quiet machine: forward 11.8 ms against PyTorch's
+6.0, dw 14.6 and dx 14.3 against about 8 and 19 (PyTorch's backward with and without
+the input's gradient). (1) The forward by FFT (rfft2 of the padded input, the products
+summed over channels per frequency, irfft2 of each (n, f) map): on one thread the 3200
+inverse transforms of 40x40 alone took 23 ms (51 at 38x38) and the batched complex
+products 3 to 4, against 26 ms for the whole forward as it is. (2) dw's row-shift
+products with S padded from C*WW + 1 = 22 to 24 rows (on one thread OpenBLAS ran
+(22, 1024) @ (1024, 32) in 1.1x to 1.2x the time of (24, 1024) @ (1024, 32); 21, 23
+and 25 rows were slow too, 16, 20, 24, 28 and 32 not): dw 0.91x to 0.93x the time on
+one thread at (b), but 0.97x to 0.98x on two, and 1.04x to 1.11x with 49 and 193 rows
+padded to multiples of 8. Scripts kept out of the tree.
 """
 
 from __future__ import annotations
