@@ -31,6 +31,9 @@
   hypothesis' failing input shown as shapes rather than a repr; when hypothesis found
   several distinct failures, the first in full and the others' errors) or the task that
   stopped it (and, when that task was written but fails, the first failure all the same).
+* Parametrised tests' IDs show their values (``[stride=1,pad=0]``, ``[(2,3,5,5)]``,
+  ``[float32(2,3)]``) where pytest's own would be ``[kwargs0]``: a failure line then says
+  which case failed.
 """
 
 from __future__ import annotations
@@ -218,6 +221,44 @@ def _task_id_problem(given: str) -> tuple[str, bool] | None:
 
 def _task_ids(item: pytest.Item) -> list[str]:
     return [str(mark.args[0]) for mark in item.iter_markers("task") if mark.args]
+
+
+# Longest test ID made from one value: a whole array or notebook does not belong in it.
+_ID_LENGTH = 40
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Test IDs that show a parameter's value, so that a failure line says which case
+    failed: ``[stride=1,pad=0]`` or ``[(2,3,5,5)]`` where pytest would write ``[kwargs0]``
+    or ``[x_shape0]``. None (pytest's own ID) for what pytest already writes well: numbers,
+    strings, None, classes and functions."""
+    if not isinstance(val, dict | tuple | list) and not _is_numpy(val):
+        return None
+    text = _value_id(val)
+    return text if len(text) <= _ID_LENGTH else text[:_ID_LENGTH - 3] + "..."
+
+
+def _is_numpy(val: object) -> bool:
+    """A numpy object (array, dtype, scalar) or a numpy class (``np.float32``)."""
+    module = val.__module__ if isinstance(val, type) else type(val).__module__
+    return module.split(".")[0] == "numpy"
+
+
+def _value_id(val: object) -> str:
+    """A short, one-line text of a parameter: dicts as ``key=value`` pairs, tuples and
+    lists in parentheses without spaces (a 1-tuple keeps its comma), numpy dtypes and
+    classes by name, arrays by dtype and shape; control characters in text escaped."""
+    if isinstance(val, dict):
+        return ",".join(f"{_value_id(key)}={_value_id(item)}" for key, item in val.items())
+    if isinstance(val, tuple | list):
+        items = [_value_id(item) for item in val]
+        return "(" + ",".join(items) + ("," if isinstance(val, tuple) and len(items) == 1
+                                         else "") + ")"
+    if isinstance(val, type):
+        return val.__name__
+    if hasattr(val, "shape") and hasattr(val, "dtype") and getattr(val, "ndim", 0):
+        return f"{val.dtype}{_value_id(tuple(val.shape))}"
+    return str(val).encode("unicode_escape").decode("ascii")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
