@@ -247,18 +247,23 @@ def _is_numpy(val: object) -> bool:
 def _value_id(val: object) -> str:
     """A short, one-line text of a parameter: dicts as ``key=value`` pairs, tuples and
     lists in parentheses without spaces (a 1-tuple keeps its comma), numpy dtypes and
-    classes by name, arrays by dtype and shape; control characters in text escaped."""
+    classes and functions by name, arrays by dtype and shape, other objects by their
+    class; control characters in text escaped."""
     if isinstance(val, dict):
         return ",".join(f"{_value_id(key)}={_value_id(item)}" for key, item in val.items())
     if isinstance(val, tuple | list):
         items = [_value_id(item) for item in val]
         return "(" + ",".join(items) + ("," if isinstance(val, tuple) and len(items) == 1
                                          else "") + ")"
-    if isinstance(val, type):
-        return val.__name__
+    if isinstance(val, type) or callable(val):
+        return getattr(val, "__name__", type(val).__name__)
     if hasattr(val, "shape") and hasattr(val, "dtype") and getattr(val, "ndim", 0):
         return f"{val.dtype}{_value_id(tuple(val.shape))}"
-    return str(val).encode("unicode_escape").decode("ascii")
+    if isinstance(val, str | bytes | int | float | complex | None) or _is_numpy(val):
+        return str(val).encode("unicode_escape").decode("ascii")
+    # Other objects by their class: a repr may hold a memory address, and pytest-xdist's
+    # workers must collect the same IDs.
+    return type(val).__name__
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

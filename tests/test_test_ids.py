@@ -26,7 +26,8 @@ def test_sequences(shape):
 
 
 @pytest.mark.parametrize("value", [np.zeros((2, 3), np.float32), np.dtype("float16"),
-                                   np.float64, "x" * 60, {"source": "a\\nb"}, 3, None])
+                                   np.float64, "x" * 60, {"source": "a\\nb"}, 3, None,
+                                   (object(), len)])
 def test_numpy_and_text(value):
     pass
 '''
@@ -60,6 +61,9 @@ def test_parameters_are_shown_by_value_on_one_line(tmp_path):
         "test_numpy_and_text[source=a\\nb]",  # the newline escaped, not a second line
         "test_numpy_and_text[3]",
         "test_numpy_and_text[None]",
+        # By class and name: object()'s repr holds its address, which differs between
+        # pytest-xdist's workers, and they must collect the same IDs.
+        "test_numpy_and_text[(object,len)]",
     ]
 
 
