@@ -450,9 +450,11 @@ one GEMM each): 0.96x the time in float32, 0.90x in float64, 0.94x at batch 50, 
 threads; as written, one example per loop, the small layers took 1.3x to 3.5x (it would
 have to apply only above a size). (4) dx's flat fold one channel at a time (GEMMs of 49
 rows, their folds a third as large): 0.96x to 0.99x on two threads in float32, 1.19x
-in float64. Three ``make bench`` runs the same morning, load 0.6 to 1.6 before: (b)
-float32 0.99, 1.02 and 1.08 over PyTorch (forward 13.4 to 15.7 ms against 7.3, backward
-32.5 to 37.7 against 39.4 to 40.0). Scripts kept out of the tree.
+in float64. (5) BLOCK_BYTES of 512 KiB, the L2's size, against 1 MiB, interleaved, two
+threads, fwd + bwd: conv (a) to (c) 0.94x to 1.05x, the pools 1.33x to 1.55x, the model
+step 1.01x to 1.03x: 1 MiB stays. Three ``make bench`` runs the same morning, load 0.6
+to 1.6 before: (b) float32 0.99, 1.02 and 1.08 over PyTorch (forward 13.4 to 15.7 ms
+against 7.3, backward 32.5 to 37.7 against 39.4 to 40.0). Scripts kept out of the tree.
 """
 
 from __future__ import annotations
