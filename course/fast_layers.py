@@ -452,9 +452,13 @@ have to apply only above a size). (4) dx's flat fold one channel at a time (GEMM
 rows, their folds a third as large): 0.96x to 0.99x on two threads in float32, 1.19x
 in float64. (5) BLOCK_BYTES of 512 KiB, the L2's size, against 1 MiB, interleaved, two
 threads, fwd + bwd: conv (a) to (c) 0.94x to 1.05x, the pools 1.33x to 1.55x, the model
-step 1.01x to 1.03x: 1 MiB stays. Three ``make bench`` runs the same morning, load 0.6
-to 1.6 before: (b) float32 0.99, 1.02 and 1.08 over PyTorch (forward 13.4 to 15.7 ms
-against 7.3, backward 32.5 to 37.7 against 39.4 to 40.0). Scripts kept out of the tree.
+step 1.01x to 1.03x: 1 MiB stays. (6) The stride-1 backward with C < F in one pass over
+the blocks (each block's dw products, then its dx GEMM and fold, dout read once): (b)
+0.98x to 1.01x in float32, batch 50 0.89x to 0.91x, smaller layers 0.69x to 3.5x
+depending on the block size: no clear gain. Three ``make bench`` runs the same morning,
+load 0.6 to 1.6 before: (b) float32 0.99, 1.02 and 1.08 over PyTorch (forward 13.4 to
+15.7 ms against 7.3, backward 32.5 to 37.7 against 39.4 to 40.0). Scripts kept out of
+the tree.
 """
 
 from __future__ import annotations
