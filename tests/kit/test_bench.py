@@ -74,3 +74,28 @@ def test_busy_machine_gets_a_caution_under_the_targets() -> None:
     caution = bench._busy_warning(3.2, 2)
     assert caution and "load average 3.2 on 2 cores" in caution[0]
     assert any("--threads 1" in line for line in caution)
+
+
+def test_a_target_whose_repetitions_straddle_it_is_called_close() -> None:
+    # Five repetitions, each pair timed together. fast/torch per repetition: 0.9, 0.95,
+    # 1.0, 1.05, 1.1 at (b) float32: median 1.0, met; quartiles (statistics' default,
+    # "exclusive": positions 1.5 and 4.5 of 5) 0.925 and 1.075, on both sides of 1.0.
+    # float64: 0.48 to 0.52, far under its target: no remark.
+    def impl(name: str, times: list[float]) -> bench.Impl:
+        made = bench.Impl(name, {})
+        made.times = {"fwd+bwd": times}
+        return made
+
+    ones = [1.0] * 5
+    rows = [bench.Row("(b)", "float32", [impl("fast", [1.1, 0.9, 1.0, 0.95, 1.05]),
+                                         impl("torch", ones)], 1.0, None),
+            bench.Row("(b)", "float64", [impl("fast", [0.5, 0.52, 0.48, 0.5, 0.51]),
+                                         impl("torch", ones)], 1.0, None)]
+    lines = bench._targets(rows, bench.CONV_CASES, [])
+    assert lines[0] == ("  (b)                  float32  fast/torch fwd+bwd  1.000 (target <= 1.0):"
+                        " met; close (middle half of repetitions 0.925 to 1.075)")
+    assert lines[1] == ("  (b)                  float64  fast/torch fwd+bwd  0.500 (target <= 1.0):"
+                        " met")
+    assert lines[-3:] == ["  2 of 2 targets met; 1 close",
+                          "  (close: the middle half of its repetitions' ratios straddles the"
+                          " target;", "  another run may judge it the other way)"]
