@@ -234,7 +234,10 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     strings, None, classes and functions."""
     if not isinstance(val, dict | tuple | list) and not _is_numpy(val):
         return None
-    text = _value_id(val)
+    try:
+        text = _value_id(val)
+    except Exception:  # a list that holds itself, a property that raises: pytest's own ID
+        return None
     return text if len(text) <= _ID_LENGTH else text[:_ID_LENGTH - 3] + "..."
 
 

@@ -67,6 +67,29 @@ def test_parameters_are_shown_by_value_on_one_line(tmp_path):
     ]
 
 
+def test_a_value_it_cannot_write_gets_pytests_own_id(tmp_path):
+    # A list that holds itself would recurse forever; an object whose shape property
+    # raises would stop the collection. Both get pytest's argname-and-index ID instead.
+    sample = '''
+import pytest
+
+loop = [1]
+loop.append(loop)
+
+
+class Odd:
+    @property
+    def shape(self):
+        raise RuntimeError("no shape")
+
+
+@pytest.mark.parametrize("value", [loop, (Odd(),)])
+def test_odd(value):
+    pass
+'''
+    assert _collected_ids(tmp_path, sample) == ["test_odd[value0]", "test_odd[value1]"]
+
+
 def test_a_long_value_is_cut_and_equal_ids_stay_apart(tmp_path):
     sample = '''
 import pytest
