@@ -93,7 +93,7 @@ setup: $(STAMP) ## create .venv and install the requirements (other targets do t
 # student tree the notebooks are run top to bottom without comparing outputs (a student's
 # saved outputs may come from CIFAR-10), and a failure names the cell as Jupyter numbers
 # it (tests/test_notebooks_run.py).
-test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned): 14 to 18 minutes on 2 cores
+test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned)
 	@status=0; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
 	if [ -d kit ]; then \
@@ -109,7 +109,7 @@ test: $(STAMP) ## lint, all tests, and every notebook run (digits pinned): 14 to
 
 # The loop while changing code: lint, then every test not marked slow (no notebook runs,
 # no nbval, no release of the whole tree, no grading zoo); run make test before committing.
-quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks) on two processes: two to three minutes
+quick: $(STAMP) ## lint and the fast tests (no slow ones, no notebooks) on two processes
 	@status=0; \
 	echo "== ruff"; $(VENV)/bin/ruff check . || status=1; \
 	echo "== pytest -m 'not slow' -n 2 (make test runs everything)"; \
