@@ -432,33 +432,34 @@ and its (F, example, P) result copied into place. On two threads, interleaved, f
 1.17x the time at (b), 1.14x at batch 50, 1.45x and 1.73x at 1 and 3 channels; the
 copies' memory traffic costs more than the GEMM gains. Scripts kept out of the tree.
 
-Round 14 (2026-12-04, same machine kind), (b) float32, both tried and dropped. Where the
+Round 14 (2026-12-04, same machine kind), (b) float32, six ideas, none kept. Where the
 time goes, two threads, one process, quiet machine: forward 11.8 ms against PyTorch's
-6.0, dw 14.6 and dx 14.3 against about 8 and 19 (PyTorch's backward with and without
-the input's gradient). (1) The forward by FFT (rfft2 of the padded input, the products
+6.0, dw 14.6 and dx 14.3 against about 8 and 19 (PyTorch's backward with and without the
+input's gradient). (1) The forward by FFT (rfft2 of the padded input, the products
 summed over channels per frequency, irfft2 of each (n, f) map): on one thread the 3200
 inverse transforms of 40x40 alone took 23 ms (51 at 38x38) and the batched complex
 products 3 to 4, against 26 ms for the whole forward as it is. (2) dw's row-shift
-products with S padded from C*WW + 1 = 22 to 24 rows (on one thread OpenBLAS ran
-(22, 1024) @ (1024, 32) in 1.1x to 1.2x the time of (24, 1024) @ (1024, 32); 21, 23
-and 25 rows were slow too, 16, 20, 24, 28 and 32 not): dw 0.91x to 0.93x the time on
-one thread at (b), but 0.97x to 0.98x on two, and 1.04x to 1.11x with 49 and 193 rows
-padded to multiples of 8. This machine's L2 cache is 512 KiB per core, half the one
-BLOCK_BYTES was tuned on, and one example's im2col at (b) is 606 KB (the flat fold's dx
-buffer 987 KB): (3) the forward's im2col per half example (512 positions, one copy and
-one GEMM each): 0.96x the time in float32, 0.90x in float64, 0.94x at batch 50, two
-threads; as written, one example per loop, the small layers took 1.3x to 3.5x (it would
-have to apply only above a size). (4) dx's flat fold one channel at a time (GEMMs of 49
-rows, their folds a third as large): 0.96x to 0.99x on two threads in float32, 1.19x
-in float64. (5) BLOCK_BYTES of 512 KiB, the L2's size, against 1 MiB, interleaved, two
-threads, fwd + bwd: conv (a) to (c) 0.94x to 1.05x, the pools 1.33x to 1.55x, the model
-step 1.01x to 1.03x: 1 MiB stays. (6) The stride-1 backward with C < F in one pass over
-the blocks (each block's dw products, then its dx GEMM and fold, dout read once): (b)
-0.98x to 1.01x in float32, batch 50 0.89x to 0.91x, smaller layers 0.69x to 3.5x
-depending on the block size: no clear gain. Three ``make bench`` runs the same morning,
-load 0.6 to 1.6 before: (b) float32 0.99, 1.02 and 1.08 over PyTorch (forward 13.4 to
-15.7 ms against 7.3, backward 32.5 to 37.7 against 39.4 to 40.0). Scripts kept out of
-the tree.
+products with S padded from C*WW + 1 = 22 to 24 rows (on one thread OpenBLAS ran (22,
+1024) @ (1024, 32) in 1.1x to 1.2x the time of (24, 1024) @ (1024, 32); 21, 23 and 25
+rows were slow too, 16, 20, 24, 28 and 32 not): dw 0.91x to 0.93x the time on one thread
+at (b), but 0.97x to 0.98x on two, and 1.04x to 1.11x with 49 and 193 rows padded to
+multiples of 8. This machine's L2 cache is 512 KiB per core, half the one BLOCK_BYTES
+was tuned on, and one example's im2col at (b) is 606 KB (the flat fold's dx buffer 987
+KB): (3) the forward's im2col per half example (512 positions, one copy and one GEMM
+each): 0.96x the time in float32, 0.90x in float64, 0.94x at batch 50, two threads; as
+written, one example per loop, the small layers took 1.3x to 3.5x (it would have to
+apply only above a size, for about 0.5 ms of (b)'s 46: not kept). (4) dx's flat fold one
+channel at a time (GEMMs of 49 rows, their folds a third as large): 0.96x to 0.99x on
+two threads in float32, 1.19x in float64. (5) BLOCK_BYTES of 512 KiB, the L2's size,
+against 1 MiB, interleaved, two threads, fwd + bwd: conv (a) to (c) 0.94x to 1.05x, the
+pools 1.33x to 1.55x, the model step 1.01x to 1.03x: 1 MiB stays. (6) The stride-1
+backward with C < F in one pass over the blocks (each block's dw products, then its dx
+GEMM and fold, dout read once): (b) 0.98x to 1.01x in float32, batch 50 0.89x to 0.91x,
+smaller layers 0.69x to 1.30x with blocks sized as now (2.6x to 3.5x with one example
+per block): no clear gain. Four ``make bench`` runs the same morning, load 0.5 to 1.6
+before: (b) float32 0.99, 1.02, 1.08 and 1.15 over PyTorch (forward 12.3 to 15.7 ms
+against 5.9 to 7.4, backward 28.6 to 37.7 against 28.1 to 40.0). Scripts kept out of the
+tree.
 """
 
 from __future__ import annotations
