@@ -20,6 +20,11 @@
    on both sides of the target in the middle half of the repetitions: such a verdict can
    go either way from one run to the next.
 
+``--runs N`` runs all of it N times, one after the other, then lists each target's figure
+in every run and in how many runs it was met. The host's state moves the ratios between
+runs more than within one: on the development VM (b) float32 read 0.99 in one run and
+1.15, with its whole middle half above 1.0, in another the same morning.
+
 How it measures, so that ratios mean something on a busy machine:
 
 * Every implementation of a case runs in the same process, interleaved: one repetition is
@@ -538,8 +543,29 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}" if ours and theirs else "-"
 
 
-def _verdict(ratio: float, target: float) -> str:
-    return "met" if ratio <= target else "NOT met"
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+@dataclass
+class Verdict:
+    """One target judged in one run: ``label`` names it (case, dtype and what is
+    compared, padded to the table's columns), ``measured`` and ``target`` as printed."""
+
+    label: str
+    measured: str
+    target: str
+    met: bool
+    # The middle half of the repetitions' ratios, when it lies on both sides of the target.
+    close: tuple[float, float] | None = None
+
+    def lines(self) -> list[str]:
+        line = f"  {self.label} {self.measured} (target {self.target}): {_verdict(self.met)}"
+        if self.close is None:
+            return [line]
+        low, high = self.close
+        return [f"{line}, close",
+                f"  {'':<29} (middle half of repetitions: {low:.3f} to {high:.3f})"]
 
 
 def _middle_half(ours: Impl, theirs: Impl) -> tuple[float, float] | None:
@@ -556,64 +582,63 @@ def _middle_half(ours: Impl, theirs: Impl) -> tuple[float, float] | None:
     return low, high
 
 
-def _ratio_line(label: str, what: str, ratio: float, target: float,
-                middle: tuple[float, float] | None) -> tuple[list[str], bool, bool]:
-    """A target's line (and a second when close), whether it is met (the median ratio),
-    and whether it is close: the middle half of the repetitions' ratios lies on both sides
-    of the target, so another run may well judge it the other way."""
-    close = middle is not None and middle[0] <= target < middle[1]
-    line = f"  {label} {what} {ratio:6.3f} (target <= {target}): {_verdict(ratio, target)}"
-    if not close:
-        return [line], ratio <= target, close
-    return [f"{line}, close", f"  {'':<20} {'':<8} (middle half of repetitions:"
-            f" {middle[0]:.3f} to {middle[1]:.3f})"], ratio <= target, close
+def _ratio_verdict(label: str, ratio: float, target: float,
+                   middle: tuple[float, float] | None) -> Verdict:
+    """A ratio's verdict (from the ratio of the medians), close when the middle half of the
+    repetitions' ratios lies on both sides of the target: another run may well judge it
+    the other way."""
+    close = middle if middle is not None and middle[0] <= target < middle[1] else None
+    return Verdict(label, f"{ratio:6.3f}", f"<= {target}", ratio <= target, close)
 
 
-def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> list[str]:
-    """One line per target: the measured ratio (or peak memory), the target, met or not,
-    and for a ratio whose repetitions fall on both sides of its target, that it is close."""
-    lines: list[str] = []
-    verdicts: list[tuple[bool, bool]] = []  # (met, close) of each judged target
-
-    def judge(target_lines: list[str], met: bool, close: bool = False) -> None:
-        lines.extend(target_lines)
-        verdicts.append((met, close))
-
+def _judge(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]
+           ) -> list[Verdict | str]:
+    """Every target's verdict, in the table's order, with the lines that are no verdict
+    (a target without PyTorch to compare with, the images' gradient ratio) as text."""
+    judged: list[Verdict | str] = []
     targets = {case.name: case.target for case in cases}
     for row in rows:
         target = targets.get(row.case) if row.dtype == "float32" else FLOAT64_TARGET
         if target is None:
             continue
-        label = f"{row.case:<20} {row.dtype:<8}"
+        label = f"{row.case:<20} {row.dtype:<8} fast/torch fwd+bwd"
         by_name = {impl.name: impl for impl in row.impls}
         if "torch" not in by_name:
-            lines.append(f"  {label} fast/torch fwd+bwd <= {target}: no PyTorch")
+            judged.append(f"  {label} <= {target}: no PyTorch")
             continue
         fast, torch = by_name["fast"], by_name["torch"]
-        ratio = fast.median("fwd+bwd") / torch.median("fwd+bwd")
-        judge(*_ratio_line(label, "fast/torch fwd+bwd", ratio, target,
-                           _middle_half(fast, torch)))
+        judged.append(_ratio_verdict(label, fast.median("fwd+bwd") / torch.median("fwd+bwd"),
+                                     target, _middle_half(fast, torch)))
     for step in steps:
         impls = {impl.name: impl for impl in step.impls}
         by_name = {name: impl.median("fwd+bwd") for name, impl in impls.items()}
-        label = f"{'model batch ' + str(step.batch):<20} {'float32':<8}"
+        label = f"{'model batch ' + str(step.batch):<20} {'float32':<8} kit/torch loss+grads"
         if "torch" not in by_name:
-            lines.append(f"  {label} kit/torch loss+grads <= {MODEL_TARGET}: no PyTorch")
+            judged.append(f"  {label} <= {MODEL_TARGET}: no PyTorch")
             continue
-        judge(*_ratio_line(label, "kit/torch loss+grads", by_name["kit"] / by_name["torch"],
-                           MODEL_TARGET, _middle_half(impls["kit"], impls["torch"])))
+        judged.append(_ratio_verdict(label, by_name["kit"] / by_name["torch"], MODEL_TARGET,
+                                     _middle_half(impls["kit"], impls["torch"])))
         if "torch+dx" in by_name:
-            lines.append(f"  {'':<20} {'':<8} (images' gradient too, kit+dx/torch+dx: "
-                         f"{by_name['kit+dx'] / by_name['torch+dx']:.3f})")
+            judged.append(f"  {'':<29} (images' gradient too, kit+dx/torch+dx: "
+                          f"{by_name['kit+dx'] / by_name['torch+dx']:.3f})")
     name, limit = MEMORY_TARGET
     for row in rows:
         if row.case == name and row.dtype == "float32" and row.peak_mb is not None:
-            met = row.peak_mb <= limit
-            judge([f"  {name:<20} {'float32':<8} peak memory of one fwd+bwd "
-                   f"{row.peak_mb:.1f} MB (target <= {limit:.0f} MB): "
-                   f"{'met' if met else 'NOT met'}"], met)
-    summary = f"  {sum(met for met, _ in verdicts)} of {len(verdicts)} targets met"
-    close = sum(close for _, close in verdicts)
+            judged.append(Verdict(f"{name:<20} {'float32':<8} peak memory of one fwd+bwd",
+                                  f"{row.peak_mb:.1f} MB", f"<= {limit:.0f} MB",
+                                  row.peak_mb <= limit))
+    return judged
+
+
+def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> list[str]:
+    """One line per target: the measured ratio (or peak memory), the target, met or not,
+    and for a ratio whose repetitions fall on both sides of its target, that it is close;
+    then how many are met."""
+    judged = _judge(rows, cases, steps)
+    verdicts = [v for v in judged if isinstance(v, Verdict)]
+    lines = [line for v in judged for line in ([v] if isinstance(v, str) else v.lines())]
+    summary = f"  {sum(v.met for v in verdicts)} of {len(verdicts)} targets met"
+    close = sum(v.close is not None for v in verdicts)
     if not close:
         return [*lines, summary]
     one = close == 1
@@ -621,6 +646,30 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
             f"  (close: the middle half of {'its' if one else 'their'} repetitions' ratios"
             " straddles the target;",
             f"  another run may judge {'it' if one else 'them'} the other way)"]
+
+
+def _over_runs(runs: list[list[Verdict]]) -> list[str]:
+    """``--runs``: each target's measurement in every run, and in how many runs it was met.
+    A target judged in only some runs (none is, unless PyTorch came and went) counts
+    the runs it was judged in."""
+    order: list[str] = []
+    by_label: dict[str, list[Verdict]] = {}
+    for verdicts in runs:
+        for verdict in verdicts:
+            if verdict.label not in by_label:
+                order.append(verdict.label)
+            by_label.setdefault(verdict.label, []).append(verdict)
+    lines = [f"Targets over {len(runs)} runs (each run's figure; in how many runs met):"]
+    always = 0
+    for label in order:
+        verdicts = by_label[label]
+        met = sum(v.met for v in verdicts)
+        always += met == len(verdicts)
+        figures = " ".join(v.measured for v in verdicts)
+        lines.append(f"  {label} {figures} (target {verdicts[0].target}): met in {met} of "
+                     f"{len(verdicts)}")
+    lines.append(f"  {always} of {len(order)} targets met in every run")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -636,14 +685,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="threads for everyone: fast_layers' chunk threads, BLAS and "
                              "PyTorch (default: the machine's cores). --threads 1 compares "
                              "per-core speed, which a busy machine disturbs least")
+    parser.add_argument("--runs", type=cli.whole_number(1), default=1,
+                        help="run the whole benchmark this many times, one after the other, "
+                             "then list each target's figure in every run and in how many "
+                             "it was met (default 1): one run's verdict on a target near "
+                             "its limit can go either way")
     args = parser.parse_args(argv)
     torch = None if args.no_torch else _torch()
-    if args.threads is not None:
-        return _with_threads(args.threads, torch, lambda: _run(args, torch))
-    return _run(args, torch)
+    runs = []
+    for run in range(args.runs):
+        if args.runs > 1:
+            print(f"{'' if run == 0 else chr(10)}== Run {run + 1} of {args.runs} ==")
+        if args.threads is not None:
+            runs.append(_with_threads(args.threads, torch, lambda: _run(args, torch)))
+        else:
+            runs.append(_run(args, torch))
+    if args.runs > 1:
+        print()
+        for line in _over_runs(runs):
+            print(line)
+    return 0
 
 
-def _with_threads(threads: int, torch: Any, body: Callable[[], int]) -> int:
+def _with_threads(threads: int, torch: Any, body: Callable[[], Any]) -> Any:
     """Run ``body`` with every thread pool limited to ``threads``."""
     old_workers = fast_layers.WORKERS
     fast_layers.WORKERS = max(1, threads)
@@ -666,7 +730,8 @@ def _with_threads(threads: int, torch: Any, body: Callable[[], int]) -> int:
             limits.restore_original_limits()
 
 
-def _run(args: argparse.Namespace, torch: Any) -> int:
+def _run(args: argparse.Namespace, torch: Any) -> list[Verdict]:
+    """One whole benchmark, printed; returns its targets' verdicts."""
     budget = 0.05 if args.smoke else args.budget
     conv_cases, pool_cases = (SMOKE_CONV, SMOKE_POOL) if args.smoke else (CONV_CASES,
                                                                           POOL_CASES)
@@ -693,7 +758,8 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     print()
     print("Targets (fast or kit over PyTorch, medians; float64 rows: no slower than "
           "PyTorch's float64):")
-    for line in _targets(rows, (*conv_cases, *pool_cases), steps):
+    cases = (*conv_cases, *pool_cases)
+    for line in _targets(rows, cases, steps):
         print(line)
     try:
         load = os.getloadavg()[0]
@@ -705,7 +771,7 @@ def _run(args: argparse.Namespace, torch: Any) -> int:
     took = time.perf_counter() - start
     print(f"\n({_load_line('after')}; the benchmark took {took:.0f} s)")
     print(f"({_gauge_line('after')})")
-    return 0
+    return [v for v in _judge(rows, cases, steps) if isinstance(v, Verdict)]
 
 
 if __name__ == "__main__":

@@ -99,3 +99,30 @@ def test_a_target_whose_repetitions_straddle_it_is_called_close() -> None:
     assert lines[-3:] == ["  2 of 2 targets met; 1 close",
                           "  (close: the middle half of its repetitions' ratios straddles the"
                           " target;", "  another run may judge it the other way)"]
+
+
+def test_runs_list_each_targets_figures_and_count_the_runs_it_was_met_in() -> None:
+    # Two runs written by hand: (b) float32 met in the first (0.988), not in the second
+    # (1.146); the memory target met in both.
+    ratio = "(b)                  float32  fast/torch fwd+bwd"
+    memory = "(b)                  float32  peak memory of one fwd+bwd"
+    runs = [[bench.Verdict(ratio, " 0.988", "<= 1.0", True),
+             bench.Verdict(memory, "13.9 MB", "<= 50 MB", True)],
+            [bench.Verdict(ratio, " 1.146", "<= 1.0", False),
+             bench.Verdict(memory, "13.9 MB", "<= 50 MB", True)]]
+    assert bench._over_runs(runs) == [
+        "Targets over 2 runs (each run's figure; in how many runs met):",
+        f"  {ratio}  0.988  1.146 (target <= 1.0): met in 1 of 2",
+        f"  {memory} 13.9 MB 13.9 MB (target <= 50 MB): met in 2 of 2",
+        "  1 of 2 targets met in every run"]
+
+
+def test_runs_repeat_the_whole_benchmark(capsys) -> None:
+    assert bench.main(["--smoke", "--no-torch", "--runs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== Run 1 of 2 ==\nBenchmark of course.fast_layers")
+    assert out.count("Benchmark of course.fast_layers") == 2
+    assert "\n\n== Run 2 of 2 ==\n" in out
+    # Without PyTorch the smoke cases judge nothing: an empty list, said as such.
+    assert out.endswith("Targets over 2 runs (each run's figure; in how many runs met):\n"
+                        "  0 of 0 targets met in every run\n")
