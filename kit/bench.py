@@ -631,10 +631,14 @@ def _judge(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]
 
 
 def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> list[str]:
+    """The targets' lines of one run (``_target_lines`` of ``_judge``)."""
+    return _target_lines(_judge(rows, cases, steps))
+
+
+def _target_lines(judged: list[Verdict | str]) -> list[str]:
     """One line per target: the measured ratio (or peak memory), the target, met or not,
     and for a ratio whose repetitions fall on both sides of its target, that it is close;
     then how many are met."""
-    judged = _judge(rows, cases, steps)
     verdicts = [v for v in judged if isinstance(v, Verdict)]
     lines = [line for v in judged for line in ([v] if isinstance(v, str) else v.lines())]
     summary = f"  {sum(v.met for v in verdicts)} of {len(verdicts)} targets met"
@@ -649,9 +653,8 @@ def _targets(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]) -> l
 
 
 def _over_runs(runs: list[list[Verdict]]) -> list[str]:
-    """``--runs``: each target's measurement in every run, and in how many runs it was met.
-    A target judged in only some runs (none is, unless PyTorch came and went) counts
-    the runs it was judged in."""
+    """``--runs``: each target's measurement in every run, and in how many runs it was met
+    (every run judges the same targets)."""
     order: list[str] = []
     by_label: dict[str, list[Verdict]] = {}
     for verdicts in runs:
@@ -694,8 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     torch = None if args.no_torch else _torch()
     runs = []
     for run in range(args.runs):
+        if run:
+            print()
         if args.runs > 1:
-            print(f"{'' if run == 0 else chr(10)}== Run {run + 1} of {args.runs} ==")
+            print(f"== Run {run + 1} of {args.runs} ==")
         if args.threads is not None:
             runs.append(_with_threads(args.threads, torch, lambda: _run(args, torch)))
         else:
@@ -758,8 +763,8 @@ def _run(args: argparse.Namespace, torch: Any) -> list[Verdict]:
     print()
     print("Targets (fast or kit over PyTorch, medians; float64 rows: no slower than "
           "PyTorch's float64):")
-    cases = (*conv_cases, *pool_cases)
-    for line in _targets(rows, cases, steps):
+    judged = _judge(rows, (*conv_cases, *pool_cases), steps)
+    for line in _target_lines(judged):
         print(line)
     try:
         load = os.getloadavg()[0]
@@ -771,7 +776,7 @@ def _run(args: argparse.Namespace, torch: Any) -> list[Verdict]:
     took = time.perf_counter() - start
     print(f"\n({_load_line('after')}; the benchmark took {took:.0f} s)")
     print(f"({_gauge_line('after')})")
-    return [v for v in _judge(rows, cases, steps) if isinstance(v, Verdict)]
+    return [v for v in judged if isinstance(v, Verdict)]
 
 
 if __name__ == "__main__":
