@@ -543,6 +543,11 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}" if ours and theirs else "-"
 
 
+# A target line's second line starts under its measured figure's column group: past the
+# case (20 columns) and dtype (8) of the label.
+_UNDER_LABEL = " " * (2 + 20 + 1 + 8 + 1)
+
+
 def _verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
@@ -565,7 +570,7 @@ class Verdict:
             return [line]
         low, high = self.close
         return [f"{line}, close",
-                f"  {'':<29} (middle half of repetitions: {low:.3f} to {high:.3f})"]
+                f"{_UNDER_LABEL}(middle half of repetitions: {low:.3f} to {high:.3f})"]
 
 
 def _middle_half(ours: Impl, theirs: Impl) -> tuple[float, float] | None:
@@ -619,7 +624,7 @@ def _judge(rows: list[Row], cases: tuple[Any, ...], steps: list[StepRow]
         judged.append(_ratio_verdict(label, by_name["kit"] / by_name["torch"], MODEL_TARGET,
                                      _middle_half(impls["kit"], impls["torch"])))
         if "torch+dx" in by_name:
-            judged.append(f"  {'':<29} (images' gradient too, kit+dx/torch+dx: "
+            judged.append(f"{_UNDER_LABEL}(images' gradient too, kit+dx/torch+dx: "
                           f"{by_name['kit+dx'] / by_name['torch+dx']:.3f})")
     name, limit = MEMORY_TARGET
     for row in rows:
