@@ -166,9 +166,10 @@ student: $(STAMP) ## instructors: build the student release in build/student and
 
 # PyTorch is optional and never a requirement: `.venv/bin/pip install torch==2.13.0` adds its
 # columns. Benchmark with the OpenBLAS overrides unset: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make bench
-bench: $(STAMP) ## instructors: time the conv/pool layers and the ThreeLayerConvNet step, against PyTorch if installed
+# Options of `python -m kit bench` go through BENCH_ARGS, e.g. make bench BENCH_ARGS="--runs 3".
+bench: $(STAMP) ## instructors: time the conv/pool layers and the ThreeLayerConvNet step, against PyTorch if installed (options: BENCH_ARGS=..., e.g. "--runs 3")
 	@[ -d kit ] || { echo "make bench runs in the solution tree (it needs kit/)."; exit 1; }
-	$(VPY) -m kit bench
+	$(VPY) -m kit bench $(BENCH_ARGS)
 
 notebooks: $(STAMP) ## instructors: re-execute the notebooks in place to refresh reference outputs
 	@[ -d kit ] || { echo "make notebooks runs in the solution tree (it needs kit/)."; exit 1; }
