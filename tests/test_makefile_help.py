@@ -106,6 +106,10 @@ def test_make_run_refuses_a_student_value_it_would_read_as_no(
 
 
 def test_bench_passes_bench_args_to_kit_bench(tmp_path: Path) -> None:
-    # `make -n` prints the recipe without running it (the venv's stamp may be missing).
-    out = _make(_tree(tmp_path, with_kit=True), "-n", "bench", 'BENCH_ARGS=--runs 3 --no-naive')
+    # `make -n` prints the recipes without running them (the set-up's too: it needs the
+    # files the venv's stamp depends on, empty here).
+    tree = _tree(tmp_path, with_kit=True)
+    for name in ("requirements.txt", "pyproject.toml"):
+        (tree / name).touch()
+    out = _make(tree, "-n", "bench", "BENCH_ARGS=--runs 3 --no-naive")
     assert re.search(r"-m kit bench --runs 3 --no-naive$", out.stdout, re.MULTILINE), out
