@@ -114,7 +114,10 @@ that load barely moves, and checked with two threads.
   calls' GIL handoffs), at (c) 4.8 as before; one thread 0.95x at (b), 1.00x at (c).
   The transposed view of dout(n) instead of the copy: no faster at (c), 1.1x slower at
   (b); a deeper GEMM with the block's examples side by side (K = n*rows*W_out, junk rows
-  of d zero): 137 against 149 GFLOP/s at (c), one thread.
+  of d zero): 137 against 149 GFLOP/s at (c), one thread. Since round 15 the stride-1
+  products run the other way round, ``dout(n) @ view(p).T`` (F by C*WW + 1, no copy of
+  dout), in float64 and, in float32, where F and C*WW + 1 are both at least
+  FILTERS_FIRST_FROM (10): on this machine kind OpenBLAS runs that orientation faster.
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
     correlated with the flipped filters (C and F swapped) through the forward's product
@@ -460,6 +463,26 @@ per block): no clear gain. Four ``make bench`` runs the same morning, load 0.5 t
 before: (b) float32 0.99, 1.02, 1.08 and 1.15 over PyTorch (forward 12.3 to 15.7 ms
 against 5.9 to 7.4, backward 28.6 to 37.7 against 28.1 to 40.0). Scripts kept out of the
 tree.
+
+Round 15 (2026-12-04, same machine kind), kept: dw's stride-1 row-shift products as
+``dout(n) @ view(p).T``, (F, P) @ (P, C*WW + 1), the view read as a column-major operand,
+instead of ``view(p) @ dout(n).T`` with dout(n).T copied once per block (the orientation
+round 6's machine, OpenBLAS's SkylakeX kernels, ran faster). One thread, a block's
+products alone: (b) 0.81x to 0.95x the time in float32, 0.63x to 0.83x in float64; (c)
+0.93x to 0.98x and 0.91x. Two threads, dw alone, interleaved in one process: (b) 0.89x
+(12.9 against 14.5 ms) in float32, 0.83x in float64; (c) 0.97x to 1.00x and 0.92x. Over
+35 stride-1 geometries (C*WW + 1 from 6 to 49, F from 8 to 64), float32: 0.42x to 0.98x
+where F and C*WW + 1 were both 10 or more, but 1.03x to 1.44x with 8 filters and 1.07x
+to 1.13x at C*WW + 1 = 6 with 16 or 32 (OpenBLAS's float32 kernels on narrow
+operands): those keep the old orientation (``_filters_first``). float64: 0.56x to 1.00x
+in all 35. The whole backward, interleaved: (b) 0.91x to 0.93x in float32, 0.88x in
+float64; (c) 0.99x and 0.96x to 0.97x; batch 50 of (b) 0.94x to 0.97x. Tried the same
+day and not kept: the strided layers' dw (im2col path) and the fused conv-pool's dw
+the other way round too, one thread: (a) 1.2x to 1.6x in float32 (0.87x in float64,
+where (a) already meets its target), the fused layer 0.97x to 1.04x (noise); and dw
+as one deep product per filter row over the block's examples side by side (K =
+n*rows*W_out, d widened with zeros): 0.87x to 1.16x at (b), no clear gain. Scripts kept
+out of the tree.
 """
 
 from __future__ import annotations
@@ -1153,39 +1176,67 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
 
 def _weight_gradient_by_row_shifts(padded: _Padded, HH: int, WW: int, d: np.ndarray,
                                    plan: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``_weight_gradient`` at stride 1 from ``_RowShifts``: filter row p of dw.T is the
-    sum over examples of S's rows of offset p and its row of ones (C*WW + 1, P) @ d[n].T
-    (P, F); the last row of filter row 0's product is db.
+    """``_weight_gradient`` at stride 1 from ``_RowShifts``: filter row p of dw is the
+    sum over examples of d[n] (F, P) @ S's rows of offset p and its row of ones,
+    transposed, (P, C*WW + 1); the last column of filter row 0's product is db. Or the
+    transposed product, S's rows @ d[n].T, where OpenBLAS runs that one faster
+    (``_filters_first``).
 
     One numpy matmul per block makes all n*HH products (``_RowShifts.all_offset_rows``, a
-    4-D view), and one add accumulates them, example slot by example slot, into a
-    per-thread sum. Before, HH products per block, each summed over the block's examples
-    and added to the total (3*HH calls): at (b), two threads, dw took 0.80x the time now
-    (5.2 against 6.6 ms); at (c) the same (4.8 ms). The row of ones in every filter row's
-    product (db HH times, one row in C*WW + 1 more work) is what one matmul costs."""
+    4-D view; transposed, OpenBLAS reads it as a column-major operand, no copy), and one
+    add accumulates them, example slot by example slot, into a per-thread sum. Before,
+    HH products per block, each summed over the block's examples and added to the total
+    (3*HH calls): at (b), two threads, dw took 0.80x the time now (5.2 against 6.6 ms);
+    at (c) the same (4.8 ms). The row of ones in every filter row's product (db HH
+    times, one more row or column of work) is what one matmul costs."""
     C = padded.x.shape[1]
     F, CW = d.shape[1], C * WW
+    filters_first = _filters_first(F, CW + 1, d.dtype)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
         shifts = _RowShifts(padded, HH, WW, plan[0], d.dtype)
         operands = shifts.all_offset_rows()  # (block, HH, CW + 1, P)
-        # d[n].T made contiguous once per block for the HH products: OpenBLAS ran
-        # (193, 256) @ (256, 64) 1.09x faster with it than with the transposed view.
-        d_t = np.empty((plan[0], 1, shifts.P, F), dtype=d.dtype)
-        products = np.empty((plan[0], HH, CW + 1, F), dtype=d.dtype)
-        sums = np.zeros((plan[0], HH, CW + 1, F), dtype=d.dtype)  # per example slot
+        if filters_first:
+            operands = operands.transpose(0, 1, 3, 2)  # (block, HH, P, CW + 1)
+        else:
+            # d[n].T made contiguous once per block for the HH products: OpenBLAS ran
+            # (193, 256) @ (256, 64) 1.09x faster with it than with the transposed view.
+            d_t = np.empty((plan[0], 1, shifts.P, F), dtype=d.dtype)
+        shape = (plan[0], HH, F, CW + 1) if filters_first else (plan[0], HH, CW + 1, F)
+        products = np.empty(shape, dtype=d.dtype)
+        sums = np.zeros(shape, dtype=d.dtype)  # per example slot
         for start, stop in blocks:
             n = stop - start
             shifts.fill(start, stop)
-            np.copyto(d_t[:n, 0], d[start:stop].transpose(0, 2, 1))
-            np.matmul(operands[:n], d_t[:n], out=products[:n])
+            if filters_first:
+                np.matmul(d[start:stop, None], operands[:n], out=products[:n])
+            else:
+                np.copyto(d_t[:n, 0], d[start:stop].transpose(0, 2, 1))
+                np.matmul(operands[:n], d_t[:n], out=products[:n])
             sums[:n] += products[:n]
         return sums.sum(axis=0)
 
-    grads_t = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)  # (HH, CW + 1, F)
-    # (HH, C, WW, F) -> (F, C, HH, WW), flattened as im2col's rows.
-    dw = grads_t[:, :CW].reshape(HH, C, WW, F).transpose(3, 1, 0, 2).reshape(F, C * HH * WW)
-    return dw, grads_t[0, CW]
+    grads = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)
+    if not filters_first:
+        grads = grads.transpose(0, 2, 1)
+    # (HH, F, C, WW) -> (F, C, HH, WW), flattened as im2col's rows.
+    dw = grads[:, :, :CW].reshape(HH, F, C, WW).transpose(1, 2, 0, 3).reshape(F, C * HH * WW)
+    return dw, grads[0, :, CW]
+
+
+# In float32, dw's row-shift products put the filters first, d[n] @ S's rows transposed
+# (F rows by C*WW + 1 columns), only when both of those sides are at least this long;
+# otherwise S's rows @ d[n].T. Round 15 (module docstring), two threads, dw alone over
+# 35 stride-1 geometries: filters first took 0.42x to 0.98x the time where both sides
+# were 10 or more, but up to 1.44x with 8 filters or with C*WW + 1 = 6 (OpenBLAS's
+# float32 kernels on narrow operands). In float64 filters first was faster in all 35
+# (0.56x to 1.00x).
+FILTERS_FIRST_FROM = 10
+
+
+def _filters_first(F: int, rows: int, dtype: Any) -> bool:
+    """Whether dw's row-shift products are d[n] @ S's rows transposed (see above)."""
+    return np.dtype(dtype) == np.float64 or min(F, rows) >= FILTERS_FIRST_FROM
 
 
 def _input_gradient_by_correlation(dout: np.ndarray, w: np.ndarray, pad: int) -> np.ndarray:

@@ -229,6 +229,28 @@ def test_strided_conv_backward_reuses_the_forward_im2col(monkeypatch) -> None:
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
+@pytest.mark.parametrize("filters_first", [True, False])
+def test_row_shift_dw_in_either_orientation_equals_the_naive_layer(
+        monkeypatch, filters_first: bool) -> None:
+    # dw's stride-1 products run in one orientation or the other by dtype and size
+    # (fast._filters_first); float64 would only ever take one, so force each here.
+    monkeypatch.setattr(fast, "_filters_first", lambda *_: filters_first)
+    monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # several blocks, on the threads
+    monkeypatch.setattr(fast, "BLOCK_BYTES", 4096)
+    rng = np.random.default_rng(11)
+    for x_shape, w_shape in (((5, 1, 9, 8), (8, 1, 5, 5)), ((4, 3, 7, 7), (12, 3, 3, 3))):
+        x, w, b = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+                   rng.standard_normal(w_shape[0]))
+        param = {"stride": 1, "pad": w_shape[2] // 2}
+        out, cache = conv_forward_fast(x, w, b, param)
+        dout = rng.standard_normal(out.shape)
+        want = conv_backward_naive(dout, conv_forward_naive(x, w, b, param)[1])
+        _, dw, db = conv_backward_fast(dout, cache, input_grad=False)
+        _assert_grads_same((want[0], dw, db), want, f"filters first: {filters_first}",
+                           f"x {x_shape}, w {w_shape}")
+
+
+@pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
     # One example per block (many threads' worth) and one block for the whole batch.
