@@ -481,8 +481,16 @@ day and not kept: the strided layers' dw (im2col path) and the fused conv-pool's
 the other way round too, one thread: (a) 1.2x to 1.6x in float32 (0.87x in float64,
 where (a) already meets its target), the fused layer 0.97x to 1.04x (noise); and dw
 as one deep product per filter row over the block's examples side by side (K =
-n*rows*W_out, d widened with zeros): 0.87x to 1.16x at (b), no clear gain. Scripts kept
-out of the tree.
+n*rows*W_out, d widened with zeros): 0.87x to 1.16x at (b), no clear gain; dw from
+im2col matrices copied from the row shifts, as the forward pass makes them, as ``d[n] @
+im2col(n).T`` (F by HH*C*WW + 1, one deep product per example): 0.78x to 0.86x the
+time of a block's products on one thread at (b), but the whole backward on two threads
+took 0.99x to 1.04x in float32 at (b) and batch 50, and 1.05x to 1.16x in float64 at
+3x3 and 5x5 filters on 2 and 3 channels (the copies' memory traffic again, as in round
+12). Where (b)'s backward goes now, one thread, per example (blocks of one, float32):
+dx's GEMM, (147, 32) @ (32, 1216), 0.17 ms at 67 GFLOP/s, its fold 0.04, the rest
+0.015; its depth is F = 32, and each value it writes gets 32 multiply-adds. Scripts
+kept out of the tree.
 """
 
 from __future__ import annotations
