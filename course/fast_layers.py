@@ -150,7 +150,8 @@ that load barely moves, and checked with two threads.
   buffer (1 MiB measured best among 0.25 to 4 MiB at (b) and (c), and again in round 3:
   2 MiB took 1.01x to 1.10x the time: the buffer stays in the per-core L2 between the
   copy that makes it and the GEMM or fold that reads it); pools use the same size, in
-  bytes of input. Smaller pool blocks (256 KiB) looked 0.74x to 0.94x the time on two
+  bytes of input. The two paths of few input channels take FEW_CHANNELS_BLOCK_BYTES
+  (round 15). Smaller pool blocks (256 KiB) looked 0.74x to 0.94x the time on two
   threads at load 4 to 5 on 2 cores, but took 1.07x to 1.70x at load 2, where a second
   core is really there and the extra numpy calls cost GIL handoffs: dropped. A call
   under INLINE_BYTES (4 MiB) of work runs its blocks on the calling thread: a second
@@ -489,8 +490,14 @@ took 0.99x to 1.04x in float32 at (b) and batch 50, and 1.05x to 1.16x in float6
 3x3 and 5x5 filters on 2 and 3 channels (the copies' memory traffic again, as in round
 12). Where (b)'s backward goes now, one thread, per example (blocks of one, float32):
 dx's GEMM, (147, 32) @ (32, 1216), 0.17 ms at 67 GFLOP/s, its fold 0.04, the rest
-0.015; its depth is F = 32, and each value it writes gets 32 multiply-adds. Scripts
-kept out of the tree.
+0.015; its depth is F = 32, and each value it writes gets 32 multiply-adds. Kept, later
+the same day: blocks of FEW_CHANNELS_BLOCK_BYTES (3 MiB) for the two paths of few input
+channels (the forward's im2col copies of the row shifts, dx's flat fold), where blocks
+of BLOCK_BYTES held one example each. Two threads, interleaved against the code before,
+fwd + bwd: (b) 0.91x to 0.93x the time in float32 (batch 50: 0.91x), 1.00x in float64;
+other layers of 1 to 8 channels and 3x3 or 5x5 filters 0.86x to 1.01x. Larger blocks
+for everything instead (2 or 4 MiB): (b) 0.91x to 0.93x too, but the model step 1.01x
+to 1.10x and the 3x3/1 pools up to 1.48x. Scripts kept out of the tree.
 """
 
 from __future__ import annotations
@@ -527,6 +534,16 @@ __all__ = [
 # this size stay in the per-core L2 cache between the copy that makes them and the GEMM
 # or fold that reads them, and large enough that each GEMM amortises numpy's overhead.
 BLOCK_BYTES = 1 * 2**20
+
+# Blocks of the two paths that only layers with few input channels take, the stride-1
+# forward through im2col copies of the row shifts (``_shifts_to_im2col``) and dx by the
+# flat fold (C < F): one example's buffer there is most of BLOCK_BYTES (0.85 MB at (b)),
+# so blocks of BLOCK_BYTES held one example, four or five short numpy calls each, and
+# the two threads waited for the GIL between them. Round 15, two threads, interleaved,
+# 3 MiB against 1 MiB: at (b) the forward took 0.86x to 0.88x the time, dx 0.82x (float32;
+# float64 1.00x); 5x5 filters 0.82x to 0.86x; 2 to 4 MiB alike, 6 MiB worse. Other
+# paths (dw, the pools, the model step) measured no gain or a loss from larger blocks.
+FEW_CHANNELS_BLOCK_BYTES = 3 * 2**20
 
 # Threads that run blocks at once: the cores this process may use (at most 4; beyond that
 # the memory bandwidth, not the cores, bounds these layers).
@@ -578,15 +595,16 @@ def _single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def _block_size(n: int, bytes_per_example: int,
-                work_per_example: int | None = None) -> tuple[int, int]:
-    """(examples per block, threads to run them): blocks of about BLOCK_BYTES of work
-    buffer, so that they stay in the per-core cache, on the calling thread alone when the
-    whole call is under INLINE_BYTES of work, else on up to WORKERS threads with at least
-    two blocks each, so that a thread slowed down by other processes hands its share to
-    the others. The work is the buffer's bytes unless ``work_per_example`` says more (a
-    block that fills its buffer several times)."""
-    size = max(1, min(n, BLOCK_BYTES // max(1, bytes_per_example)))
+def _block_size(n: int, bytes_per_example: int, work_per_example: int | None = None,
+                block_bytes: int | None = None) -> tuple[int, int]:
+    """(examples per block, threads to run them): blocks of about BLOCK_BYTES (or
+    ``block_bytes``) of work buffer, so that they stay in the per-core cache, on the
+    calling thread alone when the whole call is under INLINE_BYTES of work, else on up to
+    WORKERS threads with at least two blocks each, so that a thread slowed down by other
+    processes hands its share to the others. The work is the buffer's bytes unless
+    ``work_per_example`` says more (a block that fills its buffer several times)."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    size = max(1, min(n, block_bytes // max(1, bytes_per_example)))
     work = bytes_per_example if work_per_example is None else work_per_example
     if n * work <= INLINE_BYTES or WORKERS <= 1:
         return size, 1
@@ -746,9 +764,10 @@ def _correlate_into(out: np.ndarray, padded: _Padded, w: np.ndarray, stride: int
     if stride == 1 and HH > 1:
         # Blocks of BLOCK_BYTES of row-shift matrix and partial products (HH times more
         # examples than of im2col): each numpy call does more, fewer GIL handoffs.
+        im2col = _shifts_to_im2col(C, WW)
         plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, out.itemsize,
-                                                           _shifts_to_im2col(C, WW)),
-                           K * P * out.itemsize)
+                                                           im2col), K * P * out.itemsize,
+                           FEW_CHANNELS_BLOCK_BYTES if im2col else None)
         _run_blocks(_row_shift_work(out, padded, w, bias, plan[0]), N, plan)
         return
     w_flat = w.reshape(F, K)
@@ -1300,7 +1319,8 @@ def _input_gradient_by_flat_fold(dout: np.ndarray, w: np.ndarray, x_shape: tuple
     front = (HH - 1) * Wp + (WW - 1)  # the largest shift: margin before each run
     w_t = w.reshape(F, K).T  # (K, F)
     dx = np.empty(x_shape, dtype=dout.dtype)
-    plan = _block_size(N, K * (front + image) * dout.itemsize)
+    plan = _block_size(N, K * (front + image) * dout.itemsize,
+                       block_bytes=FEW_CHANNELS_BLOCK_BYTES)
     block = plan[0]
 
     def work(blocks: Iterator[tuple[int, int]]) -> None:

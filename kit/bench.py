@@ -404,7 +404,9 @@ def _environment(torch: Any) -> list[str]:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [f"python {platform.python_version()}, numpy {np.__version__}, cores available "
              f"{cores}, fast_layers threads {fast_layers.WORKERS}, block "
-             f"{fast_layers.BLOCK_BYTES // 2**10} KiB, one thread under "
+             f"{fast_layers.BLOCK_BYTES // 2**10} KiB ("
+             f"{fast_layers.FEW_CHANNELS_BLOCK_BYTES // 2**10} KiB for few input channels), "
+             f"one thread under "
              f"{fast_layers.INLINE_BYTES // 2**10} KiB"]
     try:
         from threadpoolctl import threadpool_info

@@ -246,8 +246,10 @@ def test_conv_relu_pool_at_the_networks_geometry(layout: str) -> None:
 
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_conv_relu_pool_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
-    # One example per block (the threads' path) and one block for the whole batch.
+    # One example per block (the threads' path) and one block for the whole batch (dx's
+    # flat fold, C < F, has a block size of its own).
     monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "FEW_CHANNELS_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
     g = {"N": 7, "C": 2, "F": 3, "H": 8, "W": 8, "HH": 3, "WW": 3,
          "conv_param": {"stride": 1, "pad": 1}, "pool_param": POOL}

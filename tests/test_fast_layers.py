@@ -253,8 +253,10 @@ def test_row_shift_dw_in_either_orientation_equals_the_naive_layer(
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
 @pytest.mark.parametrize("block_bytes", [1, 10**9])
 def test_fast_conv_same_result_whatever_the_blocking(monkeypatch, block_bytes: int) -> None:
-    # One example per block (many threads' worth) and one block for the whole batch.
+    # One example per block (many threads' worth) and one block for the whole batch; the
+    # paths of few input channels (this layer's, C = 3) have block sizes of their own.
     monkeypatch.setattr(fast, "BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(fast, "FEW_CHANNELS_BLOCK_BYTES", block_bytes)
     monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # this batch is small: split it anyway
     rng = np.random.default_rng(3)
     x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), rng.random(5)
@@ -379,7 +381,7 @@ def test_conv_pads_block_by_block_like_naive(monkeypatch, shifts: str, method: s
     # im2col; filters of more than 3 columns fill the row shifts from x's rows widened by
     # the column padding, or from x itself when there is none ((4, 4, 0); "correlate" at
     # (2, 5, 4) crops dout to no column padding).
-    monkeypatch.setattr(fast, "_block_size", lambda n, *sizes: (2, 2))
+    monkeypatch.setattr(fast, "_block_size", lambda n, *sizes, **block_bytes: (2, 2))
     monkeypatch.setattr(fast, "_input_gradient_method", lambda stride, C, F: method)
     monkeypatch.setattr(fast, "SHIFTS_TO_IM2COL_BELOW",
                         10**9 if shifts == "copied to im2col" else 0)
