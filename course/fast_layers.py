@@ -118,6 +118,9 @@ that load barely moves, and checked with two threads.
   products run the other way round, ``dout(n) @ view(p).T`` (F by C*WW + 1, no copy of
   dout), in float64 and, in float32, where F and C*WW + 1 are both at least
   FILTERS_FIRST_FROM (10): on this machine kind OpenBLAS runs that orientation faster.
+  A layer whose forward pass copies its row shifts into im2col matrices (few channels)
+  and that has at least IM2COL_DW_FROM_FILTERS filters makes dw the same way, ``dout(n)
+  @ im2col(n).T``: one deep product per example instead of HH narrow ones.
 * **dx** depends on the geometry (``_input_gradient_method``):
   - stride 1 and C >= F: a convolution itself, dout padded by the filter size less one,
     correlated with the flipped filters (C and F swapped) through the forward's product
@@ -466,38 +469,45 @@ against 5.9 to 7.4, backward 28.6 to 37.7 against 28.1 to 40.0). Scripts kept ou
 tree.
 
 Round 15 (2026-12-04, same machine kind), kept: dw's stride-1 row-shift products as
-``dout(n) @ view(p).T``, (F, P) @ (P, C*WW + 1), the view read as a column-major operand,
-instead of ``view(p) @ dout(n).T`` with dout(n).T copied once per block (the orientation
-round 6's machine, OpenBLAS's SkylakeX kernels, ran faster). One thread, a block's
-products alone: (b) 0.81x to 0.95x the time in float32, 0.63x to 0.83x in float64; (c)
-0.93x to 0.98x and 0.91x. Two threads, dw alone, interleaved in one process: (b) 0.89x
-(12.9 against 14.5 ms) in float32, 0.83x in float64; (c) 0.97x to 1.00x and 0.92x. Over
-35 stride-1 geometries (C*WW + 1 from 6 to 49, F from 8 to 64), float32: 0.42x to 0.98x
-where F and C*WW + 1 were both 10 or more, but 1.03x to 1.44x with 8 filters and 1.07x
-to 1.13x at C*WW + 1 = 6 with 16 or 32 (OpenBLAS's float32 kernels on narrow
-operands): those keep the old orientation (``_filters_first``). float64: 0.56x to 1.00x
-in all 35. The whole backward, interleaved: (b) 0.91x to 0.93x in float32, 0.88x in
-float64; (c) 0.99x and 0.96x to 0.97x; batch 50 of (b) 0.94x to 0.97x. Tried the same
-day and not kept: the strided layers' dw (im2col path) and the fused conv-pool's dw
-the other way round too, one thread: (a) 1.2x to 1.6x in float32 (0.87x in float64,
-where (a) already meets its target), the fused layer 0.97x to 1.04x (noise); and dw
-as one deep product per filter row over the block's examples side by side (K =
-n*rows*W_out, d widened with zeros): 0.87x to 1.16x at (b), no clear gain; dw from
-im2col matrices copied from the row shifts, as the forward pass makes them, as ``d[n] @
-im2col(n).T`` (F by HH*C*WW + 1, one deep product per example): 0.78x to 0.86x the
-time of a block's products on one thread at (b), but the whole backward on two threads
-took 0.99x to 1.04x in float32 at (b) and batch 50, and 1.05x to 1.16x in float64 at
-3x3 and 5x5 filters on 2 and 3 channels (the copies' memory traffic again, as in round
-12). Where (b)'s backward goes now, one thread, per example (blocks of one, float32):
-dx's GEMM, (147, 32) @ (32, 1216), 0.17 ms at 67 GFLOP/s, its fold 0.04, the rest
-0.015; its depth is F = 32, and each value it writes gets 32 multiply-adds. Kept, later
-the same day: blocks of FEW_CHANNELS_BLOCK_BYTES (3 MiB) for the two paths of few input
-channels (the forward's im2col copies of the row shifts, dx's flat fold), where blocks
-of BLOCK_BYTES held one example each. Two threads, interleaved against the code before,
-fwd + bwd: (b) 0.91x to 0.93x the time in float32 (batch 50: 0.91x), 1.00x in float64;
-other layers of 1 to 8 channels and 3x3 or 5x5 filters 0.86x to 1.01x. Larger blocks
-for everything instead (2 or 4 MiB): (b) 0.91x to 0.93x too, but the model step 1.01x
-to 1.10x and the 3x3/1 pools up to 1.48x. Scripts kept out of the tree.
+``dout(n) @ view(p).T``, (F, P) @ (P, C*WW + 1), the view read as a column-major
+operand, instead of ``view(p) @ dout(n).T`` with dout(n).T copied once per block (the
+orientation round 6's machine, OpenBLAS's SkylakeX kernels, ran faster). One thread, a
+block's products alone: (b) 0.81x to 0.95x the time in float32, 0.63x to 0.83x in
+float64; (c) 0.93x to 0.98x and 0.91x. Two threads, dw alone, interleaved in one
+process: (b) 0.89x (12.9 against 14.5 ms) in float32, 0.83x in float64; (c) 0.97x to
+1.00x and 0.92x. Over 35 stride-1 geometries (C*WW + 1 from 6 to 49, F from 8 to 64),
+float32: 0.42x to 0.98x where F and C*WW + 1 were both 10 or more, but 1.03x to 1.44x
+with 8 filters and 1.07x to 1.13x at C*WW + 1 = 6 with 16 or 32 (OpenBLAS's float32
+kernels on narrow operands): those keep the old orientation (``_filters_first``).
+float64: 0.56x to 1.00x in all 35. The whole backward, interleaved: (b) 0.91x to 0.93x
+in float32, 0.88x in float64; (c) 0.99x and 0.96x to 0.97x; batch 50 of (b) 0.94x to
+0.97x. Tried the same day and not kept: the strided layers' dw (im2col path) and the
+fused conv-pool's dw the other way round too, one thread: (a) 1.2x to 1.6x in float32
+(0.87x in float64, where (a) already meets its target), the fused layer 0.97x to 1.04x
+(noise); and dw as one deep product per filter row over the block's examples side by
+side (K = n*rows*W_out, d widened with zeros): 0.87x to 1.16x at (b), no clear gain. dw
+from im2col matrices copied from the row shifts, as the forward pass makes them, as
+``d[n] @ im2col(n).T`` (F by HH*C*WW + 1, one deep product per example): 0.78x to 0.86x
+the time of a block's products on one thread at (b), but, in blocks of BLOCK_BYTES (one
+example at (b)), the whole backward on two threads took 0.99x to 1.04x in float32 at (b)
+and batch 50, and 1.05x to 1.16x in float64 at 3x3 and 5x5 filters on 2 and 3 channels
+(the copies' memory traffic again, as in round 12); kept later in blocks of
+FEW_CHANNELS_BLOCK_BYTES, see below. Where (b)'s dx went then, one thread, per example
+(blocks of one, float32): its GEMM, (147, 32) @ (32, 1216), 0.17 ms at 67 GFLOP/s, its
+fold 0.04, the rest 0.015; the GEMM's depth is F = 32, and each value it writes gets 32
+multiply-adds. Kept, later the same day: blocks of FEW_CHANNELS_BLOCK_BYTES (3 MiB) for
+the two paths of few input channels (the forward's im2col copies of the row shifts, dx's
+flat fold), where blocks of BLOCK_BYTES held one example each. Two threads, interleaved
+against the code before, fwd + bwd: (b) 0.91x to 0.93x the time in float32 (batch 50:
+0.91x), 1.00x in float64; other layers of 1 to 8 channels and 3x3 or 5x5 filters 0.86x
+to 1.01x. Larger blocks for everything instead (2 or 4 MiB): (b) 0.91x to 0.93x too, but
+the model step 1.01x to 1.10x and the 3x3/1 pools up to 1.48x. Then dw through the
+im2col copies, in those blocks too, for layers with at least IM2COL_DW_FROM_FILTERS (32)
+filters: backward 0.91x to 0.94x the time at (b) (float32 and float64), 0.87x to 0.99x
+at other 32-filter layers of 3 and 4 channels; fwd + bwd at (b) 0.93x in float32, 0.99x
+to 1.01x in float64, batch 50 0.95x to 0.96x. With 12 or 16 filters on 2 or 8 channels
+the backward took 1.01x to 1.14x: the copy costs the same whatever F, the deeper
+products gain in proportion to F. Scripts kept out of the tree.
 """
 
 from __future__ import annotations
@@ -1181,8 +1191,12 @@ def _weight_gradient(padded: _Padded, HH: int, WW: int, stride: int, d: np.ndarr
     K, P = C * HH * WW, H_out * W_out
     plan = _block_size(N, K * P * d.itemsize)
     if stride == 1 and HH > 1:
-        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, d.itemsize),
-                           K * P * d.itemsize)
+        im2col = _shifts_to_im2col(C, WW) and F >= IM2COL_DW_FROM_FILTERS
+        plan = _block_size(N, _RowShifts.bytes_per_example(padded, HH, WW, F, d.itemsize,
+                                                           im2col), K * P * d.itemsize,
+                           FEW_CHANNELS_BLOCK_BYTES if im2col else None)
+        if im2col:
+            return _weight_gradient_by_shifts_im2col(padded, HH, WW, d, plan)
         return _weight_gradient_by_row_shifts(padded, HH, WW, d, plan)
 
     def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
@@ -1249,6 +1263,43 @@ def _weight_gradient_by_row_shifts(padded: _Padded, HH: int, WW: int, d: np.ndar
     # (HH, F, C, WW) -> (F, C, HH, WW), flattened as im2col's rows.
     dw = grads[:, :, :CW].reshape(HH, F, C, WW).transpose(1, 2, 0, 3).reshape(F, C * HH * WW)
     return dw, grads[0, :, CW]
+
+
+def _weight_gradient_by_shifts_im2col(padded: _Padded, HH: int, WW: int, d: np.ndarray,
+                                      plan: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``_weight_gradient`` at stride 1 for few row-shift rows (``_shifts_to_im2col``, as
+    the forward pass): each block's row shifts copied into im2col matrices, then dw as
+    d[n] (F, P) @ im2col(n).T (P, HH*C*WW + 1), one deep product per example instead of
+    HH narrow ones; its last column, against the row of ones, is db."""
+    C = padded.x.shape[1]
+    F, CW = d.shape[1], C * WW
+
+    def work(blocks: Iterator[tuple[int, int]]) -> np.ndarray:
+        shifts = _RowShifts(padded, HH, WW, plan[0], d.dtype)
+        cols = shifts.im2col_buffer()
+        products = np.empty((plan[0], F, HH * CW + 1), dtype=d.dtype)
+        sums = np.zeros((plan[0], F, HH * CW + 1), dtype=d.dtype)  # per example slot
+        for start, stop in blocks:
+            n = stop - start
+            shifts.fill(start, stop)
+            im2col_t = shifts.copy_im2col(cols, n).transpose(0, 2, 1)
+            np.matmul(d[start:stop], im2col_t, out=products[:n])
+            sums[:n] += products[:n]
+        return sums.sum(axis=0)
+
+    grads = np.sum(_run_blocks(work, d.shape[0], plan), axis=0)  # (F, HH*CW + 1)
+    # Columns (p, c, q) as _shifts_weights orders them -> (F, C, HH, WW), flattened.
+    dw = grads[:, :-1].reshape(F, HH, C, WW).transpose(0, 2, 1, 3).reshape(F, C * HH * WW)
+    return dw, grads[:, -1]
+
+
+# dw of a stride-1 layer whose forward pass copies its row shifts into im2col matrices
+# (``_shifts_to_im2col``) does the same, d[n] @ im2col(n).T, when it has at least this many
+# filters: the copy costs as much whatever F, the deeper products gain in proportion to F.
+# Round 15 (module docstring), two threads, interleaved: the backward took 0.87x to 0.99x
+# the time with 32 filters (3 and 4 channels, 3x3 to 7x7 filters), but 1.01x to 1.14x
+# with 12 or 16 filters on 2 and 8 channels (with 16 on 1 channel 0.78x to 0.95x).
+IM2COL_DW_FROM_FILTERS = 32
 
 
 # In float32, dw's row-shift products put the filters first, d[n] @ S's rows transposed

@@ -229,14 +229,17 @@ def test_strided_conv_backward_reuses_the_forward_im2col(monkeypatch) -> None:
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
-@pytest.mark.parametrize("filters_first", [True, False])
-def test_row_shift_dw_in_either_orientation_equals_the_naive_layer(
-        monkeypatch, filters_first: bool) -> None:
-    # dw's stride-1 products run in one orientation or the other by dtype and size
-    # (fast._filters_first); float64 would only ever take one, so force each here.
-    monkeypatch.setattr(fast, "_filters_first", lambda *_: filters_first)
+@pytest.mark.parametrize("products", ["row shifts, filters first", "row shifts, S first",
+                                      "im2col of the row shifts"])
+def test_stride_1_dw_by_every_product_equals_the_naive_layer(monkeypatch, products: str
+                                                              ) -> None:
+    # dw of a stride-1 layer takes one of three products by dtype and size
+    # (fast._filters_first, fast.IM2COL_DW_FROM_FILTERS); force each in turn.
+    monkeypatch.setattr(fast, "_filters_first", lambda *_: products.endswith("filters first"))
+    monkeypatch.setattr(fast, "IM2COL_DW_FROM_FILTERS", 0 if "im2col" in products else 10**9)
     monkeypatch.setattr(fast, "INLINE_BYTES", 0)  # several blocks, on the threads
     monkeypatch.setattr(fast, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(fast, "FEW_CHANNELS_BLOCK_BYTES", 4096)
     rng = np.random.default_rng(11)
     for x_shape, w_shape in (((5, 1, 9, 8), (8, 1, 5, 5)), ((4, 3, 7, 7), (12, 3, 3, 3))):
         x, w, b = (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
@@ -246,8 +249,7 @@ def test_row_shift_dw_in_either_orientation_equals_the_naive_layer(
         dout = rng.standard_normal(out.shape)
         want = conv_backward_naive(dout, conv_forward_naive(x, w, b, param)[1])
         _, dw, db = conv_backward_fast(dout, cache, input_grad=False)
-        _assert_grads_same((want[0], dw, db), want, f"filters first: {filters_first}",
-                           f"x {x_shape}, w {w_shape}")
+        _assert_grads_same((want[0], dw, db), want, products, f"x {x_shape}, w {w_shape}")
 
 
 @pytest.mark.task("4.2")  # judges the backward pass (it runs 4.1 first)
