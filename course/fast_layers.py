@@ -510,24 +510,26 @@ the backward took 1.01x to 1.14x: the copy costs the same whatever F, the deeper
 products gain in proportion to F. Scripts kept out of the tree.
 
 Round 16 (2026-12-04, same machine kind), measured, nothing kept. (b)'s time now goes to
-its three products at the rate OpenBLAS gives their shapes. One thread, a block of four
-examples: the forward's (32, 148) @ (148, 1024) ran at 53 to 57 GFLOP/s (with 16, 64 and
-128 filters: 67, 69 and 82; the host's 256^3 product 66 to 93), the block's row-shift
-fill and im2col copy took 0.04 and 0.08 ms beside its products' 0.59 to 0.68. dx's (147,
-32) @ (32, 1216) ran at 55 to 56. PyTorch's forward runs at about 70 per core. (1) Two
-output columns per product row: weights (2F, C*HH*(WW + 1) + 1), the second F rows
-shifted by one column, on half the positions, so the products have twice the rows: the
-products alone 0.96x to 0.97x the time in float32 (forward and dw orientations), 1.06x
-in float64; four columns 1.13x to 1.17x. Not worth a second layout. (2) dx at stride 1
-from WW shifted copies of dout ((F*WW, P) per example), one (C*HH, F*WW) product, then a
-fold over filter rows only (HH slabs, not HH*WW): per block of 8, the product ran at the
-flat fold's rate (1.67 against 1.63 ms), the fold took 0.04 ms instead of 0.32, but the
-copies 0.28: no gain. (3) (a) on two threads (INLINE_BYTES of 1 MiB): on a quiet machine
-the forward took 0.75x the time, the backward 1.12x (it already runs dw beside dx); the
-losses under load (INLINE_BYTES's comment) stand. Where (a)'s forward goes, one thread:
-padding 0.19 ms, im2col copy 0.56 (inner runs of 16 values at stride 2; from four stride
-phases, 0.28 to make them and 0.48 to copy), its 100 products 0.76. Scripts kept out of
-the tree.
+its three products. One thread, a block of four examples: the forward's (32, 148) @ (148,
+1024) ran at 53 to 57 GFLOP/s with the host's 256^3 product at 66, 77 with it at 90 (16
+to 64 filters: 66 to 84), the block's row-shift fill and im2col copy 0.04 and 0.08 ms
+beside its products' 0.59 to 0.68; dx's (147, 32) @ (32, 1216) ran at 55 to 56. On two
+threads the products alone, 25 blocks of four examples, took 1/1.6 of one thread's time
+(112 to 118 GFLOP/s in all), but 1/1.85 (140) when each product's operand was one example
+reused from the L2 cache: the threads share the L3 bandwidth the blocks' im2col matrices
+need. PyTorch's whole forward reached 140 to 163. (1) Two output columns per product row:
+weights (2F, C*HH*(WW + 1) + 1), the second F rows shifted by one column, on half the
+positions, so the products have twice the rows: the products alone 0.96x to 0.97x the
+time in float32 (forward and dw orientations), 1.06x in float64; four columns 1.13x to
+1.17x. Not worth a second layout. (2) dx at stride 1 from WW shifted copies of dout
+((F*WW, P) per example), one (C*HH, F*WW) product, then a fold over filter rows only (HH
+slabs, not HH*WW): per block of 8, the product ran at the flat fold's rate (1.67 against
+1.63 ms), the fold took 0.04 ms instead of 0.32, but the copies 0.28: no gain. (3) (a) on
+two threads (INLINE_BYTES of 1 MiB): on a quiet machine the forward took 0.75x the time,
+the backward 1.12x (it already runs dw beside dx); the losses under load (INLINE_BYTES's
+comment) stand. Where (a)'s forward goes, one thread: padding 0.19 ms, im2col copy 0.56
+(inner runs of 16 values at stride 2; from four stride phases, 0.28 to make them and 0.48
+to copy), its 100 products 0.76. Scripts kept out of the tree.
 """
 
 from __future__ import annotations
