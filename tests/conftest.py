@@ -47,6 +47,7 @@ import re
 import signal
 import sys
 import textwrap
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -102,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered here as well as in pyproject.toml so that this file works on its own
     # (the scoreboard tests run it in a bare folder).
     config.addinivalue_line("markers", "task(id): the test checks student task `id`")
+    _take_ctrl_c()
     if config.getoption("--scoreboard", default=False):
         # The scoreboard is the whole report: pytest's progress letters (FFFF...), warnings
         # count and failure dumps are noise for a student, so its reporter is switched off.
@@ -109,6 +111,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if reporter is not None:
             config.pluginmanager.unregister(reporter)
         config.stash[_RECORDER_KEY] = CallRecorder(task_code_objects())
+
+
+def _take_ctrl_c() -> None:
+    """Give this process Python's own Ctrl-C handler when it started with SIGINT ignored.
+
+    A shell starts a background job (``make test &`` in a script, ``nohup``) with SIGINT
+    ignored, Python then leaves it ignored, and every process a test starts inherits
+    that: the tests that press Ctrl-C on a child (the scoreboard's, ``kit site``'s) saw it
+    ignored and failed. A signal with a handler is reset to the default across exec, so
+    children start as they would from a terminal. Only the main thread may set one."""
+    if (signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            and threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

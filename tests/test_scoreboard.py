@@ -622,6 +622,27 @@ def test_ctrl_c_gives_no_scoreboard_of_rows_that_never_ran(tmp_path):
     assert "TASK   | STATUS" not in out
 
 
+def test_a_run_started_with_ctrl_c_ignored_gives_its_children_ctrl_c_back(tmp_path):
+    # pytest started as a shell starts a background job (`make test &` in a script): with
+    # SIGINT ignored, which every process below it inherits. A child a test starts (here
+    # one that reports its own SIGINT handler) must still take Ctrl-C, as from a terminal.
+    (tmp_path / "tests").mkdir()
+    shutil.copy(TESTS / "conftest.py", tmp_path / "tests" / "conftest.py")
+    (tmp_path / "tests" / "test_child.py").write_text(
+        "import subprocess, sys\n"
+        "def test_child_takes_ctrl_c():\n"
+        "    said = subprocess.run([sys.executable, '-c', 'import signal; print(signal.getsignal("
+        "signal.SIGINT) is signal.default_int_handler)'], capture_output=True, text=True)\n"
+        "    assert said.stdout.strip() == 'True', said\n")
+    ignoring = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                "os.execv(sys.executable, [sys.executable, '-m', 'pytest', '-q', "
+                "'-p', 'no:cacheprovider', '-p', 'no:nbval'])")
+    run = subprocess.run([sys.executable, "-c", ignoring], cwd=tmp_path / "tests",
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "1 passed" in run.stdout
+
+
 @pytest.mark.parametrize(("given", "said"), [
     ("1,3", "'1,3' is not a task ID; did you mean 1.3 (with a dot)?"),
     ("4", "'4' is not a task ID; the tasks of notebook 4 are 4.1, 4.2, 4.3,"),
